@@ -1,0 +1,16 @@
+/** Jest runs the TypeScript sources directly (ts-jest, transpile only, CommonJS output). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/spec'],
+  testMatch: ['**/*.spec.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/spec/tsconfig.json', diagnostics: false }],
+  },
+  moduleNameMapper: {
+    // ESM-only helper (import.meta) swapped for its CommonJS twin under jest.
+    '^(.*)/util/package_root\\.js$': '<rootDir>/spec/support/package_root.cjs.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testTimeout: 120000,
+  maxWorkers: 2,
+};
