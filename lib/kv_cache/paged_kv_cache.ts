@@ -1,12 +1,27 @@
+import { check } from '../errors.js';
 import type { PagedKVCollection } from './collection.js';
+import type { KVDeviceMirror } from './device_mirror.js';
+import { PageAllocator } from './page_allocator.js';
+import { type SeqState, idList, isIndex, planFetch, validateFetch } from './fetch_plan.js';
+import { copyPage, readRows, writeRows } from './page_io.js';
 import { type KVCacheParams, type ResolvedKVCacheParams, resolveKVCacheParams } from './params.js';
+
+export type { KVDeviceMirror } from './device_mirror.js';
+
+const W = 'PagedKVCache';
 
 /**
  * A pool of fixed-size pages shared by all sequences, a page table per sequence and its
  * cache length (the reference's paged KV cache manager).
  *
  * Storage: per layer one K and one V `Float32Array` of `[numPages, nKvHeads, pageSize, headDim]`,
- * allocated once. Appending writes only the new tokens' slots.
+ * allocated once. Appending writes only the new tokens' slots. Pages have refcounts: a fork shares
+ * its source's pages, and `fetch` copies a shared page before a sequence writes into it. Free pages
+ * sit on a stack, so fetch/step/write cost depends on the batch, never on the pool size.
+ *
+ * Life of a step: `fetch` (reserve pages, get the view) -> `writeTokens` / kernels per layer ->
+ * `readSequence` / kernels -> `step` (commit lengths). A newer `fetch`, a `step` or a release of one
+ * of its sequences makes a view stale; stale views are rejected.
  *
  * @example
  * const cache = new PagedKVCache({ nKvHeads: 2, headDim: 16, pageSize: 16, numLayers: 1, numPages: 64 });
@@ -14,51 +29,251 @@ import { type KVCacheParams, type ResolvedKVCacheParams, resolveKVCacheParams } 
  * const kv = cache.fetch([0], [5]);            // room for 5 new tokens of sequence 0
  * layer.callRagged(0, hidden, kv, undefined, kv.rowOffsets);
  * cache.step(kv);                              // sequence 0 now holds 5 tokens
+ * const beam = cache.forkSequence(0);          // shares sequence 0's pages, copy on write
  */
 export class PagedKVCache {
   readonly params: ResolvedKVCacheParams;
+  private readonly kPools: Float32Array[] = [];
+  private readonly vPools: Float32Array[] = [];
+  private readonly alloc: PageAllocator;
+  private readonly seqs = new Map<number, SeqState>();
+  /** Stamp of each view made by fetch. */
+  private readonly issued = new WeakMap<PagedKVCollection, number>();
+  private stamp = 0;
+  private nextId = 0;
+  private mirror: KVDeviceMirror | null = null;
 
   constructor(params: KVCacheParams) {
-    this.params = resolveKVCacheParams(params, 'PagedKVCache');
-    throw new Error('TODO');
+    this.params = resolveKVCacheParams(params, W);
+    const { numLayers, numPages, nKvHeads, pageSize, headDim } = this.params;
+    const size = numPages * nKvHeads * pageSize * headDim;
+    try {
+      for (let l = 0; l < numLayers; l++) {
+        this.kPools.push(new Float32Array(size)); // [numPages, nKvHeads, pageSize, headDim]
+        this.vPools.push(new Float32Array(size)); // [numPages, nKvHeads, pageSize, headDim]
+      }
+    } catch (e) {
+      throw new Error(`[${W}] cannot allocate ${2 * numLayers} pools of ${size} floats (${this.memoryBytes} bytes): ${(e as Error).message}`);
+    }
+    this.alloc = new PageAllocator(numPages);
+  }
+
+  /** Bytes of the K and V pools: 2 * numLayers * numPages * pageSize * nKvHeads * headDim * 4. */
+  get memoryBytes(): number {
+    const p = this.params;
+    return 2 * p.numLayers * p.numPages * p.pageSize * p.nKvHeads * p.headDim * 4;
+  }
+  get numFreePages(): number { return this.alloc.numFree; }
+  get numPagesInUse(): number { return this.params.numPages - this.alloc.numFree; }
+  /** Live sequence ids, in the order they were added. */
+  get sequenceIds(): number[] { return Array.from(this.seqs.keys()); }
+  /** Owners of a page (0 = free). */
+  pageRefCount(page: number): number {
+    check(isIndex(page) && page < this.params.numPages, W, () => `page (${page}) must be an integer in [0, ${this.params.numPages})`);
+    return this.alloc.refCount(page);
   }
 
   /** Registers a new empty sequence; returns its id (the given one, or the next free id). */
-  addSequence(seqId?: number): number { throw new Error('TODO'); }
-  hasSequence(seqId: number): boolean { throw new Error('TODO'); }
+  addSequence(seqId?: number): number {
+    if (seqId === undefined) {
+      while (this.seqs.has(this.nextId)) this.nextId++;
+      seqId = this.nextId++;
+    }
+    check(isIndex(seqId), W, () => `addSequence: seqId (${seqId}) must be an integer >= 0`);
+    check(!this.seqs.has(seqId), W, () => `addSequence: seqId (${seqId}) already exists`);
+    this.seqs.set(seqId, { pages: [], length: 0, gen: 0 });
+    return seqId;
+  }
+  hasSequence(seqId: number): boolean { return this.seqs.has(seqId); }
   /** Frees the sequence's pages (pages shared with a fork stay until the last owner goes). */
-  releaseSequence(seqId: number): void { throw new Error('TODO'); }
+  releaseSequence(seqId: number): void {
+    const s = this.seq(seqId, 'releaseSequence');
+    for (const page of s.pages) this.alloc.release(page);
+    this.seqs.delete(seqId);
+  }
   /** New sequence sharing `srcId`'s tokens (prefix shared, copy on write). Returns its id. */
-  forkSequence(srcId: number, dstId?: number): number { throw new Error('TODO'); }
+  forkSequence(srcId: number, dstId?: number): number {
+    const src = this.seq(srcId, 'forkSequence', 'srcId');
+    if (dstId !== undefined) {
+      check(isIndex(dstId), W, () => `forkSequence: dstId (${dstId}) must be an integer >= 0`);
+      check(!this.seqs.has(dstId), W, () => `forkSequence: dstId (${dstId}) already exists`);
+    }
+    const id = this.addSequence(dstId);
+    const dst = this.seqs.get(id)!;
+    dst.pages = src.pages.slice(0, Math.ceil(src.length / this.params.pageSize)); // only committed tokens
+    for (const page of dst.pages) this.alloc.retain(page);
+    dst.length = src.length;
+    return id;
+  }
   /** Tokens the sequence holds. */
-  cacheLength(seqId: number): number { throw new Error('TODO'); }
-  /** Page ids of the sequence, in order. */
-  pagesOf(seqId: number): readonly number[] { throw new Error('TODO'); }
-  get numFreePages(): number { throw new Error('TODO'); }
-  get sequenceIds(): number[] { throw new Error('TODO'); }
+  cacheLength(seqId: number): number { return this.seq(seqId, 'cacheLength').length; }
+  /** Page ids of the sequence, in order (may include pages reserved by a fetch not yet stepped). */
+  pagesOf(seqId: number): readonly number[] { return this.seq(seqId, 'pagesOf').pages.slice(); }
 
   /**
    * Prepares a step: makes sure every sequence owns pages for `start + new` tokens (copying
    * shared pages that will be written) and returns the step's view. Atomic: on any error
    * (unknown sequence, duplicate id, out of pages) the cache is left exactly as it was.
    */
-  fetch(seqIds: readonly number[], numNewTokens: readonly number[]): PagedKVCollection { throw new Error('TODO'); }
-  /** Commits a fetched step: each sequence's length grows by its new tokens. */
-  step(collection: PagedKVCollection): void { throw new Error('TODO'); }
+  fetch(seqIds: readonly number[], numNewTokens: readonly number[]): PagedKVCollection {
+    const batch = validateFetch(seqIds, numNewTokens, this.seqs);
+    const ps = this.params.pageSize;
+    const { need, cow, maxPagesPerSeq: maxPages, maxContext } = planFetch(seqIds, numNewTokens, this.seqs, this.alloc, ps);
+    const { numPages } = this.params;
+    check(need <= this.alloc.numFree, W, () =>
+      `out of pages: step needs ${need} free pages, ${this.alloc.numFree} are free (pool of ${numPages} pages of ${ps} tokens)`);
 
-  /** K pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. */
-  keys(layerIdx: number): Float32Array { throw new Error('TODO'); }
-  /** V pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. */
-  values(layerIdx: number): Float32Array { throw new Error('TODO'); }
+    // Apply (cannot fail from here on).
+    for (let i = 0; i < cow.length; i += 2) {
+      const s = this.seqs.get(seqIds[cow[i]])!;
+      const old = s.pages[cow[i + 1]];
+      const page = this.alloc.alloc();
+      for (let l = 0; l < this.params.numLayers; l++) {
+        copyPage(this.kPools[l], old, page, this.params);
+        copyPage(this.vPools[l], old, page, this.params);
+      }
+      this.mirror?.copyPage(old, page);
+      this.alloc.release(old);
+      s.pages[cow[i + 1]] = page;
+    }
+    const stamp = ++this.stamp;
+    const startPositions = new Int32Array(batch);
+    const newTokens = new Int32Array(batch);
+    const rowOffsets = new Int32Array(batch + 1);
+    const pageTable = new Int32Array(batch * maxPages).fill(-1); // [batch, maxPages]
+    for (let b = 0; b < batch; b++) {
+      const s = this.seqs.get(seqIds[b])!;
+      const pages = Math.ceil((s.length + numNewTokens[b]) / ps);
+      while (s.pages.length < pages) s.pages.push(this.alloc.alloc());
+      for (let j = 0; j < pages; j++) pageTable[b * maxPages + j] = s.pages[j];
+      s.gen = stamp;
+      startPositions[b] = s.length;
+      newTokens[b] = numNewTokens[b];
+      rowOffsets[b + 1] = rowOffsets[b] + numNewTokens[b];
+    }
+    const view: PagedKVCollection = Object.freeze({
+      cache: this, seqIds: Object.freeze(Array.from(seqIds)), startPositions, numNewTokens: newTokens,
+      rowOffsets, pageTable, maxPagesPerSeq: maxPages, totalTokens: rowOffsets[batch], maxContext,
+    });
+    this.issued.set(view, stamp);
+    return view;
+  }
+
+  /** Commits a fetched step: each sequence's length grows by its new tokens. */
+  step(collection: PagedKVCollection): void {
+    this.validateCollection(collection, 'step');
+    const stamp = this.issued.get(collection)!;
+    collection.seqIds.forEach((id, b) => {
+      const s = this.seqs.get(id)!;
+      s.length += collection.numNewTokens[b];
+      s.gen = -stamp;
+    });
+  }
+
+  /** K pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
+  keys(layerIdx: number): Float32Array {
+    this.checkLayer(layerIdx, 'keys');
+    this.syncToHostIfMirrored();
+    return this.kPools[layerIdx];
+  }
+  /** V pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
+  values(layerIdx: number): Float32Array {
+    this.checkLayer(layerIdx, 'values');
+    this.syncToHostIfMirrored();
+    return this.vPools[layerIdx];
+  }
 
   /**
    * Writes the new tokens' K and V (`[totalTokens, nKvHeads, headDim]` each, packed in the
-   * collection's row order) into their slots. Used by the composite store.
+   * collection's row order) into their slots. Used by the composite store. The view must be
+   * live (fetched, not yet stepped).
    */
-  writeTokens(layerIdx: number, collection: PagedKVCollection, k: Float32Array, v: Float32Array): void { throw new Error('TODO'); }
+  writeTokens(layerIdx: number, collection: PagedKVCollection, k: Float32Array, v: Float32Array): void {
+    this.checkLayer(layerIdx, 'writeTokens');
+    this.validateCollection(collection, 'writeTokens');
+    const want = collection.totalTokens * this.params.nKvHeads * this.params.headDim;
+    for (const [name, a] of [['k', k], ['v', v]] as const) {
+      check(a instanceof Float32Array, W, () => `writeTokens: ${name} must be a Float32Array, got ${Object.prototype.toString.call(a)}`);
+      check(a.length === want, W, () =>
+        `writeTokens: ${name}.length (${a.length}) must be totalTokens * nKvHeads * headDim (${collection.totalTokens} * ${this.params.nKvHeads} * ${this.params.headDim} = ${want})`);
+    }
+    this.syncToHostIfMirrored();
+    writeRows(this.kPools[layerIdx], k, collection, this.params);
+    writeRows(this.vPools[layerIdx], v, collection, this.params);
+  }
+
   /**
    * Copies the first `length` tokens of batch entry `b` out of the pages, head-major:
    * returns `{k, v}` each `[nKvHeads, length, headDim]`. Used by the composite attention.
+   * `length` may reach startPositions[b] + numNewTokens[b]; the view may be live or just stepped.
    */
-  readSequence(layerIdx: number, collection: PagedKVCollection, b: number, length: number): { k: Float32Array; v: Float32Array } { throw new Error('TODO'); }
+  readSequence(layerIdx: number, collection: PagedKVCollection, b: number, length: number): { k: Float32Array; v: Float32Array } {
+    this.checkLayer(layerIdx, 'readSequence');
+    const batch = collection?.seqIds?.length ?? 0;
+    check(isIndex(b) && b < batch, W, () => `readSequence: b (${b}) must be an integer in [0, ${batch})`);
+    this.validateCollection(collection, 'readSequence', b);
+    const max = collection.startPositions[b] + collection.numNewTokens[b];
+    check(isIndex(length) && length <= max, W, () =>
+      `readSequence: length (${length}) must be an integer in [0, ${max}] (startPositions[${b}] + numNewTokens[${b}])`);
+    this.syncToHostIfMirrored();
+    return {
+      k: readRows(this.kPools[layerIdx], collection, b, length, this.params), // [nKvHeads, length, headDim]
+      v: readRows(this.vPools[layerIdx], collection, b, length, this.params), // [nKvHeads, length, headDim]
+    };
+  }
+
+  /** The attached device mirror, if any (see KVDeviceMirror for the protocol). */
+  get deviceMirror(): KVDeviceMirror | null { return this.mirror; }
+  /**
+   * Makes `m` the authority on pool contents (upload the host pools before attaching). Attaching
+   * while another mirror is attached first syncs and disposes that one; `null` just does that.
+   */
+  attachDeviceMirror(m: KVDeviceMirror | null): void {
+    if (m === this.mirror) return;
+    this.syncToHostIfMirrored();
+    this.mirror = m;
+  }
+  /** Downloads the mirror's contents into the host pools, then detaches and disposes it. */
+  syncToHostIfMirrored(): void {
+    const m = this.mirror;
+    if (m === null) return;
+    this.mirror = null;
+    try {
+      m.syncToHost();
+    } finally {
+      m.dispose();
+    }
+  }
+
+  /**
+   * Throws unless `collection` was made by this cache's latest fetch of its sequences and none of
+   * them was released, re-fetched or (unless `b` names one entry for a read) stepped since.
+   * O(batch). Kernels writing the pools directly may call it with their own name.
+   */
+  validateCollection(collection: PagedKVCollection, where: string, b?: number): void {
+    check(collection?.cache === this, W, () => `${where}: collection belongs to another PagedKVCache`);
+    const stamp = this.issued.get(collection);
+    check(stamp !== undefined, W, () => `${where}: collection was not made by fetch of this cache`);
+    const from = b ?? 0;
+    const to = b === undefined ? collection.seqIds.length : b + 1;
+    for (let i = from; i < to; i++) {
+      const id = collection.seqIds[i];
+      const s = this.seqs.get(id);
+      const what = `${where}: stale collection: sequence seqIds[${i}] (${id})`;
+      check(s !== undefined, W, () => `${what} was released since the fetch`);
+      check(s.gen !== -stamp || b !== undefined, W, () => `${what} was already stepped with it`);
+      check(s.gen === stamp || s.gen === -stamp, W, () => `${what} was fetched again or re-added since (fetch #${stamp}, now #${Math.abs(s.gen)})`);
+    }
+  }
+
+  private seq(seqId: number, where: string, name = 'seqId'): SeqState {
+    const s = this.seqs.get(seqId);
+    check(s !== undefined, W, () => `${where}: ${name} (${seqId}) is not a known sequence (known: ${idList(this.seqs.keys())})`);
+    return s;
+  }
+
+  private checkLayer(layerIdx: number, where: string): void {
+    check(isIndex(layerIdx), W, () => `${where}: layerIdx (${layerIdx}) must be an integer >= 0`);
+    check(layerIdx < this.params.numLayers, W, () => `layerIdx (${layerIdx}) must be < numLayers (${this.params.numLayers})`);
+  }
 }
