@@ -1,0 +1,299 @@
+// FlashAttentionRaggedPaged on the CPU: online softmax over paged K/V, one work item per
+// (sequence, KV head, query block) for prefill or (sequence, KV head, key split) for decode.
+//
+// Layout inside an item: the item's rows are (token t, group head g) pairs, m = t * G + g, padded to
+// Mp (a multiple of 16). Q is held transposed, Qt[d, m] (scaled), so both products broadcast one
+// scalar of a K or V row straight from its page and multiply it into 16 query rows at once:
+//   St[n, m]  = sum_d K[n, d] * Qt[d, m]        (scores, keys along rows)
+//   Ot[d, m] += sum_n V[n, d] * St[n, m]        (after St becomes probabilities)
+// Softmax runs down the columns of St, so max / exp / sum are plain lane-wise vector ops. Each K/V
+// row is read once per item, i.e. once per KV-head group (all G query heads share it). Every mask
+// variant allows a contiguous key range [lo, hi] per row; blocks outside the union are skipped.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "attention.h"
+#include "pool.h"
+#include "simd.h"
+
+namespace {
+
+constexpr int NK = 64;  // keys per block
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+
+struct Scratch {
+  std::vector<float> qt, ot, st, m, l, zeros;
+  std::vector<int32_t> lo, hi;
+  std::vector<const float*> kr, vr;
+  void ensure(int D, int Mp) {
+    size_t dm = static_cast<size_t>(D) * Mp;
+    if (qt.size() < dm) { qt.resize(dm); ot.resize(dm); }
+    if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
+    if (m.size() < static_cast<size_t>(Mp)) { m.resize(Mp); l.resize(Mp); lo.resize(Mp); hi.resize(Mp); }
+    if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
+    if (kr.size() < NK + 4) { kr.resize(NK + 4); vr.resize(NK + 4); }
+  }
+};
+thread_local Scratch tls;
+
+inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
+  switch (p.mask) {
+    case 0: lo = 0; hi = qp; break;                                   // causal
+    case 1: lo = 0; hi = ctx - 1; break;                              // null
+    case 2: lo = std::max(0, qp - p.window + 1); hi = qp; break;      // sliding_window_causal
+    case 3: lo = std::max(0, qp - p.window + 1); hi = std::min(ctx - 1, qp + p.window - 1); break;
+    default: lo = p.chunk > 0 ? (qp / p.chunk) * p.chunk : 0; hi = qp; break;  // chunked_causal
+  }
+  hi = std::min(hi, ctx - 1);
+}
+
+inline const float* rowPtr(const AttnParams& p, const float* pool, int b, int h, int pos) {
+  int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
+  return pool + ((static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize) * p.D;
+}
+
+// St[n0 + r, c0*16 ..] for 4 keys x C vectors of rows.
+template <int C>
+inline void qkTile(const float* const* kr, const float* qt, int Mp, int D, float* st, int c0) {
+  v16 acc[4][C];
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = v16{};
+  const float* k0 = kr[0]; const float* k1 = kr[1]; const float* k2 = kr[2]; const float* k3 = kr[3];
+  for (int d = 0; d < D; d++) {
+    v16 qv[C];
+    for (int c = 0; c < C; c++) qv[c] = vload(qt + static_cast<size_t>(d) * Mp + (c0 + c) * VL);
+    float a0 = k0[d], a1 = k1[d], a2 = k2[d], a3 = k3[d];
+    for (int c = 0; c < C; c++) {
+      acc[0][c] += a0 * qv[c]; acc[1][c] += a1 * qv[c];
+      acc[2][c] += a2 * qv[c]; acc[3][c] += a3 * qv[c];
+    }
+  }
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < C; c++) vstore(st + static_cast<size_t>(r) * Mp + (c0 + c) * VL, acc[r][c]);
+}
+
+// Ot[d0 + r, c0*16 ..] += sum_n V[n, d0 + r] * St[n, c0*16 ..], R dims x C vectors.
+template <int R, int C>
+inline void pvTile(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, int c0) {
+  v16 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = vload(ot + static_cast<size_t>(d0 + r) * Mp + (c0 + c) * VL);
+  for (int n = 0; n < nk; n++) {
+    v16 pv[C];
+    for (int c = 0; c < C; c++) pv[c] = vload(st + static_cast<size_t>(n) * Mp + (c0 + c) * VL);
+    const float* v = vr[n] + d0;
+    for (int r = 0; r < R; r++) {
+      float a = v[r];
+      for (int c = 0; c < C; c++) acc[r][c] += a * pv[c];
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) vstore(ot + static_cast<size_t>(d0 + r) * Mp + (c0 + c) * VL, acc[r][c]);
+}
+
+template <int R>
+inline void pvRows(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0) {
+  int nv = Mp / VL, c = 0;
+  for (; c + 4 <= nv; c += 4) pvTile<R, 4>(vr, nk, st, Mp, ot, d0, c);
+  switch (nv - c) {
+    case 3: pvTile<R, 3>(vr, nk, st, Mp, ot, d0, c); break;
+    case 2: pvTile<R, 2>(vr, nk, st, Mp, ot, d0, c); break;
+    case 1: pvTile<R, 1>(vr, nk, st, Mp, ot, d0, c); break;
+  }
+}
+
+/**
+ * Attends rows of tokens [t0, t1) of batch entry b, KV head h, over keys [k0, k1) (clipped to each
+ * row's mask range). Leaves the unnormalised state in tls: m, l, Ot. Returns Mp.
+ */
+int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1) {
+  const int G = p.nHeads / p.nKv, D = p.D;
+  const int M = (t1 - t0) * G, Mp = (M + VL - 1) / VL * VL;
+  Scratch& s = tls;
+  s.ensure(D, Mp);
+  float *qt = s.qt.data(), *ot = s.ot.data(), *st = s.st.data(), *mr = s.m.data(), *lr = s.l.data();
+  int32_t *lo = s.lo.data(), *hi = s.hi.data();
+  const int start = p.start[b], ctx = start + p.numNew[b], row0 = p.rowOff[b];
+  const size_t qStride = static_cast<size_t>(p.nHeads) * D;
+  // Qt[d, m] = scale * q[row, head, d]; padded rows zero and empty (lo > hi).
+  int kmin = k1, kmax = k0 - 1;
+  for (int m = 0; m < Mp; m++) {
+    mr[m] = NEG_INF;
+    lr[m] = 0.f;
+    if (m >= M) {
+      lo[m] = 1; hi[m] = 0;
+      for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = 0.f;
+      continue;
+    }
+    int t = t0 + m / G, g = m % G;
+    const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
+    for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = qr[d] * p.scale;
+    int a, z;
+    keyRange(p, start + t, ctx, a, z);
+    a = std::max(a, k0);
+    z = std::min(z, k1 - 1);
+    lo[m] = a; hi[m] = z;
+    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+  }
+  std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);
+  const int nv = Mp / VL;
+  const float** kr = s.kr.data();
+  const float** vr = s.vr.data();
+  for (int kb = kmin; kb <= kmax; kb += NK) {
+    const int nk = std::min(NK, kmax + 1 - kb), nk4 = (nk + 3) & ~3;
+    for (int n = 0; n < nk; n++) {
+      kr[n] = rowPtr(p, p.kPool, b, h, kb + n);
+      vr[n] = rowPtr(p, p.vPool, b, h, kb + n);
+    }
+    for (int n = nk; n < nk4; n++) kr[n] = vr[n] = s.zeros.data();
+    // Scores.
+    for (int n = 0; n < nk4; n += 4) {
+      int c = 0;
+      for (; c + 4 <= nv; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c);
+      switch (nv - c) {
+        case 3: qkTile<3>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
+        case 2: qkTile<2>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
+        case 1: qkTile<1>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
+      }
+    }
+    // Mask + online softmax, 16 rows at a time.
+    for (int c = 0; c < nv; c++) {
+      const vi16 vlo = *reinterpret_cast<const vi16*>(lo + c * VL);
+      const vi16 vhi = *reinterpret_cast<const vi16*>(hi + c * VL);
+      v16 bmax = vset1(NEG_INF);
+      for (int n = 0; n < nk; n++) {
+        float* sp = st + static_cast<size_t>(n) * Mp + c * VL;
+        vi16 kp = viset1(kb + n);
+        v16 sv = vload(sp);
+        sv = (kp >= vlo) & (kp <= vhi) ? sv : vset1(NEG_INF);
+        vstore(sp, sv);
+        bmax = vmax(bmax, sv);
+      }
+      v16 mold = vload(mr + c * VL);
+      v16 mnew = vmax(mold, bmax);
+      v16 msafe = mnew == vset1(NEG_INF) ? v16{} : mnew;
+      v16 alpha = vexp(mold - msafe);
+      v16 lsum = v16{};
+      for (int n = 0; n < nk4; n++) {
+        float* sp = st + static_cast<size_t>(n) * Mp + c * VL;
+        v16 pv = n < nk ? vexp(vload(sp) - msafe) : v16{};
+        vstore(sp, pv);
+        lsum += pv;
+      }
+      vstore(lr + c * VL, vload(lr + c * VL) * alpha + lsum);
+      vstore(mr + c * VL, mnew);
+      bool ones = true;
+      for (int i = 0; i < VL; i++) ones &= alpha[i] == 1.f;
+      if (!ones)
+        for (int d = 0; d < D; d++) {
+          float* op = ot + static_cast<size_t>(d) * Mp + c * VL;
+          vstore(op, vload(op) * alpha);
+        }
+    }
+    // Values.
+    int d = 0;
+    for (; d + 4 <= D; d += 4) pvRows<4>(vr, nk, st, Mp, ot, d);
+    for (; d < D; d++) pvRows<1>(vr, nk, st, Mp, ot, d);
+  }
+  return Mp;
+}
+
+void writeRows(const AttnParams& p, int b, int h, int t0, int t1, const float* ot, const float* lr, int Mp) {
+  const int G = p.nHeads / p.nKv, D = p.D, M = (t1 - t0) * G;
+  const size_t stride = static_cast<size_t>(p.nHeads) * D;
+  for (int m = 0; m < M; m++) {
+    int t = t0 + m / G, g = m % G;
+    float* o = p.out + (p.rowOff[b] + t) * stride + static_cast<size_t>(h * G + g) * D;
+    float inv = lr[m] > 0.f ? 1.f / lr[m] : 0.f;
+    for (int d = 0; d < D; d++) o[d] = ot[static_cast<size_t>(d) * Mp + m] * inv;
+  }
+}
+
+// Partial softmax states of the decode path, reused across calls (grows with the split count only).
+std::vector<float> gPartial;
+
+}  // namespace
+
+void flashAttentionRaggedPaged(const AttnParams& p) {
+  const int G = p.nHeads / p.nKv;
+  int maxNew = 0, maxCtx = 0;
+  for (int b = 0; b < p.batch; b++) {
+    maxNew = std::max(maxNew, p.numNew[b]);
+    maxCtx = std::max(maxCtx, p.start[b] + p.numNew[b]);
+  }
+  if (maxNew == 0) return;
+  const int threads = pool().active();
+  bool decode = p.variant == 2 || (p.variant == 0 && maxNew * G <= VL);
+  if (!decode) {
+    // Prefill: items (b, h, query block), later (costlier under causal) blocks first.
+    const int bq = std::max(1, 64 / G);
+    struct Item { int b, h, t0, t1; };
+    std::vector<Item> items;
+    for (int b = 0; b < p.batch; b++)
+      for (int t0 = ((p.numNew[b] + bq - 1) / bq - 1) * bq; t0 >= 0; t0 -= bq)
+        for (int h = 0; h < p.nKv; h++) items.push_back({b, h, t0, std::min(p.numNew[b], t0 + bq)});
+    pool().parallelFor(static_cast<int>(items.size()), [&](int i) {
+      const Item& it = items[i];
+      int ctx = p.start[it.b] + p.numNew[it.b];
+      int Mp = attendItem(p, it.b, it.h, it.t0, it.t1, 0, ctx);
+      writeRows(p, it.b, it.h, it.t0, it.t1, tls.ot.data(), tls.l.data(), Mp);
+    });
+    return;
+  }
+  // Decode: items (b, h, key split); each split leaves (m, l, Ot), merged per (b, h) afterwards.
+  int want = std::max(p.variant == 2 ? 4 : 1, (4 * threads + p.batch * p.nKv - 1) / (p.batch * p.nKv));
+  int splitLen = std::max(NK, ((maxCtx + want - 1) / want + NK - 1) / NK * NK);
+  const int Mp = (maxNew * G + VL - 1) / VL * VL;
+  const size_t stateSize = static_cast<size_t>(2 + p.D) * Mp;
+  std::vector<int> firstSplit(p.batch + 1, 0);
+  for (int b = 0; b < p.batch; b++) {
+    int ctx = p.start[b] + p.numNew[b];
+    int ns = p.numNew[b] == 0 ? 0 : std::max(1, (ctx + splitLen - 1) / splitLen);
+    firstSplit[b + 1] = firstSplit[b] + ns;
+  }
+  const int nSplits = firstSplit[p.batch];
+  const size_t need = static_cast<size_t>(nSplits) * p.nKv * stateSize;
+  if (gPartial.size() < need) gPartial.resize(need);
+  float* partial = gPartial.data();
+  // item = (split index over all sequences) * nKv + h
+  pool().parallelFor(nSplits * p.nKv, [&](int i) {
+    int si = i / p.nKv, h = i % p.nKv;
+    int b = static_cast<int>(std::upper_bound(firstSplit.begin(), firstSplit.end(), si) - firstSplit.begin()) - 1;
+    int k0 = (si - firstSplit[b]) * splitLen;
+    int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
+    float* dst = partial + static_cast<size_t>(i) * stateSize;
+    std::copy(tls.m.data(), tls.m.data() + mp, dst);
+    std::copy(tls.l.data(), tls.l.data() + mp, dst + Mp);
+    for (int d = 0; d < p.D; d++)
+      std::copy(tls.ot.data() + static_cast<size_t>(d) * mp, tls.ot.data() + static_cast<size_t>(d) * mp + mp,
+                dst + 2 * Mp + static_cast<size_t>(d) * Mp);
+  });
+  // Merge: per (b, h) weight each split by exp(m_s - max m).
+  pool().parallelFor(p.batch * p.nKv, [&](int i) {
+    int b = i / p.nKv, h = i % p.nKv;
+    int s0 = firstSplit[b], s1 = firstSplit[b + 1];
+    if (s1 == s0) return;
+    const int M = p.numNew[b] * G;
+    std::vector<float>& acc = tls.ot;
+    if (acc.size() < static_cast<size_t>(p.D) * Mp) acc.resize(static_cast<size_t>(p.D) * Mp);
+    if (tls.l.size() < static_cast<size_t>(Mp)) tls.l.resize(Mp);
+    for (int m = 0; m < M; m++) {
+      float mx = NEG_INF;
+      for (int s = s0; s < s1; s++) mx = std::max(mx, partial[(static_cast<size_t>(s) * p.nKv + h) * stateSize + m]);
+      float L = 0.f;
+      for (int d = 0; d < p.D; d++) acc[static_cast<size_t>(d) * Mp + m] = 0.f;
+      if (mx == NEG_INF) { tls.l[m] = 0.f; continue; }
+      for (int s = s0; s < s1; s++) {
+        const float* st = partial + (static_cast<size_t>(s) * p.nKv + h) * stateSize;
+        if (st[m] == NEG_INF) continue;
+        float w = std::exp(st[m] - mx);
+        L += w * st[Mp + m];
+        for (int d = 0; d < p.D; d++) acc[static_cast<size_t>(d) * Mp + m] += w * st[2 * Mp + static_cast<size_t>(d) * Mp + m];
+      }
+      tls.l[m] = L;
+    }
+    writeRows(p, b, h, 0, p.numNew[b], acc.data(), tls.l.data(), Mp);
+  });
+}

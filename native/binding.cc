@@ -1,0 +1,121 @@
+// N-API entry points of the fused CPU kernels. The JavaScript side (kernels/cpu/native.ts) checks
+// every shape and length before calling; these functions trust their arguments.
+//   ropeSplitStore(qkv, qOut, kPool, vPool, cos, sin, qNormW|null, kNormW|null, ints, rowOffsets,
+//                  startPositions, pageTable, eps)
+//     ints = [T, batch, nHeads, nKv, D, rotaryDim, interleaved, pageSize, maxPages]
+//   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
+//     ints = [batch, nHeads, nKv, D, pageSize, maxPages, maskCode, window, chunk, variant]
+//   threads() / setThreads(n)
+#include <node_api.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "attention.h"
+#include "pool.h"
+
+ThreadPool& pool() {
+  static ThreadPool* p = [] {
+    int n = static_cast<int>(std::thread::hardware_concurrency());
+    if (const char* e = std::getenv("TFJS_ATTENTION_THREADS")) n = std::atoi(e);
+    return new ThreadPool(n < 1 ? 1 : n);  // never destroyed: workers are detached
+  }();
+  return *p;
+}
+
+namespace {
+
+#define CHECK_NAPI(call)                                            \
+  do {                                                              \
+    if ((call) != napi_ok) {                                        \
+      napi_throw_error(env, nullptr, "[native] N-API call failed"); \
+      return nullptr;                                               \
+    }                                                               \
+  } while (0)
+
+template <typename T>
+bool arrayData(napi_env env, napi_value v, T** out) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (type == napi_null || type == napi_undefined) { *out = nullptr; return true; }
+  napi_typedarray_type tt;
+  size_t len;
+  void* data;
+  if (napi_get_typedarray_info(env, v, &tt, &len, &data, nullptr, nullptr) != napi_ok) return false;
+  *out = static_cast<T*>(data);
+  return true;
+}
+
+napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value a[13];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 13) { napi_throw_error(env, nullptr, "[native.ropeSplitStore] expected 13 arguments"); return nullptr; }
+  RopeParams p{};
+  int32_t* ints;
+  double eps;
+  bool ok = arrayData(env, a[0], const_cast<float**>(&p.qkv)) && arrayData(env, a[1], &p.qOut) &&
+            arrayData(env, a[2], &p.kPool) && arrayData(env, a[3], &p.vPool) &&
+            arrayData(env, a[4], const_cast<float**>(&p.cos)) && arrayData(env, a[5], const_cast<float**>(&p.sin)) &&
+            arrayData(env, a[6], const_cast<float**>(&p.qNormW)) && arrayData(env, a[7], const_cast<float**>(&p.kNormW)) &&
+            arrayData(env, a[8], &ints) && arrayData(env, a[9], const_cast<int32_t**>(&p.rowOff)) &&
+            arrayData(env, a[10], const_cast<int32_t**>(&p.start)) &&
+            arrayData(env, a[11], const_cast<int32_t**>(&p.pageTable)) && napi_get_value_double(env, a[12], &eps) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.ropeSplitStore] bad argument types"); return nullptr; }
+  p.T = ints[0]; p.batch = ints[1]; p.nHeads = ints[2]; p.nKv = ints[3]; p.D = ints[4];
+  p.rotaryDim = ints[5]; p.interleaved = ints[6]; p.pageSize = ints[7]; p.maxPages = ints[8];
+  p.eps = static_cast<float>(eps);
+  ropeSplitStoreRagged(p);
+  return nullptr;
+}
+
+napi_value FlashAttention(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value a[10];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 10) { napi_throw_error(env, nullptr, "[native.flashAttention] expected 10 arguments"); return nullptr; }
+  AttnParams p{};
+  int32_t* ints;
+  double scale;
+  bool ok = arrayData(env, a[0], const_cast<float**>(&p.q)) && arrayData(env, a[1], &p.out) &&
+            arrayData(env, a[2], const_cast<float**>(&p.kPool)) && arrayData(env, a[3], const_cast<float**>(&p.vPool)) &&
+            arrayData(env, a[4], const_cast<int32_t**>(&p.rowOff)) && arrayData(env, a[5], const_cast<int32_t**>(&p.start)) &&
+            arrayData(env, a[6], const_cast<int32_t**>(&p.numNew)) &&
+            arrayData(env, a[7], const_cast<int32_t**>(&p.pageTable)) && arrayData(env, a[8], &ints) &&
+            napi_get_value_double(env, a[9], &scale) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.flashAttention] bad argument types"); return nullptr; }
+  p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.D = ints[3]; p.pageSize = ints[4];
+  p.maxPages = ints[5]; p.mask = ints[6]; p.window = ints[7]; p.chunk = ints[8]; p.variant = ints[9];
+  p.scale = static_cast<float>(scale);
+  flashAttentionRaggedPaged(p);
+  return nullptr;
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value r;
+  napi_create_int32(env, pool().active(), &r);
+  return r;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value a[1];
+  int32_t n = 1;
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc >= 1) napi_get_value_int32(env, a[0], &n);
+  pool().resize(n);
+  return nullptr;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"ropeSplitStore", nullptr, RopeSplitStore, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "tfjs_attention_native",
+      "sources": ["attention.cc", "rope_split_store.cc", "binding.cc"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-O3", "-std=c++17", "-march=native", "-mprefer-vector-width=512", "-fno-math-errno",
+                    "-ffp-contract=fast", "-fno-trapping-math"],
+      "cflags": ["-O3"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {
+        "OTHER_CPLUSPLUSFLAGS": ["-O3", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]
+      }
+    }
+  ]
+}

@@ -1,0 +1,55 @@
+// Portable SIMD helpers on GCC/Clang vector extensions: 16 float lanes. With -march=native these
+// compile to one AVX-512 register (or two AVX2 registers, or four SSE registers elsewhere).
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  // unaligned access
+
+static constexpr int VL = 16;
+
+static inline v16 vload(const float* p) { return *reinterpret_cast<const v16u*>(p); }
+static inline void vstore(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+static inline v16 vset1(float x) { return v16{} + x; }
+static inline vi16 viset1(int32_t x) { return vi16{} + x; }
+static inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+static inline float hmax(v16 v) {
+  float m = v[0];
+  for (int i = 1; i < VL; i++) m = v[i] > m ? v[i] : m;
+  return m;
+}
+static inline float hsum(v16 v) {
+  float s = 0.f;
+  for (int i = 0; i < VL; i++) s += v[i];
+  return s;
+}
+
+/**
+ * exp(x) for float32 lanes: range reduction x = n ln2 + r, degree-6 polynomial on r (max rel
+ * error ~2e-7), scale by 2^n through the exponent bits. x < -87.3 (including -inf) gives exactly
+ * 0; NaN stays NaN (no -ffinite-math-only anywhere, so the compares keep their IEEE meaning).
+ */
+static inline v16 vexp(v16 x) {
+  const v16 hi = vset1(88.0f);
+  const v16 lo = vset1(-87.3365447504019f);
+  v16 xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const v16 magic = vset1(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  v16 t = xc * 1.44269504088896341f + magic;
+  v16 n = t - magic;
+  v16 r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  v16 p = vset1(1.9875691500E-4f);
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  vi16 ni = (vi16)t - (vi16)magic;  // the integer n, from the low mantissa bits
+  v16 scale = (v16)((ni + 127) << 23);
+  v16 y = p * scale;
+  return x < lo ? v16{} : y;
+}
