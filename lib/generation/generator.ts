@@ -1,0 +1,199 @@
+/**
+ * Continuous batching over the paged KV cache. Each step packs, in one ragged batch, one token
+ * of every decoding sequence and prefill chunks of new prompts up to a token budget; sequences
+ * join (`submit`, at any time, even from a callback) and leave (stop token or length) between
+ * steps, and a finished sequence's pages go back to the pool at once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
+import { check, checkInt } from '../errors.js';
+import type { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
+import { type GenerationRequest, type SequenceHandle, SequenceState } from './request.js';
+import { checkSampling, sampleToken } from './sampler.js';
+
+const W = 'Generator';
+
+export interface GeneratorOptions {
+  /** Most tokens (decodes + prefill chunks) in one step (default 256). */
+  maxBatchTokens?: number;
+  /** Most sequences running at once (default 64). */
+  maxBatchSize?: number;
+  /** Largest prefill chunk of one prompt in one step (default 128). */
+  prefillChunk?: number;
+  /** Pages of the cache the generator makes (default: the model's). */
+  numPages?: number;
+  /** Default seed of requests (default 0). */
+  seed?: number;
+}
+
+/** What one step did. */
+export interface StepStats {
+  tokens: number;
+  decodes: number;
+  prefillTokens: number;
+  finished: SequenceHandle[];
+}
+
+/**
+ * @example
+ * const gen = new Generator(model);
+ * const a = gen.submit({ promptIds: [1, 17, 42], maxNewTokens: 8, onToken: (t) => process.stdout.write(`${t} `) });
+ * const b = gen.submit({ promptIds: [1, 5], maxNewTokens: 8, sampling: { temperature: 0.7, topP: 0.9 }, seed: 3 });
+ * await gen.run();
+ * console.log(await a.done, await b.done);
+ * gen.dispose();
+ */
+export class Generator {
+  readonly cache: PagedKVCache;
+  private readonly waiting: SequenceState[] = [];
+  private readonly running: SequenceState[] = [];
+  private nextId = 0;
+  private reservedPages = 0;
+  private readonly opts: Required<Omit<GeneratorOptions, 'numPages'>>;
+
+  constructor(readonly model: DecoderForCausalLM, options: GeneratorOptions = {}) {
+    this.opts = {
+      maxBatchTokens: options.maxBatchTokens ?? 256,
+      maxBatchSize: options.maxBatchSize ?? 64,
+      prefillChunk: options.prefillChunk ?? 128,
+      seed: options.seed ?? 0,
+    };
+    checkInt(this.opts.maxBatchTokens, W, 'maxBatchTokens', 1);
+    checkInt(this.opts.maxBatchSize, W, 'maxBatchSize', 1);
+    checkInt(this.opts.prefillChunk, W, 'prefillChunk', 1);
+    this.cache = model.createCache(options.numPages !== undefined ? { numPages: options.numPages } : {});
+  }
+
+  /** Sequences waiting or running. */
+  get pending(): number { return this.waiting.length + this.running.length; }
+
+  private pagesFor(tokens: number): number { return Math.ceil(tokens / this.cache.params.pageSize); }
+
+  /** Queues a request; it joins the batch at the next step with room for it. */
+  submit(req: GenerationRequest): SequenceHandle {
+    const where = `${W}.submit`;
+    const vocab = this.model.config.vocabSize;
+    check(Array.isArray(req.promptIds) && req.promptIds.length > 0, where, () => `promptIds must be a non-empty array, got ${JSON.stringify(req.promptIds)}`);
+    req.promptIds.forEach((t, i) => check(Number.isInteger(t) && t >= 0 && t < vocab, where, () => `promptIds[${i}] (${t}) must be in [0, ${vocab})`));
+    const maxNew = req.maxNewTokens ?? 32;
+    checkInt(maxNew, where, 'maxNewTokens', 1);
+    checkSampling(req.sampling ?? {}, where);
+    const seq = new SequenceState(this.nextId++, req, maxNew, req.seed ?? this.opts.seed);
+    const maxPos = this.model.rope.maxSeqLen;
+    check(seq.maxLength <= maxPos, where, () =>
+      `prompt (${req.promptIds.length}) + maxNewTokens (${maxNew}) exceeds the model's ${maxPos} positions`);
+    const pages = this.pagesFor(seq.maxLength);
+    check(pages <= this.cache.params.numPages, where, () =>
+      `prompt + maxNewTokens needs ${pages} pages, the cache has ${this.cache.params.numPages}`);
+    this.waiting.push(seq);
+    return seq;
+  }
+
+  /** Moves waiting requests into the batch while sequences and pages allow (pages reserved for their full length). */
+  private admit(): void {
+    while (this.waiting.length > 0 && this.running.length < this.opts.maxBatchSize) {
+      const seq = this.waiting[0];
+      const pages = this.pagesFor(seq.maxLength);
+      if (this.reservedPages + pages > this.cache.params.numPages) break;
+      this.waiting.shift();
+      this.reservedPages += pages;
+      seq.cacheId = this.cache.addSequence();
+      this.running.push(seq);
+    }
+  }
+
+  private finish(seq: SequenceState, reason: 'stop' | 'length'): void {
+    seq.finishReason = reason;
+    this.cache.releaseSequence(seq.cacheId);
+    this.reservedPages -= this.pagesFor(seq.maxLength);
+    this.running.splice(this.running.indexOf(seq), 1);
+    seq.resolve(seq.tokens.slice());
+  }
+
+  /** Runs one ragged step; returns what it did (0 tokens when nothing is pending). */
+  async step(): Promise<StepStats> {
+    this.admit();
+    const seqs: SequenceState[] = [];
+    const counts: number[] = [];
+    const ids: number[] = [];
+    const logitRows: number[] = [];
+    const sampled: SequenceState[] = [];
+    let budget = this.opts.maxBatchTokens;
+    let decodes = 0;
+    for (const s of this.running) {
+      if (s.inPrefill || budget === 0) continue;
+      seqs.push(s); counts.push(1); ids.push(s.tokens[s.tokens.length - 1]);
+      logitRows.push(ids.length - 1); sampled.push(s);
+      budget--; decodes++;
+    }
+    for (const s of this.running) {
+      if (!s.inPrefill || budget === 0) continue;
+      const n = Math.min(s.promptIds.length - s.prefilled, this.opts.prefillChunk, budget);
+      seqs.push(s); counts.push(n);
+      for (let i = 0; i < n; i++) ids.push(s.promptIds[s.prefilled + i]);
+      if (s.prefilled + n === s.promptIds.length) { logitRows.push(ids.length - 1); sampled.push(s); }
+      budget -= n;
+    }
+    if (seqs.length === 0) return { tokens: 0, decodes: 0, prefillTokens: 0, finished: [] };
+    const kv = this.cache.fetch(seqs.map((s) => s.cacheId), counts);
+    let logits: tf.Tensor2D | undefined;
+    let rows: Float32Array;
+    try {
+      logits = this.model.forwardRagged(ids, kv, logitRows); // [R, vocab]
+      this.cache.step(kv);
+      rows = (await logits.data()) as Float32Array;
+    } finally {
+      logits?.dispose();
+    }
+    seqs.forEach((s, i) => { if (s.inPrefill) s.prefilled += counts[i]; });
+    const vocab = this.model.config.vocabSize;
+    const finished: SequenceHandle[] = [];
+    sampled.forEach((s, r) => {
+      const token = sampleToken(rows, s.req.sampling ?? {}, s.rng, r * vocab, vocab);
+      s.tokens.push(token);
+      s.req.onToken?.(token, s);
+      const stop = s.req.stopTokens?.includes(token) ?? false;
+      if (stop || s.tokens.length >= s.maxNewTokens) { this.finish(s, stop ? 'stop' : 'length'); finished.push(s); }
+    });
+    return { tokens: ids.length, decodes, prefillTokens: ids.length - decodes, finished };
+  }
+
+  /** Steps until no request is waiting or running. On an error every pending request is rejected with it. */
+  async run(): Promise<void> {
+    try {
+      while (this.pending > 0) {
+        const s = await this.step();
+        check(s.tokens > 0 || this.pending === 0, W, () => `no progress: ${this.waiting.length} request(s) wait for pages`);
+      }
+    } catch (e) {
+      for (const s of [...this.running, ...this.waiting]) s.reject(e);
+      this.dispose();
+      throw e;
+    }
+  }
+
+  /** Releases every sequence still in the cache (their requests are rejected). */
+  dispose(): void {
+    for (const s of [...this.running, ...this.waiting]) {
+      if (s.cacheId >= 0 && this.cache.hasSequence(s.cacheId)) this.cache.releaseSequence(s.cacheId);
+      s.reject(new Error(`[${W}] disposed before sequence ${s.id} finished`));
+    }
+    this.running.length = 0;
+    this.waiting.length = 0;
+    this.reservedPages = 0;
+  }
+}
+
+/**
+ * Generates for several prompts together (continuous batching) and returns each one's new tokens.
+ *
+ * @example
+ * const out = await generate(model, [[1, 17, 42], [1, 5]], { maxNewTokens: 12 }); // greedy
+ */
+export async function generate(model: DecoderForCausalLM, prompts: readonly (readonly number[])[],
+  request: Omit<GenerationRequest, 'promptIds'> = {}, options: GeneratorOptions = {}): Promise<number[][]> {
+  const gen = new Generator(model, options);
+  const handles = prompts.map((p) => gen.submit({ ...request, promptIds: p }));
+  await gen.run();
+  return Promise.all(handles.map((h) => h.done));
+}

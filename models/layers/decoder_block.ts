@@ -1,0 +1,75 @@
+/**
+ * One pre-norm decoder layer of the Llama family:
+ *   h = h + attn(norm1(h));  h = h + mlp(norm2(h))
+ * Two entry points share the same layers: `callRagged` (packed rows of a ragged batch on the
+ * paged cache, for generation) and `applySymbolic` (padded `[B, S, hidden]`, for tf.model / fit).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
+import type { PagedKVCollection } from '../../lib/kv_cache/collection.js';
+import type { RotaryEmbedding } from '../../lib/rope/rotary_embedding.js';
+import type { KVCacheParams } from '../../lib/kv_cache/params.js';
+import type { DecoderConfig } from '../config.js';
+import { RMSNorm } from './norm.js';
+import { SwiGLUMLP } from './swiglu_mlp.js';
+
+/**
+ * @example
+ * const block = new DecoderBlock(config, 0, rope, kvParams);
+ * const h2 = block.callRagged(0, h, kv); // [T, hidden]
+ */
+export class DecoderBlock {
+  readonly inputNorm: RMSNorm;
+  readonly attn: AttentionWithRope;
+  readonly postNorm: RMSNorm;
+  readonly mlp: SwiGLUMLP;
+
+  constructor(readonly config: DecoderConfig, readonly layerIdx: number, rope: RotaryEmbedding, kvParams: KVCacheParams) {
+    const c = config;
+    const p = `layers_${layerIdx}_`;
+    const affine = c.norm === 'rms';
+    const normArgs = { size: c.hiddenSize, eps: c.rmsNormEps, center: !affine, affine };
+    this.inputNorm = new RMSNorm({ ...normArgs, name: `${p}input_layernorm` });
+    this.postNorm = new RMSNorm({ ...normArgs, name: `${p}post_attention_layernorm` });
+    const spec = c.layers[layerIdx];
+    this.attn = new AttentionWithRope({
+      rope,
+      numAttentionHeads: c.numAttentionHeads,
+      numKeyValueHeads: c.numKeyValueHeads,
+      hiddenSize: c.hiddenSize,
+      kvParams,
+      hasBias: c.qkvBias,
+      hasOutputBias: c.outputBias,
+      useQkNorm: c.useQkNorm,
+      rmsNormEps: c.rmsNormEps,
+      ...(c.clipQkv !== null ? { clipQkv: c.clipQkv, clipQkvTarget: 'activations' as const } : {}),
+      maskVariant: spec.maskVariant,
+      ...(spec.slidingWindow > 0 ? { slidingWindow: spec.slidingWindow } : {}),
+      name: `${p}self_attn`,
+    });
+    this.attn.build([null, c.hiddenSize]);
+    this.mlp = new SwiGLUMLP({ hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, useBias: c.mlpBias, name: `${p}mlp` });
+  }
+
+  /** Packed rows `[T, hidden]` of the step described by `kv` -> `[T, hidden]`. */
+  callRagged(h: tf.Tensor2D, kv: PagedKVCollection): tf.Tensor2D {
+    return tf.tidy(() => {
+      const a = this.attn.callRagged(this.layerIdx, this.inputNorm.call(h) as tf.Tensor2D, kv); // [T, hidden]
+      const h1 = tf.add(h, a); // [T, hidden]
+      return tf.add(h1, this.mlp.call(this.postNorm.call(h1))) as tf.Tensor2D; // [T, hidden]
+    });
+  }
+
+  /** Padded, cache-free path for building a tf.LayersModel: `[B, S, hidden]` -> `[B, S, hidden]`. */
+  applySymbolic(h: tf.SymbolicTensor): tf.SymbolicTensor {
+    const a = this.attn.apply(this.inputNorm.apply(h)) as tf.SymbolicTensor;
+    const h1 = tf.layers.add({ name: `layers_${this.layerIdx}_attn_residual` }).apply([h, a]) as tf.SymbolicTensor;
+    const m = this.mlp.apply(this.postNorm.apply(h1)) as tf.SymbolicTensor;
+    return tf.layers.add({ name: `layers_${this.layerIdx}_mlp_residual` }).apply([h1, m]) as tf.SymbolicTensor;
+  }
+
+  /** Trainable weights of the block, attention included. */
+  get trainableWeights(): tf.LayerVariable[] {
+    return [...this.inputNorm.trainableWeights, ...this.attn.trainableWeights, ...this.postNorm.trainableWeights, ...this.mlp.trainableWeights];
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Loads a Hugging Face checkpoint folder into a model of this package: config -> registry ->
+ * model with zero weights -> shapes checked against the safetensors headers -> tensors streamed in.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { check } from '../lib/errors.js';
+import { checkTensorShapes, locateTensors, readHfConfig, readTensors, type TensorLocation } from '../lib/loaders/checkpoint.js';
+import { type HfTokenizer, loadTokenizer } from '../lib/loaders/tokenizer.js';
+import type { HfConfig } from './config.js';
+import type { DecoderForCausalLM, ModelBuildOptions } from './decoder_lm.js';
+import { createModel } from './registry.js';
+
+export interface Pretrained {
+  model: DecoderForCausalLM;
+  /** The raw config.json. */
+  hfConfig: HfConfig;
+  /** generation_config.json when present. */
+  generationConfig: Record<string, unknown> | null;
+  /** From tokenizer.json when present. */
+  tokenizer: HfTokenizer | null;
+}
+
+/**
+ * Copies checkpoint tensors into the model. Every expected tensor must be there with its shape
+ * (checked from the headers before any data is read); extra tensors are ignored.
+ */
+export function loadWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>): void {
+  const specs = model.weightSpecs();
+  checkTensorShapes(locations, specs, 'loadWeights');
+  const targets = model.weightTargets();
+  const attnNames = Object.keys(model.attentionSpecs());
+  const pending = new Map<number, Record<string, tf.Tensor>>();
+  for (const t of readTensors(locations, specs.keys())) {
+    const m = /^model\.layers\.(\d+)\.self_attn\.(.+)$/.exec(t.name);
+    if (m) {
+      const layer = Number(m[1]);
+      const group = pending.get(layer) ?? {};
+      group[m[2]] = tf.tensor(t.data, t.shape);
+      pending.set(layer, group);
+      if (Object.keys(group).length === attnNames.length) {
+        model.blocks[layer].attn.setHfWeights(group);
+        tf.dispose(Object.values(group));
+        pending.delete(layer);
+      }
+      continue;
+    }
+    const target = targets.get(t.name);
+    check(target, 'loadWeights', () => `no variable for tensor '${t.name}'`);
+    tf.tidy(() => {
+      const value = tf.tensor(t.data, t.shape);
+      target.variable.write(target.transpose ? tf.transpose(value) : value);
+    });
+  }
+  check(pending.size === 0, 'loadWeights', () => `attention weights of layer(s) ${[...pending.keys()].join(', ')} incomplete`);
+}
+
+/**
+ * Builds and loads the model of a checkpoint folder (`config.json`, `model.safetensors` or a
+ * sharded index, optional `tokenizer.json` and `generation_config.json`).
+ *
+ * @example
+ * const { model, tokenizer } = await loadPretrained('spec/fixtures/models/tiny_llama');
+ */
+export async function loadPretrained(dir: string, options: ModelBuildOptions = {}): Promise<Pretrained> {
+  const hfConfig = readHfConfig(dir);
+  const locations = locateTensors(dir);
+  const model = createModel(hfConfig, options);
+  try {
+    loadWeights(model, locations);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const genFile = path.join(dir, 'generation_config.json');
+  const generationConfig = fs.existsSync(genFile) ? (JSON.parse(fs.readFileSync(genFile, 'utf8')) as Record<string, unknown>) : null;
+  const tokenizer = await loadTokenizer(dir);
+  return { model, hfConfig, generationConfig, tokenizer };
+}
+
+/** Stop tokens of a checkpoint: generation_config's `eos_token_id`, else config's. */
+export function stopTokensOf(p: Pretrained): number[] {
+  const v = p.generationConfig?.eos_token_id ?? p.hfConfig.eos_token_id;
+  if (typeof v === 'number') return [v];
+  return Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : [];
+}
