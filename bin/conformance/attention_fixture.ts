@@ -1,0 +1,183 @@
+/**
+ * Runs one golden attention fixture folder (format: spec/fixtures/README.md) through
+ * AttentionWithRope with one paged cache, step by step, and measures
+ * max |out - expected| / max |expected| over every step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
+import type { AttentionWithRopeArgs } from '../../lib/attention/options.js';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
+import { readSafetensors, type LoadedTensor } from '../../lib/loaders/safetensors.js';
+import { ropeOptionsFromHfConfig } from '../../lib/rope/rotary_embedding.js';
+import type { MaskVariant } from '../../lib/types.js';
+
+export interface FixtureStep {
+  input: string;
+  input_row_offsets: number[];
+  start_positions: number[];
+  expected?: string;
+  materialize?: boolean;
+}
+
+export interface AttentionFixture {
+  name: string;
+  config: Record<string, any>;
+  tensors: Map<string, LoadedTensor>;
+}
+
+export interface FixtureResult {
+  name: string;
+  error: number;
+  passed: boolean;
+  detail: string;
+}
+
+export interface RunOptions {
+  /** Composite path only: no fused kernels, separate rope/split/store ops. */
+  unfused?: boolean;
+  pageSize?: number;
+  /** Overrides for the layer (e.g. stackedQkv). */
+  layerOverrides?: Partial<AttentionWithRopeArgs>;
+  /** Hand out pages in a scrambled order so no page maps to itself. */
+  scramblePages?: boolean;
+}
+
+export const TOLERANCE = 1e-4;
+
+export function isAttentionFixture(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'tensors.safetensors'));
+}
+
+export function loadAttentionFixture(dir: string): AttentionFixture {
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  const tensors = readSafetensors(new Uint8Array(fs.readFileSync(path.join(dir, 'tensors.safetensors'))));
+  return { name: config.name ?? path.basename(dir), config, tensors };
+}
+
+const MASKS: Record<string, MaskVariant> = {
+  causal: 'causal', null: 'null', sliding_window: 'sliding_window_causal',
+  sliding_window_causal: 'sliding_window_causal', sliding_window_bidirectional: 'sliding_window', chunked_causal: 'chunked_causal',
+};
+
+/** The longest sequence a fixture builds. */
+function maxContext(steps: FixtureStep[]): number {
+  let m = 1;
+  for (const s of steps) {
+    for (let b = 0; b < s.start_positions.length; b++) {
+      m = Math.max(m, s.start_positions[b] + s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
+    }
+  }
+  return m;
+}
+
+/** Layer options that reproduce a fixture's config. */
+export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): AttentionWithRopeArgs {
+  const steps = c.steps as FixtureStep[];
+  const rope = c.rope ?? {};
+  const ropeOpts = ropeOptionsFromHfConfig({
+    head_dim: c.head_dim, hidden_size: c.hidden_size, num_attention_heads: c.num_attention_heads,
+    rope_theta: rope.theta, rope_scaling: rope.scaling, partial_rotary_factor: rope.partial_rotary_factor,
+    max_position_embeddings: c.max_position_embeddings,
+  }, { interleaved: rope.interleaved ?? false, maxSeqLen: Math.max(c.max_position_embeddings ?? 0, maxContext(steps), 64) });
+  const batch = Math.max(...steps.map((s) => s.start_positions.length));
+  const maskName = c.mask ?? 'causal';
+  const maskVariant = MASKS[maskName];
+  if (!maskVariant) throw new Error(`[conformance] fixture ${c.name}: unknown mask '${maskName}'`);
+  return {
+    rope: ropeOpts,
+    numAttentionHeads: c.num_attention_heads,
+    numKeyValueHeads: c.num_key_value_heads,
+    hiddenSize: c.hidden_size,
+    kvParams: {
+      nKvHeads: c.num_key_value_heads, headDim: c.head_dim, pageSize, numLayers: 1,
+      numPages: 2 * batch * (Math.ceil(maxContext(steps) / pageSize) + 1) + 8,
+    },
+    hasBias: c.has_bias ?? false,
+    hasOutputBias: c.weights?.['o_proj.bias'] !== undefined,
+    useQkNorm: c.use_qk_norm ?? false,
+    rmsNormEps: c.rms_norm_eps ?? 1e-6,
+    clipQkv: c.clip_qkv ?? null,
+    clipQkvTarget: c.clip_target ?? 'weights',
+    maskVariant,
+    slidingWindow: c.sliding_window ?? undefined,
+    chunkSize: c.chunk_size ?? undefined,
+    scale: c.scale ?? undefined,
+  };
+}
+
+/** Fixture weights keyed by Hugging Face name. */
+export function fixtureWeights(f: AttentionFixture): Record<string, Float32Array> {
+  const w: Record<string, Float32Array> = {};
+  for (const name of Object.keys(f.config.weights)) {
+    const t = f.tensors.get(name);
+    if (!t) throw new Error(`[conformance] fixture ${f.name}: tensor '${name}' missing from tensors.safetensors`);
+    w[name] = t.data as Float32Array;
+  }
+  return w;
+}
+
+function maxAbs(a: Float32Array): number { let m = 0; for (const x of a) m = Math.max(m, Math.abs(x)); return m; }
+
+/** Runs every step of a fixture; returns the worst relative error. */
+export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}): FixtureResult {
+  const c = f.config;
+  const steps = c.steps as FixtureStep[];
+  const args = { ...layerArgsFromFixture(c, opts.pageSize ?? 16), ...opts.layerOverrides };
+  if (opts.unfused) args.fuseRopeAndStore = false;
+  const layer = new AttentionWithRope(args);
+  layer.setHfWeights(fixtureWeights(f));
+  const cache = new PagedKVCache(args.kvParams);
+  if (opts.scramblePages) scramble(cache);
+  const prevForce = tf.env().getBool('ATTENTION_ROPE_FORCE_COMPOSITE');
+  if (opts.unfused) tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
+  let worst = 0;
+  const details: string[] = [];
+  try {
+    steps.forEach((s, i) => {
+      const batch = s.start_positions.length;
+      const seqIds = Array.from({ length: batch }, (_, b) => b);
+      for (const b of seqIds) if (!cache.hasSequence(b)) cache.addSequence(b);
+      seqIds.forEach((b) => {
+        if (cache.cacheLength(b) !== s.start_positions[b]) {
+          throw new Error(`[conformance] ${f.name} step ${i}: sequence ${b} holds ${cache.cacheLength(b)} tokens, fixture says ${s.start_positions[b]}`);
+        }
+      });
+      const counts = seqIds.map((b) => s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
+      const kv = cache.fetch(seqIds, counts);
+      const input = f.tensors.get(s.input)!;
+      const hidden = tf.tensor2d(input.data as Float32Array, input.shape as [number, number]); // [T, hidden]
+      const offsets = tf.tensor1d(s.input_row_offsets, 'int32');
+      if (s.materialize) {
+        layer.materializeKvFromHidden(0, hidden, kv, layer.rope.freqsCis, offsets);
+      } else {
+        const out = layer.callRagged(0, hidden, kv, layer.rope.freqsCis, offsets);
+        const got = out.dataSync() as Float32Array;
+        const exp = f.tensors.get(s.expected!)!.data as Float32Array;
+        let diff = 0;
+        for (let j = 0; j < exp.length; j++) diff = Math.max(diff, Math.abs(got[j] - exp[j]));
+        if (Number.isNaN(maxAbs(got))) diff = Infinity;
+        const err = diff / maxAbs(exp);
+        details.push(`step${i}=${err.toExponential(1)}`);
+        worst = Math.max(worst, Number.isNaN(err) ? Infinity : err);
+        out.dispose();
+      }
+      hidden.dispose(); offsets.dispose();
+      cache.step(kv);
+    });
+  } finally {
+    tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', prevForce);
+    layer.dispose();
+  }
+  return { name: f.name, error: worst, passed: worst <= TOLERANCE, detail: details.join(' ') };
+}
+
+/** Takes and returns pages so the free list hands them out in a scrambled order. */
+export function scramble(cache: PagedKVCache): void {
+  const n = Math.min(cache.params.numPages, 64);
+  const ids: number[] = [];
+  for (let i = 0; i < n; i++) { const id = cache.addSequence(); ids.push(id); cache.step(cache.fetch([id], [cache.params.pageSize])); }
+  for (let i = 0; i < ids.length; i++) { const j = (i * 7 + 3) % ids.length; [ids[i], ids[j]] = [ids[j], ids[i]]; }
+  for (const id of ids) cache.releaseSequence(id);
+}

@@ -1,0 +1,50 @@
+/**
+ * Dispatch of the fused ops: the kernel registered for the active backend when there is one
+ * (and the composite path is not forced), else the composite reference beside it.
+ *
+ * Flags (tf.env()):
+ * - `ATTENTION_ROPE_FORCE_COMPOSITE` (bool, default false, or the environment variable set to 1):
+ *   always run the composite references.
+ * - `ATTENTION_ROPE_FLASH_VARIANT` ('auto' | 'prefill' | 'decode', default 'auto'): which
+ *   FlashAttentionRaggedPaged path a fused kernel takes, so specs can force each one.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant,
+  RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
+} from './kernel_names.js';
+import { flashAttentionRaggedPagedReference } from './reference/FlashAttentionRaggedPaged.js';
+import { ropeSplitStoreRaggedReference } from './reference/RopeSplitStoreRagged.js';
+
+const env = tf.env();
+if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_FORCE_COMPOSITE')) {
+  try { env.registerFlag('ATTENTION_ROPE_FORCE_COMPOSITE', () =>
+    typeof process !== 'undefined' && process.env?.ATTENTION_ROPE_FORCE_COMPOSITE === '1'); } catch { /* registered by a twin module */ }
+  try { env.registerFlag('ATTENTION_ROPE_FLASH_VARIANT', () => 'auto' as unknown as boolean); } catch { /* same */ }
+}
+
+/** True when a fused kernel named `name` serves the active backend and is not switched off. */
+export function hasFusedKernel(name: string): boolean {
+  if (tf.env().getBool('ATTENTION_ROPE_FORCE_COMPOSITE')) return false;
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+/** The flash variant flag's value. */
+export function flashVariant(): FlashAttentionVariant {
+  return tf.env().get('ATTENTION_ROPE_FLASH_VARIANT') as unknown as FlashAttentionVariant;
+}
+
+/** RopeSplitStoreRagged: fused kernel or composite reference. Returns q `[T, nH*hd]`. */
+export function ropeSplitStoreRagged(
+  qkv: tf.Tensor2D, attrs: RopeSplitStoreRaggedAttrs, qNormWeight?: tf.Tensor1D, kNormWeight?: tf.Tensor1D,
+): tf.Tensor2D {
+  if (!hasFusedKernel(RopeSplitStoreRagged)) return ropeSplitStoreRaggedReference(qkv, attrs, qNormWeight, kNormWeight);
+  const inputs: tf.NamedTensorMap = attrs.qkNormEps >= 0 ? { qkv, qNormWeight: qNormWeight!, kNormWeight: kNormWeight! } : { qkv };
+  return tf.engine().runKernel(RopeSplitStoreRagged, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/** FlashAttentionRaggedPaged: fused kernel or composite reference. Returns `[T, nH*hd]`. */
+export function flashAttentionRaggedPaged(q: tf.Tensor2D, attrs: FlashAttentionRaggedPagedAttrs): tf.Tensor2D {
+  if (!hasFusedKernel(FlashAttentionRaggedPaged)) return flashAttentionRaggedPagedReference(q, attrs);
+  return tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}

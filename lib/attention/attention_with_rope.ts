@@ -1,0 +1,250 @@
+import * as tf from '@tensorflow/tfjs';
+import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops.js';
+import type { RopeSplitStoreRaggedAttrs } from '../../kernels/kernel_names.js';
+import { ropeSplitReference, storeKvReference } from '../../kernels/reference/RopeSplitStoreRagged.js';
+import { check } from '../errors.js';
+import type { PagedKVCollection } from '../kv_cache/collection.js';
+import type { RopeTables } from '../rope/rope_tables.js';
+import { RotaryEmbedding, ropeTablesOf } from '../rope/rotary_embedding.js';
+import type { ShardingStrategy } from '../sharding/strategy.js';
+import type { MaskSpec } from '../types.js';
+import { layerConfig, argsFromConfig } from './config.js';
+import { type Initializer, type LinearLike } from './linear.js';
+import { type AttentionWithRopeArgs, type ResolvedArgs, resolveArgs } from './options.js';
+import { attentionPadded, ropePadded } from './padded.js';
+import { validateRaggedCall } from './validate_call.js';
+import { setHfWeights, type HfWeights } from './weights.js';
+
+const W = 'AttentionWithRope';
+
+/**
+ * Attention with rotary position embeddings, grouped-query heads and a paged KV cache: the
+ * reference's `AttentionWithRope` as a tfjs layer.
+ *
+ * Two ways to call it:
+ * - `callRagged(layerIdx, hidden [T, hidden], kv, freqsCis?, rowOffsets?)`: packed rows of a ragged
+ *   batch over the paged cache (prefill, decode, chunked prefill mixed).
+ * - `apply(x [batch, seq, hidden])`: padded rows, no cache, mask within each row; for
+ *   `tf.sequential`, functional models and `model.fit`.
+ *
+ * @example
+ * const rope = new RotaryEmbedding({ headDim: 16, theta: 10000, maxSeqLen: 256 });
+ * const attn = new AttentionWithRope({ rope, numAttentionHeads: 4, numKeyValueHeads: 2, hiddenSize: 64,
+ *   kvParams: { nKvHeads: 2, headDim: 16, pageSize: 16, numLayers: 1, numPages: 32 } });
+ * const cache = new PagedKVCache(attn.kvParams);
+ * cache.addSequence(0); cache.addSequence(1);
+ * const kv = cache.fetch([0, 1], [5, 3]);              // prefill 5 and 3 tokens
+ * const y = attn.callRagged(0, tf.randomNormal([8, 64]), kv); // [8, 64]
+ * cache.step(kv);
+ */
+export class AttentionWithRope extends tf.layers.Layer {
+  static className = 'AttentionWithRope';
+  readonly opts: ResolvedArgs;
+  qProj: LinearLike | null = null;
+  kProj: LinearLike | null = null;
+  vProj: LinearLike | null = null;
+  /** Present with stackedQkv instead of q/k/v projections. */
+  qkvProj: LinearLike | null = null;
+  oProj: LinearLike | null = null;
+  qNormWeight: tf.LayerVariable | null = null;
+  kNormWeight: tf.LayerVariable | null = null;
+
+  constructor(args: AttentionWithRopeArgs) {
+    super({ name: args?.name, trainable: args?.trainable ?? true, dtype: 'float32' });
+    this.opts = resolveArgs(args);
+  }
+
+  get rope(): RotaryEmbedding { return this.opts.rope; }
+  get shardingStrategy(): ShardingStrategy { return this.opts.shardingStrategy; }
+  get kvParams() { return this.opts.kvParams; }
+  get headDim(): number { return this.opts.headDim; }
+  get qDim(): number { return this.opts.numAttentionHeads * this.opts.headDim; }
+  get kvDim(): number { return this.opts.numKeyValueHeads * this.opts.headDim; }
+  get mask(): MaskSpec {
+    return { variant: this.opts.maskVariant, window: this.opts.slidingWindow, chunk: this.opts.chunkSize };
+  }
+  /** Quantization scales: null until quantized projections exist (quantConfig is refused). */
+  get qkvWeightScale(): tf.Tensor | null { return null; }
+  get qkvInputScale(): tf.Tensor | null { return null; }
+  get qkvWeightScale2(): tf.Tensor | null { return null; }
+
+  override build(inputShape: tf.Shape | tf.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const last = shape[shape.length - 1];
+    check(last === null || last === this.opts.hiddenSize, W, () => `input's last dim (${last}) must equal hiddenSize (${this.opts.hiddenSize})`);
+    const o = this.opts;
+    const addWeight = (name: string, shape: number[], init: Initializer, trainable = true) =>
+      this.addWeight(name, shape, 'float32', init, undefined, trainable);
+    const make = (name: string, outDim: number, useBias: boolean, inDim = o.hiddenSize) =>
+      new o.linearCls({ name, inDim, outDim, useBias, addWeight });
+    if (o.stackedQkv) this.qkvProj = make('qkv_proj', this.qDim + 2 * this.kvDim, o.hasBias);
+    else {
+      this.qProj = make('q_proj', this.qDim, o.hasBias);
+      this.kProj = make('k_proj', this.kvDim, o.hasBias);
+      this.vProj = make('v_proj', this.kvDim, o.hasBias);
+    }
+    this.oProj = make('o_proj', o.hiddenSize, o.hasOutputBias, this.qDim);
+    if (o.useQkNorm) {
+      this.qNormWeight = addWeight('q_norm/weight', [o.headDim], tf.initializers.ones());
+      this.kNormWeight = addWeight('k_norm/weight', [o.headDim], tf.initializers.ones());
+    }
+    this.built = true;
+  }
+
+  private ensureBuilt(): void { if (!this.built) this.build([null, this.opts.hiddenSize]); }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] { return inputShape; }
+
+  /** Packed q, k, v projections of rows x `[T, hidden]` -> `[T, qDim + 2 kvDim]`, clipped as configured. */
+  projectQkv(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const { clipQkv, clipQkvTarget } = this.opts;
+      let qkv: tf.Tensor2D;
+      if (this.qkvProj) qkv = this.qkvProj.apply(x);
+      else {
+        const clipW = (p: LinearLike) => clipQkv !== null && clipQkvTarget === 'weights'
+          ? tf.clipByValue(p.kernel.read(), -clipQkv, clipQkv) as tf.Tensor2D : undefined;
+        qkv = tf.concat([this.qProj!.apply(x, clipW(this.qProj!)), this.kProj!.apply(x, clipW(this.kProj!)),
+          this.vProj!.apply(x, clipW(this.vProj!))], 1); // [T, qDim + 2 kvDim]
+      }
+      return clipQkv !== null && clipQkvTarget === 'activations' ? tf.clipByValue(qkv, -clipQkv, clipQkv) : qkv;
+    });
+  }
+
+  /** The padded, no-cache forward: x `[batch, seq, hidden]` -> `[batch, seq, hidden]`. */
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor3D;
+    check(x.rank === 3, W, () => `padded input must be [batch, seq, hidden], got shape [${x.shape}]`);
+    const [batch, seq, hidden] = x.shape;
+    check(hidden === this.opts.hiddenSize, W, () => `input hidden size (${hidden}) must equal hiddenSize (${this.opts.hiddenSize})`);
+    const tables = this.rope.tables();
+    check(seq <= tables.maxPositions, W, () => `sequence length (${seq}) exceeds the rope table's ${tables.maxPositions} positions`);
+    this.ensureBuilt();
+    return tf.tidy(() => {
+      const o = this.opts;
+      const qkv = this.projectQkv(x.reshape([batch * seq, hidden])); // [B*S, qDim + 2 kvDim]
+      let [q, k, v] = tf.split(qkv, [this.qDim, this.kvDim, this.kvDim], 1) as tf.Tensor2D[];
+      if (o.useQkNorm) [q, k] = this.qkNorm(q, k);
+      [q, k] = ropePadded(q, k, batch, seq, tables);
+      const attn = attentionPadded(q, k, v, batch, seq, {
+        nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, scale: o.scale, mask: this.mask, tables,
+      }); // [B*S, qDim]
+      return this.oProj!.apply(attn).reshape([batch, seq, hidden]);
+    });
+  }
+
+  private qkNorm(q: tf.Tensor2D, k: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
+    const norm = (x: tf.Tensor2D, w: tf.LayerVariable) => tf.tidy(() => {
+      const h = x.reshape([x.shape[0], -1, this.headDim]); // [T, H, hd]
+      const ms = tf.mean(tf.square(h), -1, true);
+      return tf.mul(tf.mul(h, tf.rsqrt(tf.add(ms, this.opts.rmsNormEps))), w.read()).reshape(x.shape) as tf.Tensor2D;
+    });
+    return [norm(q, this.qNormWeight!), norm(k, this.kNormWeight!)];
+  }
+
+  /**
+   * Ragged call over the paged cache: projects the packed rows, applies qk-norm and RoPE,
+   * stores K/V into the step's pages, attends, projects out.
+   * @param layerIdx which layer of the cache to use (< kvParams.numLayers)
+   * @param hidden `[totalTokens, hiddenSize]`, sequences packed one after another
+   * @param kv the step's view from `PagedKVCache.fetch`
+   * @param freqsCis rope tables: a RotaryEmbedding or a `[positions, rotaryDim]` tensor (default: this.rope)
+   * @param inputRowOffsets `[batch + 1]` int32 row offsets (default: kv.rowOffsets; must agree with it)
+   * @returns `[totalTokens, hiddenSize]`
+   */
+  callRagged(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
+    freqsCis?: RotaryEmbedding | tf.Tensor2D, inputRowOffsets?: tf.Tensor1D | Int32Array | number[]): tf.Tensor2D {
+    const tables = this.prepareRagged(layerIdx, hidden, kv, freqsCis, inputRowOffsets);
+    if (kv.totalTokens === 0) return tf.zeros([0, this.opts.hiddenSize]);
+    return tf.tidy(() => {
+      const o = this.opts;
+      const q = this.ropeAndStore(layerIdx, hidden, kv, tables); // [T, qDim]
+      const attn = flashAttentionRaggedPaged(q, {
+        nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, scale: o.scale, mask: this.mask,
+        collection: kv, layerIdx, variant: 'auto',
+      }); // [T, qDim]
+      return this.oProj!.apply(attn); // [T, hidden]
+    });
+  }
+
+  /**
+   * The ragged call's projection, qk-norm, RoPE and cache store with Q discarded: how a
+   * speculative-decoding draft model fills its cache from the target model's hidden states.
+   */
+  materializeKvFromHidden(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
+    freqsCis?: RotaryEmbedding | tf.Tensor2D, inputRowOffsets?: tf.Tensor1D | Int32Array | number[]): void {
+    const tables = this.prepareRagged(layerIdx, hidden, kv, freqsCis, inputRowOffsets);
+    if (kv.totalTokens === 0) return;
+    tf.tidy(() => { this.ropeAndStore(layerIdx, hidden, kv, tables); });
+  }
+
+  private prepareRagged(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
+    freqsCis: RotaryEmbedding | tf.Tensor2D | undefined, rowOffsets: tf.Tensor1D | Int32Array | number[] | undefined): RopeTables {
+    const tables = ropeTablesOf(freqsCis ?? this.rope, this.headDim, this.rope.interleaved);
+    validateRaggedCall(this, layerIdx, hidden, kv, tables, rowOffsets);
+    this.ensureBuilt();
+    return tables;
+  }
+
+  /** Projection, qk-norm, RoPE and store; returns rotated q `[T, qDim]`. */
+  private ropeAndStore(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection, tables: RopeTables): tf.Tensor2D {
+    const o = this.opts;
+    const qkv = this.projectQkv(hidden); // [T, qDim + 2 kvDim]
+    const attrs: RopeSplitStoreRaggedAttrs = {
+      nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, rope: tables,
+      qkNormEps: o.useQkNorm ? o.rmsNormEps : -1, collection: kv, layerIdx,
+    };
+    const qw = this.qNormWeight?.read() as tf.Tensor1D | undefined, kw = this.kNormWeight?.read() as tf.Tensor1D | undefined;
+    if (o.fuseRopeAndStore) return ropeSplitStoreRagged(qkv, attrs, qw, kw);
+    const { q, k, v } = ropeSplitReference(qkv, attrs, qw, kw); // separate split, norm and rope ops
+    storeKvReference(k, v, attrs); // separate store op
+    return q;
+  }
+
+  /** Reference-layout q/k/v weight `[qDim + 2 kvDim, hidden]` (weights clipped when clipQkv targets weights). */
+  get wqkv(): tf.Tensor2D {
+    this.ensureBuilt();
+    return tf.tidy(() => {
+      const { clipQkv, clipQkvTarget } = this.opts;
+      const kernel = this.qkvProj ? this.qkvProj.kernel.read()
+        : tf.concat([this.qProj!.kernel.read(), this.kProj!.kernel.read(), this.vProj!.kernel.read()], 1); // [hidden, qkv]
+      const clipped = clipQkv !== null && clipQkvTarget === 'weights' ? tf.clipByValue(kernel, -clipQkv, clipQkv) : kernel;
+      return clipped.transpose() as tf.Tensor2D;
+    });
+  }
+
+  /** q, k and v biases concatenated `[qDim + 2 kvDim]`, or null without hasBias. */
+  get wqkvBias(): tf.Tensor1D | null {
+    this.ensureBuilt();
+    if (!this.opts.hasBias) return null;
+    if (this.qkvProj) return this.qkvProj.bias!.read().clone() as tf.Tensor1D;
+    return tf.concat([this.qProj!.bias!.read(), this.kProj!.bias!.read(), this.vProj!.bias!.read()]) as tf.Tensor1D;
+  }
+
+  /** Loads Hugging Face tensors (`q_proj.weight` `[out, in]`, ..., `q_norm.weight`); see weights.ts. */
+  setHfWeights(weights: HfWeights): void { this.ensureBuilt(); setHfWeights(this, weights); }
+
+  /** Tensor-parallel sharding is built by the sharding module. */
+  shard(devices: unknown[]): AttentionWithRope[] {
+    throw new Error(`[${W}] shard(${devices.length} devices) is not available: tensor-parallel execution is not built yet`);
+  }
+
+  /** Frees the weights; also for a layer only ever called through callRagged (never `apply`d). */
+  override dispose(): tf.DisposeResult {
+    this.ensureBuilt();
+    const self = this as unknown as { _refCount: number | null };
+    if (self._refCount === null) self._refCount = 1;
+    return super.dispose();
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), ...layerConfig(this.opts) };
+  }
+
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
+    return new cls(argsFromConfig(config));
+  }
+}
+
+tf.serialization.registerClass(AttentionWithRope);

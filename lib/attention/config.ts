@@ -1,0 +1,40 @@
+/** getConfig / fromConfig for AttentionWithRope: every option as plain JSON and back. */
+import type * as tf from '@tensorflow/tfjs';
+import { check } from '../errors.js';
+import { ShardingStrategy } from '../sharding/strategy.js';
+import type { DevicePlacement, MaskVariant } from '../types.js';
+import { linearClassByName, linearClassName } from './linear.js';
+import type { AttentionWithRopeArgs, ResolvedArgs } from './options.js';
+
+export function layerConfig(o: ResolvedArgs): tf.serialization.ConfigDict {
+  const linear = linearClassName(o.linearCls);
+  check(linear !== undefined, 'AttentionWithRope.getConfig', () =>
+    `linearCls ${o.linearCls.name} is not registered; call registerLinearClass(name, cls) to make it serializable`);
+  const rope = o.rope.getConfig();
+  return {
+    rope: JSON.parse(JSON.stringify(rope)),
+    numAttentionHeads: o.numAttentionHeads, numKeyValueHeads: o.numKeyValueHeads, hiddenSize: o.hiddenSize,
+    kvParams: { ...o.kvParams } as unknown as tf.serialization.ConfigDict,
+    shardingStrategy: o.shardingStrategy.toJSON(),
+    devices: o.devices ? o.devices.map((d) => ({ ...d })) as unknown as tf.serialization.ConfigDictArray : null,
+    linearCls: linear!, stackedQkv: o.stackedQkv, scale: o.scale, hasBias: o.hasBias, hasOutputBias: o.hasOutputBias,
+    clipQkv: o.clipQkv, clipQkvTarget: o.clipQkvTarget, useQkNorm: o.useQkNorm, rmsNormEps: o.rmsNormEps,
+    maskVariant: o.maskVariant, slidingWindow: o.slidingWindow, chunkSize: o.chunkSize, fuseRopeAndStore: o.fuseRopeAndStore,
+  };
+}
+
+export function argsFromConfig(c: tf.serialization.ConfigDict): AttentionWithRopeArgs {
+  const linear = linearClassByName(String(c.linearCls ?? 'Linear'));
+  check(linear !== undefined, 'AttentionWithRope.fromConfig', () => `unknown linearCls '${c.linearCls}'; register it with registerLinearClass`);
+  const s = c.shardingStrategy as { kind: 'replicate' | 'tensor_parallel'; numDevices: number } | undefined;
+  return {
+    ...(c as unknown as AttentionWithRopeArgs),
+    rope: c.rope as unknown as AttentionWithRopeArgs['rope'],
+    linearCls: linear,
+    shardingStrategy: s ? ShardingStrategy.fromJSON(s) : undefined,
+    devices: (c.devices as unknown as DevicePlacement[] | null) ?? undefined,
+    maskVariant: c.maskVariant as MaskVariant,
+    name: c.name as string | undefined,
+    trainable: c.trainable as boolean | undefined,
+  };
+}

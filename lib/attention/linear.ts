@@ -1,0 +1,67 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** A tfjs-layers weight initializer. */
+export type Initializer = ReturnType<typeof tf.initializers.glorotUniform>;
+
+/** Creates a weight on the owning layer (tf.layers.Layer.addWeight). */
+export type AddWeight = (
+  name: string, shape: number[], initializer: Initializer, trainable?: boolean,
+) => tf.LayerVariable;
+
+export interface LinearOptions {
+  name: string;
+  inDim: number;
+  outDim: number;
+  useBias: boolean;
+  addWeight: AddWeight;
+}
+
+/** A projection the layer can use: y = x · kernel (+ bias), kernel `[inDim, outDim]`. */
+export interface LinearLike {
+  readonly inDim: number;
+  readonly outDim: number;
+  readonly kernel: tf.LayerVariable;
+  readonly bias: tf.LayerVariable | null;
+  /** x `[T, inDim]` -> `[T, outDim]`; `kernelOverride` replaces the kernel's value (e.g. clipped). */
+  apply(x: tf.Tensor2D, kernelOverride?: tf.Tensor2D): tf.Tensor2D;
+}
+
+export type LinearCls = new (opts: LinearOptions) => LinearLike;
+
+/**
+ * Plain dense projection with a pre-transposed kernel `[inDim, outDim]` (Hugging Face's
+ * `[out, in]` weight transposed once at load), so every call is one unbatched, untransposed
+ * 2-D matMul.
+ *
+ * @example
+ * new AttentionWithRope({ ..., linearCls: Linear });
+ */
+export class Linear implements LinearLike {
+  static readonly className = 'Linear';
+  readonly inDim: number;
+  readonly outDim: number;
+  readonly kernel: tf.LayerVariable;
+  readonly bias: tf.LayerVariable | null;
+
+  constructor(o: LinearOptions) {
+    this.inDim = o.inDim;
+    this.outDim = o.outDim;
+    this.kernel = o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}));
+    this.bias = o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros()) : null;
+  }
+
+  apply(x: tf.Tensor2D, kernelOverride?: tf.Tensor2D): tf.Tensor2D {
+    const y: tf.Tensor2D = tf.matMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D)); // [T, outDim]
+    return this.bias ? tf.add(y, this.bias.read()) as tf.Tensor2D : y;
+  }
+}
+
+/** Linear classes getConfig/fromConfig can name; register your own with registerLinearClass. */
+const linearClasses = new Map<string, LinearCls>([['Linear', Linear]]);
+
+export function registerLinearClass(name: string, cls: LinearCls): void { linearClasses.set(name, cls); }
+export function linearClassByName(name: string): LinearCls | undefined { return linearClasses.get(name); }
+export function linearClassName(cls: LinearCls): string | undefined {
+  for (const [name, c] of linearClasses) if (c === cls) return name;
+  return undefined;
+}
