@@ -160,8 +160,8 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
     }
     // Mask + online softmax, 16 rows at a time.
     for (int c = 0; c < nv; c++) {
-      const vi16 vlo = *reinterpret_cast<const vi16*>(lo + c * VL);
-      const vi16 vhi = *reinterpret_cast<const vi16*>(hi + c * VL);
+      const vi16 vlo = viload(lo + c * VL);
+      const vi16 vhi = viload(hi + c * VL);
       v16 bmax = vset1(NEG_INF);
       for (int n = 0; n < nk; n++) {
         float* sp = st + static_cast<size_t>(n) * Mp + c * VL;

@@ -7,11 +7,13 @@
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));  // unaligned access
+typedef int32_t vi16u __attribute__((vector_size(64), aligned(4)));
 
 static constexpr int VL = 16;
 
 static inline v16 vload(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 static inline void vstore(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
+static inline vi16 viload(const int32_t* p) { return *reinterpret_cast<const vi16u*>(p); }
 static inline v16 vset1(float x) { return v16{} + x; }
 static inline vi16 viset1(int32_t x) { return vi16{} + x; }
 static inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }

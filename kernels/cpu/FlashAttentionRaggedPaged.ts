@@ -1,0 +1,41 @@
+/**
+ * FlashAttentionRaggedPaged for the `cpu` and `wasm` backends: the native addon when loaded
+ * (SIMD, 2 threads), else the pure-TypeScript kernel. Reads K and V from the cache pools in place.
+ */
+import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+
+import { type FlashAttentionRaggedPagedAttrs, FlashAttentionRaggedPaged } from '../kernel_names.js';
+import { attentionArgs } from './args.js';
+import { KernelIO } from './backend_io.js';
+import { flashAttentionTs } from './flash_attention_ts.js';
+import { activeNative } from './native.js';
+
+function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
+    const qInfo = (inputs as NamedTensorInfoMap).q as TensorInfo;
+    const ints = attentionArgs(a, qInfo.shape);
+    const io = new KernelIO(FlashAttentionRaggedPaged, backendName, backend);
+    const out = io.output([qInfo.shape[0], qInfo.shape[1]]); // [T, nHeads * headDim]
+    if (qInfo.shape[0] === 0) return out;
+    const q = io.input(qInfo, 'q');
+    const o = io.outputValues();
+    const c = a.collection;
+    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
+    const native = activeNative();
+    if (native) {
+      native.flashAttention(q, o, kPool, vPool, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);
+    } else {
+      o.fill(0);
+      flashAttentionTs(q, o, kPool, vPool, a);
+    }
+    return out;
+  };
+}
+
+export const flashAttentionRaggedPagedCpuConfig: KernelConfig = {
+  kernelName: FlashAttentionRaggedPaged, backendName: 'cpu', kernelFunc: makeKernel('cpu'),
+};
+export const flashAttentionRaggedPagedWasmConfig: KernelConfig = {
+  kernelName: FlashAttentionRaggedPaged, backendName: 'wasm', kernelFunc: makeKernel('wasm'),
+};

@@ -1,0 +1,48 @@
+/**
+ * RopeSplitStoreRagged for the `cpu` and `wasm` backends: the native addon when loaded (SIMD, 2
+ * threads), else the pure-TypeScript kernel. Writes K and V into the cache pools in place.
+ */
+import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+
+import { type RopeSplitStoreRaggedAttrs, RopeSplitStoreRagged } from '../kernel_names.js';
+import { ropeArgs } from './args.js';
+import { KernelIO } from './backend_io.js';
+import { activeNative } from './native.js';
+import { ropeSplitStoreTs } from './rope_split_store_ts.js';
+
+function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const a = attrs as unknown as RopeSplitStoreRaggedAttrs;
+    const ins = inputs as NamedTensorInfoMap;
+    const qkvInfo = ins.qkv as TensorInfo;
+    const qNormInfo: TensorInfo | undefined = ins.qNormWeight;
+    const kNormInfo: TensorInfo | undefined = ins.kNormWeight;
+    const useNorm = a.qkNormEps >= 0;
+    const ints = ropeArgs(a, qkvInfo.shape, qNormInfo !== undefined && kNormInfo !== undefined);
+    const io = new KernelIO(RopeSplitStoreRagged, backendName, backend);
+    const T = qkvInfo.shape[0], width = a.nHeads * a.headDim;
+    const out = io.output([T, width]); // [T, nHeads * headDim]
+    if (T === 0) return out;
+    const qkv = io.input(qkvInfo, 'qkv');
+    const qw = useNorm ? io.input(qNormInfo, 'qNormWeight') : null;
+    const kw = useNorm ? io.input(kNormInfo, 'kNormWeight') : null;
+    const qOut = io.outputValues();
+    const c = a.collection;
+    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
+    const native = activeNative();
+    if (native) {
+      native.ropeSplitStore(qkv, qOut, kPool, vPool, a.rope.cos, a.rope.sin, qw, kw, ints, c.rowOffsets,
+        c.startPositions, c.pageTable, a.qkNormEps);
+    } else {
+      ropeSplitStoreTs(qkv, qOut, kPool, vPool, a, qw, kw);
+    }
+    return out;
+  };
+}
+
+export const ropeSplitStoreRaggedCpuConfig: KernelConfig = {
+  kernelName: RopeSplitStoreRagged, backendName: 'cpu', kernelFunc: makeKernel('cpu'),
+};
+export const ropeSplitStoreRaggedWasmConfig: KernelConfig = {
+  kernelName: RopeSplitStoreRagged, backendName: 'wasm', kernelFunc: makeKernel('wasm'),
+};

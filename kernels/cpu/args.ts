@@ -1,0 +1,55 @@
+/**
+ * Argument checks shared by the CPU kernels (native and TypeScript): attrs against the input
+ * shape, the cache's parameters and the collection, with errors naming kernel, argument and values.
+ */
+import { check } from '../../lib/errors.js';
+import { MASK_CODE } from '../../lib/types.js';
+import type { FlashAttentionRaggedPagedAttrs, RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
+
+const VARIANT_CODE = { auto: 0, prefill: 1, decode: 2 } as const;
+
+function checkCommon(where: string, a: { nHeads: number; nKvHeads: number; headDim: number; collection: RopeSplitStoreRaggedAttrs['collection'] },
+  shape: readonly number[], width: number): void {
+  const { nHeads, nKvHeads, headDim, collection } = a;
+  check(nKvHeads >= 1 && nHeads % nKvHeads === 0, where, () => `nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
+  check(shape.length === 2 && shape[0] === collection.totalTokens && shape[1] === width, where,
+    () => `input shape [${shape}] must be [totalTokens (${collection.totalTokens}), ${width}]`);
+  const p = collection.cache.params;
+  check(p.nKvHeads === nKvHeads, where, () => `cache nKvHeads (${p.nKvHeads}) must equal attrs.nKvHeads (${nKvHeads})`);
+  check(p.headDim === headDim, where, () => `cache headDim (${p.headDim}) must equal attrs.headDim (${headDim})`);
+}
+
+/** Checks RopeSplitStoreRagged's attrs; returns the addon's int block. */
+export function ropeArgs(a: RopeSplitStoreRaggedAttrs, shape: readonly number[], hasNormWeights: boolean): Int32Array {
+  const W = 'RopeSplitStoreRagged';
+  const { nHeads, nKvHeads, headDim, rope, collection: c } = a;
+  checkCommon(W, a, shape, (nHeads + 2 * nKvHeads) * headDim);
+  check(rope.headDim === headDim, W, () => `rope.headDim (${rope.headDim}) must equal headDim (${headDim})`);
+  check(rope.rotaryDim % 2 === 0 && rope.rotaryDim <= headDim, W,
+    () => `rope.rotaryDim (${rope.rotaryDim}) must be even and <= headDim (${headDim})`);
+  check(c.maxContext <= rope.maxPositions, W, () => `collection.maxContext (${c.maxContext}) must be <= rope.maxPositions (${rope.maxPositions})`);
+  check(a.qkNormEps < 0 || hasNormWeights, W, () => `qkNormEps (${a.qkNormEps}) >= 0 needs qNormWeight and kNormWeight inputs`);
+  const p = c.cache.params;
+  return Int32Array.of(shape[0], c.seqIds.length, nHeads, nKvHeads, headDim, rope.rotaryDim, rope.interleaved ? 1 : 0,
+    p.pageSize, c.maxPagesPerSeq);
+}
+
+/** Checks FlashAttentionRaggedPaged's attrs; returns the addon's int block. */
+export function attentionArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonly number[]): Int32Array {
+  const W = 'FlashAttentionRaggedPaged';
+  const { nHeads, nKvHeads, headDim, mask, collection: c } = a;
+  checkCommon(W, a, shape, nHeads * headDim);
+  const code = MASK_CODE[mask.variant];
+  check(code !== undefined, W, () => `mask.variant must be one of ${Object.keys(MASK_CODE).join(', ')}, got '${mask.variant}'`);
+  if (mask.variant === 'sliding_window' || mask.variant === 'sliding_window_causal') {
+    check(Number.isInteger(mask.window) && mask.window >= 1, W, () => `mask.window (${mask.window}) must be an integer >= 1 for '${mask.variant}'`);
+  }
+  if (mask.variant === 'chunked_causal') {
+    check(Number.isInteger(mask.chunk) && mask.chunk >= 1, W, () => `mask.chunk (${mask.chunk}) must be an integer >= 1 for 'chunked_causal'`);
+  }
+  const variant = VARIANT_CODE[a.variant ?? 'auto'];
+  check(variant !== undefined, W, () => `variant must be 'auto', 'prefill' or 'decode', got '${a.variant}'`);
+  const p = c.cache.params;
+  return Int32Array.of(c.seqIds.length, nHeads, nKvHeads, headDim, p.pageSize, c.maxPagesPerSeq, code,
+    mask.window | 0, mask.chunk | 0, variant);
+}

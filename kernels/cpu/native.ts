@@ -1,0 +1,62 @@
+/**
+ * Guarded loader of the native CPU kernels (native/, built at install by scripts/build-native.cjs)
+ * and the switch between them and the pure-TypeScript kernels.
+ *
+ * `auto` (default) uses the addon when it loaded, else TypeScript. `TFJS_ATTENTION_CPU_IMPL=ts`
+ * (or `setCpuKernelImpl('ts')`) forces TypeScript; `native` insists on the addon.
+ */
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+import { check } from '../../lib/errors.js';
+import { packageRoot } from '../../lib/util/package_root.js';
+
+/** The addon's functions (see native/binding.cc for the argument order). */
+export interface NativeKernels {
+  ropeSplitStore(
+    qkv: Float32Array, qOut: Float32Array, kPool: Float32Array, vPool: Float32Array,
+    cos: Float32Array, sin: Float32Array, qNormW: Float32Array | null, kNormW: Float32Array | null,
+    ints: Int32Array, rowOffsets: Int32Array, startPositions: Int32Array, pageTable: Int32Array, eps: number,
+  ): void;
+  flashAttention(
+    q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array,
+    rowOffsets: Int32Array, startPositions: Int32Array, numNewTokens: Int32Array, pageTable: Int32Array,
+    ints: Int32Array, scale: number,
+  ): void;
+  threads(): number;
+  setThreads(n: number): void;
+}
+
+export type CpuKernelImpl = 'auto' | 'native' | 'ts';
+
+let loadError = '';
+function load(): NativeKernels | null {
+  if (typeof process === 'undefined' || !process.versions?.node) return null;
+  try {
+    const req = createRequire(path.join(packageRoot, 'package.json'));
+    return req(path.join(packageRoot, 'native', 'build', 'Release', 'tfjs_attention_native.node')) as NativeKernels;
+  } catch (e) {
+    loadError = (e as Error).message;
+    return null;
+  }
+}
+
+/** The loaded addon, or null (browser, no compiler at install, load failure). */
+export const nativeKernels: NativeKernels | null = load();
+
+let impl: CpuKernelImpl = (typeof process !== 'undefined' && (process.env?.TFJS_ATTENTION_CPU_IMPL as CpuKernelImpl)) || 'auto';
+
+/** Chooses the CPU kernel implementation; `native` throws when the addon is not available. */
+export function setCpuKernelImpl(which: CpuKernelImpl): void {
+  check(which === 'auto' || which === 'native' || which === 'ts', 'setCpuKernelImpl', () => `which must be 'auto', 'native' or 'ts', got '${which}'`);
+  check(which !== 'native' || nativeKernels !== null, 'setCpuKernelImpl',
+    () => `which is 'native' but the native addon did not load (${loadError || 'not built'}); run \`node scripts/build-native.cjs\``);
+  impl = which;
+}
+
+export function getCpuKernelImpl(): CpuKernelImpl { return impl; }
+
+/** The addon when the current choice uses it, else null. */
+export function activeNative(): NativeKernels | null {
+  return impl === 'ts' ? null : nativeKernels;
+}

@@ -1,0 +1,28 @@
+/**
+ * Registers the fused CPU kernels with tfjs: `RopeSplitStoreRagged` and `FlashAttentionRaggedPaged`
+ * for backend `cpu`, and for `wasm` too (inputs and outputs are read in place on the wasm heap; the
+ * native addon runs there as well when loaded). Idempotent.
+ *
+ * @example
+ * import { registerCpuKernels } from './kernels/cpu/register.js';
+ * registerCpuKernels();   // then tf.engine().runKernel('FlashAttentionRaggedPaged', { q }, attrs)
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { flashAttentionRaggedPagedCpuConfig, flashAttentionRaggedPagedWasmConfig } from './FlashAttentionRaggedPaged.js';
+import { ropeSplitStoreRaggedCpuConfig, ropeSplitStoreRaggedWasmConfig } from './RopeSplitStoreRagged.js';
+
+const CONFIGS: tf.KernelConfig[] = [
+  ropeSplitStoreRaggedCpuConfig,
+  flashAttentionRaggedPagedCpuConfig,
+  ropeSplitStoreRaggedWasmConfig,
+  flashAttentionRaggedPagedWasmConfig,
+];
+
+export function registerCpuKernels(): void {
+  for (const k of CONFIGS) {
+    if (tf.getKernel(k.kernelName, k.backendName) === undefined) tf.registerKernel(k);
+  }
+}
+
+export { setCpuKernelImpl, getCpuKernelImpl, nativeKernels } from './native.js';

@@ -1,0 +1,158 @@
+/**
+ * Fused CPU kernels (native addon and pure TypeScript, each forced, prefill and decode paths) against
+ * float64 naive references and the composite references (kernels/reference), on scrambled page
+ * tables with page sizes 1 / 16 / 128, contexts crossing pages, empty and one-token sequences,
+ * GQA ratios 1 / 2 / 4 and MQA, head dims 8 / 16 / 64 / 128, every mask variant, both rope layouts,
+ * partial rotary and qk-norm. Tolerance: max abs error <= 1e-4 * max |expected|.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { FlashAttentionRaggedPaged, type FlashAttentionVariant, RopeSplitStoreRagged } from '../../kernels/kernel_names';
+import { registerCpuKernels } from '../../kernels/cpu/register';
+import { type CpuKernelImpl, nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
+import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
+import { ropeSplitStoreRaggedReference } from '../../kernels/reference/RopeSplitStoreRagged';
+import { MASK_VARIANTS, type MaskSpec, type MaskVariant } from '../../lib/types';
+import {
+  type Seq, attentionNaive, makeCollection, maxAbs, maxDiff, randomArray, rng, ropeSplitStoreNaive, ropeTables,
+} from './cpu_fixture';
+
+interface Case { name: string; pageSize: number; nH: number; nKv: number; D: number; rotaryDim: number;
+  interleaved: boolean; qkNorm: boolean; seqs: Seq[] }
+
+const CASES: Case[] = [
+  { name: 'page 1, MHA, D 8', pageSize: 1, nH: 4, nKv: 4, D: 8, rotaryDim: 8, interleaved: false, qkNorm: false,
+    seqs: [{ start: 0, numNew: 5 }, { start: 3, numNew: 0 }, { start: 7, numNew: 1 }] },
+  { name: 'page 16, GQA 2, D 16, GPT-J', pageSize: 16, nH: 8, nKv: 4, D: 16, rotaryDim: 16, interleaved: true, qkNorm: false,
+    seqs: [{ start: 0, numNew: 40 }, { start: 20, numNew: 13 }, { start: 33, numNew: 1 }] },
+  { name: 'page 128, GQA 4, D 64, partial rotary, qk-norm', pageSize: 128, nH: 8, nKv: 2, D: 64, rotaryDim: 32,
+    interleaved: false, qkNorm: true, seqs: [{ start: 100, numNew: 60 }, { start: 0, numNew: 1 }, { start: 250, numNew: 3 }] },
+  { name: 'page 16, MQA, D 128, partial rotary GPT-J', pageSize: 16, nH: 4, nKv: 1, D: 128, rotaryDim: 64,
+    interleaved: true, qkNorm: false, seqs: [{ start: 5, numNew: 20 }, { start: 0, numNew: 0 }, { start: 140, numNew: 1 }] },
+  { name: 'page 16, GQA 4, D 64, qk-norm', pageSize: 16, nH: 16, nKv: 4, D: 64, rotaryDim: 64, interleaved: false,
+    qkNorm: true, seqs: [{ start: 0, numNew: 70 }, { start: 17, numNew: 33 }] },
+];
+
+const MASKS: Record<MaskVariant, MaskSpec> = {
+  causal: { variant: 'causal', window: 0, chunk: 0 },
+  null: { variant: 'null', window: 0, chunk: 0 },
+  sliding_window_causal: { variant: 'sliding_window_causal', window: 9, chunk: 0 },
+  sliding_window: { variant: 'sliding_window', window: 6, chunk: 0 },
+  chunked_causal: { variant: 'chunked_causal', window: 0, chunk: 8 },
+};
+
+const IMPLS: CpuKernelImpl[] = nativeKernels ? ['native', 'ts'] : ['ts'];
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  registerCpuKernels();
+});
+afterAll(() => setCpuKernelImpl('auto'));
+
+function setup(cs: Case, seed: number) {
+  const r = rng(seed);
+  const c = makeCollection(cs.seqs, cs.nKv, cs.D, cs.pageSize, seed);
+  const rope = ropeTables(cs.D, cs.rotaryDim, c.maxContext + 4, cs.interleaved, 500000);
+  const qkv = randomArray(c.totalTokens * (cs.nH + 2 * cs.nKv) * cs.D, r, 2);
+  const qw = cs.qkNorm ? randomArray(cs.D, r) : null, kw = cs.qkNorm ? randomArray(cs.D, r) : null;
+  const k0 = c.cache.keys(0).slice(), v0 = c.cache.values(0).slice();
+  const attrs = { nHeads: cs.nH, nKvHeads: cs.nKv, headDim: cs.D, rope, qkNormEps: cs.qkNorm ? 1e-6 : -1, collection: c, layerIdx: 0 };
+  const restore = (): void => { c.cache.keys(0).set(k0); c.cache.values(0).set(v0); };
+  return { c, rope, qkv, qw, kw, k0, v0, attrs, restore };
+}
+
+function runRope(s: ReturnType<typeof setup>, cs: Case): Float32Array {
+  const inputs: tf.NamedTensorMap = { qkv: tf.tensor2d(s.qkv, [s.c.totalTokens, (cs.nH + 2 * cs.nKv) * cs.D]) };
+  if (cs.qkNorm) { inputs.qNormWeight = tf.tensor1d(s.qw!); inputs.kNormWeight = tf.tensor1d(s.kw!); }
+  const q = tf.engine().runKernel(RopeSplitStoreRagged, inputs, s.attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const out = q.dataSync() as Float32Array;
+  tf.dispose([q, ...Object.values(inputs)]);
+  return out;
+}
+
+function runAttention(q: Float32Array, s: ReturnType<typeof setup>, cs: Case, mask: MaskSpec, variant: FlashAttentionVariant): Float32Array {
+  const qt = tf.tensor2d(q, [s.c.totalTokens, cs.nH * cs.D]);
+  const attrs = { nHeads: cs.nH, nKvHeads: cs.nKv, headDim: cs.D, scale: 1 / Math.sqrt(cs.D), mask, collection: s.c, layerIdx: 0, variant };
+  const o = tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const out = o.dataSync() as Float32Array;
+  tf.dispose([o, qt]);
+  return out;
+}
+
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  const tol = 1e-4 * Math.max(maxAbs(want), 1e-30);
+  const err = maxDiff(got, want);
+  if (!(err <= tol)) throw new Error(`${what}: max abs error ${err} > ${tol}`);
+}
+
+describe.each(IMPLS)('CPU kernels (%s)', (impl) => {
+  beforeAll(() => setCpuKernelImpl(impl));
+
+  describe.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', (_name, cs, i) => {
+    it('RopeSplitStoreRagged matches the float64 reference (q and every pool slot)', () => {
+      const s = setup(cs, 11 + i);
+      const kWant = Float64Array.from(s.k0), vWant = Float64Array.from(s.v0);
+      const qWant = ropeSplitStoreNaive(s.qkv, s.c, cs.nH, cs.nKv, cs.D, s.rope, s.attrs.qkNormEps, s.qw, s.kw, kWant, vWant);
+      const q = runRope(s, cs);
+      expectClose(q, qWant, 'q');
+      expectClose(s.c.cache.keys(0), kWant, 'k pool');
+      expectClose(s.c.cache.values(0), vWant, 'v pool');
+    });
+
+    it.each(MASK_VARIANTS.map((m) => [m]))('FlashAttentionRaggedPaged, mask %s, prefill / decode / auto', (m) => {
+      const s = setup(cs, 31 + i);
+      const q = runRope(s, cs);
+      const want = attentionNaive(q, s.c, cs.nH, cs.nKv, cs.D, 1 / Math.sqrt(cs.D), MASKS[m], s.c.cache.keys(0), s.c.cache.values(0));
+      for (const variant of ['prefill', 'decode', 'auto'] as const) {
+        expectClose(runAttention(q, s, cs, MASKS[m], variant), want, `${variant} ${m}`);
+      }
+    });
+  });
+
+  it('agrees with the composite references (kernels/reference)', () => {
+    const cs = CASES[4];
+    const s = setup(cs, 77);
+    const q = runRope(s, cs);
+    const kFused = s.c.cache.keys(0).slice();
+    s.restore();
+    const qkvT = tf.tensor2d(s.qkv, [s.c.totalTokens, (cs.nH + 2 * cs.nKv) * cs.D]);
+    const qRef = ropeSplitStoreRaggedReference(qkvT, s.attrs, tf.tensor1d(s.qw!), tf.tensor1d(s.kw!));
+    expectClose(q, qRef.dataSync(), 'q vs composite');
+    expectClose(kFused, s.c.cache.keys(0), 'k pool vs composite');
+    for (const m of MASK_VARIANTS) {
+      const attrs = { nHeads: cs.nH, nKvHeads: cs.nKv, headDim: cs.D, scale: 0.125, mask: MASKS[m], collection: s.c, layerIdx: 0, variant: 'auto' as const };
+      const ref = flashAttentionRaggedPagedReference(qRef, attrs);
+      const got = tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qRef }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      expectClose(got.dataSync(), ref.dataSync(), `attention vs composite (${m})`);
+      tf.dispose([ref, got]);
+    }
+    tf.dispose([qkvT, qRef]);
+  });
+});
+
+describe('CPU kernels: errors and isolation', () => {
+  it('names kernel, argument and values on a shape mismatch', () => {
+    const s = setup(CASES[1], 5);
+    const bad = tf.zeros([s.c.totalTokens, 3]);
+    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv: bad }, s.attrs as unknown as tf.NamedAttrMap))
+      .toThrow(/\[RopeSplitStoreRagged\] input shape \[\d+,3\] must be \[totalTokens \(\d+\), 256\]/);
+    bad.dispose();
+  });
+
+  it.each(IMPLS.map((x) => [x]))('NaN in one sequence does not leak into another (%s)', (impl) => {
+    setCpuKernelImpl(impl);
+    const cs = CASES[4];
+    const s = setup(cs, 9);
+    const q = runRope(s, cs);
+    // Poison one cached key of sequence 0.
+    const c = s.c, ps = cs.pageSize;
+    const off = ((c.pageTable[0] * cs.nKv + 0) * ps + 2) * cs.D;
+    c.cache.keys(0)[off] = NaN;
+    for (const variant of ['prefill', 'decode'] as const) {
+      const out = runAttention(q, s, cs, MASKS.null, variant);
+      const row1 = out.subarray(c.rowOffsets[1] * cs.nH * cs.D);
+      expect(row1.every((x) => Number.isFinite(x))).toBe(true);
+    }
+    setCpuKernelImpl('auto');
+  });
+});
