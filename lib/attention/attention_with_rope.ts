@@ -50,7 +50,8 @@ export class AttentionWithRope extends tf.layers.Layer {
   kNormWeight: tf.LayerVariable | null = null;
 
   constructor(args: AttentionWithRopeArgs) {
-    super({ name: args?.name, trainable: args?.trainable ?? true, dtype: 'float32' });
+    super({ name: args?.name, trainable: args?.trainable ?? true, dtype: 'float32', inputShape: args?.inputShape ?? undefined,
+      batchInputShape: args?.batchInputShape ?? undefined });
     this.opts = resolveArgs(args);
   }
 
@@ -230,7 +231,7 @@ export class AttentionWithRope extends tf.layers.Layer {
   }
 
   /** Frees the weights; also for a layer only ever called through callRagged (never `apply`d). */
-  override dispose(): tf.DisposeResult {
+  override dispose(): ReturnType<tf.layers.Layer['dispose']> {
     this.ensureBuilt();
     const self = this as unknown as { _refCount: number | null };
     if (self._refCount === null) self._refCount = 1;

@@ -23,6 +23,9 @@ export function layerConfig(o: ResolvedArgs): tf.serialization.ConfigDict {
   };
 }
 
+/** tfjs-layers' save/load snake_cases then camelCases string values: 'sliding_window' comes back 'slidingWindow'. */
+function snake(v: unknown): string { return String(v).replace(/([A-Z])/g, (m) => `_${m.toLowerCase()}`); }
+
 export function argsFromConfig(c: tf.serialization.ConfigDict): AttentionWithRopeArgs {
   const linear = linearClassByName(String(c.linearCls ?? 'Linear'));
   check(linear !== undefined, 'AttentionWithRope.fromConfig', () => `unknown linearCls '${c.linearCls}'; register it with registerLinearClass`);
@@ -31,9 +34,11 @@ export function argsFromConfig(c: tf.serialization.ConfigDict): AttentionWithRop
     ...(c as unknown as AttentionWithRopeArgs),
     rope: c.rope as unknown as AttentionWithRopeArgs['rope'],
     linearCls: linear,
-    shardingStrategy: s ? ShardingStrategy.fromJSON(s) : undefined,
+    shardingStrategy: s ? ShardingStrategy.fromJSON({ kind: snake(s.kind) as 'replicate', numDevices: s.numDevices }) : undefined,
     devices: (c.devices as unknown as DevicePlacement[] | null) ?? undefined,
-    maskVariant: c.maskVariant as MaskVariant,
+    maskVariant: (c.maskVariant === undefined ? undefined : snake(c.maskVariant)) as MaskVariant,
+    clipQkv: (c.clipQkv as number | null) ?? null,
+    scale: (c.scale as number | null) ?? undefined,
     name: c.name as string | undefined,
     trainable: c.trainable as boolean | undefined,
   };

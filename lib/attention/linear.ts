@@ -60,7 +60,11 @@ export class Linear implements LinearLike {
 const linearClasses = new Map<string, LinearCls>([['Linear', Linear]]);
 
 export function registerLinearClass(name: string, cls: LinearCls): void { linearClasses.set(name, cls); }
-export function linearClassByName(name: string): LinearCls | undefined { return linearClasses.get(name); }
+export function linearClassByName(name: string): LinearCls | undefined {
+  // saved models come back with lower-cased names ('Linear' -> 'linear')
+  for (const [n, c] of linearClasses) if (n.toLowerCase() === name.toLowerCase()) return c;
+  return undefined;
+}
 export function linearClassName(cls: LinearCls): string | undefined {
   for (const [name, c] of linearClasses) if (c === cls) return name;
   return undefined;

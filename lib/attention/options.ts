@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs';
 import { check, checkInt } from '../errors.js';
 import type { KVCacheParams } from '../kv_cache/params.js';
 import { RotaryEmbedding, type RotaryEmbeddingOptions } from '../rope/rotary_embedding.js';
@@ -43,9 +44,12 @@ export interface AttentionWithRopeArgs {
   fuseRopeAndStore?: boolean;
   name?: string;
   trainable?: boolean;
+  /** tfjs LayerArgs, for the first layer of a tf.sequential model. */
+  inputShape?: tf.Shape;
+  batchInputShape?: tf.Shape;
 }
 
-export type ResolvedArgs = Required<Omit<AttentionWithRopeArgs, 'quantConfig' | 'clipQkv' | 'name' | 'trainable' | 'rope' | 'devices' | 'shardingStrategy'>> & {
+export type ResolvedArgs = Required<Omit<AttentionWithRopeArgs, 'quantConfig' | 'clipQkv' | 'name' | 'trainable' | 'rope' | 'devices' | 'shardingStrategy' | 'inputShape' | 'batchInputShape'>> & {
   rope: RotaryEmbedding;
   headDim: number;
   clipQkv: number | null;

@@ -55,7 +55,9 @@ export class RotaryEmbedding {
     this.rotaryDim = Math.floor(this.headDim * f);
     check(this.rotaryDim % 2 === 0 && this.rotaryDim > 0, where, () =>
       `rotary dim must be even and > 0, got ${this.rotaryDim} (headDim ${this.headDim} x partialRotaryFactor ${f})`);
-    this.scaling = opts.scaling && opts.scaling.ropeType !== 'default' ? { ...opts.scaling } : undefined;
+    // configs that went through JSON or a saved model carry null for unset keys
+    const scaling = opts.scaling ? Object.fromEntries(Object.entries(opts.scaling).filter(([, v]) => v !== null && v !== undefined)) as unknown as RopeScaling : undefined;
+    this.scaling = scaling && scaling.ropeType !== 'default' ? scaling : undefined;
     if (this.scaling) validateScaling(this.scaling, this.rotaryDim);
   }
 
