@@ -1,0 +1,58 @@
+/**
+ * Benchmark harness pieces shared by bench modules: timing (median of repeated runs), result rows,
+ * the table printer. See bench/run.ts for how modules are registered and run.
+ */
+
+/** One comparison: ratio = peer_ms / ours_ms (above 1: we are faster). */
+export interface BenchRow {
+  name: string;
+  backend: string;
+  ours_ms: number;
+  peer: string;
+  peer_ms: number;
+  ratio: number;
+}
+
+export interface BenchOptions {
+  /** Fewer iterations (smoke runs). */
+  quick: boolean;
+  log(msg: string): void;
+}
+
+export interface BenchModule {
+  name: string;
+  run(opts: BenchOptions): Promise<BenchRow[]>;
+}
+
+export interface TimeOptions { warmup?: number; minIters?: number; maxIters?: number; minMs?: number; maxMs?: number }
+
+/** Median wall time (ms) of `fn` (sync or async) after `warmup` calls. */
+export async function timeMs(fn: () => unknown, o: TimeOptions = {}): Promise<number> {
+  const { warmup = 2, minIters = 5, maxIters = 50, minMs = 300, maxMs = 5000 } = o;
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples: number[] = [];
+  const t0 = performance.now();
+  while (samples.length < maxIters) {
+    const s = performance.now();
+    await fn();
+    samples.push(performance.now() - s);
+    const spent = performance.now() - t0;
+    if (samples.length >= minIters && (spent >= minMs || spent >= maxMs)) break;
+    if (spent >= maxMs && samples.length >= 1) break;
+  }
+  samples.sort((a, b) => a - b);
+  const n = samples.length;
+  return n % 2 ? samples[(n - 1) / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
+}
+
+export function row(name: string, backend: string, oursMs: number, peer: string, peerMs: number): BenchRow {
+  return { name, backend, ours_ms: oursMs, peer, peer_ms: peerMs, ratio: peerMs / oursMs };
+}
+
+export function formatTable(rows: BenchRow[]): string {
+  const head = ['name', 'backend', 'ours ms', 'peer', 'peer ms', 'ratio'];
+  const body = rows.map((r) => [r.name, r.backend, r.ours_ms.toFixed(2), r.peer, r.peer_ms.toFixed(2), `${r.ratio.toFixed(2)}x`]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (c: string[]): string => c.map((x, i) => (i >= 2 && i !== 3 ? x.padStart(w[i]) : x.padEnd(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
