@@ -22,6 +22,20 @@ export interface Pretrained {
   tokenizer: HfTokenizer | null;
 }
 
+/** `[rows, cols]` -> `[cols, rows]` on the host, in 32x32 tiles (several times faster than tf.transpose on cpu). */
+export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  const B = 32;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c0 = 0; c0 < cols; c0 += B) {
+      const c1 = Math.min(cols, c0 + B);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
+    }
+  }
+  return out;
+}
+
 /**
  * Copies checkpoint tensors into the model. Every expected tensor must be there with its shape
  * (checked from the headers before any data is read); extra tensors are ignored.
@@ -48,10 +62,11 @@ export function loadWeights(model: DecoderForCausalLM, locations: Map<string, Te
     }
     const target = targets.get(t.name);
     check(target, 'loadWeights', () => `no variable for tensor '${t.name}'`);
-    tf.tidy(() => {
-      const value = tf.tensor(t.data, t.shape);
-      target.variable.write(target.transpose ? tf.transpose(value) : value);
-    });
+    const value = target.transpose
+      ? tf.tensor(transpose2d(t.data, t.shape[0], t.shape[1]), [t.shape[1], t.shape[0]])
+      : tf.tensor(t.data, t.shape);
+    target.variable.write(value);
+    value.dispose();
   }
   check(pending.size === 0, 'loadWeights', () => `attention weights of layer(s) ${[...pending.keys()].join(', ')} incomplete`);
 }
