@@ -15,11 +15,12 @@ import { pathToFileURL } from 'node:url';
 
 import { attentionCpuBench } from './attention_cpu.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
+import { modelsDecodeBench } from './models_decode.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench];
+export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);
