@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../lib/backends/select.js';
 import { Generator } from '../lib/generation/generator.js';
 import { packageRoot } from '../lib/util/package_root.js';
 import { loadPretrained } from '../models/load.js';
@@ -44,7 +45,7 @@ async function decodeRows(opts: BenchOptions): Promise<BenchRow[]> {
         next.dispose();
       }, iters);
       ids.dispose();
-      opts.log(`models_decode tiny_llama batch ${batch}: ${((1000 * batch) / oursMs).toFixed(0)} tokens/s ` +
+      opts.log(`models_decode tiny_llama ${tf.getBackend()} batch ${batch}: ${((1000 * batch) / oursMs).toFixed(0)} tokens/s ` +
         `(${oursMs.toFixed(2)} ms/step at context ~${CONTEXT}); no-cache predict ${((1000 * batch) / peerMs).toFixed(0)} tokens/s`);
       rows.push(row(`tiny_llama decode step, batch ${batch}`, tf.getBackend(), oursMs, `no-cache LayersModel.predict [${batch}, ${CONTEXT}]`, peerMs));
     }
@@ -55,7 +56,7 @@ async function decodeRows(opts: BenchOptions): Promise<BenchRow[]> {
 }
 
 /** Writes a random 55M-parameter BF16 Llama checkpoint, streamed (no full copy in memory). */
-export function writeBigCheckpoint(dir: string): number {
+function writeBigCheckpoint(dir: string): number {
   const cfg = {
     model_type: 'llama', hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 8, num_attention_heads: 8,
     num_key_value_heads: 2, vocab_size: 32000, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000.0,
@@ -130,6 +131,11 @@ async function loadRows(opts: BenchOptions): Promise<BenchRow[]> {
 export const modelsDecodeBench: BenchModule = {
   name: 'models_decode',
   async run(opts: BenchOptions): Promise<BenchRow[]> {
-    return [...(await decodeRows(opts)), ...(await loadRows(opts))];
+    const rows: BenchRow[] = [];
+    for (const backend of ['cpu', 'wasm']) {
+      await useBackend(backend);
+      rows.push(...(await decodeRows(opts)));
+    }
+    return [...rows, ...(await loadRows(opts))];
   },
 };
