@@ -104,7 +104,7 @@ export function readDecoderConfig(cfg: HfConfig, traits: FamilyTraits = {}): Dec
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
-    rmsNormEps: traits.normEps ?? num(cfg, 'rms_norm_eps', 1e-5),
+    rmsNormEps: traits.normEps ?? num(cfg, 'rms_norm_eps', 1e-6),
     maxPositionEmbeddings: num(cfg, 'max_position_embeddings', 2048),
     tieWordEmbeddings: cfg.tie_word_embeddings === true,
     qkvBias: traits.qkvBias ? traits.qkvBias(cfg) : cfg.attention_bias === true,

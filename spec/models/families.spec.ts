@@ -8,6 +8,7 @@ import { type StoreDtype, writeCheckpoint } from './support/tiny_checkpoint';
 const PROMPT = [3, 17, 42, 5, 63, 0, 9, 11];
 const STORE: Record<string, { dtype: StoreDtype; shards: number }> = {
   llama_bias_hf4: { dtype: 'F32', shards: 1 },
+  llama3_scaled: { dtype: 'F16', shards: 1 },
   mistral_window: { dtype: 'BF16', shards: 3 },
   qwen2_bias_window: { dtype: 'F16', shards: 2 },
   qwen3_layer_types: { dtype: 'F32', shards: 2 },

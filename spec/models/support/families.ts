@@ -9,6 +9,12 @@ const base = {
 export const FAMILY_CONFIGS: Record<string, Record<string, unknown>> = {
   // transformers-4 spelling, attention_bias on q/k/v/o, mlp_bias, head_dim absent (32 / 4 = 8)
   llama_bias_hf4: { ...base, model_type: 'llama', attention_bias: true, mlp_bias: true, rope_theta: 500.0, rope_scaling: null },
+  // Llama 3 rope scaling (transformers-5 spelling); wavelengths fall in all three bands
+  llama3_scaled: {
+    ...base, model_type: 'llama', head_dim: 8, rope_parameters: {
+      rope_type: 'llama3', rope_theta: 500.0, factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 16,
+    },
+  },
   // every layer slides, window 3; head_dim 16 != hidden / heads
   mistral_window: { ...base, model_type: 'mistral', head_dim: 16, sliding_window: 3, rope_parameters: { rope_type: 'default', rope_theta: 10000.0 } },
   // q/k/v bias; slides from layer 1 on (use_sliding_window, max_window_layers); tied embeddings

@@ -40,11 +40,26 @@ function norm(x: Float64Array[], cfg: Record<string, any>, w?: Tensor64): Float6
   });
 }
 
+/** inv_freq of default RoPE, or of Llama 3 scaling (transformers' _compute_llama3_parameters). */
+function llama3InvFreq(theta: number, hd: number, sc: Record<string, number> | null | undefined): number[] {
+  const inv = Array.from({ length: hd / 2 }, (_, i) => theta ** (-(2 * i) / hd));
+  if (!sc || (sc as Record<string, unknown>).rope_type !== 'llama3') return inv;
+  const { factor, low_freq_factor: lo, high_freq_factor: hi, original_max_position_embeddings: old } = sc;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < old / hi) return f;
+    if (wavelen > old / lo) return f / factor;
+    const smooth = (old / wavelen - lo) / (hi - lo);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
 /** Logits `[S][vocab]` of `ids`. */
 export function referenceLogits(cfg: Record<string, any>, w: W, ids: number[]): Float64Array[] {
   const H = cfg.hidden_size, nH = cfg.num_attention_heads, nKv = cfg.num_key_value_heads ?? nH;
   const hd = cfg.head_dim ?? H / nH;
   const theta = cfg.rope_parameters?.rope_theta ?? cfg.rope_theta ?? 10000;
+  const invFreq = llama3InvFreq(theta, hd, cfg.rope_parameters ?? cfg.rope_scaling);
   const emb = w.get('model.embed_tokens.weight')!;
   let h = ids.map((t) => Float64Array.from(emb.data.subarray(t * H, (t + 1) * H)));
   const S = ids.length;
@@ -67,7 +82,7 @@ export function referenceLogits(cfg: Record<string, any>, w: W, ids: number[]): 
     const rope = (m: Float64Array[], heads: number) => m.map((row, pos) => {
       const y = Float64Array.from(row);
       for (let a = 0; a < heads; a++) for (let i = 0; i < hd / 2; i++) {
-        const ang = pos * theta ** (-(2 * i) / hd);
+        const ang = pos * invFreq[i];
         const x1 = row[a * hd + i], x2 = row[a * hd + i + hd / 2];
         y[a * hd + i] = x1 * Math.cos(ang) - x2 * Math.sin(ang);
         y[a * hd + i + hd / 2] = x2 * Math.cos(ang) + x1 * Math.sin(ang);
