@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "attention.h"
+#include "attention_common.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -37,22 +38,6 @@ struct Scratch {
   }
 };
 thread_local Scratch tls;
-
-inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
-  switch (p.mask) {
-    case 0: lo = 0; hi = qp; break;                                   // causal
-    case 1: lo = 0; hi = ctx - 1; break;                              // null
-    case 2: lo = std::max(0, qp - p.window + 1); hi = qp; break;      // sliding_window_causal
-    case 3: lo = std::max(0, qp - p.window + 1); hi = std::min(ctx - 1, qp + p.window - 1); break;
-    default: lo = p.chunk > 0 ? (qp / p.chunk) * p.chunk : 0; hi = qp; break;  // chunked_causal
-  }
-  hi = std::min(hi, ctx - 1);
-}
-
-inline const float* rowPtr(const AttnParams& p, const float* pool, int b, int h, int pos) {
-  int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
-  return pool + ((static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize) * p.D;
-}
 
 // St[n0 + r, c0*16 ..] for 4 keys x C vectors of rows.
 template <int C>
@@ -257,43 +242,43 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
   const size_t need = static_cast<size_t>(nSplits) * p.nKv * stateSize;
   if (gPartial.size() < need) gPartial.resize(need);
   float* partial = gPartial.data();
-  // item = (split index over all sequences) * nKv + h
+  // item = (split index over all sequences) * nKv + h; state layout m[Mp], l[Mp], O[Mp][D].
   pool().parallelFor(nSplits * p.nKv, [&](int i) {
     int si = i / p.nKv, h = i % p.nKv;
     int b = static_cast<int>(std::upper_bound(firstSplit.begin(), firstSplit.end(), si) - firstSplit.begin()) - 1;
     int k0 = (si - firstSplit[b]) * splitLen;
-    int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
     float* dst = partial + static_cast<size_t>(i) * stateSize;
-    std::copy(tls.m.data(), tls.m.data() + mp, dst);
-    std::copy(tls.l.data(), tls.l.data() + mp, dst + Mp);
-    for (int d = 0; d < p.D; d++)
-      std::copy(tls.ot.data() + static_cast<size_t>(d) * mp, tls.ot.data() + static_cast<size_t>(d) * mp + mp,
-                dst + 2 * Mp + static_cast<size_t>(d) * Mp);
+    if (attendItemRows(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp)) return;
+    int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
+    const int M = p.numNew[b] * G;
+    std::copy(tls.m.data(), tls.m.data() + M, dst);
+    std::copy(tls.l.data(), tls.l.data() + M, dst + Mp);
+    for (int m = 0; m < M; m++)
+      for (int d = 0; d < p.D; d++) dst[2 * Mp + static_cast<size_t>(m) * p.D + d] = tls.ot[static_cast<size_t>(d) * mp + m];
   });
-  // Merge: per (b, h) weight each split by exp(m_s - max m).
+  // Merge: per (b, h) weight each split by exp(m_s - max m), normalise, write the rows.
   pool().parallelFor(p.batch * p.nKv, [&](int i) {
     int b = i / p.nKv, h = i % p.nKv;
     int s0 = firstSplit[b], s1 = firstSplit[b + 1];
-    if (s1 == s0) return;
-    const int M = p.numNew[b] * G;
-    std::vector<float>& acc = tls.ot;
-    if (acc.size() < static_cast<size_t>(p.D) * Mp) acc.resize(static_cast<size_t>(p.D) * Mp);
-    if (tls.l.size() < static_cast<size_t>(Mp)) tls.l.resize(Mp);
+    const int M = p.numNew[b] * G, D = p.D;
+    const size_t stride = static_cast<size_t>(p.nHeads) * D;
     for (int m = 0; m < M; m++) {
+      float* o = p.out + (p.rowOff[b] + m / G) * stride + static_cast<size_t>(h * G + m % G) * D;
+      std::fill(o, o + D, 0.f);
       float mx = NEG_INF;
       for (int s = s0; s < s1; s++) mx = std::max(mx, partial[(static_cast<size_t>(s) * p.nKv + h) * stateSize + m]);
+      if (mx == NEG_INF) continue;
       float L = 0.f;
-      for (int d = 0; d < p.D; d++) acc[static_cast<size_t>(d) * Mp + m] = 0.f;
-      if (mx == NEG_INF) { tls.l[m] = 0.f; continue; }
       for (int s = s0; s < s1; s++) {
         const float* st = partial + (static_cast<size_t>(s) * p.nKv + h) * stateSize;
         if (st[m] == NEG_INF) continue;
         float w = std::exp(st[m] - mx);
         L += w * st[Mp + m];
-        for (int d = 0; d < p.D; d++) acc[static_cast<size_t>(d) * Mp + m] += w * st[2 * Mp + static_cast<size_t>(d) * Mp + m];
+        const float* so = st + 2 * Mp + static_cast<size_t>(m) * D;
+        for (int d = 0; d < D; d++) o[d] += w * so[d];
       }
-      tls.l[m] = L;
+      float inv = L > 0.f ? 1.f / L : 0.f;
+      for (int d = 0; d < D; d++) o[d] *= inv;
     }
-    writeRows(p, b, h, 0, p.numNew[b], acc.data(), tls.l.data(), Mp);
   });
 }

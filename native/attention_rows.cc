@@ -1,0 +1,201 @@
+// Row-major attention item, the decode kernel (few query rows per KV head, D a multiple of 16).
+//
+// With only G rows (one token x G heads) the transposed layout of attention.cc fills 4 of 16 lanes,
+// so here lanes run along headDim instead: a row of q sits in D/16 registers, each key contributes
+// one 16-lane partial product per row, and 16 such partials are folded into one vector of 16 scores
+// by a 4-level shuffle/add tree (the scores come out in a fixed permuted key order, kPerm). Values
+// accumulate as O[r, :] += p[r, n] * V[n, :], one V row load shared by all rows of the group.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "attention_common.h"
+#include "simd.h"
+
+namespace {
+
+constexpr int NK = 64;
+constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
+
+// out lane i of level g takes lanes of x (even group) / y (odd group); lo and hi halves summed.
+inline v16 fold8(v16 x, v16 y) {
+  return __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+         __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+inline v16 fold4(v16 x, v16 y) {
+  return __builtin_shufflevector(x, y, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27) +
+         __builtin_shufflevector(x, y, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+}
+inline v16 fold2(v16 x, v16 y) {
+  return __builtin_shufflevector(x, y, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
+         __builtin_shufflevector(x, y, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+}
+inline v16 fold1(v16 x, v16 y) {
+  return __builtin_shufflevector(x, y, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30) +
+         __builtin_shufflevector(x, y, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+}
+
+/** 16 vectors -> one vector of their horizontal sums, in the order kPerm. */
+inline v16 reduce16(const v16* t) {
+  v16 a0 = fold8(t[0], t[1]), a1 = fold8(t[2], t[3]), a2 = fold8(t[4], t[5]), a3 = fold8(t[6], t[7]);
+  v16 a4 = fold8(t[8], t[9]), a5 = fold8(t[10], t[11]), a6 = fold8(t[12], t[13]), a7 = fold8(t[14], t[15]);
+  v16 b0 = fold4(a0, a1), b1 = fold4(a2, a3), b2 = fold4(a4, a5), b3 = fold4(a6, a7);
+  v16 c0 = fold2(b0, b1), c1 = fold2(b2, b3);
+  return fold1(c0, c1);
+}
+
+/** kPerm[i] = which of the 16 input vectors lane i of reduce16 sums (found by running it on labels). */
+struct Perm {
+  int32_t key[VL];
+  Perm() {
+    // Label vector n with 2^n in every lane: each output lane is then 2^k for its single key k.
+    v16 t[VL];
+    for (int n = 0; n < VL; n++) t[n] = vset1(static_cast<float>(1 << n) / VL);
+    v16 r = reduce16(t);
+    for (int i = 0; i < VL; i++) {
+      int v = static_cast<int>(r[i] + 0.5f), k = 0;
+      while ((1 << k) < v) k++;
+      key[i] = k;
+    }
+  }
+};
+const Perm kPerm;
+
+struct RowScratch {
+  std::vector<float> q, s, zeros;
+  std::vector<const float*> kr, vr;
+  void ensure(int M4, int D) {
+    if (q.size() < static_cast<size_t>(M4) * D) q.resize(static_cast<size_t>(M4) * D);
+    if (s.size() < static_cast<size_t>(M4) * NK) s.resize(static_cast<size_t>(M4) * NK);
+    if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
+    if (kr.size() < NK) { kr.resize(NK); vr.resize(NK); }
+  }
+};
+thread_local RowScratch rs;
+
+// Scores of one row against 16 keys (kr[0..16)), permuted order.
+template <int DV>
+inline v16 rowScores16(const v16* q, const float* const* kr) {
+  v16 t[VL];
+  for (int n = 0; n < VL; n++) {
+    const float* k = kr[n];
+    v16 acc = q[0] * vload(k);
+    for (int j = 1; j < DV; j++) acc += q[j] * vload(k + j * VL);
+    t[n] = acc;
+  }
+  return reduce16(t);
+}
+
+// O[r0 .. r0 + R) += P[r, n] V[n, :] over nk16 keys (S rows in permuted order).
+template <int R, int DV>
+inline void rowsPV(const float* s, const float* const* vr, int nk16, float* o, int r0, int D) {
+  v16 acc[R][DV];
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < DV; j++) acc[r][j] = vload(o + static_cast<size_t>(r0 + r) * D + j * VL);
+  for (int g = 0; g < nk16; g += VL) {
+    for (int i = 0; i < VL; i++) {
+      const float* v = vr[g + kPerm.key[i]];
+      v16 vv[DV];
+      for (int j = 0; j < DV; j++) vv[j] = vload(v + j * VL);
+      for (int r = 0; r < R; r++) {
+        float pr = s[static_cast<size_t>(r0 + r) * NK + g + i];
+        for (int j = 0; j < DV; j++) acc[r][j] += pr * vv[j];
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < DV; j++) vstore(o + static_cast<size_t>(r0 + r) * D + j * VL, acc[r][j]);
+}
+
+template <int DV>
+void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
+  constexpr int D = DV * VL;
+  constexpr int RPV = DV >= 8 ? 2 : 4;  // rows per PV tile (keeps R * DV accumulators in registers)
+  const int G = p.nHeads / p.nKv, M = (t1 - t0) * G, M4 = (M + 3) / 4 * 4;
+  RowScratch& sc = rs;
+  sc.ensure(M4, D);
+  float *q = sc.q.data(), *s = sc.s.data();
+  const int start = p.start[b], ctx = start + p.numNew[b], row0 = p.rowOff[b];
+  const size_t qStride = static_cast<size_t>(p.nHeads) * D;
+  std::vector<int> lo(M4, 1), hi(M4, 0);
+  int kmin = k1, kmax = k0 - 1;
+  for (int m = 0; m < M4; m++) {
+    if (m >= M) { std::fill(q + static_cast<size_t>(m) * D, q + static_cast<size_t>(m + 1) * D, 0.f); continue; }
+    int t = t0 + m / G, g = m % G;
+    const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
+    for (int d = 0; d < D; d++) q[static_cast<size_t>(m) * D + d] = qr[d] * p.scale;
+    int a, z;
+    keyRange(p, start + t, ctx, a, z);
+    a = std::max(a, k0);
+    z = std::min(z, k1 - 1);
+    lo[m] = a; hi[m] = z;
+    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+    mr[m] = NEG_INF;
+    lr[m] = 0.f;
+  }
+  std::fill(o, o + static_cast<size_t>(M) * D, 0.f);
+  // Row index padding: the PV tiles write R rows at once, so pad o's rows through a local copy.
+  std::vector<float> opad;
+  float* ow = o;
+  if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
+  const float** kr = sc.kr.data();
+  const float** vr = sc.vr.data();
+  vi16 perm = viload(kPerm.key);
+  for (int kb = kmin; kb <= kmax; kb += NK) {
+    const int nk = std::min(NK, kmax + 1 - kb), nk16 = (nk + VL - 1) / VL * VL;
+    for (int n = 0; n < nk; n++) {
+      kr[n] = rowPtr(p, p.kPool, b, h, kb + n);
+      vr[n] = rowPtr(p, p.vPool, b, h, kb + n);
+    }
+    for (int n = nk; n < nk16; n++) kr[n] = vr[n] = sc.zeros.data();
+    for (int m = 0; m < M; m++) {
+      v16 qv[DV];
+      for (int j = 0; j < DV; j++) qv[j] = vload(q + static_cast<size_t>(m) * D + j * VL);
+      const vi16 vlo = viset1(lo[m]), vhi = viset1(hi[m]);
+      float* sr = s + static_cast<size_t>(m) * NK;
+      v16 bmax = vset1(NEG_INF);
+      for (int g = 0; g < nk16; g += VL) {
+        v16 sv = rowScores16<DV>(qv, kr + g);
+        vi16 kp = perm + (kb + g);
+        sv = (kp >= vlo) & (kp <= vhi) ? sv : vset1(NEG_INF);
+        vstore(sr + g, sv);
+        bmax = vmax(bmax, sv);
+      }
+      float mold = mr[m], mnew = std::max(mold, hmax(bmax));
+      float msafe = mnew == NEG_INF ? 0.f : mnew;
+      float alpha = mold == NEG_INF ? 0.f : std::exp(mold - msafe);
+      v16 lsum = v16{};
+      const v16 vm = vset1(msafe);
+      for (int g = 0; g < nk16; g += VL) {
+        v16 pv = vexp(vload(sr + g) - vm);
+        vstore(sr + g, pv);
+        lsum += pv;
+      }
+      lr[m] = lr[m] * alpha + hsum(lsum);
+      mr[m] = mnew;
+      if (alpha != 1.f) {
+        float* orow = ow + static_cast<size_t>(m) * D;
+        for (int d = 0; d < D; d++) orow[d] *= alpha;
+      }
+    }
+    for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
+    for (int r0 = 0; r0 < M4; r0 += RPV) {
+      if (r0 + RPV <= M4) rowsPV<RPV, DV>(s, vr, nk16, ow, r0, D);
+      else for (int r = r0; r < M4; r++) rowsPV<1, DV>(s, vr, nk16, ow, r, D);
+    }
+  }
+  if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
+}
+
+}  // namespace
+
+bool attendItemRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mOut, float* lOut, float* oOut) {
+  switch (p.D) {
+    case 16: attendRows<1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 32: attendRows<2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 64: attendRows<4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 128: attendRows<8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    default: return false;
+  }
+}
