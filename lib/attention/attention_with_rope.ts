@@ -7,7 +7,8 @@ import type { PagedKVCollection } from '../kv_cache/collection.js';
 import type { RopeTables } from '../rope/rope_tables.js';
 import { RotaryEmbedding, ropeTablesOf } from '../rope/rotary_embedding.js';
 import type { ShardingStrategy } from '../sharding/strategy.js';
-import type { MaskSpec } from '../types.js';
+import { shardLayer } from '../sharding/shard_layer.js';
+import type { DevicePlacement, MaskSpec } from '../types.js';
 import { layerConfig, argsFromConfig } from './config.js';
 import { type Initializer, type LinearLike } from './linear.js';
 import { type AttentionWithRopeArgs, type ResolvedArgs, resolveArgs } from './options.js';
@@ -226,8 +227,8 @@ export class AttentionWithRope extends tf.layers.Layer {
   setHfWeights(weights: HfWeights): void { this.ensureBuilt(); setHfWeights(this, weights); }
 
   /** Tensor-parallel sharding is built by the sharding module. */
-  shard(devices: unknown[]): AttentionWithRope[] {
-    throw new Error(`[${W}] shard(${devices.length} devices) is not available: tensor-parallel execution is not built yet`);
+  shard(devices: DevicePlacement[]): AttentionWithRope[] {
+    return shardLayer(this, devices);
   }
 
   /** Frees the weights; also for a layer only ever called through callRagged (never `apply`d). */

@@ -1,0 +1,67 @@
+/**
+ * Messages between ShardedAttention (main thread) and its shard workers. Control goes by
+ * postMessage; data by SharedArrayBuffer, never copied between threads:
+ * - input `[capacity, hidden]` f32: the step's hidden rows, written once by the main thread,
+ *   read in place by every worker (the broadcast);
+ * - partials `[numDevices, capacity, hidden]` f32: worker d writes its partial output in slot d;
+ * - out `[T, hidden]` f32, fresh each call: the all-reduce result; worker d sums rows
+ *   `[rowStart, rowEnd)` of every slot into it (a reduce-scatter, so the sum runs in parallel),
+ *   and the main thread wraps it as the output tensor.
+ *
+ * A call is two-phase: `call` (fetch + compute, nothing committed) on every worker, then, only
+ * when every worker answered ok, `commit` (cache.step + reduce). Any failure: no commit anywhere.
+ */
+import type { DevicePlacement } from '../types.js';
+
+export type SeqAction = { action: 'add'; seqId: number } | { action: 'release'; seqId: number } | { action: 'fork'; srcId: number; dstId: number };
+
+export interface InitMsg {
+  op: 'init';
+  id: number;
+  device: DevicePlacement;
+  /** getConfig() of the shard layer. */
+  config: Record<string, unknown>;
+  /** Hugging Face layout weights of the shard. */
+  weights: Record<string, Float32Array>;
+  /** Composite path only (ATTENTION_ROPE_FORCE_COMPOSITE). */
+  forceComposite: boolean;
+  /** Native CPU kernel threads in this worker (the addon's pool is process-wide and not reentrant: 1). */
+  nativeThreads: number;
+}
+
+export interface CallMsg {
+  op: 'call';
+  id: number;
+  layerIdx: number;
+  seqIds: number[];
+  numNewTokens: number[];
+  materialize: boolean;
+  input: SharedArrayBuffer;
+  partials: SharedArrayBuffer;
+  /** Floats per partial slot (capacity * hidden). */
+  slotFloats: number;
+}
+
+export interface CommitMsg {
+  op: 'commit';
+  id: number;
+  /** Absent for materialize (nothing to reduce). */
+  reduce?: { out: SharedArrayBuffer; partials: SharedArrayBuffer; slotFloats: number; numSlots: number; rowStart: number; rowEnd: number; hidden: number };
+}
+
+export type WorkerMsg =
+  | InitMsg | CallMsg | CommitMsg
+  | { op: 'seq'; seq: SeqAction }
+  | { op: 'inspect'; id: number }
+  | { op: 'fault'; mode: 'throw' | 'exit' }
+  | { op: 'dispose' };
+
+export interface Reply {
+  id: number;
+  ok: boolean;
+  error?: string;
+  /** init: the backend in use; inspect: the cache state. */
+  backend?: string;
+  lengths?: [number, number][];
+  numFreePages?: number;
+}

@@ -1,0 +1,236 @@
+/**
+ * ShardedAttention: runs an AttentionWithRope tensor-parallel over several devices, each shard in
+ * its own worker thread with its own tfjs engine, backend and PagedKVCache shard. Inputs are
+ * broadcast and partial outputs all-reduced through SharedArrayBuffers (protocol.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import type { AttentionWithRope } from '../attention/attention_with_rope.js';
+import { check, checkInt } from '../errors.js';
+import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
+import type { DevicePlacement } from '../types.js';
+import { deviceName } from './devices.js';
+import type { Reply, SeqAction, WorkerMsg } from './protocol.js';
+import { hfWeightsOf, shardInfoOf } from './shard_layer.js';
+import { workerScript } from './worker_script.js';
+
+const W = 'ShardedAttention';
+
+export interface ShardedAttentionOptions {
+  /** Composite path only in every worker (no fused kernels). */
+  unfused?: boolean;
+  /** Native CPU kernel threads per worker (default 1: the addon's pool is shared by the process). */
+  nativeThreads?: number;
+}
+
+interface Slot {
+  device: DevicePlacement;
+  worker: Worker;
+  backend: string;
+  waiting: Map<number, { resolve(r: Reply): void; reject(e: Error): void }>;
+  dead: Error | null;
+}
+
+/**
+ * A tensor-parallel AttentionWithRope: `layer.shard(devices)` placed one shard per worker thread.
+ * The sharded call equals the layer's `callRagged` (partial outputs summed). It owns its paged
+ * cache: sequences are added, forked and released here and mirrored in every worker.
+ *
+ * @example
+ * const tp = await ShardedAttention.create(layer, parseDevices('cpu,wasm'));
+ * tp.addSequence(0);
+ * const y = await tp.callRagged(hidden, [0], [hidden.shape[0]]); // [T, hidden], the cache stepped
+ * await tp.dispose();
+ */
+export class ShardedAttention {
+  /** Main-thread mirror of the sequence bookkeeping (a 1-head, 1-dim cache): validates before dispatch. */
+  private readonly book: PagedKVCache;
+  private input = new SharedArrayBuffer(0);
+  private partials = new SharedArrayBuffer(0);
+  private capacity = 0;
+  private nextId = 1;
+  private busy = false;
+  private disposed = false;
+
+  private constructor(private readonly slots: Slot[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams']) {
+    this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
+  }
+
+  /** Shards `layer` over `devices` (tensor-parallel) and starts one worker per device. */
+  static async create(layer: AttentionWithRope, devices: DevicePlacement[], opts: ShardedAttentionOptions = {}): Promise<ShardedAttention> {
+    const nativeThreads = opts.nativeThreads ?? 1;
+    checkInt(nativeThreads, W, 'nativeThreads', 1);
+    const shards = layer.shard(devices);
+    check(shardInfoOf(shards[0])!.mode === 'tensor_parallel', W, () =>
+      `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); ShardedAttention runs tensor_parallel only`);
+    const script = await workerScript();
+    const slots: Slot[] = [];
+    try {
+      await Promise.all(shards.map(async (shard, i) => {
+        const weights: Record<string, Float32Array> = {};
+        for (const [k, v] of Object.entries(hfWeightsOf(shard))) weights[k] = v.data;
+        const config = shard.getConfig();
+        shard.dispose();
+        const worker = new Worker(script);
+        const slot: Slot = { device: devices[i], worker, backend: '', waiting: new Map(), dead: null };
+        slots[i] = slot;
+        ShardedAttention.listen(slot, i);
+        const r = await ShardedAttention.request(slot, {
+          op: 'init', id: 0, device: devices[i], config, weights, forceComposite: opts.unfused ?? false, nativeThreads,
+        }, i, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
+        check(r.ok, W, () => `device ${i} (${deviceName(devices[i])}) failed to start: ${r.error}`);
+        slot.backend = r.backend!;
+      }));
+    } catch (e) {
+      await Promise.all(slots.filter(Boolean).map((s) => s.worker.terminate()));
+      throw e;
+    }
+    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams);
+  }
+
+  private static listen(slot: Slot, i: number): void {
+    const fail = (e: Error) => {
+      slot.dead ??= e;
+      for (const w of slot.waiting.values()) w.reject(slot.dead);
+      slot.waiting.clear();
+    };
+    slot.worker.on('message', (r: Reply) => {
+      const w = slot.waiting.get(r.id);
+      if (w) { slot.waiting.delete(r.id); w.resolve(r); }
+    });
+    slot.worker.on('error', (e) => fail(new Error(`[${W}] device ${i} (${deviceName(slot.device)}) died: ${e.message}`)));
+    slot.worker.on('exit', (code) => fail(new Error(`[${W}] device ${i} (${deviceName(slot.device)}) exited with code ${code}`)));
+  }
+
+  private static request(slot: Slot, msg: WorkerMsg & { id: number }, slotIndex: number, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (slot.dead) return Promise.reject(slot.dead);
+    return new Promise((resolve, reject) => {
+      slot.waiting.set(msg.id, { resolve, reject });
+      slot.worker.postMessage({ ...msg, slot: slotIndex }, transfer);
+    });
+  }
+
+  get numDevices(): number { return this.slots.length; }
+  get devices(): DevicePlacement[] { return this.slots.map((s) => ({ ...s.device })); }
+  /** The tfjs backend each worker runs. */
+  get backends(): string[] { return this.slots.map((s) => s.backend); }
+  get sequenceIds(): number[] { return this.book.sequenceIds; }
+  hasSequence(seqId: number): boolean { return this.book.hasSequence(seqId); }
+  cacheLength(seqId: number): number { return this.book.cacheLength(seqId); }
+
+  addSequence(seqId?: number): number {
+    this.checkUsable();
+    const id = this.book.addSequence(seqId);
+    this.broadcastSeq({ action: 'add', seqId: id });
+    return id;
+  }
+  releaseSequence(seqId: number): void {
+    this.checkUsable();
+    this.book.releaseSequence(seqId);
+    this.broadcastSeq({ action: 'release', seqId });
+  }
+  forkSequence(srcId: number, dstId?: number): number {
+    this.checkUsable();
+    const id = this.book.forkSequence(srcId, dstId);
+    this.broadcastSeq({ action: 'fork', srcId, dstId: id });
+    return id;
+  }
+
+  /**
+   * The sharded ragged call: fetches room for `numNewTokens[b]` new tokens of each sequence,
+   * runs every shard, commits the step on every cache shard only when all succeeded, and returns
+   * the summed output `[totalTokens, hidden]`. On any device's failure it rejects with that
+   * device's error and no cache shard has moved.
+   */
+  async callRagged(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[], layerIdx = 0): Promise<tf.Tensor2D> {
+    return (await this.run(hidden, seqIds, numNewTokens, layerIdx, false))!;
+  }
+
+  /** The sharded `materializeKvFromHidden`: stores K/V of `hidden` on every shard, no output. */
+  async materializeKvFromHidden(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[], layerIdx = 0): Promise<void> {
+    await this.run(hidden, seqIds, numNewTokens, layerIdx, true);
+  }
+
+  private async run(hidden: tf.Tensor2D | Float32Array, seqIds: number[], counts: number[], layerIdx: number, materialize: boolean): Promise<tf.Tensor2D | null> {
+    this.checkUsable();
+    check(!this.busy, W, () => 'a call is already running; await it first');
+    const H = this.hiddenSize;
+    const kv = this.book.fetch(seqIds, counts); // validates ids, counts and pages before any worker moves
+    const T = kv.totalTokens;
+    const data = hidden instanceof Float32Array ? hidden : hidden.dataSync() as Float32Array;
+    if (!(hidden instanceof Float32Array)) {
+      check(hidden.rank === 2 && hidden.shape[1] === H, W, () => `hidden must be [totalTokens, ${H}], got [${hidden.shape}]`);
+    }
+    check(data.length === T * H, W, () => `hidden has ${data.length} values, expected totalTokens * hiddenSize (${T} * ${H})`);
+    this.ensureCapacity(T);
+    new Float32Array(this.input, 0, T * H).set(data); // the broadcast: one write, read in place by every worker
+    const id = this.nextId++;
+    this.busy = true;
+    try {
+      const slotFloats = this.capacity * H;
+      await this.all((s, i) => ShardedAttention.request(s, {
+        op: 'call', id, layerIdx, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize,
+        input: this.input, partials: this.partials, slotFloats,
+      }, i));
+      const out = materialize ? null : new SharedArrayBuffer(T * H * 4);
+      const n = this.slots.length;
+      await this.all((s, i) => ShardedAttention.request(s, {
+        op: 'commit', id, reduce: out ? {
+          out, partials: this.partials, slotFloats, numSlots: n, hidden: H,
+          rowStart: Math.floor((i * T) / n), rowEnd: Math.floor(((i + 1) * T) / n),
+        } : undefined,
+      }, i));
+      this.book.step(kv);
+      return out ? tf.tensor2d(new Float32Array(out), [T, H]) : null; // [T, hidden]
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Sends to every worker, waits for every answer (so none still reads shared memory), throws the first device's error. */
+  private async all(send: (s: Slot, i: number) => Promise<Reply>): Promise<void> {
+    const results = await Promise.allSettled(this.slots.map((s, i) => send(s, i)));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') throw r.reason as Error;
+      check(r.value.ok, W, () => `device ${i} (${deviceName(this.slots[i].device)}) failed: ${r.value.error}`);
+    });
+  }
+
+  /** Each worker's cache state: sequence lengths and free pages (for checks and tests). */
+  async inspect(): Promise<{ device: string; lengths: Map<number, number>; numFreePages: number }[]> {
+    this.checkUsable();
+    const id = this.nextId++;
+    const rs = await Promise.all(this.slots.map((s, i) => ShardedAttention.request(s, { op: 'inspect', id }, i)));
+    return rs.map((r, i) => ({ device: deviceName(this.slots[i].device), lengths: new Map(r.lengths), numFreePages: r.numFreePages! }));
+  }
+
+  /** Testing: makes device `index` throw (after writing its K/V) or exit during the next call. */
+  injectFault(index: number, mode: 'throw' | 'exit'): void {
+    checkInt(index, `${W}.injectFault`, 'index', 0);
+    check(index < this.slots.length, `${W}.injectFault`, () => `index (${index}) must be < numDevices (${this.slots.length})`);
+    this.slots[index].worker.postMessage({ op: 'fault', mode });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all(this.slots.map((s) => s.dead ? undefined : s.worker.terminate()));
+  }
+
+  private checkUsable(): void {
+    check(!this.disposed, W, () => 'disposed');
+    const dead = this.slots.findIndex((s) => s.dead);
+    check(dead < 0, W, () => `device ${dead} (${deviceName(this.slots[dead].device)}) is gone (${this.slots[dead].dead!.message}); its cache shard is lost, create a new ShardedAttention`);
+  }
+
+  private broadcastSeq(seq: SeqAction): void {
+    for (const s of this.slots) s.worker.postMessage({ op: 'seq', seq });
+  }
+
+  private ensureCapacity(T: number): void {
+    if (T <= this.capacity && this.capacity > 0) return;
+    this.capacity = Math.max(T, 2 * this.capacity, 16);
+    this.input = new SharedArrayBuffer(this.capacity * this.hiddenSize * 4);
+    this.partials = new SharedArrayBuffer(this.slots.length * this.capacity * this.hiddenSize * 4);
+  }
+}
