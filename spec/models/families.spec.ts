@@ -35,7 +35,7 @@ describeEachBackend('model families against a float64 reference', () => {
       let kv = cache.fetch([s0], [PROMPT.length]);
       const all = model.forwardRagged(PROMPT, kv);
       cache.step(kv);
-      expect(relError(all.dataSync() as Float32Array, want)).toBeLessThan(1e-4);
+      expect(relError((await all.data()) as Float32Array, want)).toBeLessThan(1e-4);
       all.dispose();
       // chunks of 3, 1, 4 beside the first sequence decoding nothing: logits of each chunk's rows
       const s1 = cache.addSequence();
@@ -44,7 +44,7 @@ describeEachBackend('model families against a float64 reference', () => {
         kv = cache.fetch([s1], [n]);
         const l = model.forwardRagged(PROMPT.slice(from, from + n), kv);
         cache.step(kv);
-        got.push(...l.dataSync());
+        got.push(...((await l.data()) as Float32Array));
         l.dispose();
       }
       expect(relError(Float32Array.from(got), want)).toBeLessThan(1e-4);
@@ -56,7 +56,7 @@ describeEachBackend('model families against a float64 reference', () => {
       const ids = tf.tensor2d([PROMPT, PROMPT], [2, PROMPT.length], 'int32');
       const out = lm.predict(ids) as tf.Tensor;
       expect(out.shape).toEqual([2, PROMPT.length, cfg.vocab_size as number]);
-      const rows = out.dataSync() as Float32Array;
+      const rows = (await out.data()) as Float32Array;
       expect(relError(rows.subarray(rows.length / 2), want)).toBeLessThan(1e-4);
       tf.dispose([ids, out]);
       model.dispose();
