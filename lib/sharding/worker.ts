@@ -25,6 +25,8 @@ const msgOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 async function init(m: InitMsg): Promise<Reply> {
   await useBackend(m.device.backend);
+  const cpu = tf.backend() as unknown as { firstUse?: boolean };
+  if (m.device.backend === 'cpu') cpu.firstUse = false; // one "install tfjs-node" banner per process is enough
   registerCpuKernels(); // also when select.ts's dynamic registration cannot see it (bundled worker)
   if (nativeKernels) nativeKernels.setThreads(m.nativeThreads);
   tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', m.forceComposite);
