@@ -1,0 +1,79 @@
+/// <reference types="@webgpu/types" />
+/**
+ * FlashAttentionRaggedPaged on webgpu: online-softmax attention over the cache's GPU pages
+ * (kernels/webgpu/kv_mirror.ts). Two paths, chosen by flash_plan.ts `flashPath` (attrs.variant
+ * 'auto') or forced ('prefill' / 'decode'):
+ * - prefill: FlashAttention-2 tiles of TQ tokens x G query heads per workgroup (flash_prefill_wgsl.ts);
+ * - decode: split-K over the keys, one workgroup per (token, KV head, split), then a merge pass
+ *   (flash_decode_wgsl.ts).
+ */
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
+import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
+import { buildMeta, checkFlashArgs, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
+import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
+import {
+  checkLayer, type Dispatch, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
+  tensorBuffer, type WebGpuBackendLike,
+} from './gpu_util.js';
+import { WebGpuKVMirror } from './kv_mirror.js';
+
+const W = 'FlashAttentionRaggedPaged';
+const MAXG = 65535;
+
+export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, attrs }) => {
+  const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
+  const be = backend as unknown as WebGpuBackendLike;
+  const q = (inputs as Record<string, TensorInfo>).q;
+  checkFlashArgs(a, q.shape);
+  const c = a.collection;
+  checkLayer(W, a.layerIdx, c.cache.params.numLayers);
+  const { nHeads, nKvHeads, headDim } = a;
+  const T = c.totalTokens;
+  if (T === 0) return emptyOutput(be, [0, nHeads * headDim]);
+  const out = newOutput(be, [T, nHeads * headDim]); // [T, nHeads * headDim]
+  const mirror = WebGpuKVMirror.of(be, c.cache);
+  const dev = be.device;
+  const shape = { headDim, nHeads, nKvHeads, pageSize: c.cache.params.pageSize, mask: a.mask.variant };
+  const sharedLimit = dev.limits.maxComputeWorkgroupStorageSize;
+  const kv = [mirror.k[a.layerIdx], mirror.v[a.layerIdx]];
+  const qBuf = tensorBuffer(be, q);
+  const dispatches: Dispatch[] = [];
+  if (flashPath(a) === 'prefill') {
+    const cfg = choosePrefill(a, sharedLimit, subgroupLanes(dev), dev.limits.maxComputeInvocationsPerWorkgroup);
+    const { meta, numTiles } = buildMeta(a, cfg.tq);
+    if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
+    dispatches.push({
+      pipeline: pipelineFor(dev, flashPrefillWgsl(cfg, shape), `${W}:prefill:${cfg.name}`),
+      buffers: [qBuf, out.buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
+      grid: [numTiles, nKvHeads, 1],
+    });
+  } else {
+    const cfg = chooseDecode(a, sharedLimit);
+    const { meta, numTiles, numSplits } = buildMeta(a, 1, cfg.bcd);
+    const metaBuf = scratchBuffer(be, meta.byteLength, meta);
+    const d4 = headDim / 4;
+    const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
+    dispatches.push({
+      pipeline: pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`),
+      buffers: [qBuf, out.buffer, ...kv, metaBuf, part],
+      grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
+    });
+    if (numSplits > 1) {
+      const rows = T * nHeads;
+      dispatches.push({
+        pipeline: pipelineFor(dev, flashMergeWgsl(headDim, nHeads), `${W}:merge`),
+        buffers: [part, out.buffer, metaBuf],
+        grid: [Math.min(rows, MAXG), Math.ceil(rows / MAXG), 1],
+      });
+    }
+  }
+  runDispatches(be, dispatches);
+  return out.info;
+};
+
+export const flashAttentionRaggedPagedWebGpuConfig: KernelConfig = {
+  kernelName: FlashAttentionRaggedPaged,
+  backendName: 'webgpu',
+  kernelFunc: flashAttentionRaggedPagedWebGpu,
+};

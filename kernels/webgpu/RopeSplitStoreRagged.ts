@@ -1,0 +1,110 @@
+/// <reference types="@webgpu/types" />
+/**
+ * RopeSplitStoreRagged on webgpu: one dispatch rotates q and k (optional qk RMSNorm first),
+ * writes k and v into the cache's GPU pages in place (kernels/webgpu/kv_mirror.ts) and returns q.
+ * WGSL and its layout: rope_split_store_wgsl.ts.
+ */
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import { check } from '../../lib/errors.js';
+import type { RopeTables } from '../../lib/rope/rope_tables.js';
+import { RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
+import { checkLayer, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { WebGpuKVMirror } from './kv_mirror.js';
+import { ropeSplitStoreWgsl } from './rope_split_store_wgsl.js';
+
+const W = 'RopeSplitStoreRagged';
+const WG = 64;
+
+const tableCache = new WeakMap<RopeTables, { device: GPUDevice; cos: GPUBuffer; sin: GPUBuffer }>();
+
+/** The rope tables on the device, uploaded once per RopeTables object. */
+function ropeBuffers(device: GPUDevice, rope: RopeTables): { cos: GPUBuffer; sin: GPUBuffer } {
+  const hit = tableCache.get(rope);
+  if (hit && hit.device === device) return hit;
+  const make = (a: Float32Array) => {
+    const b = device.createBuffer({ size: Math.max(16, a.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(b, 0, a.buffer, a.byteOffset, a.byteLength);
+    return b;
+  };
+  const e = { device, cos: make(rope.cos), sin: make(rope.sin) };
+  tableCache.set(rope, e);
+  return e;
+}
+
+/** Checks attrs against the input and the cache; returns per-token (position, slot offset). */
+export function ropeTokenTable(a: RopeSplitStoreRaggedAttrs, shape: readonly number[], hasNorm: boolean): Int32Array {
+  const { nHeads, nKvHeads, headDim, rope, collection: c } = a;
+  checkLayer(W, a.layerIdx, c.cache.params.numLayers);
+  check(nKvHeads >= 1 && nHeads % nKvHeads === 0, W, () => `nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
+  const width = (nHeads + 2 * nKvHeads) * headDim;
+  check(shape.length === 2 && shape[0] === c.totalTokens && shape[1] === width, W,
+    () => `qkv shape [${shape}] must be [totalTokens (${c.totalTokens}), ${width}]`);
+  const p = c.cache.params;
+  check(p.nKvHeads === nKvHeads && p.headDim === headDim, W,
+    () => `cache nKvHeads/headDim (${p.nKvHeads}/${p.headDim}) must equal attrs (${nKvHeads}/${headDim})`);
+  check(rope.headDim === headDim, W, () => `rope.headDim (${rope.headDim}) must equal headDim (${headDim})`);
+  check(rope.rotaryDim % 2 === 0 && rope.rotaryDim <= headDim, W,
+    () => `rope.rotaryDim (${rope.rotaryDim}) must be even and <= headDim (${headDim})`);
+  check(c.maxContext <= rope.maxPositions, W, () => `collection.maxContext (${c.maxContext}) must be <= rope.maxPositions (${rope.maxPositions})`);
+  check(a.qkNormEps < 0 || hasNorm, W, () => `qkNormEps (${a.qkNormEps}) >= 0 needs qNormWeight and kNormWeight inputs`);
+  const T = c.totalTokens;
+  const tok = new Int32Array(2 * (T + 1)); // [(T, 0), (pos, slotBase) per token]
+  tok[0] = T;
+  const { pageSize: ps, numPages } = p;
+  for (let b = 0; b < c.seqIds.length; b++) {
+    for (let r = c.rowOffsets[b]; r < c.rowOffsets[b + 1]; r++) {
+      const pos = c.startPositions[b] + (r - c.rowOffsets[b]);
+      const page = c.pageTable[b * c.maxPagesPerSeq + Math.floor(pos / ps)];
+      check(page >= 0 && page < numPages, W, () => `pageTable[${b}][${Math.floor(pos / ps)}] (${page}) must be a page in [0, ${numPages})`);
+      tok[2 * r + 2] = pos;
+      tok[2 * r + 3] = (page * nKvHeads * ps + (pos % ps)) * headDim;
+    }
+  }
+  return tok;
+}
+
+export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs }) => {
+  const a = attrs as unknown as RopeSplitStoreRaggedAttrs;
+  const be = backend as unknown as WebGpuBackendLike;
+  const { qkv, qNormWeight, kNormWeight } = inputs as Record<string, TensorInfo | undefined>;
+  const norm = a.qkNormEps >= 0;
+  const tok = ropeTokenTable(a, qkv!.shape, qNormWeight !== undefined && kNormWeight !== undefined);
+  const { nHeads, nKvHeads, headDim, rope, collection: c } = a;
+  if (norm) {
+    for (const [n, w] of [['qNormWeight', qNormWeight!], ['kNormWeight', kNormWeight!]] as const) {
+      check(w.shape.length === 1 && w.shape[0] === headDim, W, () => `${n} shape [${w.shape}] must be [headDim (${headDim})]`);
+    }
+  }
+  const T = c.totalTokens;
+  if (T === 0) return emptyOutput(be, [0, nHeads * headDim]);
+  const out = newOutput(be, [T, nHeads * headDim]); // [T, nHeads * headDim]
+  const mirror = WebGpuKVMirror.of(be, c.cache);
+  const { cos, sin } = ropeBuffers(be.device, rope);
+  const code = ropeSplitStoreWgsl({
+    nHeads, nKvHeads, headDim, rotaryDim: rope.rotaryDim, interleaved: rope.interleaved,
+    pageSize: c.cache.params.pageSize, eps: norm ? a.qkNormEps : -1, wg: WG,
+  });
+  const buffers = [tensorBuffer(be, qkv!), out.buffer, mirror.k[a.layerIdx], mirror.v[a.layerIdx], cos, sin, scratchBuffer(be, tok.byteLength, tok)];
+  if (norm) {
+    // [2, headDim]: q weights then k weights, copied side by side on the device.
+    const w = scratchBuffer(be, 8 * headDim);
+    be.ensureCommandEncoderReady();
+    be.endComputePassEncoder();
+    be.commandEncoder!.copyBufferToBuffer(tensorBuffer(be, qNormWeight!), 0, w, 0, 4 * headDim);
+    be.commandEncoder!.copyBufferToBuffer(tensorBuffer(be, kNormWeight!), 0, w, 4 * headDim, 4 * headDim);
+    buffers.push(w);
+  }
+  const slots = nHeads + 2 * nKvHeads;
+  runDispatches(be, [{
+    pipeline: pipelineFor(be.device, code, W), buffers,
+    grid: [slots, Math.min(T, 65535), Math.ceil(T / 65535)],
+  }]);
+  mirror.dirty = true;
+  return out.info;
+};
+
+export const ropeSplitStoreRaggedWebGpuConfig: KernelConfig = {
+  kernelName: RopeSplitStoreRagged,
+  backendName: 'webgpu',
+  kernelFunc: ropeSplitStoreRaggedWebGpu,
+};

@@ -1,0 +1,80 @@
+/**
+ * WGSL shared by the FlashAttentionRaggedPaged programs: bindings, the `meta` block, masks.
+ *
+ * `meta` (array<i32>, built by flash_plan.ts):
+ *   [0] numTiles  [1] maxPagesPerSeq  [2] window  [3] chunk  [4] batch  [5] pagesOff  [6] tilesOff
+ *   [7] numSplits  [8] bitcast<f32>(scale * log2(e))  [9] totalTokens  [10] keys per split
+ *   [16 + 4b ..] (startPositions[b], numNewTokens[b], rowOffsets[b], 0)
+ *   [pagesOff ..] page table `[batch, maxPagesPerSeq]`
+ *   [tilesOff ..] (b, first new token of the tile within its sequence) per workgroup tile
+ * q / out `[T, NH, HD]` as vec4; kPool / vPool `[numPages, NKV, PS, HD]` as vec4.
+ * Scores live in the log2 domain (q is pre-scaled by scale * log2(e)), so softmax uses exp2.
+ */
+import { MASK_CODE, type MaskVariant } from '../../lib/types.js';
+
+/** Masked score; far below any real one but finite, so exp2(NEG - m) is 0 and never NaN. */
+export const NEG = '-3.0e38';
+/** Running max before any key: finite so that exp2(m_old - m_new) never sees inf - inf. */
+export const M_INIT = '-1.0e30';
+
+export function flashPrelude(headDim: number, nHeads: number, nKv: number, pageSize: number): string {
+  return /* wgsl */ `
+const HD: u32 = ${headDim}u;
+const D4: u32 = ${headDim / 4}u;
+const NH: u32 = ${nHeads}u;
+const NKV: u32 = ${nKv}u;
+const G: u32 = ${nHeads / nKv}u;
+const PS: u32 = ${pageSize}u;
+
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> kp: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> vp: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> mt: array<i32>;
+
+/** Offset (in vec4) of key position j of batch entry b, KV head h. */
+fn kvAddr(b: i32, j: i32, h: u32) -> u32 {
+  let page = u32(mt[u32(mt[5] + b * mt[1] + j / i32(PS))]);
+  return ((page * NKV + h) * PS + u32(j) % PS) * D4;
+}
+`;
+}
+
+/** `visible(i, j)` and `keyRange(i0, i1, L)` (keys any of the positions i0..i1 may see) for one mask. */
+export function maskWgsl(variant: MaskVariant): string {
+  const code = MASK_CODE[variant];
+  const vis = [
+    'j <= i',
+    'true',
+    'j <= i && i - j < mt[2]',
+    'abs(i - j) < mt[2]',
+    'j <= i && (i / mt[3]) == (j / mt[3])',
+  ][code];
+  const range = [
+    'vec2<i32>(0, i1 + 1)',
+    'vec2<i32>(0, L)',
+    'vec2<i32>(max(0, i0 - mt[2] + 1), i1 + 1)',
+    'vec2<i32>(max(0, i0 - mt[2] + 1), min(L, i1 + mt[2]))',
+    'vec2<i32>((i0 / mt[3]) * mt[3], i1 + 1)',
+  ][code];
+  return /* wgsl */ `
+fn visible(i: i32, j: i32) -> bool { return ${vis}; }
+fn keyRange(i0: i32, i1: i32, L: i32) -> vec2<i32> { return ${range}; }
+`;
+}
+
+/** Host twin of keyRange: keys [lo, hi) that positions i0..i1 of a sequence of L keys may see. */
+export function keyRangeHost(variant: MaskVariant, window: number, chunk: number, i0: number, i1: number, L: number): [number, number] {
+  switch (variant) {
+    case 'causal': return [0, i1 + 1];
+    case 'null': return [0, L];
+    case 'sliding_window_causal': return [Math.max(0, i0 - window + 1), i1 + 1];
+    case 'sliding_window': return [Math.max(0, i0 - window + 1), Math.min(L, i1 + window)];
+    case 'chunked_causal': return [Math.floor(i0 / chunk) * chunk, i1 + 1];
+  }
+}
+
+/** Repeats `f(i)` for i < n, joined by newlines (the generators unroll register tiles this way). */
+export function rep(n: number, f: (i: number) => string): string {
+  return Array.from({ length: n }, (_, i) => f(i)).join('\n');
+}

@@ -1,0 +1,144 @@
+/**
+ * Host side of FlashAttentionRaggedPaged on webgpu: argument checks, the path choice
+ * (prefill tiles or split-K decode), tile configs that fit the device, and the `meta` block
+ * (layout in flash_common_wgsl.ts).
+ */
+import { check } from '../../lib/errors.js';
+import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
+import { MASK_CODE } from '../../lib/types.js';
+import { keyRangeHost } from './flash_common_wgsl.js';
+import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
+import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
+
+const W = 'FlashAttentionRaggedPaged';
+
+/** Prefill tile shapes in order of preference; the first that fits the device is used. */
+export interface NamedPrefill { name: string; tq: number; bc: number; rm: number; tc: number }
+
+/**
+ * Tuning knobs (measured on an H200 by bench/attention_webgpu.ts; a bench may change them).
+ * - prefill: candidate tiles, tq counted for G = 4 query heads per KV head (scaled by 4 / G).
+ * - decode: keys per tile (largest that fits), threads, keys per split at least, target workgroups.
+ * - decodeMaxNew: 'auto' takes the decode path when no sequence brings more new tokens than this.
+ */
+export const webgpuFlashTuning = {
+  prefill: [
+    { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 },
+    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
+    { name: 'm16b32', tq: 4, bc: 32, rm: 4, tc: 8 },
+    { name: 'm16b16', tq: 4, bc: 16, rm: 4, tc: 4 },
+    { name: 'm8b8', tq: 2, bc: 8, rm: 4, tc: 2 },
+    { name: 'm4b4', tq: 1, bc: 4, rm: 2, tc: 1 },
+  ] as NamedPrefill[],
+  decodeBc: [32, 16, 8, 4],
+  decodeWg: 128,
+  decodeMinSplitKeys: 256,
+  decodeTargetWorkgroups: 2048,
+  decodeMaxNew: 4,
+  /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
+  subgroups: true,
+};
+
+/** Largest power of two <= n dividing m. */
+function pow2Dividing(m: number, n: number): number {
+  let p = 1;
+  while (p * 2 <= n && m % (p * 2) === 0) p *= 2;
+  return p;
+}
+
+export function checkFlashArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonly number[]): void {
+  const { nHeads, nKvHeads, headDim, mask, collection: c } = a;
+  check(Number.isInteger(nKvHeads) && nKvHeads >= 1 && nHeads % nKvHeads === 0, W,
+    () => `nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
+  check(shape.length === 2 && shape[0] === c.totalTokens && shape[1] === nHeads * headDim, W,
+    () => `q shape [${shape}] must be [totalTokens (${c.totalTokens}), nHeads * headDim (${nHeads * headDim})]`);
+  const p = c.cache.params;
+  check(p.nKvHeads === nKvHeads && p.headDim === headDim, W,
+    () => `cache nKvHeads/headDim (${p.nKvHeads}/${p.headDim}) must equal attrs (${nKvHeads}/${headDim})`);
+  check(headDim % 4 === 0, W, () => `headDim (${headDim}) must be a multiple of 4 on webgpu`);
+  check(MASK_CODE[mask.variant] !== undefined, W, () => `mask.variant must be one of ${Object.keys(MASK_CODE).join(', ')}, got '${mask.variant}'`);
+  if (mask.variant === 'sliding_window' || mask.variant === 'sliding_window_causal') {
+    check(Number.isInteger(mask.window) && mask.window >= 1, W, () => `mask.window (${mask.window}) must be an integer >= 1 for '${mask.variant}'`);
+  }
+  if (mask.variant === 'chunked_causal') {
+    check(Number.isInteger(mask.chunk) && mask.chunk >= 1, W, () => `mask.chunk (${mask.chunk}) must be an integer >= 1 for 'chunked_causal'`);
+  }
+  check(['auto', 'prefill', 'decode', undefined].includes(a.variant), W, () => `variant must be 'auto', 'prefill' or 'decode', got '${a.variant}'`);
+}
+
+/** The prefill config for this shape: first candidate that fits the shared memory limit. */
+export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, lanes: number, threadLimit: number): PrefillConfig & { name: string } {
+  const g = a.nHeads / a.nKvHeads;
+  const d4 = a.headDim / 4;
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
+  for (const n of webgpuFlashTuning.prefill) {
+    const tc = pow2Dividing(d4, n.tc);
+    if (n.bc % tc !== 0) continue;
+    const rm = a.headDim > 128 ? Math.min(n.rm, 2) : n.rm;
+    const tq = Math.max(1, Math.round((n.tq * 4) / g));
+    const sub = webgpuFlashTuning.subgroups && lanes >= tc && tc > 1;
+    const cfg = { name: n.name, tq, bc: n.bc, rm, tc, subgroups: sub };
+    if (prefillSharedBytes(cfg, shape) <= sharedLimit && prefillDims(cfg, shape).wg <= threadLimit) return cfg;
+  }
+  throw new Error(`[${W}] no prefill tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}, group ${g}`);
+}
+
+export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number): DecodeConfig {
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
+  for (const bcd of webgpuFlashTuning.decodeBc) {
+    const cfg = { bcd, wg: webgpuFlashTuning.decodeWg };
+    if (decodeSharedBytes(cfg, shape) <= sharedLimit) return cfg;
+  }
+  throw new Error(`[${W}] no decode tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}`);
+}
+
+/** Which path to take. */
+export function flashPath(a: FlashAttentionRaggedPagedAttrs): 'prefill' | 'decode' {
+  if (a.variant === 'prefill' || a.variant === 'decode') return a.variant;
+  let maxNew = 0;
+  for (const n of a.collection.numNewTokens) maxNew = Math.max(maxNew, n);
+  return maxNew <= webgpuFlashTuning.decodeMaxNew ? 'decode' : 'prefill';
+}
+
+/**
+ * The meta block and its numbers: tiles of `tq` tokens (heaviest key ranges first), and for the
+ * decode path (`bcd` set) the split count and keys per split.
+ */
+export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: number): { meta: Int32Array; numTiles: number; numSplits: number } {
+  const c = a.collection;
+  const batch = c.seqIds.length;
+  const { window, chunk, variant } = a.mask;
+  const tiles: [number, number, number][] = []; // (b, tq0, keys)
+  let maxKeys = 0;
+  for (let b = 0; b < batch; b++) {
+    const start = c.startPositions[b];
+    const L = start + c.numNewTokens[b];
+    for (let t0 = 0; t0 < c.numNewTokens[b]; t0 += tq) {
+      const i1 = start + Math.min(t0 + tq, c.numNewTokens[b]) - 1;
+      const [lo, hi] = keyRangeHost(variant, window, chunk, start + t0, i1, L);
+      tiles.push([b, t0, hi - lo]);
+      maxKeys = Math.max(maxKeys, hi - lo);
+    }
+  }
+  tiles.sort((x, y) => y[2] - x[2]);
+  let numSplits = 1;
+  let splitKeys = Math.max(1, maxKeys);
+  if (bcd !== undefined) {
+    const t = webgpuFlashTuning;
+    const want = Math.ceil(t.decodeTargetWorkgroups / Math.max(1, tiles.length * a.nKvHeads));
+    numSplits = Math.max(1, Math.min(want, Math.ceil(maxKeys / t.decodeMinSplitKeys)));
+    splitKeys = Math.ceil(Math.ceil(maxKeys / numSplits) / bcd) * bcd;
+    numSplits = Math.max(1, Math.ceil(maxKeys / splitKeys));
+  }
+  const pagesOff = 16 + 4 * batch;
+  const tilesOff = pagesOff + c.pageTable.length;
+  const meta = new Int32Array(tilesOff + 2 * tiles.length);
+  const f = new Float32Array(1);
+  f[0] = a.scale * Math.LOG2E;
+  meta.set([tiles.length, c.maxPagesPerSeq, window | 0, chunk | 0, batch, pagesOff, tilesOff, numSplits,
+    new Int32Array(f.buffer)[0], c.totalTokens, splitKeys]);
+  for (let b = 0; b < batch; b++) meta.set([c.startPositions[b], c.numNewTokens[b], c.rowOffsets[b]], 16 + 4 * b);
+  meta.set(c.pageTable, pagesOff);
+  tiles.forEach(([b, t0], i) => { meta[tilesOff + 2 * i] = b; meta[tilesOff + 2 * i + 1] = t0; });
+  return { meta, numTiles: tiles.length, numSplits };
+}

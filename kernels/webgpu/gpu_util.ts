@@ -1,0 +1,117 @@
+/// <reference types="@webgpu/types" />
+/**
+ * Raw device work on tfjs-backend-webgpu's device, in its command stream. The kernels here do
+ * not go through `runWebGPUProgram`: they bind the paged KV buffers read-write (tfjs programs
+ * bind inputs read-only) and use their own bind-group layouts. Order with tfjs's own programs
+ * is kept by recording into the backend's command encoder and submitting right after.
+ */
+import type { TensorInfo } from '@tensorflow/tfjs';
+import { check } from '../../lib/errors.js';
+
+/** The parts of WebGPUBackend 4.22 used here (internal fields, stable across 4.x). */
+export interface WebGpuBackendLike {
+  device: GPUDevice;
+  queue: GPUQueue;
+  commandEncoder: GPUCommandEncoder | null;
+  tensorMap: { get(dataId: object): { resource?: unknown; values?: unknown } };
+  bufferManager: {
+    acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
+    releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
+  };
+  uniformPendingDisposal: GPUBuffer[];
+  makeTensorInfo(shape: number[], dtype: 'float32'): TensorInfo;
+  uploadToGPU(dataId: object): void;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+
+/** The GPUBuffer behind a tensor, uploading it first if it lives on the CPU. */
+export function tensorBuffer(backend: WebGpuBackendLike, t: TensorInfo): GPUBuffer {
+  backend.uploadToGPU(t.dataId);
+  const r = backend.tensorMap.get(t.dataId).resource;
+  if (!(r instanceof GPUBuffer)) throw new Error('[webgpu] tensor is not backed by a GPUBuffer');
+  return r;
+}
+
+/** An empty float32 output tensor (no buffer; tfjs reads it as zero elements). */
+export function emptyOutput(backend: WebGpuBackendLike, shape: number[]): TensorInfo {
+  const info = backend.makeTensorInfo(shape, 'float32');
+  backend.tensorMap.get(info.dataId).values = new Float32Array(0);
+  return info;
+}
+
+/** Throws unless layerIdx names one of the cache's layers. */
+export function checkLayer(where: string, layerIdx: number, numLayers: number): void {
+  check(Number.isInteger(layerIdx) && layerIdx >= 0 && layerIdx < numLayers, where,
+    () => `layerIdx (${layerIdx}) must be an integer in [0, ${numLayers})`);
+}
+
+/** A new float32 output tensor and its (uninitialised) buffer. */
+export function newOutput(backend: WebGpuBackendLike, shape: number[]): { info: TensorInfo; buffer: GPUBuffer } {
+  const info = backend.makeTensorInfo(shape, 'float32');
+  return { info, buffer: tensorBuffer(backend, info) };
+}
+
+/**
+ * A scratch storage buffer of at least `bytes`, from the backend's pool (sizes rounded up to a
+ * power of two so the pool stays small), returned to the pool at the next submit.
+ */
+export function scratchBuffer(backend: WebGpuBackendLike, bytes: number, data?: ArrayBufferView): GPUBuffer {
+  const size = Math.max(16, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1))));
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const buf = backend.bufferManager.acquireBuffer(size, usage);
+  if (data) backend.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  backend.uniformPendingDisposal.push(buf);
+  return buf;
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** Compiles (once per device and source) a compute pipeline with entry point `main`. */
+export function pipelineFor(device: GPUDevice, code: string, label: string): GPUComputePipeline {
+  let m = pipelines.get(device);
+  if (!m) pipelines.set(device, (m = new Map()));
+  let p = m.get(code);
+  if (!p) {
+    const module = device.createShaderModule({ code, label });
+    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
+    m.set(code, p);
+  }
+  return p;
+}
+
+/** One dispatch: a pipeline, its buffers in binding order, and the workgroup grid. */
+export interface Dispatch {
+  pipeline: GPUComputePipeline;
+  buffers: GPUBuffer[];
+  grid: [number, number, number];
+}
+
+/** Records the dispatches in one compute pass of the backend's encoder, then submits. */
+export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]): void {
+  const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  backend.ensureCommandEncoderReady();
+  backend.endComputePassEncoder();
+  const pass = backend.commandEncoder!.beginComputePass();
+  for (const d of dispatches) {
+    if (d.grid.some((n) => n === 0)) continue;
+    if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
+    const bindGroup = backend.device.createBindGroup({
+      layout: d.pipeline.getBindGroupLayout(0),
+      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+  }
+  pass.end();
+  backend.submitQueue();
+}
+
+/** Whether WGSL may use `subgroupShuffleXor` etc. on this device with at least `lanes` lanes. */
+export function subgroupLanes(device: GPUDevice): number {
+  if (!device.features.has('subgroups' as GPUFeatureName)) return 0;
+  const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
+  return info?.subgroupMinSize ?? 0;
+}

@@ -1,0 +1,129 @@
+/// <reference types="@webgpu/types" />
+/**
+ * WebGPU copy of a PagedKVCache's pools: per layer one K and one V GPUBuffer of
+ * `[numPages, nKvHeads, pageSize, headDim]` float32, the same layout as the host pools.
+ *
+ * The first webgpu kernel that touches a cache uploads every layer once and attaches the mirror
+ * (lib/kv_cache/device_mirror.ts). From then on RopeSplitStoreRagged writes K/V slots in place
+ * and FlashAttentionRaggedPaged reads them; page copy-on-write runs as buffer copies.
+ *
+ * Reading back: WebGPU in Node (and in browsers' main threads) can only read buffers
+ * asynchronously, while the cache's `syncToHost()` is synchronous. So before any host access to
+ * a cache the kernels wrote, `await syncWebGpuKVCache(cache)`; a host access without it throws
+ * (naming that function) instead of returning stale data.
+ */
+import { AttentionRopeError } from '../../lib/errors.js';
+import type { KVDeviceMirror } from '../../lib/kv_cache/device_mirror.js';
+import type { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
+import type { WebGpuBackendLike } from './gpu_util.js';
+
+const W = 'WebGpuKVMirror';
+
+export class WebGpuKVMirror implements KVDeviceMirror {
+  readonly k: GPUBuffer[] = [];
+  readonly v: GPUBuffer[] = [];
+  /** True when the device holds writes the host pools lack. */
+  dirty = false;
+  private disposed = false;
+
+  private constructor(
+    private readonly backend: WebGpuBackendLike,
+    private readonly hostK: Float32Array[],
+    private readonly hostV: Float32Array[],
+    private readonly pageFloats: number,
+  ) {}
+
+  /** The cache's mirror on this backend's device, uploading and attaching one if needed. */
+  static of(backend: WebGpuBackendLike, cache: PagedKVCache): WebGpuKVMirror {
+    const m = cache.deviceMirror;
+    if (m instanceof WebGpuKVMirror && m.backend === backend && !m.disposed) return m;
+    const { numLayers, numPages, nKvHeads, pageSize, headDim } = cache.params;
+    const bytes = numPages * nKvHeads * pageSize * headDim * 4;
+    const lim = backend.device.limits;
+    if (bytes > lim.maxStorageBufferBindingSize || bytes > lim.maxBufferSize) {
+      throw new AttentionRopeError(`[${W}] one layer's K pool (${bytes} bytes) exceeds this device's ` +
+        `maxStorageBufferBindingSize (${lim.maxStorageBufferBindingSize}) or maxBufferSize (${lim.maxBufferSize}); use fewer pages`);
+    }
+    // Host pools first: attaching below detaches (and syncs) any other mirror.
+    cache.attachDeviceMirror(null);
+    const hostK: Float32Array[] = [];
+    const hostV: Float32Array[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      hostK.push(cache.keys(l));
+      hostV.push(cache.values(l));
+    }
+    const mirror = new WebGpuKVMirror(backend, hostK, hostV, nKvHeads * pageSize * headDim);
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    for (let l = 0; l < numLayers; l++) {
+      for (const [dst, src] of [[mirror.k, hostK[l]], [mirror.v, hostV[l]]] as const) {
+        const buf = backend.device.createBuffer({ size: bytes, usage, label: `kv-layer${l}` });
+        backend.queue.writeBuffer(buf, 0, src.buffer, src.byteOffset, src.byteLength);
+        dst.push(buf);
+      }
+    }
+    cache.attachDeviceMirror(mirror);
+    return mirror;
+  }
+
+  copyPage(srcPage: number, dstPage: number): void {
+    const b = this.backend;
+    const n = this.pageFloats * 4;
+    b.ensureCommandEncoderReady();
+    b.endComputePassEncoder();
+    for (const buf of [...this.k, ...this.v]) b.commandEncoder!.copyBufferToBuffer(buf, srcPage * n, buf, dstPage * n, n);
+    // The cache copies its host pages too, so a clean mirror stays clean.
+  }
+
+  syncToHost(): void {
+    if (!this.dirty) return;
+    throw new AttentionRopeError(`[${W}] syncToHost: the GPU holds K/V that the host pools lack, and WebGPU reads ` +
+      'back only asynchronously; call `await syncWebGpuKVCache(cache)` before reading or writing the cache on the host');
+  }
+
+  /** Reads every layer's K and V back into the host pools. */
+  async download(): Promise<void> {
+    if (!this.dirty || this.disposed) return;
+    const b = this.backend;
+    const size = this.k[0].size;
+    const pending: Promise<void>[] = [];
+    b.ensureCommandEncoderReady();
+    b.endComputePassEncoder();
+    const staging: [GPUBuffer, Float32Array][] = [];
+    this.k.forEach((buf, l) => staging.push([buf, this.hostK[l]]));
+    this.v.forEach((buf, l) => staging.push([buf, this.hostV[l]]));
+    const reads = staging.map(([src, host]) => {
+      const st = b.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+      b.commandEncoder!.copyBufferToBuffer(src, 0, st, 0, size);
+      return [st, host] as const;
+    });
+    b.submitQueue();
+    for (const [st, host] of reads) {
+      pending.push(st.mapAsync(GPUMapMode.READ).then(() => {
+        host.set(new Float32Array(st.getMappedRange()));
+        st.unmap();
+        st.destroy();
+      }));
+    }
+    await Promise.all(pending);
+    this.dirty = false;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const buf of [...this.k, ...this.v]) buf.destroy();
+  }
+}
+
+/**
+ * Copies what webgpu kernels wrote into `cache` back to its host pools; afterwards host reads
+ * (`cache.keys`, `readSequence`, ...) work, and detach the device copy. No-op without one.
+ *
+ * @example
+ * await syncWebGpuKVCache(cache);
+ * const k = cache.keys(0);
+ */
+export async function syncWebGpuKVCache(cache: PagedKVCache): Promise<void> {
+  const m = cache.deviceMirror;
+  if (m instanceof WebGpuKVMirror) await m.download();
+}
