@@ -34,8 +34,26 @@ export function argmax(row: Float32Array, offset = 0, n = row.length - offset): 
   return best;
 }
 
+/** Indices of the k largest values, largest first (ties: lower index first); O(vocab * log k). */
+function topKIndices(logits: Float32Array, offset: number, vocab: number, k: number): number[] {
+  const idx: number[] = [];
+  const better = (a: number, b: number) => logits[offset + a] > logits[offset + b] || (logits[offset + a] === logits[offset + b] && a < b);
+  for (let i = 0; i < vocab; i++) {
+    if (idx.length === k && !better(i, idx[k - 1])) continue;
+    let lo = 0, hi = idx.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (better(idx[mid], i)) lo = mid + 1; else hi = mid;
+    }
+    idx.splice(lo, 0, i);
+    if (idx.length > k) idx.pop();
+  }
+  return idx;
+}
+
 /**
- * Picks a token from `logits[offset .. offset + vocab)`.
+ * Picks a token from `logits[offset .. offset + vocab)`. Candidates are the top-k (when set),
+ * sorted by logit when top-p needs the order; then one draw of `rng` picks among them.
  *
  * @example
  * sampleToken(logits, { temperature: 0.8, topK: 40, topP: 0.95 }, new SeededRng(1), 0, 32000);
@@ -43,28 +61,45 @@ export function argmax(row: Float32Array, offset = 0, n = row.length - offset): 
 export function sampleToken(logits: Float32Array, p: SamplingParams, rng: SeededRng, offset = 0, vocab = logits.length - offset): number {
   const temperature = p.temperature ?? 0;
   if (temperature === 0) return argmax(logits, offset, vocab);
-  const idx = Array.from({ length: vocab }, (_, i) => i);
-  idx.sort((a, b) => logits[offset + b] - logits[offset + a] || a - b);
-  const k = p.topK && p.topK > 0 ? Math.min(p.topK, vocab) : vocab;
-  const max = logits[offset + idx[0]] / temperature;
-  const probs = new Float64Array(k);
-  let sum = 0;
-  for (let i = 0; i < k; i++) sum += probs[i] = Math.exp(logits[offset + idx[i]] / temperature - max);
   const topP = p.topP ?? 1;
-  let keep = k;
-  if (topP < 1) {
-    let acc = 0;
-    for (let i = 0; i < k; i++) {
-      acc += probs[i] / sum;
-      if (acc >= topP) { keep = i + 1; break; }
+  const max = logits[offset + argmax(logits, offset, vocab)];
+  const weight = (i: number) => Math.exp((logits[offset + i] - max) / temperature);
+  let idx: number[];
+  let total = 0; // normaliser of the distribution top-p reads (after top-k when set)
+  if (p.topK && p.topK > 0 && p.topK < vocab) {
+    idx = topKIndices(logits, offset, vocab, p.topK);
+    for (const i of idx) total += weight(i);
+  } else {
+    for (let i = 0; i < vocab; i++) total += weight(i);
+    if (topP >= 1) { // plain temperature: one walk in index order, no candidate list
+      let r = rng.next() * total;
+      for (let i = 0; i < vocab; i++) if ((r -= weight(i)) < 0) return i;
+      return vocab - 1;
+    }
+    // the nucleus lies within the top k once their mass reaches topP: grow k until it does
+    idx = [];
+    for (let k = 64; k <= 4096 && k < vocab; k *= 8) {
+      const top = topKIndices(logits, offset, vocab, k);
+      let mass = 0;
+      for (const i of top) mass += weight(i);
+      if (mass / total >= topP) { idx = top; break; }
+    }
+    if (idx.length === 0) { // flat distribution: sort everything
+      const order = Uint32Array.from({ length: vocab }, (_, i) => i).sort((a, b) => logits[offset + b] - logits[offset + a] || a - b);
+      idx = Array.from(order);
     }
   }
-  let total = 0;
-  for (let i = 0; i < keep; i++) total += probs[i];
-  let r = rng.next() * total;
-  for (let i = 0; i < keep; i++) {
-    r -= probs[i];
-    if (r < 0) return idx[i];
+  let keep = idx.length;
+  if (topP < 1) {
+    let acc = 0;
+    for (let j = 0; j < idx.length; j++) {
+      acc += weight(idx[j]) / total;
+      if (acc >= topP) { keep = j + 1; break; }
+    }
   }
+  let kept = 0;
+  for (let j = 0; j < keep; j++) kept += weight(idx[j]);
+  let r = rng.next() * kept;
+  for (let j = 0; j < keep; j++) if ((r -= weight(idx[j])) < 0) return idx[j];
   return idx[keep - 1];
 }

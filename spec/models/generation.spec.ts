@@ -90,4 +90,19 @@ describe('sampler', () => {
     for (let i = 0; i < 200; i++) seen.add(sampleToken(logits, { temperature: 1, topK: 2 }, rng));
     expect([...seen].sort()).toEqual([1, 2]);
   });
+
+  it('top-p draws only from the nucleus, on peaked and on flat distributions', () => {
+    for (const spread of [0.05, 3]) {
+      const V = 5000;
+      const logits = Float32Array.from({ length: V }, (_, i) => Math.sin(i * 12.9898) * 43758.5453 % 1 * spread * 10);
+      const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
+      const w = order.map((i) => Math.exp(logits[i] / 0.7));
+      const z = w.reduce((a, b) => a + b, 0);
+      let acc = 0, n = 0;
+      while (acc < 0.8) acc += w[n++] / z;
+      const nucleus = new Set(order.slice(0, n));
+      const rng = new SeededRng(3);
+      for (let i = 0; i < 100; i++) expect(nucleus.has(sampleToken(logits, { temperature: 0.7, topP: 0.8 }, rng))).toBe(true);
+    }
+  });
 });
