@@ -11,6 +11,7 @@
 // variant allows a contiguous key range [lo, hi] per row; blocks outside the union are skipped.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -21,7 +22,11 @@
 
 namespace {
 
-constexpr int NK = 64;  // keys per block
+constexpr int NK_MAX = 256;
+static int envInt(const char* name, int def) { const char* e = std::getenv(name); return e ? std::atoi(e) : def; }
+const int NK = std::min(NK_MAX, envInt("TFJS_ATTN_NK", 64));        // keys per block
+const int ROWS = envInt("TFJS_ATTN_ROWS", 64);                      // prefill rows (tokens x G) per item
+const bool SKIPMASK = envInt("TFJS_ATTN_SKIPMASK", 1) != 0;
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
 struct Scratch {
@@ -34,7 +39,7 @@ struct Scratch {
     if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
     if (m.size() < static_cast<size_t>(Mp)) { m.resize(Mp); l.resize(Mp); lo.resize(Mp); hi.resize(Mp); }
     if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
-    if (kr.size() < NK + 4) { kr.resize(NK + 4); vr.resize(NK + 4); }
+    if (kr.size() < static_cast<size_t>(NK) + 4) { kr.resize(NK + 4); vr.resize(NK + 4); }
   }
 };
 thread_local Scratch tls;
@@ -148,13 +153,19 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       const vi16 vlo = viload(lo + c * VL);
       const vi16 vhi = viload(hi + c * VL);
       v16 bmax = vset1(NEG_INF);
-      for (int n = 0; n < nk; n++) {
-        float* sp = st + static_cast<size_t>(n) * Mp + c * VL;
-        vi16 kp = viset1(kb + n);
-        v16 sv = vload(sp);
-        sv = (kp >= vlo) & (kp <= vhi) ? sv : vset1(NEG_INF);
-        vstore(sp, sv);
-        bmax = vmax(bmax, sv);
+      bool inside = SKIPMASK;
+      for (int i = 0; i < VL && inside; i++) inside = vlo[i] <= kb && kb + nk - 1 <= vhi[i];
+      if (inside) {
+        for (int n = 0; n < nk; n++) bmax = vmax(bmax, vload(st + static_cast<size_t>(n) * Mp + c * VL));
+      } else {
+        for (int n = 0; n < nk; n++) {
+          float* sp = st + static_cast<size_t>(n) * Mp + c * VL;
+          vi16 kp = viset1(kb + n);
+          v16 sv = vload(sp);
+          sv = (kp >= vlo) & (kp <= vhi) ? sv : vset1(NEG_INF);
+          vstore(sp, sv);
+          bmax = vmax(bmax, sv);
+        }
       }
       v16 mold = vload(mr + c * VL);
       v16 mnew = vmax(mold, bmax);
@@ -213,7 +224,7 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
   bool decode = p.variant == 2 || (p.variant == 0 && maxNew * G <= VL);
   if (!decode) {
     // Prefill: items (b, h, query block), later (costlier under causal) blocks first.
-    const int bq = std::max(1, 64 / G);
+    const int bq = std::max(1, ROWS / G);
     struct Item { int b, h, t0, t1; };
     std::vector<Item> items;
     for (int b = 0; b < p.batch; b++)

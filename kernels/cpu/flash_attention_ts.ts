@@ -43,12 +43,12 @@ class Attender {
 
   /** Unnormalised state of rows [t0, t1) of entry b, KV head h, over keys [k0, k1). */
   attend(b: number, h: number, t0: number, t1: number, k0: number, k1: number, st: ItemState): void {
-    const { G, D, a, qIn, kPool, vPool } = this;
+    const { G, D, a, qIn } = this;
     const c = a.collection, ps = c.cache.params.pageSize, nKv = a.nKvHeads;
     const M = (t1 - t0) * G, start = c.startPositions[b], ctx = start + c.numNewTokens[b], row0 = c.rowOffsets[b];
     if (this.q.length < M * D) { this.q = new Float64Array(M * D); this.lo = new Int32Array(M); this.hi = new Int32Array(M); }
     if (this.s.length < M * NK) this.s = new Float64Array(M * NK);
-    const { q, s, lo, hi, kOff } = this;
+    const { q, lo, hi, kOff } = this;
     const { m: mr, l: lr, o } = st;
     st.M = M;
     let kmin = k1, kmax = k0 - 1;
@@ -69,31 +69,69 @@ class Attender {
         const pos = kb + n, page = c.pageTable[b * c.maxPagesPerSeq + Math.floor(pos / ps)];
         kOff[n] = ((page * nKv + h) * ps + (pos % ps)) * D;
       }
-      for (let m = 0; m < M; m++) {
-        const n0 = Math.max(lo[m], kb) - kb, n1 = Math.min(hi[m], kb + nk - 1) - kb;
+      // The G rows of a token share its key range; 4 rows go together (4 independent sums).
+      for (let m0 = 0; m0 < M; m0 += G) {
+        const n0 = Math.max(lo[m0], kb) - kb, n1 = Math.min(hi[m0], kb + nk - 1) - kb;
         if (n0 > n1) continue;
-        const qo = m * D, so = m * NK;
-        let bmax = -Infinity;
-        for (let n = n0; n <= n1; n++) {
-          const ko = kOff[n];
-          let acc = 0;
-          for (let d = 0; d < D; d++) acc += q[qo + d] * kPool[ko + d];
-          s[so + n] = acc;
-          if (acc > bmax || acc !== acc) bmax = acc;
-        }
-        const mold = mr[m], mnew = mold > bmax ? mold : bmax;
-        const alpha = Math.exp(mold - mnew);
-        let lsum = 0;
-        for (let n = n0; n <= n1; n++) { const p = Math.exp(s[so + n] - mnew); s[so + n] = p; lsum += p; }
-        lr[m] = lr[m] * alpha + lsum;
-        mr[m] = mnew;
-        if (alpha !== 1) for (let d = 0; d < D; d++) o[qo + d] *= alpha;
-        for (let n = n0; n <= n1; n++) {
-          const p = s[so + n], vo = kOff[n];
-          for (let d = 0; d < D; d++) o[qo + d] += p * vPool[vo + d];
-        }
+        let g = 0;
+        for (; g + 4 <= G; g += 4) this.rows4(m0 + g, n0, n1, st);
+        for (; g < G; g++) this.row1(m0 + g, n0, n1, st);
       }
     }
+  }
+
+  /** Scores, online softmax and values of rows m .. m+3 over block keys n0 .. n1. */
+  private rows4(m: number, n0: number, n1: number, st: ItemState): void {
+    const { D, q, s, kOff, kPool, vPool } = this, o = st.o;
+    const q0 = m * D, q1 = q0 + D, q2 = q1 + D, q3 = q2 + D;
+    const s0 = m * NK, s1 = s0 + NK, s2 = s1 + NK, s3 = s2 + NK;
+    for (let n = n0; n <= n1; n++) {
+      const ko = kOff[n];
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (let d = 0; d < D; d++) {
+        const kv = kPool[ko + d];
+        a0 += q[q0 + d] * kv; a1 += q[q1 + d] * kv; a2 += q[q2 + d] * kv; a3 += q[q3 + d] * kv;
+      }
+      s[s0 + n] = a0; s[s1 + n] = a1; s[s2 + n] = a2; s[s3 + n] = a3;
+    }
+    for (let r = 0; r < 4; r++) this.softmax(m + r, n0, n1, st);
+    for (let n = n0; n <= n1; n++) {
+      const p0 = s[s0 + n], p1 = s[s1 + n], p2 = s[s2 + n], p3 = s[s3 + n], vo = kOff[n];
+      for (let d = 0; d < D; d++) {
+        const vv = vPool[vo + d];
+        o[q0 + d] += p0 * vv; o[q1 + d] += p1 * vv; o[q2 + d] += p2 * vv; o[q3 + d] += p3 * vv;
+      }
+    }
+  }
+
+  private row1(m: number, n0: number, n1: number, st: ItemState): void {
+    const { D, q, s, kOff, kPool, vPool } = this, o = st.o, qo = m * D, so = m * NK;
+    for (let n = n0; n <= n1; n++) {
+      const ko = kOff[n];
+      let a0 = 0, a1 = 0, d = 0;
+      for (; d + 1 < D; d += 2) { a0 += q[qo + d] * kPool[ko + d]; a1 += q[qo + d + 1] * kPool[ko + d + 1]; }
+      if (d < D) a0 += q[qo + d] * kPool[ko + d];
+      s[so + n] = a0 + a1;
+    }
+    this.softmax(m, n0, n1, st);
+    for (let n = n0; n <= n1; n++) {
+      const p = s[so + n], vo = kOff[n];
+      for (let d = 0; d < D; d++) o[qo + d] += p * vPool[vo + d];
+    }
+  }
+
+  /** Online softmax step of row m: scores -> probabilities, rescales the row's sum and output. */
+  private softmax(m: number, n0: number, n1: number, st: ItemState): void {
+    const { D, s } = this, so = m * NK, o = st.o;
+    let bmax = -Infinity;
+    for (let n = n0; n <= n1; n++) { const x = s[so + n]; if (x > bmax || x !== x) bmax = x; }
+    const mold = st.m[m], mnew = mold > bmax ? mold : bmax;
+    const alpha = Math.exp(mold - mnew);
+    let lsum = 0;
+    for (let n = n0; n <= n1; n++) { const p = Math.exp(s[so + n] - mnew); s[so + n] = p; lsum += p; }
+    st.l[m] = st.l[m] * alpha + lsum;
+    st.m[m] = mnew;
+    if (alpha !== 1) for (let d = 0, qo = m * D; d < D; d++) o[qo + d] *= alpha;
   }
 
   /** out rows of the item from a (merged) state. */
