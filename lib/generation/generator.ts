@@ -49,6 +49,7 @@ export class Generator {
   private readonly running: SequenceState[] = [];
   private nextId = 0;
   private reservedPages = 0;
+  private stepping = false;
   private readonly opts: Required<Omit<GeneratorOptions, 'numPages'>>;
 
   constructor(readonly model: DecoderForCausalLM, options: GeneratorOptions = {}) {
@@ -112,6 +113,16 @@ export class Generator {
 
   /** Runs one ragged step; returns what it did (0 tokens when nothing is pending). */
   async step(): Promise<StepStats> {
+    check(!this.stepping, `${W}.step`, () => 'a step is already running (await each step before the next)');
+    this.stepping = true;
+    try {
+      return await this.stepOnce();
+    } finally {
+      this.stepping = false;
+    }
+  }
+
+  private async stepOnce(): Promise<StepStats> {
     this.admit();
     const seqs: SequenceState[] = [];
     const counts: number[] = [];

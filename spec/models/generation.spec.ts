@@ -77,6 +77,15 @@ describeEachBackend('continuous batching generation', () => {
     expect(() => gen.submit({ promptIds: [1], sampling: { topP: 0 } })).toThrow('topP must be in (0, 1], got 0');
     expect(() => gen.submit({ promptIds: [1], maxNewTokens: 5000 })).toThrow(/exceeds the model's 512 positions/);
   });
+
+  it('refuses overlapping steps', async () => {
+    const gen = new Generator(model);
+    gen.submit({ promptIds: [1, 2], maxNewTokens: 2 });
+    const first = gen.step();
+    await expect(gen.step()).rejects.toThrow('[Generator.step] a step is already running');
+    await first;
+    await gen.run();
+  });
 });
 
 describe('sampler', () => {
