@@ -19,6 +19,8 @@ export interface FixtureStep {
   start_positions: number[];
   expected?: string;
   materialize?: boolean;
+  /** Optional: which sequence each batch entry is (default: entry b is sequence b). */
+  seq_ids?: number[];
 }
 
 export interface AttentionFixture {
@@ -51,9 +53,18 @@ export function isAttentionFixture(dir: string): boolean {
 }
 
 export function loadAttentionFixture(dir: string): AttentionFixture {
-  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-  const tensors = readSafetensors(new Uint8Array(fs.readFileSync(path.join(dir, 'tensors.safetensors'))));
-  return { name: config.name ?? path.basename(dir), config, tensors };
+  const config = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
+  const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'tensors.safetensors')));
+  return attentionFixtureFromBytes(config, bytes, path.basename(dir));
+}
+
+/**
+ * A fixture from its parsed (or raw JSON) config.json and the bytes of tensors.safetensors, for
+ * hosts without a file system (browsers fetch both files); `fallbackName` is used when the config has none.
+ */
+export function attentionFixtureFromBytes(config: Record<string, any> | string, bytes: Uint8Array, fallbackName = 'fixture'): AttentionFixture {
+  const c = typeof config === 'string' ? JSON.parse(config) as Record<string, any> : config;
+  return { name: c.name ?? fallbackName, config: c, tensors: readSafetensors(bytes) };
 }
 
 const MASKS: Record<string, MaskVariant> = {
@@ -82,7 +93,7 @@ export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): 
     max_position_embeddings: c.max_position_embeddings,
   }, { interleaved: rope.interleaved ?? false, maxSeqLen: Math.max(c.max_position_embeddings ?? 0, maxContext(steps), 64) });
   const batch = Math.max(...steps.map((s) => s.start_positions.length));
-  const maskName = c.mask ?? 'causal';
+  const maskName = c.mask === null ? 'null' : (c.mask ?? 'causal');
   const maskVariant = MASKS[maskName];
   if (!maskVariant) throw new Error(`[conformance] fixture ${c.name}: unknown mask '${maskName}'`);
   return {
@@ -137,14 +148,14 @@ export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}):
   try {
     steps.forEach((s, i) => {
       const batch = s.start_positions.length;
-      const seqIds = Array.from({ length: batch }, (_, b) => b);
-      for (const b of seqIds) if (!cache.hasSequence(b)) cache.addSequence(b);
-      seqIds.forEach((b) => {
-        if (cache.cacheLength(b) !== s.start_positions[b]) {
-          throw new Error(`[conformance] ${f.name} step ${i}: sequence ${b} holds ${cache.cacheLength(b)} tokens, fixture says ${s.start_positions[b]}`);
+      const seqIds = s.seq_ids ?? Array.from({ length: batch }, (_, b) => b);
+      for (const id of seqIds) if (!cache.hasSequence(id)) cache.addSequence(id);
+      seqIds.forEach((id, b) => {
+        if (cache.cacheLength(id) !== s.start_positions[b]) {
+          throw new Error(`[conformance] ${f.name} step ${i}: sequence ${id} holds ${cache.cacheLength(id)} tokens, fixture says ${s.start_positions[b]}`);
         }
       });
-      const counts = seqIds.map((b) => s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
+      const counts = seqIds.map((_, b) => s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
       const kv = cache.fetch(seqIds, counts);
       const input = f.tensors.get(s.input)!;
       const hidden = tf.tensor2d(input.data as Float32Array, input.shape as [number, number]); // [T, hidden]
