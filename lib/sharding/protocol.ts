@@ -25,7 +25,9 @@ export interface InitMsg {
   weights: Record<string, Float32Array>;
   /** Composite path only (ATTENTION_ROPE_FORCE_COMPOSITE). */
   forceComposite: boolean;
-  /** Native CPU kernel threads in this worker (the addon's pool is process-wide and not reentrant: 1). */
+  /** CPU fused kernels: 'ts' (default) or the native addon ('native' / 'auto'), see ShardedAttentionOptions. */
+  cpuKernelImpl: 'ts' | 'native' | 'auto';
+  /** Native CPU kernel threads (the addon's pool is process-wide and not reentrant: 1). */
   nativeThreads: number;
 }
 

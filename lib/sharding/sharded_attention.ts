@@ -19,6 +19,13 @@ const W = 'ShardedAttention';
 export interface ShardedAttentionOptions {
   /** Composite path only in every worker (no fused kernels). */
   unfused?: boolean;
+  /**
+   * CPU / wasm fused kernels in the workers: 'ts' (default, the pure-TypeScript kernels) or the
+   * native addon ('native' / 'auto'). The addon keeps process-wide state (its thread pool and the
+   * decode kernel's `gPartial` scratch), so several workers calling it at once race: wrong decode
+   * outputs were seen with 3 CPU workers. Use 'native' only once that state is per thread.
+   */
+  cpuKernelImpl?: 'ts' | 'native' | 'auto';
   /** Native CPU kernel threads per worker (default 1: the addon's pool is shared by the process). */
   nativeThreads?: number;
 }
@@ -76,7 +83,8 @@ export class ShardedAttention {
         slots[i] = slot;
         ShardedAttention.listen(slot, i);
         const r = await ShardedAttention.request(slot, {
-          op: 'init', id: 0, device: devices[i], config, weights, forceComposite: opts.unfused ?? false, nativeThreads,
+          op: 'init', id: 0, device: devices[i], config, weights, forceComposite: opts.unfused ?? false,
+          cpuKernelImpl: opts.cpuKernelImpl ?? 'ts', nativeThreads,
         }, i, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
         check(r.ok, W, () => `device ${i} (${deviceName(devices[i])}) failed to start: ${r.error}`);
         slot.backend = r.backend!;

@@ -8,7 +8,7 @@ import { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { argsFromConfig } from '../attention/config.js';
 import { useBackend } from '../backends/select.js';
 import { registerCpuKernels } from '../../kernels/cpu/register.js';
-import { nativeKernels } from '../../kernels/cpu/native.js';
+import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { CallMsg, CommitMsg, InitMsg, Reply, SeqAction, WorkerMsg } from './protocol.js';
@@ -28,7 +28,8 @@ async function init(m: InitMsg): Promise<Reply> {
   const cpu = tf.backend() as unknown as { firstUse?: boolean };
   if (m.device.backend === 'cpu') cpu.firstUse = false; // one "install tfjs-node" banner per process is enough
   registerCpuKernels(); // also when select.ts's dynamic registration cannot see it (bundled worker)
-  if (nativeKernels) nativeKernels.setThreads(m.nativeThreads);
+  setCpuKernelImpl(m.cpuKernelImpl);
+  if (nativeKernels && m.cpuKernelImpl !== 'ts') nativeKernels.setThreads(m.nativeThreads);
   tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', m.forceComposite);
   layer = new AttentionWithRope(argsFromConfig(m.config as tf.serialization.ConfigDict));
   layer.build([null, layer.opts.hiddenSize]);
