@@ -99,9 +99,12 @@ export async function runGenerate(argv: string[], write: (s: string) => void = (
         if (tokens.length === 0) tFirst = performance.now();
         tokens.push(t);
         if (tokenizer) {
-          const text = tokenizer.decode(tokens);
-          write(text.slice(printed.length));
-          printed = text;
+          // hold back a trailing partial UTF-8 character (U+FFFD) until its next byte arrives
+          const text = tokenizer.decode(tokens).replace(/\uFFFD+$/, '');
+          if (text.startsWith(printed)) {
+            write(text.slice(printed.length));
+            printed = text;
+          }
         } else write(`${tokens.length > 1 ? ' ' : ''}${t}`);
       },
     });

@@ -84,4 +84,24 @@ describe('tokenizer.json', () => {
     expect(tok.encode('hello world !')).toEqual([1, 2, 3]);
     expect(tok.decode([1, 2])).toContain('hello');
   });
+
+  it('handles a byte-level BPE tokenizer.json (GPT-2 / Llama 3 / Qwen style), multi-byte text round trip', async () => {
+    // GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 upwards
+    const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    const vocab: Record<string, number> = {};
+    let extra = 0;
+    for (let b = 0; b < 256; b++) vocab[String.fromCharCode(printable(b) ? b : 256 + extra++)] = b;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpe-'));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+      version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
+      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      post_processor: null, decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    }));
+    const tok = (await loadTokenizer(dir))!;
+    const ids = tok.encode('héllo wörld');
+    expect(ids).toEqual([...Buffer.from('héllo wörld', 'utf8')]);
+    expect(tok.decode(ids)).toBe('héllo wörld');
+  });
 });
