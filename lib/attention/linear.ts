@@ -63,8 +63,16 @@ export function registerLinearClass(name: string, cls: LinearCls): void { linear
 export function linearClassByName(name: string): LinearCls | undefined {
   // saved models come back with lower-cased names ('Linear' -> 'linear')
   for (const [n, c] of linearClasses) if (n.toLowerCase() === name.toLowerCase()) return c;
+  for (const resolve of linearResolvers) {
+    const cls = resolve(name);
+    if (cls) { linearClasses.set(name, cls); return cls; }
+  }
   return undefined;
 }
+/** Resolvers of parameterised names (e.g. `lora(r=8,...)`), asked when no class is registered under a name. */
+const linearResolvers: ((name: string) => LinearCls | undefined)[] = [];
+/** Adds a resolver for names no class was registered under (it may build the class). */
+export function registerLinearClassResolver(resolve: (name: string) => LinearCls | undefined): void { linearResolvers.push(resolve); }
 export function linearClassName(cls: LinearCls): string | undefined {
   for (const [name, c] of linearClasses) if (c === cls) return name;
   return undefined;

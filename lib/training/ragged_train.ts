@@ -8,10 +8,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { applyRope, headRmsNorm, ropeRows, splitQkv } from '../../kernels/reference/rope.js';
+import type { SwiGLUMLP } from '../../models/layers/swiglu_mlp.js';
+import { headRmsNorm, splitQkv } from '../../kernels/reference/rope.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
 import { flashAttentionRagged } from './kernels/ops.js';
+import { ropeRagged } from './kernels/RopeRagged.js';
+import type { LinearLike } from '../attention/linear.js';
 
 const W = 'attentionRaggedTrain';
 
@@ -33,6 +36,22 @@ export function positionsFromOffsets(r: Int32Array): Int32Array {
 }
 
 /**
+ * q, k and v of rows x `[T, hidden]`, clipped as the layer is configured; the same numbers as
+ * `layer.projectQkv` then a split, without the concat and split when the projections are separate.
+ */
+export function projectQkvSplit(layer: AttentionWithRope, x: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
+  const o = layer.opts;
+  if (layer.qkvProj) return splitQkv(layer.projectQkv(x), o.numAttentionHeads, o.numKeyValueHeads, o.headDim);
+  const { clipQkv, clipQkvTarget } = o;
+  const proj = (p: LinearLike) => {
+    const y = p.apply(x, clipQkv !== null && clipQkvTarget === 'weights'
+      ? tf.clipByValue(p.kernel.read(), -clipQkv, clipQkv) as tf.Tensor2D : undefined);
+    return clipQkv !== null && clipQkvTarget === 'activations' ? tf.clipByValue(y, -clipQkv, clipQkv) as tf.Tensor2D : y;
+  };
+  return [proj(layer.qProj!), proj(layer.kProj!), proj(layer.vProj!)];
+}
+
+/**
  * One AttentionWithRope layer over packed rows, no cache: `[T, hidden]` -> `[T, hidden]`.
  *
  * @example
@@ -50,19 +69,34 @@ export function attentionRaggedTrain(layer: AttentionWithRope, hidden: tf.Tensor
   check(longest <= tables.maxPositions, W, () => `a sequence of ${longest} rows exceeds the rope table's ${tables.maxPositions} positions`);
   if (!layer.built) layer.build([null, o.hiddenSize]);
   return tf.tidy(() => {
-    const qkv = layer.projectQkv(hidden); // [T, qDim + 2 kvDim]
-    let [q, k, v] = splitQkv(qkv, o.numAttentionHeads, o.numKeyValueHeads, o.headDim); // [T, nH*hd], [T, nKv*hd] x2
+    let [q, k, v] = projectQkvSplit(layer, hidden); // [T, nH*hd], [T, nKv*hd] x2
     if (o.useQkNorm) {
       q = headRmsNorm(q, layer.qNormWeight!.read() as tf.Tensor1D, o.headDim, o.rmsNormEps);
       k = headRmsNorm(k, layer.kNormWeight!.read() as tf.Tensor1D, o.headDim, o.rmsNormEps);
     }
-    const { cos, sin } = ropeRows(tables, positionsFromOffsets(r)); // [T, rot/2]
-    q = applyRope(q, cos, sin, tables);
-    k = applyRope(k, cos, sin, tables);
+    const positions = positionsFromOffsets(r);
+    q = ropeRagged(q, tables, positions);
+    k = ropeRagged(k, tables, positions);
     const attn = flashAttentionRagged(q, k, v, {
       nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, scale: o.scale, mask: layer.mask, rowOffsets: r,
     }); // [T, nH*hd]
     return layer.oProj!.apply(attn); // [T, hidden]
+  });
+}
+
+/**
+ * The SwiGLU MLP with plain 2-D matMuls (the layer's own call uses tf.fused.matMul, whose
+ * gradient takes transposed batched matMuls: a scalar loop on wasm). Same numbers.
+ */
+export function swiGluTrain(mlp: SwiGLUMLP, x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy((): tf.Tensor2D => {
+    const proj = (a: tf.Tensor2D, k: tf.LayerVariable, b: tf.LayerVariable | null): tf.Tensor2D => {
+      const y = tf.matMul(a, k.read() as tf.Tensor2D);
+      return b ? tf.add(y, b.read()) as tf.Tensor2D : y as tf.Tensor2D;
+    };
+    const g = proj(x, mlp.gateKernel, mlp.gateBias); // [T, inter]
+    const hid = tf.mul(tf.mul(g, tf.sigmoid(g)), proj(x, mlp.upKernel, mlp.upBias)) as tf.Tensor2D; // silu(gate) * up
+    return proj(hid, mlp.downKernel, mlp.downBias); // [T, hidden]
   });
 }
 
@@ -86,8 +120,9 @@ export function modelRaggedTrain(model: DecoderForCausalLM, ids: Int32Array | re
     for (const block of model.blocks) {
       const a = attentionRaggedTrain(block.attn, block.inputNorm.call(h) as tf.Tensor2D, r); // [T, hidden]
       const h1 = tf.add(h, a); // [T, hidden]
-      h = tf.add(h1, block.mlp.call(block.postNorm.call(h1))) as tf.Tensor2D;
+      h = tf.add(h1, swiGluTrain(block.mlp, block.postNorm.call(h1) as tf.Tensor2D)) as tf.Tensor2D;
     }
-    return model.lmHead.call(model.norm.call(h)) as tf.Tensor2D; // [T, vocab]
+    const head = tf.transpose(model.lmHead.weight.read()) as tf.Tensor2D; // [hidden, vocab]
+    return tf.matMul(model.norm.call(h) as tf.Tensor2D, head); // [T, vocab]
   });
 }

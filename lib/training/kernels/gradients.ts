@@ -2,6 +2,7 @@
  * Gradients of the custom kernels, registered with `tf.registerGradient`:
  * - FlashAttentionRagged (no-cache training path): the fused backward kernel
  *   FlashAttentionRaggedGrad where the backend has one, else the composite reference's gradient.
+ * - RopeRagged: RopeRagged with the inverse rotation (RopeRagged.ts).
  * - RopeSplitStoreRagged and FlashAttentionRaggedPaged (cached path): gradient with respect to
  *   their differentiable inputs only (qkv and the qk-norm weights; q). K and V reach attention
  *   through the cache's pages, which are not tensors, so no gradient flows through the cache:
@@ -14,6 +15,7 @@ import { flashAttentionRaggedPagedReference } from '../../../kernels/reference/F
 import { ropeSplitReference } from '../../../kernels/reference/RopeSplitStoreRagged.js';
 import { FlashAttentionRagged, type FlashAttentionRaggedAttrs, FlashAttentionRaggedGrad } from './names.js';
 import { flashAttentionRaggedReference } from './reference.js';
+import { ropeRaggedGrad } from './RopeRagged.js';
 
 const flashAttentionRaggedGrad: tf.GradConfig = {
   kernelName: FlashAttentionRagged,
@@ -63,11 +65,11 @@ const flashAttentionRaggedPagedGrad: tf.GradConfig = {
 
 let registered = false;
 
-/** Registers the three gradients (idempotent). */
+/** Registers the gradients (idempotent). */
 export function registerTrainingGradients(): void {
   if (registered) return;
   registered = true;
-  for (const g of [flashAttentionRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad]) {
+  for (const g of [flashAttentionRaggedGrad, ropeRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad]) {
     if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g);
   }
 }

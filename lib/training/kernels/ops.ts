@@ -13,13 +13,21 @@ import { hasFusedKernel } from '../../../kernels/ops.js';
 import { check } from '../../errors.js';
 import { flashAttentionRaggedConfigs } from './FlashAttentionRagged.js';
 import { registerTrainingGradients } from './gradients.js';
+import { installMatMulGradient } from './matmul_grad.js';
+import { ropeRaggedConfigs } from './RopeRagged.js';
 import { FlashAttentionRagged, type FlashAttentionRaggedAttrs } from './names.js';
 import { flashAttentionRaggedReference } from './reference.js';
 
-/** Registers the training kernels (cpu, wasm) and every training gradient. Idempotent. */
+/**
+ * Registers the training kernels (FlashAttentionRagged, its backward and RopeRagged on cpu and
+ * wasm), every training gradient, and the untransposed 2-D matMul gradient (matmul_grad.ts). Idempotent.
+ */
 export function registerTrainingKernels(): void {
-  for (const k of flashAttentionRaggedConfigs) if (tf.getKernel(k.kernelName, k.backendName) === undefined) tf.registerKernel(k);
+  for (const k of [...flashAttentionRaggedConfigs, ...ropeRaggedConfigs]) {
+    if (tf.getKernel(k.kernelName, k.backendName) === undefined) tf.registerKernel(k);
+  }
   registerTrainingGradients();
+  installMatMulGradient();
 }
 
 function checkAttrs(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: FlashAttentionRaggedAttrs): void {
