@@ -7,7 +7,6 @@ import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { parseDevices } from '../../lib/sharding/devices.js';
-import { headCounts } from '../../lib/sharding/head_split.js';
 import { ShardedAttention } from '../../lib/sharding/sharded_attention.js';
 import {
   type AttentionFixture, type FixtureResult, type FixtureStep, TOLERANCE, fixtureWeights, layerArgsFromFixture, loadAttentionFixture,
@@ -33,12 +32,10 @@ function relErr(got: Float32Array, want: Float32Array): number {
   return Number.isNaN(maxAbs(got)) ? Infinity : d / maxAbs(want);
 }
 
-/** True when the fixture's query heads can be split over `n` devices. */
-export function fixtureFitsDevices(f: AttentionFixture, n: number): boolean {
-  try { headCounts(f.config.num_attention_heads, n); return true; } catch { return false; }
-}
-
-/** Runs fixture folder `dir` sharded over `devices` (`['cpu', 'wasm']` or placements as strings). */
+/**
+ * Runs fixture folder `dir` sharded over `devices` (`['cpu', 'wasm']`, or `cpu:1` style). Passes
+ * when the error vs the golden outputs is <= TOLERANCE and vs the unsharded layer <= 1e-5.
+ */
 export async function runShardedFixture(dir: string | AttentionFixture, devices: string[], opts: ShardedRunOptions = {}): Promise<ShardedFixtureResult> {
   const f = typeof dir === 'string' ? loadAttentionFixture(dir) : dir;
   const steps = f.config.steps as FixtureStep[];
@@ -46,7 +43,10 @@ export async function runShardedFixture(dir: string | AttentionFixture, devices:
   if (opts.unfused) args.fuseRopeAndStore = false;
   const layer = new AttentionWithRope(args);
   layer.setHfWeights(fixtureWeights(f));
-  const tp = await ShardedAttention.create(layer, parseDevices(devices), { unfused: opts.unfused });
+  // A fixture with fewer query heads than devices runs on the first ones (every device needs a head).
+  const heads = f.config.num_attention_heads as number;
+  const used = devices.slice(0, Math.min(devices.length, heads));
+  const tp = await ShardedAttention.create(layer, parseDevices(used), { unfused: opts.unfused });
   const cache = new PagedKVCache(args.kvParams);
   const prevForce = tf.env().getBool('ATTENTION_ROPE_FORCE_COMPOSITE');
   if (opts.unfused) tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
@@ -54,9 +54,14 @@ export async function runShardedFixture(dir: string | AttentionFixture, devices:
   const details: string[] = [];
   try {
     for (const [i, s] of steps.entries()) {
-      const seqIds = s.start_positions.map((_, b) => b);
-      for (const b of seqIds) if (!tp.hasSequence(b)) { tp.addSequence(b); cache.addSequence(b); }
-      const counts = seqIds.map((b) => s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
+      const seqIds = s.seq_ids ?? s.start_positions.map((_, b) => b);
+      for (const id of seqIds) if (!tp.hasSequence(id)) { tp.addSequence(id); cache.addSequence(id); }
+      seqIds.forEach((id, b) => {
+        if (tp.cacheLength(id) !== s.start_positions[b]) {
+          throw new Error(`[conformance] ${f.name} step ${i}: sequence ${id} holds ${tp.cacheLength(id)} tokens, fixture says ${s.start_positions[b]}`);
+        }
+      });
+      const counts = seqIds.map((_, b) => s.input_row_offsets[b + 1] - s.input_row_offsets[b]);
       const input = f.tensors.get(s.input)!;
       const hidden = tf.tensor2d(input.data as Float32Array, input.shape as [number, number]); // [T, hidden]
       const kv = cache.fetch(seqIds, counts);
@@ -83,6 +88,7 @@ export async function runShardedFixture(dir: string | AttentionFixture, devices:
     await tp.dispose();
   }
   details.push(`vs unsharded ${worstRef.toExponential(1)} on ${tp.backends.join('+')}`);
+  if (used.length < devices.length) details.push(`(${heads} heads: first ${used.length} of ${devices.length} devices)`);
   return {
     name: f.name, error: worst, passed: worst <= TOLERANCE && worstRef <= 1e-5,
     detail: details.join(' '), vsUnsharded: worstRef, backends: tp.backends,

@@ -63,8 +63,14 @@ export class ShardedAttention {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
   }
 
-  /** Shards `layer` over `devices` (tensor-parallel) and starts one worker per device. */
-  static async create(layer: AttentionWithRope, devices: DevicePlacement[], opts: ShardedAttentionOptions = {}): Promise<ShardedAttention> {
+  /**
+   * Shards `layer` over `devices` (default: the layer's `devices` option) and starts one worker
+   * per device. Each call is a whole step (fetch, compute, commit), so the sharded layer owns a
+   * one-layer cache shard per device (`kvParams.numLayers` is taken as 1).
+   */
+  static async create(layer: AttentionWithRope, devices?: DevicePlacement[], opts: ShardedAttentionOptions = {}): Promise<ShardedAttention> {
+    devices ??= layer.opts.devices ?? undefined;
+    check(devices !== undefined, W, () => 'no devices: pass them or give the layer a `devices` option');
     const nativeThreads = opts.nativeThreads ?? 1;
     checkInt(nativeThreads, W, 'nativeThreads', 1);
     const shards = layer.shard(devices);
@@ -77,16 +83,17 @@ export class ShardedAttention {
         const weights: Record<string, Float32Array> = {};
         for (const [k, v] of Object.entries(hfWeightsOf(shard))) weights[k] = v.data;
         const config = shard.getConfig();
+        config.kvParams = { ...(config.kvParams as tf.serialization.ConfigDict), numLayers: 1 };
         shard.dispose();
         const worker = new Worker(script);
-        const slot: Slot = { device: devices[i], worker, backend: '', waiting: new Map(), dead: null };
+        const slot: Slot = { device: devices![i], worker, backend: '', waiting: new Map(), dead: null };
         slots[i] = slot;
         ShardedAttention.listen(slot, i);
         const r = await ShardedAttention.request(slot, {
-          op: 'init', id: 0, device: devices[i], config, weights, forceComposite: opts.unfused ?? false,
+          op: 'init', id: 0, device: devices![i], config, weights, forceComposite: opts.unfused ?? false,
           cpuKernelImpl: opts.cpuKernelImpl ?? 'ts', nativeThreads,
         }, i, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
-        check(r.ok, W, () => `device ${i} (${deviceName(devices[i])}) failed to start: ${r.error}`);
+        check(r.ok, W, () => `device ${i} (${deviceName(devices![i])}) failed to start: ${r.error}`);
         slot.backend = r.backend!;
       }));
     } catch (e) {
@@ -150,16 +157,16 @@ export class ShardedAttention {
    * the summed output `[totalTokens, hidden]`. On any device's failure it rejects with that
    * device's error and no cache shard has moved.
    */
-  async callRagged(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[], layerIdx = 0): Promise<tf.Tensor2D> {
-    return (await this.run(hidden, seqIds, numNewTokens, layerIdx, false))!;
+  async callRagged(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[]): Promise<tf.Tensor2D> {
+    return (await this.run(hidden, seqIds, numNewTokens, false))!;
   }
 
   /** The sharded `materializeKvFromHidden`: stores K/V of `hidden` on every shard, no output. */
-  async materializeKvFromHidden(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[], layerIdx = 0): Promise<void> {
-    await this.run(hidden, seqIds, numNewTokens, layerIdx, true);
+  async materializeKvFromHidden(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[]): Promise<void> {
+    await this.run(hidden, seqIds, numNewTokens, true);
   }
 
-  private async run(hidden: tf.Tensor2D | Float32Array, seqIds: number[], counts: number[], layerIdx: number, materialize: boolean): Promise<tf.Tensor2D | null> {
+  private async run(hidden: tf.Tensor2D | Float32Array, seqIds: number[], counts: number[], materialize: boolean): Promise<tf.Tensor2D | null> {
     this.checkUsable();
     check(!this.busy, W, () => 'a call is already running; await it first');
     const H = this.hiddenSize;
@@ -177,7 +184,7 @@ export class ShardedAttention {
     try {
       const slotFloats = this.capacity * H;
       await this.all((s, i) => ShardedAttention.request(s, {
-        op: 'call', id, layerIdx, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize,
+        op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize,
         input: this.input, partials: this.partials, slotFloats,
       }, i));
       const out = materialize ? null : new SharedArrayBuffer(T * H * 4);
