@@ -17,7 +17,7 @@ import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { RopeTables } from '../lib/rope/rope_tables.js';
 import { compositeAttention, type CompositeSeq } from './composite_attention.js';
-import { type BenchModule, type BenchOptions, type BenchRow, row, timeMs } from './harness.js';
+import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
 import { OrtGqa, loadOrt } from './ort_gqa.js';
 
 const NH = 16, NKV = 4, D = 64, THETA = 500000, W = (NH + 2 * NKV) * D, MAXPOS = 2048;
@@ -146,9 +146,15 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
     let off = 0;
     for (const g of got) { flat.set(g, off); off += g.length; }
     log(`ORT GQA vs ours max |diff| ${maxDiff(flat, ref!).toExponential(2)}`);
-    results.ort = await timeMs(runAll, fast);
-    log(`ORT GQA: ${results.ort.toFixed(2)} ms`);
-    rows.push(row(sc.name, `cpu (${oursKind})`, ours, 'onnxruntime GQA', results.ort));
+    // Ours and ORT timed in alternation (same load on both sides).
+    setCpuKernelImpl(oursKind);
+    const qkv = tf.tensor2d(qkvData, [T, W]);
+    const [oursPaired, ortMs] = await timeInterleaved([() => oursOnce(qkv, kv, rope).dispose(), runAll],
+      opts.quick ? { warmup: 1, minIters: 3, maxIters: 5, minMs: 0 } : {});
+    qkv.dispose();
+    setCpuKernelImpl('auto');
+    log(`ORT GQA: ${ortMs.toFixed(2)} ms (ours alongside: ${oursPaired.toFixed(2)} ms)`);
+    rows.push(row(sc.name, `cpu (${oursKind})`, oursPaired, 'onnxruntime GQA', ortMs));
   }
   rows.push(row(sc.name, `cpu (${oursKind})`, ours, 'composite cpu', results.composite_cpu));
   rows.push(row(sc.name, `wasm (${oursKind})`, results[`ours_${oursKind}_wasm`], 'composite wasm', results.composite_wasm));
@@ -160,13 +166,10 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
 async function poolRow(opts: BenchOptions, rope: RopeTables): Promise<BenchRow> {
   const sc = SCENARIOS[2];
   const qkv = tf.tensor2d(rand(8 * W, 3), [8, W]);
-  const fast = opts.quick ? { warmup: 1, minIters: 3, maxIters: 5 } : { warmup: 5, minIters: 30, maxIters: 300, minMs: 1500 };
-  const times: number[] = [];
-  for (const numPages of [1000, 64000]) {
-    const { kv } = makeCache(sc, 16, numPages, 5);
-    times.push(await timeMs(() => oursOnce(qkv, kv, rope).dispose(), fast));
-    opts.log(`  D1 pool ${numPages} pages: ${times[times.length - 1].toFixed(3)} ms`);
-  }
+  const fast = opts.quick ? { warmup: 1, minIters: 3, maxIters: 5, minMs: 0 } : { warmup: 5, minIters: 50, maxIters: 1000, minMs: 3000 };
+  const small = makeCache(sc, 16, 1000, 5).kv, big = makeCache(sc, 16, 64000, 5).kv;
+  const times = await timeInterleaved([() => oursOnce(qkv, small, rope).dispose(), () => oursOnce(qkv, big, rope).dispose()], fast);
+  opts.log(`  D1 pool 1000 pages: ${times[0].toFixed(3)} ms, 64000 pages: ${times[1].toFixed(3)} ms`);
   qkv.dispose();
   return row('D1 pool 64000 vs 1000 pages', 'cpu', times[1], 'pool 1000 pages', times[0]);
 }

@@ -45,6 +45,35 @@ export async function timeMs(fn: () => unknown, o: TimeOptions = {}): Promise<nu
   return n % 2 ? samples[(n - 1) / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
 }
 
+/**
+ * Medians (ms) of several functions timed in alternation, `chunk` calls of each per round, the
+ * first call of each chunk discarded: load from other processes that comes and goes falls on every
+ * side alike, while one side's leftovers (e.g. a peer's spinning thread pool) do not land on the
+ * other's timed calls.
+ */
+export async function timeInterleaved(fns: (() => unknown)[], o: TimeOptions & { chunk?: number } = {}): Promise<number[]> {
+  const { warmup = 3, minIters = 15, maxIters = 200, minMs = 2000, maxMs = 10000, chunk = 6 } = o;
+  for (let i = 0; i < warmup; i++) for (const f of fns) await f();
+  const samples: number[][] = fns.map(() => []);
+  const t0 = performance.now();
+  while (samples[0].length < maxIters) {
+    for (let k = 0; k < fns.length; k++) {
+      for (let c = 0; c < chunk; c++) {
+        const s = performance.now();
+        await fns[k]();
+        if (c > 0 || chunk === 1) samples[k].push(performance.now() - s);
+      }
+    }
+    const spent = performance.now() - t0;
+    if ((samples[0].length >= minIters && spent >= minMs) || spent >= maxMs) break;
+  }
+  return samples.map((xs) => {
+    xs.sort((a, b) => a - b);
+    const n = xs.length;
+    return n % 2 ? xs[(n - 1) / 2] : (xs[n / 2 - 1] + xs[n / 2]) / 2;
+  });
+}
+
 export function row(name: string, backend: string, oursMs: number, peer: string, peerMs: number): BenchRow {
   return { name, backend, ours_ms: oursMs, peer, peer_ms: peerMs, ratio: peerMs / oursMs };
 }

@@ -42,6 +42,9 @@ class ThreadPool {
     cv_.notify_all();
     drain();
     std::unique_lock<std::mutex> lock(mu_);
+    // Helpers that have not woken up yet are not waited for (matters on a loaded machine).
+    pending_ -= want_;
+    want_ = 0;
     done_.wait(lock, [this] { return pending_ == 0; });
     fn_ = nullptr;
   }

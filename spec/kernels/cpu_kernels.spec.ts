@@ -156,3 +156,29 @@ describe('CPU kernels: errors and isolation', () => {
     setCpuKernelImpl('auto');
   });
 });
+
+describe('CPU kernels on the wasm backend (inputs and outputs on the wasm heap)', () => {
+  beforeAll(async () => {
+    require('@tensorflow/tfjs-backend-wasm');
+    await tf.setBackend('wasm');
+    registerCpuKernels();
+  });
+  afterAll(async () => {
+    setCpuKernelImpl('auto');
+    await tf.setBackend('cpu');
+  });
+
+  it.each(IMPLS.map((x) => [x]))('RopeSplitStoreRagged + FlashAttentionRaggedPaged match the float64 reference (%s)', (impl) => {
+    setCpuKernelImpl(impl);
+    expect(tf.getBackend()).toBe('wasm');
+    const cs = CASES[2];
+    const s = setup(cs, 3);
+    const kWant = Float64Array.from(s.k0), vWant = Float64Array.from(s.v0);
+    const qWant = ropeSplitStoreNaive(s.qkv, s.c, cs.nH, cs.nKv, cs.D, s.rope, s.attrs.qkNormEps, s.qw, s.kw, kWant, vWant);
+    const q = runRope(s, cs);
+    expectClose(q, qWant, 'q');
+    expectClose(s.c.cache.keys(0), kWant, 'k pool');
+    const want = attentionNaive(q, s.c, cs.nH, cs.nKv, cs.D, 1 / Math.sqrt(cs.D), MASKS.causal, s.c.cache.keys(0), s.c.cache.values(0));
+    for (const variant of ['prefill', 'decode'] as const) expectClose(runAttention(q, s, cs, MASKS.causal, variant), want, variant);
+  });
+});
