@@ -18,7 +18,7 @@ export interface TaskOptions {
   maxLen: number;
 }
 
-export const DEFAULT_TASK: TaskOptions = { letters: 10, minLen: 3, maxLen: 8 };
+export const DEFAULT_TASK: TaskOptions = { letters: 10, minLen: 3, maxLen: 6 };
 
 export function vocabSize(t: TaskOptions): number { return FIRST + t.letters; }
 

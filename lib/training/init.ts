@@ -19,17 +19,19 @@ export function initializeWeights(model: DecoderForCausalLM, options: { seed?: n
   const layers = model.blocks.length;
   let k = 0;
   const seen = new Set<tf.LayerVariable>();
+  const norms = new Set<tf.LayerVariable | null>([model.norm.weight, ...model.blocks.flatMap((b) =>
+    [b.inputNorm.weight, b.postNorm.weight, b.attn.qNormWeight, b.attn.kNormWeight])]);
+  const outProj = new Set<tf.LayerVariable | null>(model.blocks.flatMap((b) => [b.attn.oProj?.kernel ?? null, b.mlp.downKernel]));
   const vars = [...model.trainableWeights, ...model.blocks.flatMap((b) => b.attn.weights)];
   tf.tidy(() => {
     for (const v of vars) {
       if (seen.has(v)) continue;
       seen.add(v);
-      const name = v.name;
       const shape = v.shape as number[];
-      if (/norm/.test(name) && shape.length === 1) v.write(tf.ones(shape));
+      if (norms.has(v)) v.write(tf.ones(shape));
       else if (shape.length === 1) v.write(tf.zeros(shape));
       else {
-        const out = /o_proj|down_proj/.test(name) ? std / Math.sqrt(2 * layers) : std;
+        const out = outProj.has(v) ? std / Math.sqrt(2 * layers) : std;
         v.write(tf.randomNormal(shape, 0, out, 'float32', seed * 7919 + k++));
       }
     }

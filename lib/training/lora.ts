@@ -73,9 +73,9 @@ export class LoRALinear implements LinearLike {
     this.inDim = o.inDim;
     this.outDim = o.outDim;
     this.scaling = this.options.alpha / this.options.rank;
-    const frozen = !this.options.freezeBase;
-    this.kernel = existing?.kernel ?? o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}), frozen);
-    this.bias = existing ? existing.bias : o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros(), frozen) : null;
+    const baseTrainable = !this.options.freezeBase;
+    this.kernel = existing?.kernel ?? o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}), baseTrainable);
+    this.bias = existing ? existing.bias : o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros(), baseTrainable) : null;
     const target = targetOf(o.name);
     if (target && this.options.targets.includes(target)) {
       if (this.options.freezeBase) { this.kernel.trainable = false; if (this.bias) this.bias.trainable = false; }
