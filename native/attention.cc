@@ -109,23 +109,36 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   const size_t qStride = static_cast<size_t>(p.nHeads) * D;
   // Qt[d, m] = scale * q[row, head, d]; padded rows zero and empty (lo > hi).
   int kmin = k1, kmax = k0 - 1;
+  const float* zeros = s.zeros.data();
   for (int m = 0; m < Mp; m++) {
     mr[m] = NEG_INF;
     lr[m] = 0.f;
-    if (m >= M) {
-      lo[m] = 1; hi[m] = 0;
-      for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = 0.f;
-      continue;
-    }
-    int t = t0 + m / G, g = m % G;
-    const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
-    for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = qr[d] * p.scale;
-    int a, z;
+    if (m >= M) { lo[m] = 1; hi[m] = 0; continue; }
+    int t = t0 + m / G, a, z;
     keyRange(p, start + t, ctx, a, z);
     a = std::max(a, k0);
     z = std::min(z, k1 - 1);
     lo[m] = a; hi[m] = z;
     if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+  }
+  auto qRow = [&](int m) -> const float* {
+    return m < M ? p.q + (row0 + t0 + m / G) * qStride + static_cast<size_t>(h * G + m % G) * D : zeros;
+  };
+  if (D % VL == 0) {
+    // 16 x 16 blocks through registers.
+    const v16 sc = vset1(p.scale);
+    for (int m0 = 0; m0 < Mp; m0 += VL)
+      for (int d0 = 0; d0 < D; d0 += VL) {
+        v16 r[VL];
+        for (int i = 0; i < VL; i++) r[i] = vload(qRow(m0 + i) + d0) * sc;
+        transpose16(r);
+        for (int i = 0; i < VL; i++) vstore(qt + static_cast<size_t>(d0 + i) * Mp + m0, r[i]);
+      }
+  } else {
+    for (int m = 0; m < Mp; m++) {
+      const float* qr = qRow(m);
+      for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = qr[d] * p.scale;
+    }
   }
   std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);
   const int nv = Mp / VL;
@@ -199,9 +212,22 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
 void writeRows(const AttnParams& p, int b, int h, int t0, int t1, const float* ot, const float* lr, int Mp) {
   const int G = p.nHeads / p.nKv, D = p.D, M = (t1 - t0) * G;
   const size_t stride = static_cast<size_t>(p.nHeads) * D;
+  auto outRow = [&](int m) { return p.out + (p.rowOff[b] + t0 + m / G) * stride + static_cast<size_t>(h * G + m % G) * D; };
+  if (D % VL == 0) {
+    for (int m0 = 0; m0 < M; m0 += VL) {
+      float inv[VL];
+      for (int i = 0; i < VL; i++) inv[i] = m0 + i < M && lr[m0 + i] > 0.f ? 1.f / lr[m0 + i] : 0.f;
+      for (int d0 = 0; d0 < D; d0 += VL) {
+        v16 r[VL];
+        for (int i = 0; i < VL; i++) r[i] = vload(ot + static_cast<size_t>(d0 + i) * Mp + m0);
+        transpose16(r);
+        for (int i = 0; i < VL && m0 + i < M; i++) vstore(outRow(m0 + i) + d0, r[i] * inv[i]);
+      }
+    }
+    return;
+  }
   for (int m = 0; m < M; m++) {
-    int t = t0 + m / G, g = m % G;
-    float* o = p.out + (p.rowOff[b] + t) * stride + static_cast<size_t>(h * G + g) * D;
+    float* o = outRow(m);
     float inv = lr[m] > 0.f ? 1.f / lr[m] : 0.f;
     for (int d = 0; d < D; d++) o[d] = ot[static_cast<size_t>(d) * Mp + m] * inv;
   }

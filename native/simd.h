@@ -55,3 +55,29 @@ static inline v16 vexp(v16 x) {
   v16 y = p * scale;
   return x < lo ? v16{} : y;
 }
+
+/** In-place transpose of a 16 x 16 block held as 16 row vectors (4 butterfly stages). */
+static inline void transpose16(v16* r) {
+  for (int i = 0; i < VL; i += 2) {
+    v16 a = r[i], b = r[i + 1];
+    r[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+    r[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  }
+  for (int i = 0; i < VL; i += 4)
+    for (int j = i; j < i + 2; j++) {
+      v16 a = r[j], b = r[j + 2];
+      r[j] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+      r[j + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+  for (int i = 0; i < VL; i += 8)
+    for (int j = i; j < i + 4; j++) {
+      v16 a = r[j], b = r[j + 4];
+      r[j] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+      r[j + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+  for (int j = 0; j < 8; j++) {
+    v16 a = r[j], b = r[j + 8];
+    r[j] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    r[j + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  }
+}
