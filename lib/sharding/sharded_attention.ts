@@ -3,14 +3,14 @@
  * its own worker thread with its own tfjs engine, backend and PagedKVCache shard. Inputs are
  * broadcast and partial outputs all-reduced through SharedArrayBuffers (protocol.ts).
  */
-import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check, checkInt } from '../errors.js';
 import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
-import type { Reply, SeqAction, WorkerMsg } from './protocol.js';
+import type { Reply, SeqAction } from './protocol.js';
+import { ShardWorker } from './shard_worker.js';
 import { hfWeightsOf, shardInfoOf } from './shard_layer.js';
 import { workerScript } from './worker_script.js';
 
@@ -28,14 +28,6 @@ export interface ShardedAttentionOptions {
   cpuKernelImpl?: 'ts' | 'native' | 'auto';
   /** Native CPU kernel threads per worker (default 1: the addon's pool is shared by the process). */
   nativeThreads?: number;
-}
-
-interface Slot {
-  device: DevicePlacement;
-  worker: Worker;
-  backend: string;
-  waiting: Map<number, { resolve(r: Reply): void; reject(e: Error): void }>;
-  dead: Error | null;
 }
 
 /**
@@ -59,7 +51,7 @@ export class ShardedAttention {
   private busy = false;
   private disposed = false;
 
-  private constructor(private readonly slots: Slot[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams']) {
+  private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams']) {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
   }
 
@@ -77,7 +69,7 @@ export class ShardedAttention {
     check(shardInfoOf(shards[0])!.mode === 'tensor_parallel', W, () =>
       `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); ShardedAttention runs tensor_parallel only`);
     const script = await workerScript();
-    const slots: Slot[] = [];
+    const slots: ShardWorker[] = [];
     try {
       await Promise.all(shards.map(async (shard, i) => {
         const weights: Record<string, Float32Array> = {};
@@ -85,44 +77,19 @@ export class ShardedAttention {
         const config = shard.getConfig();
         config.kvParams = { ...(config.kvParams as tf.serialization.ConfigDict), numLayers: 1 };
         shard.dispose();
-        const worker = new Worker(script);
-        const slot: Slot = { device: devices![i], worker, backend: '', waiting: new Map(), dead: null };
-        slots[i] = slot;
-        ShardedAttention.listen(slot, i);
-        const r = await ShardedAttention.request(slot, {
+        const slot = slots[i] = new ShardWorker(script, devices![i], i);
+        const r = await slot.request({
           op: 'init', id: 0, device: devices![i], config, weights, forceComposite: opts.unfused ?? false,
           cpuKernelImpl: opts.cpuKernelImpl ?? 'ts', nativeThreads,
-        }, i, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
-        check(r.ok, W, () => `device ${i} (${deviceName(devices![i])}) failed to start: ${r.error}`);
+        }, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
+        check(r.ok, W, () => `${slot.name} failed to start: ${r.error}`);
         slot.backend = r.backend!;
       }));
     } catch (e) {
-      await Promise.all(slots.filter(Boolean).map((s) => s.worker.terminate()));
+      await Promise.all(slots.filter(Boolean).map((s) => s.terminate()));
       throw e;
     }
     return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams);
-  }
-
-  private static listen(slot: Slot, i: number): void {
-    const fail = (e: Error) => {
-      slot.dead ??= e;
-      for (const w of slot.waiting.values()) w.reject(slot.dead);
-      slot.waiting.clear();
-    };
-    slot.worker.on('message', (r: Reply) => {
-      const w = slot.waiting.get(r.id);
-      if (w) { slot.waiting.delete(r.id); w.resolve(r); }
-    });
-    slot.worker.on('error', (e) => fail(new Error(`[${W}] device ${i} (${deviceName(slot.device)}) died: ${e.message}`)));
-    slot.worker.on('exit', (code) => fail(new Error(`[${W}] device ${i} (${deviceName(slot.device)}) exited with code ${code}`)));
-  }
-
-  private static request(slot: Slot, msg: WorkerMsg & { id: number }, slotIndex: number, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    if (slot.dead) return Promise.reject(slot.dead);
-    return new Promise((resolve, reject) => {
-      slot.waiting.set(msg.id, { resolve, reject });
-      slot.worker.postMessage({ ...msg, slot: slotIndex }, transfer);
-    });
   }
 
   get numDevices(): number { return this.slots.length; }
@@ -134,18 +101,18 @@ export class ShardedAttention {
   cacheLength(seqId: number): number { return this.book.cacheLength(seqId); }
 
   addSequence(seqId?: number): number {
-    this.checkUsable();
+    this.checkIdle('addSequence');
     const id = this.book.addSequence(seqId);
     this.broadcastSeq({ action: 'add', seqId: id });
     return id;
   }
   releaseSequence(seqId: number): void {
-    this.checkUsable();
+    this.checkIdle('releaseSequence');
     this.book.releaseSequence(seqId);
     this.broadcastSeq({ action: 'release', seqId });
   }
   forkSequence(srcId: number, dstId?: number): number {
-    this.checkUsable();
+    this.checkIdle('forkSequence');
     const id = this.book.forkSequence(srcId, dstId);
     this.broadcastSeq({ action: 'fork', srcId, dstId: id });
     return id;
@@ -167,8 +134,7 @@ export class ShardedAttention {
   }
 
   private async run(hidden: tf.Tensor2D | Float32Array, seqIds: number[], counts: number[], materialize: boolean): Promise<tf.Tensor2D | null> {
-    this.checkUsable();
-    check(!this.busy, W, () => 'a call is already running; await it first');
+    this.checkIdle(materialize ? 'materializeKvFromHidden' : 'callRagged');
     const H = this.hiddenSize;
     const kv = this.book.fetch(seqIds, counts); // validates ids, counts and pages before any worker moves
     const T = kv.totalTokens;
@@ -183,18 +149,18 @@ export class ShardedAttention {
     this.busy = true;
     try {
       const slotFloats = this.capacity * H;
-      await this.all((s, i) => ShardedAttention.request(s, {
+      await this.all((s) => s.request({
         op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize,
         input: this.input, partials: this.partials, slotFloats,
-      }, i));
+      }));
       const out = materialize ? null : new SharedArrayBuffer(T * H * 4);
       const n = this.slots.length;
-      await this.all((s, i) => ShardedAttention.request(s, {
+      await this.all((s, i) => s.request({
         op: 'commit', id, reduce: out ? {
           out, partials: this.partials, slotFloats, numSlots: n, hidden: H,
           rowStart: Math.floor((i * T) / n), rowEnd: Math.floor(((i + 1) * T) / n),
         } : undefined,
-      }, i));
+      }));
       this.book.step(kv);
       return out ? tf.tensor2d(new Float32Array(out), [T, H]) : null; // [T, hidden]
     } finally {
@@ -203,11 +169,11 @@ export class ShardedAttention {
   }
 
   /** Sends to every worker, waits for every answer (so none still reads shared memory), throws the first device's error. */
-  private async all(send: (s: Slot, i: number) => Promise<Reply>): Promise<void> {
+  private async all(send: (s: ShardWorker, i: number) => Promise<Reply>): Promise<void> {
     const results = await Promise.allSettled(this.slots.map((s, i) => send(s, i)));
     results.forEach((r, i) => {
       if (r.status === 'rejected') throw r.reason as Error;
-      check(r.value.ok, W, () => `device ${i} (${deviceName(this.slots[i].device)}) failed: ${r.value.error}`);
+      check(r.value.ok, W, () => `${this.slots[i].name} failed: ${r.value.error}`);
     });
   }
 
@@ -215,7 +181,7 @@ export class ShardedAttention {
   async inspect(): Promise<{ device: string; lengths: Map<number, number>; numFreePages: number }[]> {
     this.checkUsable();
     const id = this.nextId++;
-    const rs = await Promise.all(this.slots.map((s, i) => ShardedAttention.request(s, { op: 'inspect', id }, i)));
+    const rs = await Promise.all(this.slots.map((s) => s.request({ op: 'inspect', id })));
     return rs.map((r, i) => ({ device: deviceName(this.slots[i].device), lengths: new Map(r.lengths), numFreePages: r.numFreePages! }));
   }
 
@@ -223,23 +189,28 @@ export class ShardedAttention {
   injectFault(index: number, mode: 'throw' | 'exit'): void {
     checkInt(index, `${W}.injectFault`, 'index', 0);
     check(index < this.slots.length, `${W}.injectFault`, () => `index (${index}) must be < numDevices (${this.slots.length})`);
-    this.slots[index].worker.postMessage({ op: 'fault', mode });
+    this.slots[index].post({ op: 'fault', mode });
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await Promise.all(this.slots.map((s) => s.dead ? undefined : s.worker.terminate()));
+    await Promise.all(this.slots.map((s) => s.terminate()));
   }
 
   private checkUsable(): void {
     check(!this.disposed, W, () => 'disposed');
     const dead = this.slots.findIndex((s) => s.dead);
-    check(dead < 0, W, () => `device ${dead} (${deviceName(this.slots[dead].device)}) is gone (${this.slots[dead].dead!.message}); its cache shard is lost, create a new ShardedAttention`);
+    check(dead < 0, W, () => `${this.slots[dead].name} is gone (${this.slots[dead].dead!.message}); its cache shard is lost, create a new ShardedAttention`);
+  }
+
+  private checkIdle(what: string): void {
+    this.checkUsable();
+    check(!this.busy, W, () => `${what} while a call is running; await it first`);
   }
 
   private broadcastSeq(seq: SeqAction): void {
-    for (const s of this.slots) s.worker.postMessage({ op: 'seq', seq });
+    for (const s of this.slots) s.post({ op: 'seq', seq });
   }
 
   private ensureCapacity(T: number): void {

@@ -134,6 +134,9 @@ describe('ShardedAttention failures', () => {
       await expect(tp.callRagged(x, [0], [3])).rejects.toThrow('[ShardedAttention] hidden has 256 values, expected totalTokens * hiddenSize (3 * 64)');
       expect((await tp.inspect()).map((s) => s.lengths.get(0))).toEqual([0, 0]);
       expect(() => tp.injectFault(2, 'throw')).toThrow('[ShardedAttention.injectFault] index (2) must be < numDevices (2)');
+      const running = tp.callRagged(x, [0], [4]);
+      expect(() => tp.releaseSequence(0)).toThrow('[ShardedAttention] releaseSequence while a call is running; await it first');
+      (await running).dispose();
       x.dispose();
     } finally { await tp.dispose(); }
   });
