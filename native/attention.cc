@@ -33,7 +33,9 @@ struct Scratch {
   std::vector<float> qt, ot, st, m, l, zeros;
   std::vector<int32_t> lo, hi;
   std::vector<const float*> kr, vr;
+  std::vector<v16> bmax;
   void ensure(int D, int Mp) {
+    if (bmax.size() < static_cast<size_t>(Mp / VL)) bmax.resize(Mp / VL);
     size_t dm = static_cast<size_t>(D) * Mp;
     if (qt.size() < dm) { qt.resize(dm); ot.resize(dm); }
     if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
@@ -45,8 +47,9 @@ struct Scratch {
 thread_local Scratch tls;
 
 // St[n0 + r, c0*16 ..] for 4 keys x C vectors of rows.
+// Also folds the valid keys' scores (the first `valid` of the 4) into bmax[c0 ..].
 template <int C>
-inline void qkTile(const float* const* kr, const float* qt, int Mp, int D, float* st, int c0) {
+inline void qkTile(const float* const* kr, const float* qt, int Mp, int D, float* st, int c0, v16* bmax, int valid) {
   v16 acc[4][C];
   for (int r = 0; r < 4; r++)
     for (int c = 0; c < C; c++) acc[r][c] = v16{};
@@ -62,6 +65,8 @@ inline void qkTile(const float* const* kr, const float* qt, int Mp, int D, float
   }
   for (int r = 0; r < 4; r++)
     for (int c = 0; c < C; c++) vstore(st + static_cast<size_t>(r) * Mp + (c0 + c) * VL, acc[r][c]);
+  for (int r = 0; r < 4 && r < valid; r++)
+    for (int c = 0; c < C; c++) bmax[c0 + c] = vmax(bmax[c0 + c], acc[r][c]);
 }
 
 // Ot[d0 + r, c0*16 ..] += sum_n V[n, d0 + r] * St[n, c0*16 ..], R dims x C vectors.
@@ -151,14 +156,16 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       vr[n] = rowPtr(p, p.vPool, b, h, kb + n);
     }
     for (int n = nk; n < nk4; n++) kr[n] = vr[n] = s.zeros.data();
-    // Scores.
+    // Scores, and their per-row maxima (used where no mask applies in the block).
+    v16* bm = s.bmax.data();
+    for (int c = 0; c < nv; c++) bm[c] = vset1(NEG_INF);
     for (int n = 0; n < nk4; n += 4) {
       int c = 0;
-      for (; c + 4 <= nv; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c);
+      for (; c + 4 <= nv; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n);
       switch (nv - c) {
-        case 3: qkTile<3>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
-        case 2: qkTile<2>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
-        case 1: qkTile<1>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c); break;
+        case 3: qkTile<3>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
+        case 2: qkTile<2>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
+        case 1: qkTile<1>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
       }
     }
     // Mask + online softmax, 16 rows at a time.
@@ -169,7 +176,7 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       bool inside = SKIPMASK;
       for (int i = 0; i < VL && inside; i++) inside = vlo[i] <= kb && kb + nk - 1 <= vhi[i];
       if (inside) {
-        for (int n = 0; n < nk; n++) bmax = vmax(bmax, vload(st + static_cast<size_t>(n) * Mp + c * VL));
+        bmax = bm[c];
       } else {
         for (int n = 0; n < nk; n++) {
           float* sp = st + static_cast<size_t>(n) * Mp + c * VL;
@@ -256,6 +263,15 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
     for (int b = 0; b < p.batch; b++)
       for (int t0 = ((p.numNew[b] + bq - 1) / bq - 1) * bq; t0 >= 0; t0 -= bq)
         for (int h = 0; h < p.nKv; h++) items.push_back({b, h, t0, std::min(p.numNew[b], t0 + bq)});
+    // Costliest first (keys seen x rows), so the last items to run are short ones.
+    auto cost = [&](const Item& it) {
+      int lo, hi, ctx = p.start[it.b] + p.numNew[it.b];
+      keyRange(p, p.start[it.b] + it.t1 - 1, ctx, lo, hi);
+      int lo0, hi0;
+      keyRange(p, p.start[it.b] + it.t0, ctx, lo0, hi0);
+      return static_cast<int64_t>(hi - lo0 + 1) * (it.t1 - it.t0);
+    };
+    std::stable_sort(items.begin(), items.end(), [&](const Item& x, const Item& y) { return cost(x) > cost(y); });
     pool().parallelFor(static_cast<int>(items.size()), [&](int i) {
       const Item& it = items[i];
       int ctx = p.start[it.b] + p.numNew[it.b];
