@@ -7,6 +7,8 @@
  * Memory row: D1 with a pool of 64,000 pages vs 1,000 pages (page size 16).
  * Each side's output is checked against ours before timing (max abs difference is logged).
  */
+import { loadavg } from 'node:os';
+
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
@@ -185,9 +187,12 @@ export const attentionCpuBench: BenchModule = {
     if (!ort) opts.log('  onnxruntime-node not available: ORT rows skipped');
     const gqa = ort ? await OrtGqa.create(ort, { nHeads: NH, nKvHeads: NKV, headDim: D, cosHalf: rope.cos, sinHalf: rope.sin, maxPositions: MAXPOS }) : null;
     opts.log(`  native kernels: ${nativeKernels ? `loaded, ${nativeKernels.threads()} threads` : 'not loaded (pure TypeScript)'}`);
+    const load = (): string => loadavg().map((x) => x.toFixed(1)).join(' ');
+    opts.log(`  load average before: ${load()} (timings on a busy machine are inflated, most for 2-thread kernels)`);
     const rows: BenchRow[] = [];
     for (const sc of SCENARIOS) rows.push(...(await scenario(sc, opts, rope, gqa)));
     rows.push(await poolRow(opts, rope));
+    opts.log(`  load average after: ${load()}`);
     return rows;
   },
 };
