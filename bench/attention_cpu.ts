@@ -97,7 +97,7 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
   for (const backend of ['cpu', 'wasm'] as const) {
     await tf.setBackend(backend);
     const qkv = tf.tensor2d(qkvData, [T, W]);
-    const impls = backend === 'cpu' ? (nativeKernels ? ['native', 'ts'] : ['ts']) : [nativeKernels ? 'native' : 'ts'];
+    const impls = nativeKernels ? ['native', 'ts'] : ['ts'];
     for (const impl of impls) {
       setCpuKernelImpl(impl as 'native' | 'ts');
       const o = oursOnce(qkv, kv, rope);
@@ -160,7 +160,10 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
   }
   rows.push(row(sc.name, `cpu (${oursKind})`, ours, 'composite cpu', results.composite_cpu));
   rows.push(row(sc.name, `wasm (${oursKind})`, results[`ours_${oursKind}_wasm`], 'composite wasm', results.composite_wasm));
-  if (nativeKernels) rows.push(row(sc.name, 'cpu (ts)', results.ours_ts_cpu, 'composite cpu', results.composite_cpu));
+  if (nativeKernels) {
+    rows.push(row(sc.name, 'cpu (ts)', results.ours_ts_cpu, 'composite cpu', results.composite_cpu));
+    rows.push(row(sc.name, 'wasm (ts)', results.ours_ts_wasm, 'composite wasm', results.composite_wasm));
+  }
   return rows;
 }
 
