@@ -68,6 +68,8 @@ export function shardLayer(layer: AttentionWithRope, devices: DevicePlacement[])
   if (!layer.built) layer.build([null, layer.opts.hiddenSize]);
   const o = layer.opts, n = devices.length;
   const s = o.shardingStrategy;
+  check(s.kind === 'replicate' || s.kind === 'tensor_parallel', W, () =>
+    `the layer's shardingStrategy must be 'replicate' or 'tensor_parallel', got the weight strategy '${s.kind}'`);
   const replicate = s.kind === 'replicate' && s.numDevices > 1;
   check(replicate || s.kind === 'replicate' || s.numDevices === n, W, () =>
     `devices.length (${n}) must equal shardingStrategy.numDevices (${s.numDevices})`);
