@@ -37,14 +37,14 @@ export function hostLoss(out: tf.Tensor, R: Float32Array): number {
 
 /**
  * Central finite differences of `f` along two directions of variable `x`: the analytic gradient's
- * own direction and a random one. Returns the worst |fd - g·u| / (|g| |u|).
+ * own direction and a random one (zero where `dirMask` is 0). Returns the worst |fd - g·u| / (|g| |u|).
  */
-export function fdCheck(f: () => number, x: tf.Variable | tf.LayerVariable, grad: Float32Array, seed: number, eps = 1e-2): number {
+export function fdCheck(f: () => number, x: tf.Variable | tf.LayerVariable, grad: Float32Array, seed: number, eps = 1e-2, dirMask?: Float32Array): number {
   const read = () => (x instanceof tf.Variable ? x : x.read()) as tf.Variable;
   const base = Float32Array.from(read().dataSync());
   const gNorm = Math.hypot(...grad);
   if (gNorm === 0) return 0;
-  const dirs = [grad.map((g) => g / gNorm), randomArray(grad.length, seed, 1)];
+  const dirs = [grad.map((g) => g / gNorm), randomArray(grad.length, seed, 1).map((u, i) => (dirMask ? u * dirMask[i] : u))];
   let worst = 0;
   for (const u of dirs) {
     const uNorm = Math.hypot(...u);

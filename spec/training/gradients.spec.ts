@@ -104,3 +104,50 @@ describeEachBackend('training gradients', () => {
     layer.dispose();
   });
 });
+
+/**
+ * The cached path's kernels (RopeSplitStoreRagged, FlashAttentionRaggedPaged): their registered
+ * gradients reach qkv / q and the qk-norm weights, not the cache (K and V live in pages, not tensors).
+ * Checked against the composite references' gradients and finite differences.
+ */
+import { ropeSplitStoreRagged, flashAttentionRaggedPaged } from '../../kernels/ops';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
+import { RotaryEmbedding } from '../../lib/rope/rotary_embedding';
+
+describeEachBackend('cached-path kernel gradients (w.r.t. q / qkv; none through the cache)', () => {
+  beforeAll(() => registerTrainingKernels());
+
+  it('RopeSplitStoreRagged with qk-norm and FlashAttentionRaggedPaged: fused = composite = finite differences', () => {
+    const nH = 4, nKv = 2, hd = 8, W = (nH + 2 * nKv) * hd;
+    const cache = new PagedKVCache({ nKvHeads: nKv, headDim: hd, pageSize: 4, numPages: 16 });
+    cache.addSequence(0); cache.addSequence(1);
+    const kv = cache.fetch([0, 1], [5, 3]);
+    const tables = new RotaryEmbedding({ headDim: hd, theta: 10000, maxSeqLen: 32 }).tables();
+    const ropeAttrs = { nHeads: nH, nKvHeads: nKv, headDim: hd, rope: tables, qkNormEps: 1e-5, collection: kv, layerIdx: 0 };
+    const attnAttrs = { nHeads: nH, nKvHeads: nKv, headDim: hd, scale: 0.35, mask: { variant: 'causal' as const, window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant: 'auto' as const };
+    const qkv = tf.variable(tf.tensor2d(randomArray(8 * W, 31, 1), [8, W]));
+    const qw = tf.variable(tf.tensor1d(randomArray(hd, 32, 0.3).map((x) => 1 + x)));
+    const kw = tf.variable(tf.tensor1d(randomArray(hd, 33, 0.3).map((x) => 1 + x)));
+    const Rh = randomArray(8 * nH * hd, 34, 1);
+    const R = tf.tensor2d(Rh, [8, nH * hd]);
+    const out = () => flashAttentionRaggedPaged(ropeSplitStoreRagged(qkv, ropeAttrs, qw, kw), attnAttrs);
+    const run = (composite: boolean) => {
+      tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', composite);
+      try {
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(out(), R)) as tf.Scalar, [qkv, qw, kw]);
+        // kw has no gradient: normed K goes to the cache only (composite: not connected; fused: zeros)
+        return [qkv, qw, kw].map((v) => (grads[v.name] ? Float32Array.from(grads[v.name].dataSync()) : new Float32Array(v.size)));
+      } finally { tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false); }
+    };
+    const fused = run(false), composite = run(true);
+    fused.forEach((g, i) => expect(relErr(g, composite[i])).toBeLessThanOrEqual(1e-3));
+    // K/V columns of qkv get no gradient: they reach attention only through the cache
+    for (let r = 0; r < 8; r++) for (let c = nH * hd; c < W; c++) expect(fused[0][r * W + c]).toBe(0);
+    // finite differences with the cache's K/V held fixed (the store rewrites the same values each call)
+    const f = () => tf.tidy(() => hostLoss(out(), Rh));
+    const qCols = fused[0].map((_, i) => (i % W < nH * hd ? 1 : 0));
+    const err = fdCheck(f, qkv, fused[0], 35, 1e-2, qCols);
+    expect(err).toBeLessThanOrEqual(1e-3);
+    cache.step(kv);
+  });
+});

@@ -1,0 +1,112 @@
+/**
+ * One training step (forward + backward, gradients of the input and every weight) of one
+ * AttentionWithRope layer on a ragged batch: hidden 256, 8 query heads, 4 KV heads, head_dim 32,
+ * causal, sequences of 32 / 64 / 96 / 128 tokens (320 rows), float32.
+ *
+ * Ours: the ragged training path (lib/training/ragged_train.ts) with the fused kernels
+ * FlashAttentionRagged (+ its fused backward) and RopeRagged, and the untransposed 2-D matMul gradient.
+ * Peers (stock tfjs gradients): the same ragged path on the composite references
+ * (ATTENTION_ROPE_FORCE_COMPOSITE), and the padded no-cache path `layer.apply` (what `model.fit`
+ * runs; each sequence padded to 128). Gradients are checked against the composite's before timing.
+ *
+ *   node dist/bench/training_step.js [--quick]      (also part of `npm run bench` once listed in run.ts)
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { pathToFileURL } from 'node:url';
+
+import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
+import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/kernels/matmul_grad.js';
+import { registerTrainingKernels } from '../lib/training/kernels/ops.js';
+import { attentionRaggedTrain } from '../lib/training/ragged_train.js';
+import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved } from './harness.js';
+
+const H = 256, NH = 8, NKV = 4, D = 32, LENS = [32, 64, 96, 128];
+const OFFSETS = LENS.reduce((o, n) => [...o, o[o.length - 1] + n], [0]);
+const T = OFFSETS[OFFSETS.length - 1], S = Math.max(...LENS);
+
+function rand(n: number, seed: number, amp = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = (s / 4294967296 * 2 - 1) * amp; }
+  return a;
+}
+
+function makeLayer(): AttentionWithRope {
+  const layer = new AttentionWithRope({
+    rope: { headDim: D, theta: 500000, maxSeqLen: 256 }, numAttentionHeads: NH, numKeyValueHeads: NKV, hiddenSize: H,
+    kvParams: { nKvHeads: NKV, headDim: D, pageSize: 16, numLayers: 1, numPages: 4 },
+  });
+  layer.build([null, H]);
+  return layer;
+}
+
+type Step = () => Float32Array[] | void;
+
+function stepFn(layer: AttentionWithRope, x: tf.Variable, padded: boolean, keep = false): Step {
+  const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
+  const mask = tf.tensor2d(rand(T * H, 9), [T, H]);
+  const xPad = () => tf.concat(LENS.map((n, b) => tf.pad(x.slice([OFFSETS[b], 0], [n, H]), [[0, S - n], [0, 0]])), 0).reshape([LENS.length, S, H]);
+  const rowsOf = (y: tf.Tensor) => tf.concat(LENS.map((n, b) => y.slice([b, 0, 0], [1, n, H]).reshape([n, H])), 0);
+  return () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const y = padded ? rowsOf(layer.apply(xPad()) as tf.Tensor) : attentionRaggedTrain(layer, x as tf.Tensor as tf.Tensor2D, OFFSETS);
+      return tf.sum(tf.mul(y, mask)) as tf.Scalar;
+    }, vars);
+    const out = keep ? vars.map((v) => Float32Array.from(grads[v.name].dataSync())) : (Object.values(grads)[0].dataSync(), undefined);
+    tf.dispose([value, ...Object.values(grads)]);
+    return out;
+  };
+}
+
+function maxRel(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((x, i) => {
+    let num = 0, den = 0;
+    for (let j = 0; j < x.length; j++) { num = Math.max(num, Math.abs(x[j] - b[i][j])); den = Math.max(den, Math.abs(b[i][j])); }
+    worst = Math.max(worst, num / Math.max(den, 1e-12));
+  });
+  return worst;
+}
+
+async function runOn(backend: string, opts: BenchOptions): Promise<BenchRow[]> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  registerTrainingKernels();
+  const layer = makeLayer();
+  tf.tidy(() => layer.weights.forEach((w, i) => w.write(tf.tensor(rand(w.shape.reduce((p, q) => p! * q!, 1)!, 100 + i, 0.06), w.shape as number[]))));
+  const x = tf.variable(tf.tensor2d(rand(T * H, 7), [T, H]));
+  const withComposite = (on: boolean, f: Step): Step => () => {
+    tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', on);
+    if (on) uninstallMatMulGradient(); else installMatMulGradient();
+    try { return f(); } finally { tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false); installMatMulGradient(); }
+  };
+  const ours = withComposite(false, stepFn(layer, x, false));
+  const composite = withComposite(true, stepFn(layer, x, false));
+  const padded = withComposite(true, stepFn(layer, x, true));
+  const g0 = withComposite(false, stepFn(layer, x, false, true))() as Float32Array[];
+  const g1 = withComposite(true, stepFn(layer, x, false, true))() as Float32Array[];
+  const g2 = withComposite(true, stepFn(layer, x, true, true))() as Float32Array[];
+  opts.log(`  [${backend}] gradient check vs composite: fused ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
+  const t = opts.quick ? { warmup: 1, minIters: 2, maxIters: 4, minMs: 0, chunk: 2 } : { warmup: 2, minIters: 6, maxIters: 30, minMs: 3000, maxMs: 20000, chunk: 3 };
+  const [oursMs, compMs, padMs] = await timeInterleaved([ours, composite, padded], t);
+  layer.dispose();
+  x.dispose();
+  const name = `train step ${LENS.join('/')} (T=${T})`;
+  return [row(name, backend, oursMs, 'composite ragged', compMs), row(name, backend, oursMs, 'padded layer.apply', padMs)];
+}
+
+export const trainingStepBench: BenchModule = {
+  name: 'training_step',
+  async run(opts: BenchOptions): Promise<BenchRow[]> {
+    const rows: BenchRow[] = [];
+    for (const b of ['cpu', 'wasm']) rows.push(...await runOn(b, opts));
+    return rows;
+  },
+};
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { addBenchModule, runBenches } = await import('./run.js');
+  addBenchModule(trainingStepBench);
+  runBenches({ only: /^training_step$/, quick: process.argv.includes('--quick') }).catch((e) => { console.error(e); process.exit(1); });
+}

@@ -1,0 +1,65 @@
+/**
+ * Backward passes written as plain tfjs ops (no nested tape: a gradient function must not call
+ * tf.grads, which would reset the tape of the backward pass it runs in). They are the composite
+ * references' gradients, derived by hand:
+ *   S = scale·Q·Kᵀ + M, P = softmax(S), O = P·V
+ *   dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = scale·dS·K, dK = scale·dSᵀ·Q
+ *   y = x·w·r, r = (mean(x²) + eps)^-1/2:  dx = r·(w ⊙ g) − r³·x·mean(w ⊙ g ⊙ x),  dw = Σ g ⊙ x·r
+ */
+import * as tf from '@tensorflow/tfjs';
+import { additiveMask } from '../../../kernels/reference/mask.js';
+import type { MaskSpec } from '../../types.js';
+
+export interface HeadBlock {
+  /** `[n*g, hd]` queries of one KV head (row i*g + gi). */
+  q: tf.Tensor2D;
+  /** `[len, hd]` */
+  k: tf.Tensor2D;
+  v: tf.Tensor2D;
+  /** `[n*g, hd]` gradient of the block's output. */
+  dy: tf.Tensor2D;
+  mask: tf.Tensor2D;
+  scale: number;
+}
+
+/** dQ, dK, dV of one block. */
+export function attentionBlockBackward(b: HeadBlock, wantKv: boolean): { dq: tf.Tensor2D; dk?: tf.Tensor2D; dv?: tf.Tensor2D } {
+  const p = tf.softmax(tf.add(tf.mul(tf.matMul(b.q, b.k, false, true), b.scale), b.mask)) as tf.Tensor2D; // [n*g, len]
+  const o = tf.matMul(p, b.v); // [n*g, hd]
+  const dp = tf.matMul(b.dy, b.v, false, true); // [n*g, len]
+  const d = tf.sum(tf.mul(b.dy, o), 1, true); // [n*g, 1]
+  const ds = tf.mul(p, tf.sub(dp, d)) as tf.Tensor2D; // [n*g, len]
+  const dq = tf.mul(tf.matMul(ds, b.k), b.scale) as tf.Tensor2D; // [n*g, hd]
+  if (!wantKv) return { dq };
+  return { dq, dk: tf.mul(tf.matMul(ds, b.q, true, false), b.scale) as tf.Tensor2D, dv: tf.matMul(p, b.dy, true, false) as tf.Tensor2D };
+}
+
+/** The mask tensor `[n*g, len]` of queries at start..start+n-1. */
+export function maskTensor(mask: MaskSpec, start: number, n: number, g: number, len: number): tf.Tensor2D {
+  return tf.tensor2d(additiveMask(mask, start, n, g, len), [n * g, len]);
+}
+
+/** `[n, nH*hd]` rows -> `[nKv]` blocks `[n*g, hd]`. */
+export function queryBlocks(x: tf.Tensor2D, nKv: number, g: number, hd: number): tf.Tensor2D[] {
+  const n = x.shape[0];
+  const r = x.reshape([n, nKv, g * hd]);
+  return Array.from({ length: nKv }, (_, h) => r.slice([0, h, 0], [n, 1, g * hd]).reshape([n * g, hd]) as tf.Tensor2D);
+}
+
+/** Inverse of queryBlocks: `[nKv]` blocks `[n*g, hd]` -> `[n, nH*hd]`. */
+export function fromQueryBlocks(blocks: tf.Tensor2D[], n: number, g: number, hd: number): tf.Tensor2D {
+  const parts = blocks.map((b) => b.reshape([n, g * hd]));
+  return (parts.length === 1 ? parts[0] : tf.concat(parts, 1)) as tf.Tensor2D;
+}
+
+/** Backward of per-head RMSNorm y = x·r·w over `[T, H*hd]`: returns dx and dw. */
+export function headRmsNormBackward(x: tf.Tensor2D, w: tf.Tensor1D, dy: tf.Tensor2D, hd: number, eps: number): { dx: tf.Tensor2D; dw: tf.Tensor1D } {
+  const [t, width] = x.shape;
+  const h = x.reshape([t, width / hd, hd]); // [T, H, hd]
+  const g = dy.reshape([t, width / hd, hd]);
+  const r = tf.rsqrt(tf.add(tf.mean(tf.square(h), -1, true), eps)); // [T, H, 1]
+  const gw = tf.mul(g, w); // [T, H, hd]
+  const dx = tf.sub(tf.mul(gw, r), tf.mul(tf.mul(h, tf.pow(r, 3)), tf.mean(tf.mul(gw, h), -1, true)));
+  const dw = tf.sum(tf.mul(g, tf.mul(h, r)), [0, 1]) as tf.Tensor1D; // [hd]
+  return { dx: dx.reshape([t, width]) as tf.Tensor2D, dw };
+}
