@@ -36,7 +36,7 @@ export interface ExperimentOptions {
 }
 
 export const DEFAULTS: ExperimentOptions = {
-  steps: 600, backend: 'auto', seed: 0, batch: 64, lr: 1e-2, hidden: 64, layers: 2, heldOut: 200, out: 'out/loss_curve.png', heads: 4, kvHeads: 2, theta: 10000, maxLen: DEFAULT_TASK.maxLen,
+  steps: 600, backend: 'auto', seed: 0, batch: 64, lr: 1e-2, hidden: 64, layers: 2, heldOut: 500, out: 'out/loss_curve.png', heads: 4, kvHeads: 2, theta: 10000, maxLen: DEFAULT_TASK.maxLen,
 };
 
 async function pickBackend(name: string): Promise<string> {
