@@ -295,23 +295,8 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
   const size_t need = static_cast<size_t>(nSplits) * p.nKv * stateSize;
   if (gPartial.size() < need) gPartial.resize(need);
   float* partial = gPartial.data();
-  // item = (split index over all sequences) * nKv + h; state layout m[Mp], l[Mp], O[Mp][D].
-  pool().parallelFor(nSplits * p.nKv, [&](int i) {
-    int si = i / p.nKv, h = i % p.nKv;
-    int b = static_cast<int>(std::upper_bound(firstSplit.begin(), firstSplit.end(), si) - firstSplit.begin()) - 1;
-    int k0 = (si - firstSplit[b]) * splitLen;
-    float* dst = partial + static_cast<size_t>(i) * stateSize;
-    if (attendItemRows(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp)) return;
-    int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
-    const int M = p.numNew[b] * G;
-    std::copy(tls.m.data(), tls.m.data() + M, dst);
-    std::copy(tls.l.data(), tls.l.data() + M, dst + Mp);
-    for (int m = 0; m < M; m++)
-      for (int d = 0; d < p.D; d++) dst[2 * Mp + static_cast<size_t>(m) * p.D + d] = tls.ot[static_cast<size_t>(d) * mp + m];
-  });
-  // Merge: per (b, h) weight each split by exp(m_s - max m), normalise, write the rows.
-  pool().parallelFor(p.batch * p.nKv, [&](int i) {
-    int b = i / p.nKv, h = i % p.nKv;
+  // Merge of one (b, h): weight each split by exp(m_s - max m), normalise, write the rows.
+  auto mergeOne = [&](int b, int h) {
     int s0 = firstSplit[b], s1 = firstSplit[b + 1];
     const int M = p.numNew[b] * G, D = p.D;
     const size_t stride = static_cast<size_t>(p.nHeads) * D;
@@ -333,5 +318,28 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
       float inv = L > 0.f ? 1.f / L : 0.f;
       for (int d = 0; d < D; d++) o[d] *= inv;
     }
+  };
+  // item = (split index over all sequences) * nKv + h; state layout m[Mp], l[Mp], O[Mp][D].
+  // A sequence with a single split is finished by its own item (no second pass).
+  pool().parallelFor(nSplits * p.nKv, [&](int i) {
+    int si = i / p.nKv, h = i % p.nKv;
+    int b = static_cast<int>(std::upper_bound(firstSplit.begin(), firstSplit.end(), si) - firstSplit.begin()) - 1;
+    int k0 = (si - firstSplit[b]) * splitLen;
+    float* dst = partial + static_cast<size_t>(i) * stateSize;
+    if (!attendItemRows(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp)) {
+      int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
+      const int M = p.numNew[b] * G;
+      std::copy(tls.m.data(), tls.m.data() + M, dst);
+      std::copy(tls.l.data(), tls.l.data() + M, dst + Mp);
+      for (int m = 0; m < M; m++)
+        for (int d = 0; d < p.D; d++) dst[2 * Mp + static_cast<size_t>(m) * p.D + d] = tls.ot[static_cast<size_t>(d) * mp + m];
+    }
+    if (firstSplit[b + 1] - firstSplit[b] == 1) mergeOne(b, h);
   });
+  std::vector<int> multi;
+  for (int b = 0; b < p.batch; b++)
+    if (firstSplit[b + 1] - firstSplit[b] > 1)
+      for (int h = 0; h < p.nKv; h++) multi.push_back(b * p.nKv + h);
+  if (!multi.empty())
+    pool().parallelFor(static_cast<int>(multi.size()), [&](int i) { mergeOne(multi[i] / p.nKv, multi[i] % p.nKv); });
 }
