@@ -16,6 +16,8 @@ export interface ShardedRunOptions {
   pageSize?: number;
   /** Composite path only, in the workers and for the unsharded reference. */
   unfused?: boolean;
+  /** Worker threads (default) or one process per device. */
+  transport?: 'thread' | 'process';
 }
 
 export interface ShardedFixtureResult extends FixtureResult {
@@ -46,7 +48,7 @@ export async function runShardedFixture(dir: string | AttentionFixture, devices:
   // A fixture with fewer query heads than devices runs on the first ones (every device needs a head).
   const heads = f.config.num_attention_heads as number;
   const used = devices.slice(0, Math.min(devices.length, heads));
-  const tp = await ShardedAttention.create(layer, parseDevices(used), { unfused: opts.unfused });
+  const tp = await ShardedAttention.create(layer, parseDevices(used), { unfused: opts.unfused, transport: opts.transport });
   const cache = new PagedKVCache(args.kvParams);
   const prevForce = tf.env().getBool('ATTENTION_ROPE_FORCE_COMPOSITE');
   if (opts.unfused) tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);

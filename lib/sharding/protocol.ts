@@ -8,6 +8,10 @@
  *   `[rowStart, rowEnd)` of every slot into it (a reduce-scatter, so the sum runs in parallel),
  *   and the main thread wraps it as the output tensor.
  *
+ * Process workers (transport 'process', one process per device: how several GPUs are reached
+ * through WebGPU, see sharded_attention.ts) cannot share memory: the input travels in the call
+ * message and the partial in the reply (one copy each way), and the main thread reduces.
+ *
  * A call is two-phase: `call` (fetch + compute, nothing committed) on every worker, then, only
  * when every worker answered ok, `commit` (cache.step + reduce). Any failure: no commit anywhere.
  */
@@ -38,8 +42,10 @@ export interface CallMsg {
   seqIds: number[];
   numNewTokens: number[];
   materialize: boolean;
-  input: SharedArrayBuffer;
-  partials: SharedArrayBuffer;
+  /** Thread workers: the shared input buffer. Process workers: the rows themselves (a copy). */
+  input: SharedArrayBuffer | Float32Array;
+  /** Thread workers: the shared partials buffer. Process workers: null (the partial comes back in the reply). */
+  partials: SharedArrayBuffer | null;
   /** Floats per partial slot (capacity * hidden). */
   slotFloats: number;
 }
@@ -66,4 +72,6 @@ export interface Reply {
   backend?: string;
   lengths?: [number, number][];
   numFreePages?: number;
+  /** call, process workers: the partial output `[T, hidden]`. */
+  partial?: Float32Array;
 }

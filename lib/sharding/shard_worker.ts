@@ -1,4 +1,9 @@
-/** The main thread's handle on one shard worker: request/reply by id, death detection. */
+/**
+ * The main thread's handle on one shard worker: request/reply by id, death detection. A worker is
+ * a thread (node:worker_threads; shares memory with the main thread) or a child process (IPC with
+ * structured clone; how one process per GPU reaches several GPUs through WebGPU).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
@@ -6,23 +11,42 @@ import type { Reply, WorkerMsg } from './protocol.js';
 
 const W = 'ShardedAttention';
 
+export type Transport = 'thread' | 'process';
+
+/** The command that starts a process worker running `script` (default: this Node on the script). */
+export type SpawnCommand = (device: DevicePlacement, script: string) => { command: string; args: string[] };
+
 export class ShardWorker {
-  private readonly worker: Worker;
+  private readonly thread: Worker | null = null;
+  private readonly child: ChildProcess | null = null;
   private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: Error): void }>();
+  private exited: Promise<void>;
   /** Why the worker is gone (uncaught error or exit), or null while it lives. */
   dead: Error | null = null;
   /** The tfjs backend it runs (after init). */
   backend = '';
 
-  constructor(script: string, readonly device: DevicePlacement, readonly index: number) {
-    this.worker = new Worker(script);
-    const name = `device ${index} (${deviceName(device)})`;
-    this.worker.on('message', (r: Reply) => {
+  constructor(script: string, readonly device: DevicePlacement, readonly index: number,
+    readonly transport: Transport = 'thread', spawnCommand?: SpawnCommand) {
+    const onMessage = (r: Reply) => {
       const w = this.waiting.get(r.id);
       if (w) { this.waiting.delete(r.id); w.resolve(r); }
-    });
-    this.worker.on('error', (e) => this.fail(new Error(`[${W}] ${name} died: ${e.message}`)));
-    this.worker.on('exit', (code) => this.fail(new Error(`[${W}] ${name} exited with code ${code}`)));
+    };
+    let exited!: () => void;
+    this.exited = new Promise((r) => { exited = r; });
+    const onExit = (code: number | null, signal?: string | null) => {
+      this.fail(new Error(`[${W}] ${this.name} exited with code ${code}${signal ? ` (${signal})` : ''}`));
+      exited();
+    };
+    const onError = (e: Error) => this.fail(new Error(`[${W}] ${this.name} died: ${e.message}`));
+    if (transport === 'thread') {
+      this.thread = new Worker(script);
+      this.thread.on('message', onMessage).on('error', onError).on('exit', (c) => onExit(c));
+    } else {
+      const cmd = spawnCommand?.(device, script) ?? { command: process.execPath, args: [script] };
+      this.child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+      this.child.on('message', (r) => onMessage(r as Reply)).on('error', onError).on('exit', onExit);
+    }
   }
 
   get name(): string { return `device ${this.index} (${deviceName(this.device)})`; }
@@ -32,14 +56,23 @@ export class ShardWorker {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       this.waiting.set(msg.id, { resolve, reject });
-      this.worker.postMessage({ ...msg, slot: this.index }, transfer);
+      this.send({ ...msg, slot: this.index } as unknown as WorkerMsg, transfer);
     });
   }
 
   /** Sends without waiting (ordered before any later message). */
-  post(msg: WorkerMsg): void { if (!this.dead) this.worker.postMessage(msg); }
+  post(msg: WorkerMsg): void { if (!this.dead) this.send(msg, []); }
 
-  async terminate(): Promise<void> { if (!this.dead) await this.worker.terminate(); }
+  async terminate(): Promise<void> {
+    if (this.dead) return;
+    if (this.thread) await this.thread.terminate();
+    else { this.child!.kill(); await this.exited; }
+  }
+
+  private send(msg: WorkerMsg, transfer: ArrayBuffer[]): void {
+    if (this.thread) this.thread.postMessage(msg, transfer);
+    else this.child!.send(msg);
+  }
 
   private fail(e: Error): void {
     this.dead ??= e;
@@ -47,3 +80,20 @@ export class ShardWorker {
     this.waiting.clear();
   }
 }
+
+/**
+ * A SpawnCommand that lets a process worker see only NVIDIA GPU `device.index`: the other
+ * `/dev/nvidiaN` files are bind-mounted over with /dev/null in a private mount namespace
+ * (`unshare -m`, needs root or user namespaces), what containers do with GPUs. Threads of one
+ * process all land on GPU 0 whatever adapter they ask for (measured on 2 H200s, see
+ * shared/device/README.md), so this is how `webgpu:1` reaches the second GPU.
+ *
+ * @example
+ * await ShardedAttention.create(layer, parseDevices('webgpu:0,webgpu:1'), { transport: 'process', spawnCommand: isolateNvidiaGpu });
+ */
+export const isolateNvidiaGpu: SpawnCommand = (device, script) => ({
+  command: 'unshare',
+  args: ['-m', 'bash', '-c',
+    `for f in /dev/nvidia[0-9]*; do [ -e "$f" ] && [ "$f" != /dev/nvidia${device.index} ] && mount --bind /dev/null "$f"; done; exec "$0" "$@"`,
+    process.execPath, script],
+});

@@ -10,7 +10,7 @@ import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
 import type { Reply, SeqAction } from './protocol.js';
-import { ShardWorker } from './shard_worker.js';
+import { type SpawnCommand, ShardWorker, type Transport } from './shard_worker.js';
 import { hfWeightsOf, shardInfoOf } from './shard_layer.js';
 import { workerScript } from './worker_script.js';
 
@@ -28,6 +28,14 @@ export interface ShardedAttentionOptions {
   cpuKernelImpl?: 'ts' | 'native' | 'auto';
   /** Native CPU kernel threads per worker (default 1: the addon's pool is shared by the process). */
   nativeThreads?: number;
+  /**
+   * 'thread' (default): worker threads, data through shared memory. 'process': one child process
+   * per device (input and partial copied over IPC, reduced on the main thread); with
+   * `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1` reach two GPUs.
+   */
+  transport?: Transport;
+  /** How a process worker starts (transport 'process'); default: this Node on the worker script. */
+  spawnCommand?: SpawnCommand;
 }
 
 /**
@@ -77,11 +85,11 @@ export class ShardedAttention {
         const config = shard.getConfig();
         config.kvParams = { ...(config.kvParams as tf.serialization.ConfigDict), numLayers: 1 };
         shard.dispose();
-        const slot = slots[i] = new ShardWorker(script, devices![i], i);
+        const slot = slots[i] = new ShardWorker(script, devices![i], i, opts.transport ?? 'thread', opts.spawnCommand);
         const r = await slot.request({
           op: 'init', id: 0, device: devices![i], config, weights, forceComposite: opts.unfused ?? false,
           cpuKernelImpl: opts.cpuKernelImpl ?? 'ts', nativeThreads,
-        }, Object.values(weights).map((w) => w.buffer as ArrayBuffer));
+        }, slot.transport === 'thread' ? Object.values(weights).map((w) => w.buffer as ArrayBuffer) : []);
         check(r.ok, W, () => `${slot.name} failed to start: ${r.error}`);
         slot.backend = r.backend!;
       }));
@@ -149,18 +157,25 @@ export class ShardedAttention {
     this.busy = true;
     try {
       const slotFloats = this.capacity * H;
-      await this.all((s) => s.request({
-        op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize,
-        input: this.input, partials: this.partials, slotFloats,
+      const replies = await this.all((s) => s.request({
+        op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize, slotFloats,
+        ...(s.transport === 'thread' ? { input: this.input, partials: this.partials } : { input: data.slice(0, T * H), partials: null }),
       }));
+      replies.forEach((r, i) => { if (r.partial) new Float32Array(this.partials, i * slotFloats * 4, T * H).set(r.partial); });
       const out = materialize ? null : new SharedArrayBuffer(T * H * 4);
-      const n = this.slots.length;
-      await this.all((s, i) => s.request({
-        op: 'commit', id, reduce: out ? {
-          out, partials: this.partials, slotFloats, numSlots: n, hidden: H,
-          rowStart: Math.floor((i * T) / n), rowEnd: Math.floor(((i + 1) * T) / n),
-        } : undefined,
-      }));
+      // Thread workers sum row ranges of every partial (reduce-scatter); with none, the main thread sums.
+      const reducers = this.slots.filter((s) => s.transport === 'thread');
+      const n = reducers.length;
+      await this.all((s) => {
+        const j = reducers.indexOf(s);
+        return s.request({
+          op: 'commit', id, reduce: out && j >= 0 ? {
+            out, partials: this.partials, slotFloats, numSlots: this.slots.length, hidden: H,
+            rowStart: Math.floor((j * T) / n), rowEnd: Math.floor(((j + 1) * T) / n),
+          } : undefined,
+        });
+      });
+      if (out && n === 0) sumPartials(new Float32Array(out), this.partials, this.slots.length, slotFloats);
       this.book.step(kv);
       return out ? tf.tensor2d(new Float32Array(out), [T, H]) : null; // [T, hidden]
     } finally {
@@ -169,11 +184,12 @@ export class ShardedAttention {
   }
 
   /** Sends to every worker, waits for every answer (so none still reads shared memory), throws the first device's error. */
-  private async all(send: (s: ShardWorker, i: number) => Promise<Reply>): Promise<void> {
+  private async all(send: (s: ShardWorker, i: number) => Promise<Reply>): Promise<Reply[]> {
     const results = await Promise.allSettled(this.slots.map((s, i) => send(s, i)));
-    results.forEach((r, i) => {
+    return results.map((r, i) => {
       if (r.status === 'rejected') throw r.reason as Error;
       check(r.value.ok, W, () => `${this.slots[i].name} failed: ${r.value.error}`);
+      return r.value;
     });
   }
 
@@ -218,5 +234,14 @@ export class ShardedAttention {
     this.capacity = Math.max(T, 2 * this.capacity, 16);
     this.input = new SharedArrayBuffer(this.capacity * this.hiddenSize * 4);
     this.partials = new SharedArrayBuffer(this.slots.length * this.capacity * this.hiddenSize * 4);
+  }
+}
+
+/** out = sum over slots of partials (in slot order, as the workers' reduce does). */
+function sumPartials(out: Float32Array, partials: SharedArrayBuffer, numSlots: number, slotFloats: number): void {
+  out.set(new Float32Array(partials, 0, out.length));
+  for (let d = 1; d < numSlots; d++) {
+    const p = new Float32Array(partials, d * slotFloats * 4, out.length);
+    for (let i = 0; i < out.length; i++) out[i] += p[i];
   }
 }

@@ -1,5 +1,5 @@
 /**
- * A shard worker (node:worker_threads): its own tfjs engine and backend, one shard layer and its
+ * A shard worker (a node:worker_threads thread, or a child process): its own tfjs engine and backend, one shard layer and its
  * own PagedKVCache shard, whose sequence bookkeeping mirrors the main thread's. See protocol.ts.
  */
 import { parentPort } from 'node:worker_threads';
@@ -19,7 +19,12 @@ let pending: { id: number; kv: PagedKVCollection } | null = null;
 let seqError: string | null = null;
 let fault: 'throw' | 'exit' | null = null;
 
-const port = parentPort!;
+/** The channel to the main thread: worker_threads' parentPort, or the IPC channel of a child process. */
+const port = parentPort ?? {
+  on: (ev: 'message', fn: (m: never) => void) => process.on(ev, fn as (m: unknown) => void),
+  postMessage: (r: unknown) => process.send!(r),
+  close: () => process.disconnect(),
+};
 const reply = (r: Reply) => port.postMessage(r);
 const msgOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -55,13 +60,17 @@ async function call(m: CallMsg, slot: number): Promise<Reply> {
   const kv = cache!.fetch(m.seqIds, m.numNewTokens);
   pending = { id: m.id, kv };
   const H = layer!.opts.hiddenSize, T = kv.totalTokens;
-  const hidden = tf.tensor2d(new Float32Array(m.input, 0, T * H), [T, H]); // [T, hidden], read in place on cpu
+  const rows = m.input instanceof Float32Array ? m.input : new Float32Array(m.input, 0, T * H);
+  const hidden = tf.tensor2d(rows, [T, H]); // [T, hidden], read in place on cpu
+  let partial: Float32Array | undefined;
   try {
     if (m.materialize) layer!.materializeKvFromHidden(m.layerIdx, hidden, kv);
     else {
       const out = layer!.callRagged(m.layerIdx, hidden, kv); // [T, hidden] partial sum
       try {
-        new Float32Array(m.partials, slot * m.slotFloats * 4, T * H).set(await out.data() as Float32Array);
+        const data = await out.data() as Float32Array;
+        if (m.partials) new Float32Array(m.partials, slot * m.slotFloats * 4, T * H).set(data);
+        else partial = data.slice();
       } finally { out.dispose(); }
     }
   } finally { hidden.dispose(); }
@@ -71,7 +80,7 @@ async function call(m: CallMsg, slot: number): Promise<Reply> {
     if (f === 'exit') process.exit(7);
     throw new Error('injected fault (after this device wrote its K/V slots)');
   }
-  return { id: m.id, ok: true };
+  return { id: m.id, ok: true, partial };
 }
 
 /** Phase 2: commit the step, then sum this worker's rows of every partial into out. */

@@ -63,6 +63,15 @@ describe('ShardedAttention on every attention fixture', () => {
   });
 });
 
+describe('ShardedAttention with one process per device', () => {
+  it('matches the unsharded layer (cpu + wasm processes)', async () => {
+    for (const d of ['llama_gqa', 'materialize_kv_from_hidden']) {
+      const r = await runShardedFixture(path.join(FIXTURES, d), ['cpu', 'wasm'], { transport: 'process' });
+      expect({ d, ok: r.vsUnsharded <= 1e-5 && r.error <= 1e-4, detail: r.detail }).toEqual({ d, ok: true, detail: r.detail });
+    }
+  });
+});
+
 describe('ShardedAttention failures', () => {
   const f = loadAttentionFixture(path.join(FIXTURES, 'llama_gqa')); // 4 heads, 2 KV heads, hidden 64
   const H = f.config.hidden_size as number;
@@ -122,6 +131,20 @@ describe('ShardedAttention failures', () => {
       expect(() => tp.addSequence(1)).toThrow('[ShardedAttention] device 1 (wasm:0) is gone');
       await expect(tp.callRagged(x, [0], [3])).rejects.toThrow('is gone');
       x.dispose();
+    } finally { await tp.dispose(); }
+  });
+
+  it('a device process that dies fails the call; the others did not commit', async () => {
+    const tp = await ShardedAttention.create(layer, parseDevices('cpu,cpu'), { transport: 'process' });
+    try {
+      tp.addSequence(0); ref.addSequence(0);
+      const x = rows(3, 7);
+      const y = await tp.callRagged(x, [0], [3]);
+      expect(maxDiff(y.dataSync() as Float32Array, unsharded(x, [0], [3]))).toBeLessThanOrEqual(1e-5);
+      tp.injectFault(0, 'exit');
+      await expect(tp.callRagged(x, [0], [3])).rejects.toThrow('[ShardedAttention] device 0 (cpu:0) exited with code 7');
+      expect(tp.cacheLength(0)).toBe(3);
+      tf.dispose([x, y]);
     } finally { await tp.dispose(); }
   });
 
