@@ -13,7 +13,7 @@ import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_pre
 const W = 'FlashAttentionRaggedPaged';
 
 /** Prefill tile shapes in order of preference; the first that fits the device is used. */
-export interface NamedPrefill { name: string; tq: number; bc: number; rm: number; tc: number }
+export interface NamedPrefill { name: string; tq: number; bc: number; rm: number; tc: number; prefetch?: boolean }
 
 /**
  * Tuning knobs (measured on an H200 by bench/attention_webgpu.ts; a bench may change them).
@@ -23,18 +23,28 @@ export interface NamedPrefill { name: string; tq: number; bc: number; rm: number
  */
 export const webgpuFlashTuning = {
   prefill: [
-    { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 },
-    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
+    // H200, 1x4096 causal, 32/8 heads, d 128 (bench/attention_webgpu.ts, GPU timestamps):
+    { name: 'm64b16r2', tq: 16, bc: 16, rm: 2, tc: 8 }, //  7.9 ms, 17.3 TFLOP/s (PyTorch fp32 SDPA 12.3 ms)
+    { name: 'm48b32r3', tq: 12, bc: 32, rm: 3, tc: 8 }, //  9.0 ms
+    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 }, //    9.0 ms (14.0 without prefetch)
+    { name: 'm32b32r2', tq: 8, bc: 32, rm: 2, tc: 8 }, // 10.8 ms
+    { name: 'm32b16r2', tq: 8, bc: 16, rm: 2, tc: 8 }, // 11.2 ms; fits 32 KiB (software drivers)
+    { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 }, //   18.9 ms: 64 threads are too few
     { name: 'm16b32', tq: 4, bc: 32, rm: 4, tc: 8 },
     { name: 'm16b16', tq: 4, bc: 16, rm: 4, tc: 4 },
     { name: 'm8b8', tq: 2, bc: 8, rm: 4, tc: 2 },
     { name: 'm4b4', tq: 1, bc: 4, rm: 2, tc: 1 },
   ] as NamedPrefill[],
-  decodeBc: [32, 16, 8, 4],
+  // H200 decode 32x4096: bc16 wg128 8192 target 0.84 ms (1.28 TB/s); bc32 wg256 2048 target 1.12 ms.
+  decodeBc: [16, 8, 4],
   decodeWg: 128,
-  decodeMinSplitKeys: 256,
-  decodeTargetWorkgroups: 2048,
+  /** Decode: load the next K/V tile into registers while computing this one. */
+  decodePrefetch: true,
+  decodeMinSplitKeys: 128,
+  decodeTargetWorkgroups: 8192,
   decodeMaxNew: 4,
+  /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
+  prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
   subgroups: true,
 };
@@ -77,7 +87,7 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
     const rm = a.headDim > 128 ? Math.min(n.rm, 2) : n.rm;
     const tq = Math.max(1, Math.round((n.tq * 4) / g));
     const sub = webgpuFlashTuning.subgroups && lanes >= tc && tc > 1;
-    const cfg = { name: n.name, tq, bc: n.bc, rm, tc, subgroups: sub };
+    const cfg = { name: n.name, tq, bc: n.bc, rm, tc, subgroups: sub, prefetch: n.prefetch ?? webgpuFlashTuning.prefillPrefetch };
     if (prefillSharedBytes(cfg, shape) <= sharedLimit && prefillDims(cfg, shape).wg <= threadLimit) return cfg;
   }
   throw new Error(`[${W}] no prefill tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}, group ${g}`);
@@ -86,7 +96,7 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
 export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number): DecodeConfig {
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
   for (const bcd of webgpuFlashTuning.decodeBc) {
-    const cfg = { bcd, wg: webgpuFlashTuning.decodeWg };
+    const cfg = { bcd, wg: webgpuFlashTuning.decodeWg, prefetch: webgpuFlashTuning.decodePrefetch };
     if (decodeSharedBytes(cfg, shape) <= sharedLimit) return cfg;
   }
   throw new Error(`[${W}] no decode tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}`);

@@ -28,6 +28,8 @@ export interface PrefillConfig {
   tc: number;
   /** Reduce row maxima with subgroup shuffles (needs >= tc lanes). */
   subgroups: boolean;
+  /** Load the next K (and this V) tile into registers while computing. */
+  prefetch: boolean;
 }
 
 export interface PrefillShape {
@@ -87,6 +89,17 @@ ${rep(rm, (i) => `  var ls${i} = 0.0;`)}
 ${rep(rm, (i) => `    ls${i} += red[(r0 + ${i}u) * TC + t];`)}
   }
 ${rep(rm, (i) => `  l${i} = ls${i};`)}`;
+  const nl = Math.ceil((bc * d4) / wg);
+  const regLoad = (isV: boolean, kbExpr: string) => rep(nl, (n) => `    {
+      let idx = li + ${n * wg}u;
+      let j = ${kbExpr} + i32(idx / D4);
+      pf${n} = vec4<f32>(0.0);
+      if (idx < BC * D4 && j < range.y) { pf${n} = ${isV ? 'vp' : 'kp'}[kvAddr(b, j, h) + idx % D4]; }
+    }`);
+  const regStore = rep(nl, (n) => `    {
+      let idx = li + ${n * wg}u;
+      if (idx < BC * D4) { let kk = idx / D4; KV[kk * D4 + ((idx % D4) ^ (kk & SWM))] = pf${n}; }
+    }`);
   return /* wgsl */ `${c.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''}
 ${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.pageSize)}
 ${maskWgsl(s.mask)}
@@ -157,10 +170,13 @@ ${rep(kpt, (j) => `  let kr${j} = tx + ${tc * j}u;
   let kb${j} = kr${j} * D4;
   let ksw${j} = kr${j} & SWM;`)}
 
+${c.prefetch ? `${rep(nl, (n) => `  var pf${n} = vec4<f32>(0.0);`)}
+${regLoad(false, 'range.x')}` : ''}
   for (var kb = range.x; kb < range.y; kb += i32(BC)) {
     workgroupBarrier();
-    loadTile(false, b, kb, range.y, h, li);
+${c.prefetch ? regStore : '    loadTile(false, b, kb, range.y, h, li);'}
     workgroupBarrier();
+${c.prefetch ? regLoad(true, 'kb') : ''}
 ${RM.map((i) => KP.map((j) => `    var s${i}_${j} = 0.0;`).join('\n')).join('\n')}
     for (var c = 0u; c < D4; c++) {
       let qc = c ^ qsw;
@@ -180,8 +196,9 @@ ${KP.map((j) => `    let p${i}_${j} = exp2(s${i}_${j} - mn${i});
     l${i} += p${i}_${j};
     Ps[(r0 + ${i}u) * PSTR + kr${j}] = p${i}_${j};`).join('\n')}`).join('\n')}
     workgroupBarrier();
-    loadTile(true, b, kb, range.y, h, li);
+${c.prefetch ? regStore : '    loadTile(true, b, kb, range.y, h, li);'}
     workgroupBarrier();
+${c.prefetch ? regLoad(false, '(kb + i32(BC))') : ''}
     for (var k = 0u; k < BC; k++) {
       let vsw = k & SWM;
       let vb = k * D4;

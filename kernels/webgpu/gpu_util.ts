@@ -88,12 +88,20 @@ export interface Dispatch {
   grid: [number, number, number];
 }
 
+type TimestampHook = (device: GPUDevice) => GPUComputePassTimestampWrites | undefined;
+let passTimestamps: TimestampHook | null = null;
+/** Benches: give each kernel's compute pass timestamp writes (null to stop). */
+export function setPassTimestamps(hook: TimestampHook | null): void {
+  passTimestamps = hook;
+}
+
 /** Records the dispatches in one compute pass of the backend's encoder, then submits. */
 export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]): void {
   const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
   backend.ensureCommandEncoderReady();
   backend.endComputePassEncoder();
-  const pass = backend.commandEncoder!.beginComputePass();
+  const tw = passTimestamps?.(backend.device);
+  const pass = backend.commandEncoder!.beginComputePass(tw ? { timestampWrites: tw } : {});
   for (const d of dispatches) {
     if (d.grid.some((n) => n === 0)) continue;
     if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);

@@ -1,0 +1,247 @@
+/**
+ * WebGPU attention bench (Dawn in Node): FlashAttentionRaggedPaged prefill and decode, and
+ * RopeSplitStoreRagged, for several tile configs in one run; each config is checked against a
+ * float64 reference on sampled rows before it is timed.
+ *
+ *   node dist/bench/attention_webgpu.js [--small] [--json FILE]
+ *   (device machine: bench/device/run.sh bundles this with esbuild and runs it beside PyTorch)
+ *
+ * Shapes (issue 3): prefill 1 x 4096 tokens, 32 q / 8 kv heads, head_dim 128, causal;
+ * decode 32 sequences x 4096 cached tokens, one new token each. --small shrinks both for a
+ * software driver. Times: median over reps of (submit -> queue.onSubmittedWorkDone), ms.
+ * Configs that lost are kept in flash_plan.ts's candidate list with the figures in the report.
+ */
+/// <reference types="@webgpu/types" />
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
+import { webgpuFlashTuning, type NamedPrefill } from '../kernels/webgpu/flash_plan.js';
+import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
+import { registerWebGpuKernels } from '../kernels/webgpu/register.js';
+import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
+import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
+import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
+import type { MaskSpec } from '../lib/types.js';
+
+const args = process.argv.slice(2);
+const small = args.includes('--small');
+const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+const causal: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
+const NH = 32, NKV = 8, D = 128, PS = 128;
+const rows: Record<string, unknown>[] = [];
+
+function fillRandom(a: Float32Array, seed: number): void {
+  const n = Math.min(a.length, 1 << 20);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; a[i] = (s / 4294967296) * 2 - 1; }
+  // Shift each copy by a prime so rows differ.
+  for (let off = n; off < a.length; off += n - 7) a.copyWithin(off, 7, Math.min(n, a.length - off + 7));
+}
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/**
+ * Times `f`: `gpu` = median of the kernel passes' GPU timestamps (the number reported),
+ * `wall` = median of submit -> onSubmittedWorkDone, `batch` = (reps calls, one wait) / reps.
+ */
+async function timeIt(f: () => tf.Tensor, reps: number): Promise<{ gpu: number; wall: number; batch: number }> {
+  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
+  for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
+  const wall: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    const t = f();
+    await dev.queue.onSubmittedWorkDone();
+    wall.push(performance.now() - t0);
+    t.dispose();
+  }
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) f().dispose();
+  await dev.queue.onSubmittedWorkDone();
+  const batch = (performance.now() - t0) / reps;
+  let gpu = NaN;
+  if (dev.features.has('timestamp-query')) {
+    const n = 2 * reps;
+    const qs = dev.createQuerySet({ type: 'timestamp', count: n });
+    let qi = 0;
+    setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
+    for (let i = 0; i < reps; i++) f().dispose();
+    setPassTimestamps(null);
+    const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.resolveQuerySet(qs, 0, n, res, 0);
+    enc.copyBufferToBuffer(res, 0, st, 0, 8 * n);
+    dev.queue.submit([enc.finish()]);
+    await st.mapAsync(GPUMapMode.READ);
+    const ts = new BigUint64Array(st.getMappedRange().slice(0));
+    st.unmap();
+    const d: number[] = [];
+    for (let i = 0; i < n; i += 2) d.push(Number(ts[i + 1] - ts[i]) / 1e6);
+    gpu = median(d);
+    [qs, res, st].forEach((x) => x.destroy());
+  }
+  return { gpu, wall: median(wall), batch };
+}
+
+/** Float64 attention of one query row (token r, head h) over one sequence starting at 0. */
+function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number, scale: number): Float64Array {
+  const i = c.startPositions[b] + r - c.rowOffsets[b];
+  const kh = Math.floor(h / (NH / NKV));
+  const page = (j: number) => c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)];
+  const addr = (j: number) => ((page(j) * NKV + kh) * PS + (j % PS)) * D;
+  const s = new Float64Array(i + 1);
+  let mx = -Infinity;
+  for (let j = 0; j <= i; j++) {
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
+    s[j] = dot * scale;
+    mx = Math.max(mx, s[j]);
+  }
+  let sum = 0;
+  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
+  const out = new Float64Array(D);
+  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
+  return out;
+}
+
+/** Worst relative error over sampled rows. */
+function check(got: Float32Array, q: Float32Array, kPool: Float32Array, vPool: Float32Array, c: PagedKVCollection, samples: number): number {
+  let worst = 0;
+  const scale = 1 / Math.sqrt(D);
+  for (let n = 0; n < samples; n++) {
+    const b = n % c.seqIds.length;
+    const nNew = c.numNewTokens[b];
+    const r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew;
+    const h = (n * 7) % NH;
+    const ref = refRow(q, kPool, vPool, c, b, r, h, scale);
+    let e = 0, m = 1e-6;
+    for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
+    worst = Math.max(worst, e / m);
+  }
+  return worst;
+}
+
+async function setup(batch: number, ctx: number, newTokens: number) {
+  const pagesPer = Math.ceil((ctx + newTokens) / PS);
+  const cache = new PagedKVCache({ nKvHeads: NKV, headDim: D, pageSize: PS, numPages: batch * pagesPer, numLayers: 1 });
+  const ids = Array.from({ length: batch }, (_, b) => cache.addSequence(b));
+  if (ctx > 0) cache.step(cache.fetch(ids, ids.map(() => ctx)));
+  const c = cache.fetch(ids, ids.map(() => newTokens));
+  const kPool = cache.keys(0), vPool = cache.values(0);
+  fillRandom(kPool, 1);
+  fillRandom(vPool, 2);
+  const q = new Float32Array(c.totalTokens * NH * D);
+  fillRandom(q, 3);
+  return { cache, c, kPool, vPool, q };
+}
+
+async function prefill(): Promise<void> {
+  const T = small ? 512 : 4096;
+  const { c, kPool, vPool, q } = await setup(1, 0, T);
+  const qt = tf.tensor2d(q, [T, NH * D]);
+  const flops = 4 * NH * D * (T * (T + 1)) / 2;
+  const all: NamedPrefill[] = [...webgpuFlashTuning.prefill];
+  const cfgs: NamedPrefill[] = [
+    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
+    { name: 'm64b16-noprefetch', tq: 16, bc: 16, rm: 4, tc: 8, prefetch: false },
+    { name: 'm48b32r3', tq: 12, bc: 32, rm: 3, tc: 8 },
+    { name: 'm48b16r3', tq: 12, bc: 16, rm: 3, tc: 8 },
+    { name: 'm64b16r2', tq: 16, bc: 16, rm: 2, tc: 8 },
+    { name: 'm32b16r2', tq: 8, bc: 16, rm: 2, tc: 8 },
+    { name: 'm32b32r2', tq: 8, bc: 32, rm: 2, tc: 8 },
+    { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 },
+  ];
+  for (const cfg of small ? [...all.slice(2, 4), cfgs[0]] : cfgs) {
+    webgpuFlashTuning.prefill = [cfg];
+    const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'prefill' };
+    const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    try {
+      const out = run();
+      const err = check(await out.data() as Float32Array, q, kPool, vPool, c, 8);
+      out.dispose();
+      const t = await timeIt(run, small ? 3 : 10);
+      const ms = Number.isNaN(t.gpu) ? t.batch : t.gpu;
+      rows.push({ name: `prefill 1x${T} ${cfg.name}`, ms, ...t, tflops: flops / ms / 1e9, err });
+      console.log(`prefill 1x${T} ${cfg.name}: ${ms.toFixed(3)} ms (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)}), ${(flops / ms / 1e9).toFixed(2)} TFLOP/s, rel err ${err.toExponential(2)}`);
+    } catch (e) {
+      console.log(`prefill ${cfg.name}: failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  webgpuFlashTuning.prefill = all;
+  qt.dispose();
+}
+
+async function rope(): Promise<void> {
+  const T = small ? 512 : 4096;
+  const pagesPer = Math.ceil(T / PS);
+  const cache = new PagedKVCache({ nKvHeads: NKV, headDim: D, pageSize: PS, numPages: pagesPer, numLayers: 1 });
+  cache.addSequence(0);
+  const c = cache.fetch([0], [T]);
+  const half = D / 2;
+  const cos = new Float32Array(T * half).fill(0.5), sin = new Float32Array(T * half).fill(0.25);
+  const qkv = new Float32Array(T * (NH + 2 * NKV) * D);
+  fillRandom(qkv, 4);
+  const x = tf.tensor2d(qkv, [T, (NH + 2 * NKV) * D]);
+  const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, rope: { cos, sin, headDim: D, rotaryDim: D, maxPositions: T, interleaved: false }, qkNormEps: -1, collection: c, layerIdx: 0 };
+  const run = () => tf.engine().runKernel(RopeSplitStoreRagged, { qkv: x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const t = await timeIt(run, small ? 3 : 10);
+  const ms = Number.isNaN(t.gpu) ? t.batch : t.gpu;
+  const bytes = 4 * T * (NH + 2 * NKV) * D * 2;
+  rows.push({ name: `rope_split_store 1x${T}`, ms, ...t, tbps: bytes / ms / 1e9 });
+  console.log(`rope_split_store 1x${T}: ${ms.toFixed(3)} ms (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)}), ${(bytes / ms / 1e9).toFixed(2)} TB/s`);
+  x.dispose();
+}
+
+async function decode(): Promise<void> {
+  const B = small ? 8 : 32, ctx = small ? 1024 : 4096;
+  const { c, kPool, vPool, q } = await setup(B, ctx, 1);
+  const qt = tf.tensor2d(q, [B, NH * D]);
+  const bytes = 2 * B * (ctx + 1) * NKV * D * 4;
+  const t = webgpuFlashTuning;
+  const saved = { bc: t.decodeBc, wg: t.decodeWg, split: t.decodeMinSplitKeys, target: t.decodeTargetWorkgroups, pf: t.decodePrefetch };
+  const cfgs = [
+    { bc: [32], wg: 256, split: 256, target: 2048, pf: true },
+    { bc: [32], wg: 256, split: 256, target: 2048, pf: false },
+    { bc: [32], wg: 128, split: 256, target: 2048, pf: true },
+    { bc: [16], wg: 256, split: 256, target: 2048, pf: true },
+    { bc: [32], wg: 256, split: 128, target: 4096, pf: true },
+    { bc: [32], wg: 512, split: 256, target: 2048, pf: true },
+    { bc: [16], wg: 128, split: 128, target: 8192, pf: true },
+  ];
+  for (const cf of small ? cfgs.slice(3, 5) : cfgs) {
+    Object.assign(t, { decodeBc: cf.bc, decodeWg: cf.wg, decodeMinSplitKeys: cf.split, decodeTargetWorkgroups: cf.target, decodePrefetch: cf.pf });
+    const name = `decode ${B}x${ctx} bc${cf.bc[0]} wg${cf.wg} split${cf.split} target${cf.target}${cf.pf ? '' : ' noprefetch'}`;
+    const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'decode' };
+    const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    try {
+      const out = run();
+      const err = check(await out.data() as Float32Array, q, kPool, vPool, c, 8);
+      out.dispose();
+      const tm = await timeIt(run, small ? 5 : 30);
+      const ms = Number.isNaN(tm.gpu) ? tm.batch : tm.gpu;
+      rows.push({ name, ms, ...tm, tbps: bytes / ms / 1e9, err });
+      console.log(`${name}: ${ms.toFixed(3)} ms (wall ${tm.wall.toFixed(3)}, batch ${tm.batch.toFixed(3)}), ${(bytes / ms / 1e9).toFixed(2)} TB/s of K/V, rel err ${err.toExponential(2)}`);
+    } catch (e) {
+      console.log(`${name}: failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  Object.assign(t, { decodeBc: saved.bc, decodeWg: saved.wg, decodeMinSplitKeys: saved.split, decodeTargetWorkgroups: saved.target, decodePrefetch: saved.pf });
+  qt.dispose();
+}
+
+async function main(): Promise<void> {
+  // Dawn quantizes timestamps unless told not to.
+  if (!(await initWebGpuNode(['disable-dawn-features=timestamp_quantization']))) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason}`);
+  registerWebGpuKernels();
+  await tf.setBackend('webgpu');
+  const st = webGpuNodeStatus();
+  console.log(`adapter: ${JSON.stringify(st.adapter)}; subgroups: ${st.features.includes('subgroups')}`);
+  await decode();
+  await prefill();
+  await rope();
+  if (jsonPath) writeFileSync(jsonPath, `${JSON.stringify({ rows }, null, 2)}\n`);
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

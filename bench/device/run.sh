@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the project root, with .device/ carried along (prepared here by
+# bench/device/prepare_here.sh): the WebGPU bench through Dawn on NVIDIA's Vulkan driver, then
+# PyTorch float32 SDPA on the same shapes, one after the other in one call.
+set -uo pipefail
+source .device/env.sh
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used --format=csv,noheader || true
+"$NODE" .device/attention_webgpu.mjs --json "$OUT/webgpu.json" "$@" 2>&1 | grep -v '^Warning' | tee "$OUT/webgpu.log"
+PYTHONUNBUFFERED=1 python3 bench/device/torch_sdpa.py 2>&1 | tee "$OUT/torch.log"
