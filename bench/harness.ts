@@ -47,12 +47,12 @@ export async function timeMs(fn: () => unknown, o: TimeOptions = {}): Promise<nu
 
 /**
  * Medians (ms) of several functions timed in alternation, `chunk` calls of each per round, the
- * first call of each chunk discarded: load from other processes that comes and goes falls on every
+ * first `skip` calls of each chunk discarded: load from other processes that comes and goes falls on every
  * side alike, while one side's leftovers (e.g. a peer's spinning thread pool) do not land on the
  * other's timed calls.
  */
-export async function timeInterleaved(fns: (() => unknown)[], o: TimeOptions & { chunk?: number } = {}): Promise<number[]> {
-  const { warmup = 3, minIters = 15, maxIters = 200, minMs = 2000, maxMs = 10000, chunk = 6 } = o;
+export async function timeInterleaved(fns: (() => unknown)[], o: TimeOptions & { chunk?: number; skip?: number } = {}): Promise<number[]> {
+  const { warmup = 3, minIters = 20, maxIters = 300, minMs = 3000, maxMs = 12000, chunk = 12, skip = 2 } = o;
   for (let i = 0; i < warmup; i++) for (const f of fns) await f();
   const samples: number[][] = fns.map(() => []);
   const t0 = performance.now();
@@ -61,7 +61,7 @@ export async function timeInterleaved(fns: (() => unknown)[], o: TimeOptions & {
       for (let c = 0; c < chunk; c++) {
         const s = performance.now();
         await fns[k]();
-        if (c > 0 || chunk === 1) samples[k].push(performance.now() - s);
+        if (c >= Math.min(skip, chunk - 1)) samples[k].push(performance.now() - s);
       }
     }
     const spent = performance.now() - t0;
