@@ -6,6 +6,11 @@
  * before timing.
  *
  *   node dist/bench/sharding.js [--quick]     (or add `shardingBench` to bench/run.ts's BENCH_MODULES)
+ *   BENCH_SHARDING_BACKENDS=webgpu node dist/bench/sharding.js
+ *
+ * webgpu runs one process per device with the other NVIDIA GPUs hidden (isolateNvidiaGpu): on a
+ * machine with 2 GPUs, `webgpu:0,webgpu:1` is 2 GPUs vs `webgpu:0` alone (check the placement
+ * with `nvidia-smi --query-gpu=index,memory.used --format=csv` while it runs).
  */
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -14,7 +19,8 @@ import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
 import { useBackend } from '../lib/backends/select.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import { parseDevices } from '../lib/sharding/devices.js';
-import { ShardedAttention } from '../lib/sharding/sharded_attention.js';
+import { ShardedAttention, type ShardedAttentionOptions } from '../lib/sharding/sharded_attention.js';
+import { isolateNvidiaGpu } from '../lib/sharding/shard_worker.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeMs } from './harness.js';
 import { addBenchModule, runBenches } from './run.js';
 
@@ -58,10 +64,12 @@ async function run(opts: BenchOptions): Promise<BenchRow[]> {
   const local = await timeMs(() => prefillLocal(layer, cache, x).dispose(), timing);
   opts.log(`unsharded, main thread (cpu): ${local.toFixed(1)} ms`);
   const rows: BenchRow[] = [];
-  for (const backend of ['cpu', 'wasm']) {
+  const backends = (process.env.BENCH_SHARDING_BACKENDS ?? 'cpu,wasm').split(',').filter(Boolean);
+  for (const backend of backends) {
     const ms: number[] = [];
+    const o: ShardedAttentionOptions = backend === 'webgpu' ? { transport: 'process', spawnCommand: isolateNvidiaGpu } : {};
     for (const n of [1, 2]) {
-      const tp = await ShardedAttention.create(layer, parseDevices(Array(n).fill(backend)));
+      const tp = await ShardedAttention.create(layer, parseDevices(Array.from({ length: n }, (_, i) => `${backend}:${i}`)), o);
       try {
         const y = await prefillSharded(tp, x);
         opts.log(`${n} ${backend} worker(s): max |sharded - unsharded| = ${maxDiff(y, ref).toExponential(2)}`);
@@ -70,7 +78,8 @@ async function run(opts: BenchOptions): Promise<BenchRow[]> {
         opts.log(`${n} ${backend} worker(s): ${ms[ms.length - 1].toFixed(1)} ms`);
       } finally { await tp.dispose(); }
     }
-    rows.push(row(`TP prefill 1x${T} (h${HIDDEN} 16q/4kv): 2 workers`, backend, ms[1], '1 worker', ms[0]));
+    const what = backend === 'webgpu' ? '2 GPU processes' : '2 workers';
+    rows.push(row(`TP prefill 1x${T} (h${HIDDEN} 16q/4kv): ${what}`, backend, ms[1], backend === 'webgpu' ? '1 GPU process' : '1 worker', ms[0]));
     if (backend === 'cpu') rows.push(row(`TP prefill 1x${T} (h${HIDDEN} 16q/4kv): 2 workers`, backend, ms[1], 'unsharded main thread', local));
   }
   tf.dispose([x, ref]);
