@@ -110,7 +110,15 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 
   const smooth = losses.map((_, i) => { const w = losses.slice(Math.max(0, i - 19), i + 1); return w.reduce((s, x) => s + x, 0) / w.length; });
   fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-  fs.writeFileSync(o.out, lineChartPng([{ values: losses, color: [170, 200, 240] }, { values: smooth, color: [20, 60, 160] }]));
+  const accSmooth = accs.map((_, i) => { const w = accs.slice(Math.max(0, i - 19), i + 1); return w.reduce((s, x) => s + x, 0) / w.length; });
+  const lo = Math.min(...losses), hi = Math.max(...losses);
+  fs.writeFileSync(o.out, lineChartPng([
+    { values: losses, color: [170, 200, 240], range: [lo, hi] }, { values: smooth, color: [20, 60, 160], range: [lo, hi] },
+    { values: accSmooth, color: [230, 120, 20], range: [0, 1] },
+  ], 640, 360, [
+    { text: `loss ${hi.toFixed(2)}`, at: 'tl', color: [20, 60, 160] }, { text: 'token acc 100%', at: 'tr', color: [230, 120, 20] },
+    { text: `loss ${lo.toFixed(3)}  step 0`, at: 'bl', color: [20, 60, 160] }, { text: `step ${o.steps}`, at: 'br' },
+  ]));
   console.log(`loss curve: ${o.out}; total ${((performance.now() - t00) / 1000).toFixed(1)}s`);
   model.dispose();
   return { exactMatch: r.exactMatch, tokensPerSecond: r.tokensPerSecond, trainSeconds, losses };

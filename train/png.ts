@@ -45,20 +45,43 @@ export function encodePng(width: number, height: number, rgb: Uint8Array): Uint8
   return out;
 }
 
-export interface Series { values: number[]; color: [number, number, number] }
+export interface Series { values: number[]; color: [number, number, number]; /** y range; default: all series' common [min, max] */ range?: [number, number] }
+
+/** 3x5 bitmap glyphs (rows top to bottom, 3 bits each) for axis labels. */
+const GLYPHS: Record<string, number[]> = {
+  '0': [7, 5, 5, 5, 7], '1': [2, 6, 2, 2, 7], '2': [7, 1, 7, 4, 7], '3': [7, 1, 7, 1, 7], '4': [5, 5, 7, 1, 1],
+  '5': [7, 4, 7, 1, 7], '6': [7, 4, 7, 5, 7], '7': [7, 1, 1, 2, 2], '8': [7, 5, 7, 5, 7], '9': [7, 5, 7, 1, 7],
+  '.': [0, 0, 0, 0, 2], '-': [0, 0, 7, 0, 0], '%': [5, 1, 2, 4, 5], ' ': [0, 0, 0, 0, 0], ':': [0, 2, 0, 2, 0],
+  a: [0, 6, 3, 5, 7], c: [0, 7, 4, 4, 7], e: [7, 5, 7, 4, 7], k: [4, 5, 6, 5, 5], l: [4, 4, 4, 4, 7], n: [0, 6, 5, 5, 5],
+  o: [0, 7, 5, 5, 7], p: [7, 5, 7, 4, 4], r: [0, 7, 4, 4, 4], s: [7, 4, 7, 1, 7], t: [4, 7, 4, 4, 3], x: [0, 5, 2, 2, 5],
+};
 
 /**
- * A line chart of one or more series over the same x range, each scaled to its own [min, max]
- * when `ownScale`, else to the common one; light grid every tenth of each axis.
+ * A line chart of one or more series over the same x range (each on its `range`, else the common
+ * [min, max]), a light grid every tenth of each axis, and short labels in a 3x5 pixel font.
  */
-export function lineChartPng(series: Series[], width = 640, height = 360, ownScale = false): Uint8Array {
+export function lineChartPng(series: Series[], width = 640, height = 360, labels: { text: string; at: 'tl' | 'tr' | 'bl' | 'br'; color?: number[] }[] = []): Uint8Array {
   const px = new Uint8Array(width * height * 3).fill(255);
   const set = (x: number, y: number, c: readonly number[]) => {
     if (x < 0 || y < 0 || x >= width || y >= height) return;
     const o = 3 * (y * width + x);
     px[o] = c[0]; px[o + 1] = c[1]; px[o + 2] = c[2];
   };
+  const text = (str: string, x0: number, y0: number, c: readonly number[], k = 2) => {
+    [...str].forEach((ch, n) => (GLYPHS[ch] ?? GLYPHS[' ']).forEach((bits, row) => {
+      for (let col = 0; col < 3; col++) {
+        if (!(bits & (4 >> col))) continue;
+        for (let dy = 0; dy < k; dy++) for (let dx = 0; dx < k; dx++) set(x0 + n * 4 * k + col * k + dx, y0 + row * k + dy, c);
+      }
+    }));
+  };
   const m = 30;
+  for (const l of labels) {
+    const w = l.text.length * 8;
+    const x = l.at === 'tl' || l.at === 'bl' ? m : width - m - w;
+    const y = l.at === 'tl' || l.at === 'tr' ? 10 : height - m + 8;
+    text(l.text, x, y, l.color ?? [60, 60, 60]);
+  }
   for (let i = 0; i <= 10; i++) {
     const gx = Math.round(m + (i * (width - 2 * m)) / 10), gy = Math.round(m + (i * (height - 2 * m)) / 10);
     for (let y = m; y <= height - m; y++) set(gx, y, i === 0 ? [0, 0, 0] : [225, 225, 225]);
@@ -66,8 +89,8 @@ export function lineChartPng(series: Series[], width = 640, height = 360, ownSca
   }
   const all = series.flatMap((s) => s.values).filter(Number.isFinite);
   for (const s of series) {
-    const vals = ownScale ? s.values.filter(Number.isFinite) : all;
-    const lo = Math.min(...vals), hi = Math.max(...vals), span = hi - lo || 1;
+    const [lo, hi] = s.range ?? [Math.min(...all), Math.max(...all)];
+    const span = hi - lo || 1;
     const n = s.values.length;
     let prev: [number, number] | null = null;
     s.values.forEach((val, i) => {
