@@ -5,7 +5,7 @@
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { type FlashAttentionRaggedPagedAttrs, FlashAttentionRaggedPaged } from '../kernel_names.js';
-import { attentionArgs } from './args.js';
+import { attentionArgs, checkPools } from './args.js';
 import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
@@ -22,6 +22,7 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
     const o = io.outputValues();
     const c = a.collection;
     const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
+    checkPools(FlashAttentionRaggedPaged, c, kPool, vPool);
     const native = activeNative();
     if (native) {
       native.flashAttention(q, o, kPool, vPool, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);

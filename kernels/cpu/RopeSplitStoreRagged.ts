@@ -5,7 +5,7 @@
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
 import { type RopeSplitStoreRaggedAttrs, RopeSplitStoreRagged } from '../kernel_names.js';
-import { ropeArgs } from './args.js';
+import { checkPools, ropeArgs } from './args.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative } from './native.js';
 import { ropeSplitStoreTs } from './rope_split_store_ts.js';
@@ -29,6 +29,7 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
     const qOut = io.outputValues();
     const c = a.collection;
     const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
+    checkPools(RopeSplitStoreRagged, c, kPool, vPool);
     const native = activeNative();
     if (native) {
       native.ropeSplitStore(qkv, qOut, kPool, vPool, a.rope.cos, a.rope.sin, qw, kw, ints, c.rowOffsets,

@@ -17,6 +17,37 @@ function checkCommon(where: string, a: { nHeads: number; nKvHeads: number; headD
   const p = collection.cache.params;
   check(p.nKvHeads === nKvHeads, where, () => `cache nKvHeads (${p.nKvHeads}) must equal attrs.nKvHeads (${nKvHeads})`);
   check(p.headDim === headDim, where, () => `cache headDim (${p.headDim}) must equal attrs.headDim (${headDim})`);
+  checkCollection(where, collection);
+}
+
+/**
+ * The native kernels index the pools through the collection without bounds checks, so every page
+ * a step touches is checked here (cost: one pass over the batch's pages).
+ */
+function checkCollection(where: string, c: RopeSplitStoreRaggedAttrs['collection']): void {
+  const batch = c.seqIds.length, { pageSize, numPages } = c.cache.params, mp = c.maxPagesPerSeq;
+  check(c.startPositions.length >= batch && c.numNewTokens.length >= batch && c.rowOffsets.length >= batch + 1, where,
+    () => `collection arrays are shorter than the batch (${batch})`);
+  check(c.pageTable.length >= batch * mp, where, () => `collection.pageTable length (${c.pageTable.length}) must be >= batch * maxPagesPerSeq (${batch * mp})`);
+  check(c.rowOffsets[0] === 0 && c.rowOffsets[batch] === c.totalTokens, where,
+    () => `collection.rowOffsets must run from 0 to totalTokens (${c.totalTokens}), got ${c.rowOffsets[0]} .. ${c.rowOffsets[batch]}`);
+  for (let b = 0; b < batch; b++) {
+    const n = c.numNewTokens[b], start = c.startPositions[b];
+    check(n >= 0 && start >= 0 && c.rowOffsets[b + 1] - c.rowOffsets[b] === n, where,
+      () => `collection entry ${b}: numNewTokens (${n}) must equal rowOffsets[${b + 1}] - rowOffsets[${b}] (${c.rowOffsets[b + 1] - c.rowOffsets[b]}) and startPositions (${start}) be >= 0`);
+    const pages = Math.ceil((start + n) / pageSize);
+    check(pages <= mp, where, () => `collection entry ${b} needs ${pages} pages for ${start + n} tokens, maxPagesPerSeq is ${mp}`);
+    for (let i = 0; i < pages; i++) {
+      const page = c.pageTable[b * mp + i];
+      check(page >= 0 && page < numPages, where, () => `collection.pageTable[${b}, ${i}] (${page}) must be a page id in [0, ${numPages})`);
+    }
+  }
+}
+
+/** The layer's pools must hold `[numPages, nKvHeads, pageSize, headDim]` floats each. */
+export function checkPools(where: string, c: RopeSplitStoreRaggedAttrs['collection'], k: Float32Array, v: Float32Array): void {
+  const p = c.cache.params, size = p.numPages * p.nKvHeads * p.pageSize * p.headDim;
+  check(k.length >= size && v.length >= size, where, () => `cache pools hold ${k.length} / ${v.length} floats, need ${size}`);
 }
 
 /** Checks RopeSplitStoreRagged's attrs; returns the addon's int block. */

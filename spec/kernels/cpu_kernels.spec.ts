@@ -182,3 +182,28 @@ describe('CPU kernels on the wasm backend (inputs and outputs on the wasm heap)'
     for (const variant of ['prefill', 'decode'] as const) expectClose(runAttention(q, s, cs, MASKS.causal, variant), want, variant);
   });
 });
+
+describe('CPU kernels: collection checks (the native kernels trust every page id)', () => {
+  beforeAll(async () => { await tf.setBackend('cpu'); registerCpuKernels(); });
+
+  it('rejects a page id outside the pool before touching memory', () => {
+    const cs = CASES[1];
+    const s = setup(cs, 21);
+    (s.c.pageTable as Int32Array)[1] = 9999;
+    const qkv = tf.zeros([s.c.totalTokens, (cs.nH + 2 * cs.nKv) * cs.D]);
+    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, s.attrs as unknown as tf.NamedAttrMap))
+      .toThrow(/\[RopeSplitStoreRagged\] collection.pageTable\[0, 1\] \(9999\) must be a page id in \[0, \d+\)/);
+    qkv.dispose();
+  });
+
+  it('rejects rowOffsets that disagree with numNewTokens', () => {
+    const cs = CASES[1];
+    const s = setup(cs, 22);
+    (s.c.numNewTokens as Int32Array)[1] = 5;
+    const q = tf.zeros([s.c.totalTokens, cs.nH * cs.D]);
+    const attrs = { nHeads: cs.nH, nKvHeads: cs.nKv, headDim: cs.D, scale: 1, mask: MASKS.causal, collection: s.c, layerIdx: 0, variant: 'auto' };
+    expect(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attrs as unknown as tf.NamedAttrMap))
+      .toThrow(/\[FlashAttentionRaggedPaged\] collection entry 1: numNewTokens \(5\) must equal/);
+    q.dispose();
+  });
+});
