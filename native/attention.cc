@@ -9,6 +9,16 @@
 // Softmax runs down the columns of St, so max / exp / sum are plain lane-wise vector ops. Each K/V
 // row is read once per item, i.e. once per KV-head group (all G query heads share it). Every mask
 // variant allows a contiguous key range [lo, hi] per row; blocks outside the union are skipped.
+//
+// Versions measured (same-process A/B with bench/native_ab.ts; minima on the 2-core box):
+// - decode through this transposed item: G = 4 rows fill 4 of 16 lanes; D1 2.7 ms on one thread.
+//   Replaced by attention_rows.cc (lanes along headDim, shuffle-tree reduction): 0.55 ms.
+// - Q in / O out transposed with scalar loops: ~12% of a P2 item; now 16x16 register transposes.
+// - a separate max pass over the scores: now folded into the QK tile (10% on P1 / P2, one thread).
+// - loads kept out of the FMAs (asm barrier): slower (P2 1.66 -> 2.95 ms); the compiler's folded
+//   memory operands stay.
+// - blocks of 32 or 128 keys, 128 or 256 rows per item: all slower than 64 x 64 (TFJS_ATTN_NK /
+//   TFJS_ATTN_ROWS still select them, for re-measuring on other processors).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>

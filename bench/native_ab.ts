@@ -1,0 +1,60 @@
+/**
+ * Same-process A/B of two builds of the native addon (or one build under two env settings) on the
+ * attention_cpu shapes, calls alternating so machine load falls on both alike:
+ *
+ *   cp native/build/Release/tfjs_attention_native.node /tmp/a.node   # before a change
+ *   node scripts/build-native.cjs && cp native/build/Release/tfjs_attention_native.node /tmp/b.node
+ *   node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
+ *   AENV=TFJS_ATTN_NK=64 BENV=TFJS_ATTN_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
+ *
+ * Prints min / p25 / median ms of FlashAttentionRaggedPaged per side (TFJS_ATTENTION_THREADS=1 for
+ * one thread). Use different file paths for A and B: a path loads once per process.
+ */
+import { createRequire } from 'node:module';
+
+import type { NativeKernels } from '../kernels/cpu/native.js';
+
+const req = createRequire(import.meta.url);
+const setEnv = (spec: string | undefined): void => {
+  for (const kv of (spec ?? '').split(',').filter(Boolean)) {
+    const [k, v] = kv.split('=');
+    process.env[k] = v;
+  }
+};
+setEnv(process.env.AENV);
+const A = req(process.argv[2]) as NativeKernels;
+setEnv(process.env.BENV);
+const B = req(process.argv[3]) as NativeKernels;
+
+const NH = 16, NKV = 4, D = 64, PS = 128;
+const SCENARIOS: [string, number[], number[]][] = [
+  ['P1', [0], [512]], ['P2', [0, 0, 0, 0], [64, 128, 192, 256]], ['D1', Array(8).fill(1024), Array(8).fill(1)],
+];
+const stats = (x: number[]): string => {
+  x.sort((a, b) => a - b);
+  return `${x[0].toFixed(3)}/${x[x.length >> 2].toFixed(3)}/${x[x.length >> 1].toFixed(3)}`;
+};
+for (const [name, past, news] of SCENARIOS) {
+  const batch = past.length, maxPages = Math.ceil((Math.max(...past) + Math.max(...news)) / PS);
+  const pageTable = new Int32Array(batch * maxPages).map((_, i) => i);
+  const pool = batch * maxPages * NKV * PS * D;
+  const k = new Float32Array(pool).map(() => Math.random()), v = new Float32Array(pool).map(() => Math.random());
+  const rowOffsets = new Int32Array(batch + 1);
+  news.forEach((n, b) => { rowOffsets[b + 1] = rowOffsets[b] + n; });
+  const T = rowOffsets[batch], start = Int32Array.from(past), numNew = Int32Array.from(news);
+  const q = new Float32Array(T * NH * D).map(() => Math.random()), out = new Float32Array(T * NH * D);
+  const ints = Int32Array.of(batch, NH, NKV, D, PS, maxPages, 0, 0, 0, 0);
+  const run = (m: NativeKernels): void => m.flashAttention(q, out, k, v, rowOffsets, start, numNew, pageTable, ints, 0.125);
+  for (let i = 0; i < 10; i++) { run(A); run(B); }
+  const xa: number[] = [], xb: number[] = [];
+  const t0 = performance.now();
+  while (performance.now() - t0 < 4000) {
+    let s = performance.now();
+    run(A);
+    xa.push(performance.now() - s);
+    s = performance.now();
+    run(B);
+    xb.push(performance.now() - s);
+  }
+  console.log(`${name} A ${stats(xa)} B ${stats(xb)} (min/p25/median ms, n=${xa.length})`);
+}
