@@ -1,0 +1,31 @@
+/**
+ * Training: the ragged no-cache path and its fused kernels with registered gradients, LoRA,
+ * Hugging Face export, losses and loop helpers.
+ *
+ * What is differentiable:
+ * - `layer.apply(x [B, S, hidden])` (padded, no cache): plain tfjs ops.
+ * - `attentionRaggedTrain(layer, hidden [T, hidden], rowOffsets)` / `modelRaggedTrain(model, ids, rowOffsets)`:
+ *   packed sequences, no padding, no cache; FlashAttentionRagged + RopeRagged kernels (cpu, wasm) with
+ *   registered gradients, composite elsewhere.
+ * - `layer.callRagged(...)` (paged cache): gradients reach the hidden input, the projections and the
+ *   q-norm weight through q only. K and V are written into the cache's pages (not tensors), so no
+ *   gradient flows through the cache; train on the no-cache paths.
+ *
+ * @example
+ * registerTrainingKernels();
+ * for (const b of model.blocks) applyLoRA(b.attn, { rank: 8, alpha: 16, targets: ['q', 'v'] });
+ * const opt = tf.train.adam(1e-3);
+ * const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+ * opt.minimize(() => maskedCrossEntropy(modelRaggedTrain(model, ids, rowOffsets), targets, weights), false, vars);
+ * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // loads back with loadPretrained
+ */
+export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, projectQkvSplit, swiGluTrain } from './ragged_train.js';
+export { flashAttentionRagged, registerTrainingKernels } from './kernels/ops.js';
+export { ropeRagged } from './kernels/RopeRagged.js';
+export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from './kernels/names.js';
+export { installMatMulGradient, uninstallMatMulGradient } from './kernels/matmul_grad.js';
+export { LoRALinear, applyLoRA, loraLinearClass, loraClassName, loraProjections, loraTraining, mergeLoRA, splitLoRA, type LoRAOptions, type LoRATarget } from './lora.js';
+export { attentionHfTensors, exportHfWeights, exportLoRAAdapters, saveHfCheckpoint } from './export.js';
+export { maskedAccuracy, maskedCrossEntropy } from './loss.js';
+export { clipByGlobalNorm, setLearningRate, warmupCosine } from './optim.js';
+export { initializeWeights } from './init.js';
