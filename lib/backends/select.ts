@@ -10,9 +10,10 @@ export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] a
 
 /** Registers the fused kernels of every backend this build has (no-op where a module is missing). */
 export async function registerFusedKernels(): Promise<void> {
-  for (const mod of ['../../kernels/cpu/register.js', '../../kernels/webgpu/register.js']) {
+  // Literal specifiers, so that bundlers (esbuild for browsers: browser/bundle.cjs) include both.
+  for (const load of [() => import('../../kernels/cpu/register.js'), () => import('../../kernels/webgpu/register.js')]) {
     try {
-      const m = await import(mod) as Record<string, unknown>;
+      const m = await load() as Record<string, unknown>;
       for (const [name, fn] of Object.entries(m)) if (/^register\w*Kernels$/.test(name) && typeof fn === 'function') fn();
     } catch (e) {
       if (!/Cannot find module|ERR_MODULE_NOT_FOUND|Could not locate module/.test(String(e))) throw e;

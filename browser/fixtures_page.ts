@@ -1,0 +1,80 @@
+/**
+ * Page entry of spec/browser: runs the golden attention fixtures (spec/fixtures/attention/*) in a
+ * browser on any tfjs backend, through the public API (useBackend) and the same runner as the CLI.
+ * The page fetches `<base>/<name>/config.json` and `<base>/<name>/tensors.safetensors`.
+ *
+ * Exposes on `window`:
+ *   __webgpuAvailability(): { ok, reason, fallback }   why webgpu can or cannot run here
+ *   __useBackend(name, flags?): { backend, fused }     switches backend, sets tf flags, lists fused kernels
+ *   __runFixture(name, opts?, base?): { name, error, passed, detail, ms, leakedTensors }
+ */
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../lib/index.js';
+import { attentionFixtureFromBytes, runAttentionFixture, TOLERANCE, type RunOptions } from '../bin/conformance/attention_fixture.js';
+import { runAttentionFixtureAsync } from './run_fixture_async.js';
+
+/** `fallback`: the adapter is a software one (SwiftShader), see GPUAdapterInfo.isFallbackAdapter. */
+export interface WebGpuAvailability { ok: boolean; reason: string; fallback?: boolean }
+
+/** Whether this page can run tfjs's webgpu backend, and if not, why. */
+async function webgpuAvailability(): Promise<WebGpuAvailability> {
+  if (!globalThis.isSecureContext) return { ok: false, reason: `page ${location.origin} is not a secure context (WebGPU needs https or localhost)` };
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return { ok: false, reason: 'navigator.gpu is missing (browser without WebGPU, or Chromium without --enable-unsafe-webgpu)' };
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return { ok: false, reason: `navigator.gpu.requestAdapter() threw: ${String(e)}` };
+  }
+  if (!adapter) return { ok: false, reason: 'navigator.gpu.requestAdapter() returned null (no usable adapter: blocklisted GPU, or no Vulkan/SwiftShader)' };
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  try {
+    const device = await adapter.requestDevice();
+    device.destroy();
+  } catch (e) {
+    return { ok: false, reason: `adapter.requestDevice() failed: ${String(e)}` };
+  }
+  const fallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? false;
+  return { ok: true, reason: `adapter ${info ? `${info.vendor}/${info.architecture}` : '(no info)'}${fallback ? ' (fallback)' : ''}`, fallback };
+}
+
+const FUSED = ['RopeSplitStoreRagged', 'FlashAttentionRaggedPaged'];
+
+async function switchBackend(name: string, flags: Record<string, boolean | number | string> = {}): Promise<{ backend: string; fused: string[] }> {
+  await useBackend(name);
+  for (const [k, v] of Object.entries(flags)) tf.env().set(k, v);
+  const backend = tf.getBackend();
+  return { backend, fused: FUSED.filter((k) => tf.getKernel(k, backend) !== undefined) };
+}
+
+async function fetchOk(url: string): Promise<Response> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`[fixtures_page] GET ${url}: HTTP ${r.status}`);
+  return r;
+}
+
+/**
+ * Runs one fixture on the active backend the way spec/attention/fixtures.spec.ts does (default:
+ * fused path), with the CLI's runner; on webgpu with its async twin (sync reads return zeros there).
+ */
+async function runFixture(name: string, opts: RunOptions = { scramblePages: true, pageSize: 4 }, base = '/fixtures') {
+  const [config, bytes] = await Promise.all([
+    fetchOk(`${base}/${name}/config.json`).then((r) => r.text()),
+    fetchOk(`${base}/${name}/tensors.safetensors`).then((r) => r.arrayBuffer()),
+  ]);
+  const f = attentionFixtureFromBytes(config, new Uint8Array(bytes), name);
+  const before = tf.memory().numTensors;
+  const t0 = performance.now();
+  const r = tf.getBackend() === 'webgpu' ? await runAttentionFixtureAsync(f, opts) : runAttentionFixture(f, opts);
+  const ms = performance.now() - t0;
+  return { ...r, tolerance: TOLERANCE, ms, leakedTensors: tf.memory().numTensors - before };
+}
+
+Object.assign(globalThis, {
+  __webgpuAvailability: webgpuAvailability,
+  __useBackend: switchBackend,
+  __runFixture: runFixture,
+  __tf: tf,
+});
+document.title = 'fixtures page ready';
