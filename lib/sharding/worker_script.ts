@@ -29,6 +29,10 @@ export async function workerScript(): Promise<string> {
 async function bundleWorker(entry: string): Promise<string> {
   const dir = path.join(packageRoot, 'node_modules', '.cache', 'tfjs-attention-rope');
   fs.mkdirSync(dir, { recursive: true });
+  for (const f of fs.readdirSync(dir)) { // bundles of processes that are gone (jest workers are killed, not exited)
+    const pid = Number(/^shard_worker\.(\d+)\.mjs$/.exec(f)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) fs.rmSync(path.join(dir, f), { force: true });
+  }
   const outfile = path.join(dir, `shard_worker.${process.pid}.mjs`);
   const esbuild = await import('esbuild');
   await esbuild.build({
@@ -39,4 +43,8 @@ async function bundleWorker(entry: string): Promise<string> {
   });
   process.once('exit', () => { try { fs.unlinkSync(outfile); } catch { /* gone already */ } });
   return outfile;
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
