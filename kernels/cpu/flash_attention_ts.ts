@@ -85,7 +85,21 @@ class Attender {
     const { D, q, s, kOff, kPool, vPool } = this, o = st.o;
     const q0 = m * D, q1 = q0 + D, q2 = q1 + D, q3 = q2 + D;
     const s0 = m * NK, s1 = s0 + NK, s2 = s1 + NK, s3 = s2 + NK;
-    for (let n = n0; n <= n1; n++) {
+    // Two keys x four rows per pass: each q value loaded serves two keys.
+    let n = n0;
+    for (; n + 1 <= n1; n += 2) {
+      const ka = kOff[n], kb = kOff[n + 1];
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      for (let d = 0; d < D; d++) {
+        const x = kPool[ka + d], y = kPool[kb + d];
+        const u0 = q[q0 + d], u1 = q[q1 + d], u2 = q[q2 + d], u3 = q[q3 + d];
+        a0 += u0 * x; a1 += u1 * x; a2 += u2 * x; a3 += u3 * x;
+        b0 += u0 * y; b1 += u1 * y; b2 += u2 * y; b3 += u3 * y;
+      }
+      s[s0 + n] = a0; s[s1 + n] = a1; s[s2 + n] = a2; s[s3 + n] = a3;
+      s[s0 + n + 1] = b0; s[s1 + n + 1] = b1; s[s2 + n + 1] = b2; s[s3 + n + 1] = b3;
+    }
+    if (n <= n1) {
       const ko = kOff[n];
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       for (let d = 0; d < D; d++) {
@@ -95,7 +109,19 @@ class Attender {
       s[s0 + n] = a0; s[s1 + n] = a1; s[s2 + n] = a2; s[s3 + n] = a3;
     }
     for (let r = 0; r < 4; r++) this.softmax(m + r, n0, n1, st);
-    for (let n = n0; n <= n1; n++) {
+    // Two keys per pass over the output rows (half the o loads and stores).
+    n = n0;
+    for (; n + 1 <= n1; n += 2) {
+      const va = kOff[n], vb = kOff[n + 1];
+      const p0 = s[s0 + n], p1 = s[s1 + n], p2 = s[s2 + n], p3 = s[s3 + n];
+      const r0 = s[s0 + n + 1], r1 = s[s1 + n + 1], r2 = s[s2 + n + 1], r3 = s[s3 + n + 1];
+      for (let d = 0; d < D; d++) {
+        const x = vPool[va + d], y = vPool[vb + d];
+        o[q0 + d] += p0 * x + r0 * y; o[q1 + d] += p1 * x + r1 * y;
+        o[q2 + d] += p2 * x + r2 * y; o[q3 + d] += p3 * x + r3 * y;
+      }
+    }
+    if (n <= n1) {
       const p0 = s[s0 + n], p1 = s[s1 + n], p2 = s[s2 + n], p3 = s[s3 + n], vo = kOff[n];
       for (let d = 0; d < D; d++) {
         const vv = vPool[vo + d];
