@@ -7,7 +7,7 @@ import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { linearClassByName } from '../../lib/attention/linear';
 import { initializeWeights } from '../../lib/training/init';
 import { registerTrainingKernels } from '../../lib/training/kernels/ops';
-import { applyLoRA, LoRALinear, loraLinearClass, loraProjections, mergeLoRA, splitLoRA } from '../../lib/training/lora';
+import { applyLoRA, LoRALinear, loraLinearClass, loraProjections, loraTraining, mergeLoRA, splitLoRA } from '../../lib/training/lora';
 import { exportHfWeights, exportLoRAAdapters, saveHfCheckpoint } from '../../lib/training/export';
 import { maskedCrossEntropy } from '../../lib/training/loss';
 import { modelRaggedTrain } from '../../lib/training/ragged_train';
@@ -48,7 +48,7 @@ describe('LoRA', () => {
     const wq = layer.qProj!.kernel.read().dataSync().slice();
     applyLoRA(layer, { rank: 2, alpha: 4, targets: ['q', 'k', 'v', 'o'] });
     expect(relErr((layer.apply(x) as tf.Tensor).dataSync(), before)).toBe(0);
-    for (const p of loraProjections(layer)) p.loraB!.write(tf.tensor(randomArray(p.loraB!.shape.reduce((a, b) => a! * b!, 1)!, 5, 0.2), p.loraB!.shape as number[]));
+    for (const p of loraProjections(layer)) if (p.loraB) p.loraB.write(tf.tensor(randomArray(p.loraB!.shape.reduce((a, b) => a! * b!, 1)!, 5, 0.2), p.loraB!.shape as number[]));
     const adapted = (layer.apply(x) as tf.Tensor).dataSync();
     expect(relErr(adapted, before)).toBeGreaterThan(1e-3);
     mergeLoRA(layer);
@@ -57,6 +57,19 @@ describe('LoRA', () => {
     splitLoRA(layer);
     expect(relErr((layer.apply(x) as tf.Tensor).dataSync(), adapted)).toBeLessThan(1e-5);
     expect(relErr(layer.qProj!.kernel.read().dataSync(), wq)).toBeLessThan(1e-6);
+  });
+
+  it('adapter dropout runs only in training mode', () => {
+    const layer = tinyLayer({});
+    applyLoRA(layer, { rank: 2, alpha: 4, dropout: 0.5, targets: ['q', 'v'] });
+    for (const p of loraProjections(layer)) p.loraB?.write(tf.ones(p.loraB.shape as number[]));
+    const x = tf.tensor3d(randomArray(5 * 16, 4, 1), [1, 5, 16]);
+    const a = (layer.apply(x) as tf.Tensor).dataSync(), b = (layer.apply(x) as tf.Tensor).dataSync();
+    expect(relErr(a, b)).toBe(0);
+    loraTraining(layer, true);
+    expect(relErr((layer.apply(x) as tf.Tensor).dataSync(), a)).toBeGreaterThan(1e-4);
+    loraTraining(layer, false);
+    expect(relErr((layer.apply(x) as tf.Tensor).dataSync(), a)).toBe(0);
   });
 
   it('as linearCls: only the chosen projections get adapters; the config names the class and round-trips', () => {
