@@ -31,6 +31,10 @@ const CASES: Case[] = [
     interleaved: true, qkNorm: false, seqs: [{ start: 5, numNew: 20 }, { start: 0, numNew: 0 }, { start: 140, numNew: 1 }] },
   { name: 'page 16, GQA 4, D 64, qk-norm', pageSize: 16, nH: 16, nKv: 4, D: 64, rotaryDim: 64, interleaved: false,
     qkNorm: true, seqs: [{ start: 0, numNew: 70 }, { start: 17, numNew: 33 }] },
+  { name: 'page 16, G 3, D 96 (no 16-lane fast path)', pageSize: 16, nH: 6, nKv: 2, D: 96, rotaryDim: 48, interleaved: false,
+    qkNorm: false, seqs: [{ start: 30, numNew: 25 }, { start: 0, numNew: 2 }, { start: 77, numNew: 1 }] },
+  { name: 'page 8, G 8, D 32', pageSize: 8, nH: 8, nKv: 1, D: 32, rotaryDim: 32, interleaved: false, qkNorm: false,
+    seqs: [{ start: 9, numNew: 3 }, { start: 130, numNew: 1 }] },
 ];
 
 const MASKS: Record<MaskVariant, MaskSpec> = {
