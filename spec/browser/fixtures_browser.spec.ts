@@ -23,22 +23,16 @@ const REPO = path.join(__dirname, '..', '..');
 const FIXTURES = path.join(REPO, 'spec', 'fixtures', 'attention');
 const NAMES = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'config.json'))).sort();
 const TOLERANCE = 1e-4;
-const BACKENDS = ['cpu', 'webgl', 'webgpu'] as const;
+/** What runs: cpu with its fused pure-TS kernels and on the composite path, webgl (composite), webgpu (WGSL). */
+const RUNS: { label: string; backend: string; opts?: Record<string, unknown> }[] = [
+  { label: 'cpu', backend: 'cpu' },
+  { label: 'cpu composite', backend: 'cpu', opts: { unfused: true, scramblePages: true, pageSize: 16 } },
+  { label: 'webgl', backend: 'webgl' },
+  { label: 'webgpu', backend: 'webgpu' },
+];
 const FIXTURE_TIMEOUT_MS = 30_000;
 /** tf flags per backend: on webgl, shapes as uniforms cut shader compiles (54 s -> 15 s here). */
 const FLAGS: Record<string, Record<string, boolean>> = { webgl: { WEBGL_USE_SHAPES_UNIFORMS: true } };
-
-/**
- * Known issue, listed so it is never silent: on a software WebGPU adapter (Chromium's SwiftShader,
- * Chromium 156) FlashAttentionRaggedPaged never finishes for the plain 'causal' mask (both the
- * prefill and decode variants; null, sliding-window and chunked masks pass), so those fixtures
- * are skipped there with this reason. BROWSER_WEBGPU_ALL=1 runs them anyway.
- */
-const SWIFTSHADER_CAUSAL_HANG = 'FlashAttentionRaggedPaged hangs on SwiftShader WebGPU with the causal mask (known issue)';
-function maskOf(name: string): string {
-  const c = JSON.parse(fs.readFileSync(path.join(FIXTURES, name, 'config.json'), 'utf8')) as { mask?: string | null };
-  return c.mask === null ? 'null' : (c.mask ?? 'causal');
-}
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>loading</title><link rel="icon" href="data:,"></head>
 <body><script type="module" src="/fixtures_page.js"></script></body></html>`;
@@ -92,11 +86,10 @@ maybe('golden attention fixtures in headless Chromium', () => {
     return page;
   }
 
-  for (const backend of BACKENDS) {
-    describe(backend, () => {
+  for (const { label, backend, opts } of RUNS) {
+    describe(label, () => {
       let page: Page | undefined;
       let unavailable = '';
-      let softwareAdapter = false;
       let hung = '';
       const errors: string[] = [];
       const runs: FixtureRun[] = [];
@@ -105,26 +98,25 @@ maybe('golden attention fixtures in headless Chromium', () => {
         page = await openPage('/', "'__runFixture' in globalThis", errors);
         if (backend === 'webgpu') {
           const a = await withTimeout(page.evaluate(() => (globalThis as any).__webgpuAvailability()), 30_000,
-            'webgpu availability') as { ok: boolean; reason: string; fallback?: boolean };
+            'webgpu availability') as { ok: boolean; reason: string };
           if (!a.ok) {
             unavailable = a.reason;
             console.log(`[browser spec] webgpu not run in Chromium: ${a.reason}`);
             return;
           }
-          softwareAdapter = a.fallback === true;
           timings.push(`webgpu ${a.reason}`);
         }
         const info = await withTimeout(page.evaluate(([b, f]) => (globalThis as any).__useBackend(b, f), [backend, FLAGS[backend] ?? {}] as const), 30_000,
           `useBackend('${backend}')`) as { backend: string; fused: string[] };
         expect(info.backend).toBe(backend);
-        timings.push(`${backend}: fused kernels [${info.fused.join(', ')}]`);
+        timings.push(`${label}: ${opts?.unfused ? 'composite path forced' : `fused kernels [${info.fused.join(', ')}]`}`);
       }, 60_000);
 
       afterAll(async () => {
         if (runs.length) {
           const worst = runs.reduce((a, r) => (r.error > a.error ? r : a));
           const ms = runs.reduce((s, r) => s + r.ms, 0);
-          timings.push(`${backend}: ${runs.filter((r) => r.passed).length}/${runs.length} fixtures, worst ${worst.error.toExponential(1)} (${worst.name}), ${(ms / 1000).toFixed(1)} s`);
+          timings.push(`${label}: ${runs.filter((r) => r.passed).length}/${runs.length} fixtures, worst ${worst.error.toExponential(1)} (${worst.name}), ${(ms / 1000).toFixed(1)} s`);
         }
         await page?.close().catch(() => undefined);
       });
@@ -132,16 +124,12 @@ maybe('golden attention fixtures in headless Chromium', () => {
       for (const name of NAMES) {
         it(`${name} within ${TOLERANCE}`, async () => {
           if (unavailable) return;   // reason printed in beforeAll
-          if (backend === 'webgpu' && softwareAdapter && maskOf(name) === 'causal' && process.env.BROWSER_WEBGPU_ALL !== '1') {
-            console.log(`[browser spec] webgpu ${name} skipped: ${SWIFTSHADER_CAUSAL_HANG}`);
-            return;
-          }
-          if (hung) throw new Error(`[browser spec] not run: ${hung} timed out before, this page's ${backend} queue is stuck`);
-          const r = await withTimeout(page!.evaluate((n) => (globalThis as any).__runFixture(n), name), FIXTURE_TIMEOUT_MS,
-            `${backend} fixture ${name}`).catch((e) => { hung = name; throw e; }) as FixtureRun;
+          if (hung) throw new Error(`[browser spec] not run: ${hung} timed out before, this page's ${label} queue is stuck`);
+          const r = await withTimeout(page!.evaluate(([n, o]) => (globalThis as any).__runFixture(n, o), [name, opts] as const),
+            FIXTURE_TIMEOUT_MS, `${label} fixture ${name}`).catch((e) => { hung = name; throw e; }) as FixtureRun;
           runs.push(r);
           expect(errors).toEqual([]);
-          if (!(r.error <= TOLERANCE)) throw new Error(`${backend} ${name}: error ${r.error} > ${TOLERANCE} (${r.detail})`);
+          if (!(r.error <= TOLERANCE)) throw new Error(`${label} ${name}: error ${r.error} > ${TOLERANCE} (${r.detail})`);
         }, FIXTURE_TIMEOUT_MS + 5_000);
       }
     });
