@@ -7,6 +7,7 @@
  *   __webgpuAvailability(): { ok, reason, fallback }   why webgpu can or cannot run here
  *   __useBackend(name, flags?): { backend, fused }     switches backend, sets tf flags, lists fused kernels
  *   __runFixture(name, opts?, base?): { name, error, passed, detail, ms, leakedTensors }
+ *   __readSyncProbe(): string                         whether dataSync of a GPU tensor works here
  */
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/index.js';
@@ -71,7 +72,29 @@ async function runFixture(name: string, opts: RunOptions = { scramblePages: true
   return { ...r, tolerance: TOLERANCE, ms, leakedTensors: tf.memory().numTensors - before };
 }
 
+/**
+ * Whether `dataSync()` of a tensor computed on the active backend returns its values. On webgpu it
+ * goes through an OffscreenCanvas; headless Chromium on SwiftShader returns zeros there (and
+ * without --enable-features=Vulkan loses the device), which breaks code paths that read back
+ * synchronously (the composite RopeSplitStoreRagged reference does). Run it last on a page.
+ */
+async function readSyncProbe(): Promise<string> {
+  const n = 4096;   // above tfjs-webgpu's CPU hand-off size, so the op runs on the device
+  const x = tf.tidy(() => tf.add(tf.range(0, n, 1, 'float32'), 1));
+  const want = n * (n + 1) / 2;
+  let got = NaN;
+  try {
+    got = (x.dataSync() as Float32Array).reduce((a, b) => a + b, 0);
+  } catch (e) {
+    return `dataSync threw: ${String(e)}`;
+  } finally {
+    x.dispose();
+  }
+  return got === want ? 'dataSync ok' : `dataSync returned wrong values (sum ${got}, want ${want})`;
+}
+
 Object.assign(globalThis, {
+  __readSyncProbe: readSyncProbe,
   __webgpuAvailability: webgpuAvailability,
   __useBackend: switchBackend,
   __runFixture: runFixture,

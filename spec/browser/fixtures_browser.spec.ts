@@ -113,6 +113,11 @@ maybe('golden attention fixtures in headless Chromium', () => {
       }, 60_000);
 
       afterAll(async () => {
+        if (backend === 'webgpu' && !unavailable && page) {
+          const probe = await withTimeout(page.evaluate(() => (globalThis as any).__readSyncProbe()), 15_000, 'readSync probe')
+            .catch((e) => String(e));
+          timings.push(`webgpu ${probe}`);
+        }
         if (runs.length) {
           const worst = runs.reduce((a, r) => (r.error > a.error ? r : a));
           const ms = runs.reduce((s, r) => s + r.ms, 0);
