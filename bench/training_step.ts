@@ -88,7 +88,9 @@ async function runOn(backend: string, opts: BenchOptions): Promise<BenchRow[]> {
   const g1 = withComposite(true, stepFn(layer, x, false, true))() as Float32Array[];
   const g2 = withComposite(true, stepFn(layer, x, true, true))() as Float32Array[];
   opts.log(`  [${backend}] gradient check vs composite: fused ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
-  const t = opts.quick ? { warmup: 1, minIters: 2, maxIters: 4, minMs: 0, chunk: 2 } : { warmup: 2, minIters: 6, maxIters: 30, minMs: 3000, maxMs: 20000, chunk: 3 };
+  // cpu steps take seconds: fewer, longer rounds; one call of each side per turn so load that comes and goes hits all alike
+  const t = opts.quick ? { warmup: 1, minIters: 2, maxIters: 4, minMs: 0, chunk: 2 }
+    : { warmup: 1, minIters: backend === 'cpu' ? 5 : 15, maxIters: 60, minMs: 3000, maxMs: backend === 'cpu' ? 60000 : 20000, chunk: 2 };
   const [oursMs, compMs, padMs] = await timeInterleaved([ours, composite, padded], t);
   layer.dispose();
   x.dispose();

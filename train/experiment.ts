@@ -67,6 +67,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const task: TaskOptions = { ...DEFAULT_TASK, maxLen: o.maxLen };
   const model = buildModel(o, task);
   const params = model.trainableWeights.reduce((s, w) => s + w.shape.reduce((a, b) => a! * b!, 1)!, 0);
+  const fused = tf.getKernel('FlashAttentionRagged', backend) !== undefined;
+  console.log(`training path: packed ragged rows, no padding, no cache; attention ${fused ? 'fused FlashAttentionRagged + RopeRagged kernels (registered gradients)' : 'composite ops'} on ${backend}`);
   console.log(`task: reverse strings of ${task.minLen}-${task.maxLen} letters from ${task.letters}; model: llama, ${o.layers} layers, hidden ${o.hidden}, ${o.heads} heads / ${o.kvHeads} KV heads, ${params} parameters; backend ${backend}; seed ${o.seed}`);
 
   const rng = new SeededRng(o.seed + 1);
