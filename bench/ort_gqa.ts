@@ -1,7 +1,8 @@
 /**
  * Peer (b): ONNX Runtime's fused `com.microsoft` GroupQueryAttention with do_rotary=1, packed QKV
  * input, past K/V in and present K/V out (as a decode loop needs them), cos/sin caches as
- * initializers, 2 intra-op threads. The model is built in code (bench/onnx_proto.ts).
+ * initializers, 2 intra-op threads (spinning as ORT defaults; BENCH_ORT_SPIN=0 turns it off). The
+ * model is built in code (bench/onnx_proto.ts).
  */
 import { ONNX_FLOAT, ONNX_INT32, buildModel } from './onnx_proto.js';
 
@@ -49,8 +50,10 @@ export class OrtGqa {
         { name: 'sin_cache', dims: [cfg.maxPositions, D / 2], data: cfg.sinHalf },
       ],
     );
+    const spin = process.env.BENCH_ORT_SPIN ?? '1';
     const session = await ort.InferenceSession.create(model, {
       intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+      extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
     });
     return new OrtGqa(ort, session, cfg);
   }
