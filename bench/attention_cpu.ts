@@ -19,7 +19,7 @@ import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { RopeTables } from '../lib/rope/rope_tables.js';
 import { compositeAttention, type CompositeSeq } from './composite_attention.js';
-import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
+import { type BenchModule, type BenchOptions, type BenchRow, row, timeBlocks, timeInterleaved, timeMs } from './harness.js';
 import { OrtGqa, loadOrt } from './ort_gqa.js';
 
 const NH = 16, NKV = 4, D = 64, THETA = 500000, W = (NH + 2 * NKV) * D, MAXPOS = 2048;
@@ -148,11 +148,11 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
     let off = 0;
     for (const g of got) { flat.set(g, off); off += g.length; }
     log(`ORT GQA vs ours max |diff| ${maxDiff(flat, ref!).toExponential(2)}`);
-    // Ours and ORT timed in alternation (same load on both sides).
+    // Ours and ORT timed in alternating blocks (same load on both sides).
     setCpuKernelImpl(oursKind);
     const qkv = tf.tensor2d(qkvData, [T, W]);
-    const [oursPaired, ortMs] = await timeInterleaved([() => oursOnce(qkv, kv, rope).dispose(), runAll],
-      opts.quick ? { warmup: 1, minIters: 3, maxIters: 5, minMs: 0 } : {});
+    const [oursPaired, ortMs] = await timeBlocks([() => oursOnce(qkv, kv, rope).dispose(), runAll], opts.quick ? 1 : 3,
+      opts.quick ? { warmup: 1, minIters: 3, maxIters: 5, minMs: 0 } : { warmup: 5, minIters: 20, maxIters: 200, minMs: 1000 });
     qkv.dispose();
     setCpuKernelImpl('auto');
     log(`ORT GQA: ${ortMs.toFixed(2)} ms (ours alongside: ${oursPaired.toFixed(2)} ms)`);

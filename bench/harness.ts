@@ -74,6 +74,19 @@ export async function timeInterleaved(fns: (() => unknown)[], o: TimeOptions & {
   });
 }
 
+/**
+ * Medians (ms) of several functions timed in alternating blocks: `rounds` times, each function
+ * runs a whole `timeMs` block (its own warm-up included); the result is the median of its block
+ * medians. Load that drifts over the run falls on every side alike, and a peer's leftover work
+ * (ONNX Runtime's intra-op threads spin for a while after each run) lands in the next side's
+ * warm-up rather than in its timed calls.
+ */
+export async function timeBlocks(fns: (() => unknown)[], rounds = 3, o: TimeOptions = {}): Promise<number[]> {
+  const meds: number[][] = fns.map(() => []);
+  for (let r = 0; r < rounds; r++) for (let k = 0; k < fns.length; k++) meds[k].push(await timeMs(fns[k], o));
+  return meds.map((xs) => xs.sort((a, b) => a - b)[xs.length >> 1]);
+}
+
 export function row(name: string, backend: string, oursMs: number, peer: string, peerMs: number): BenchRow {
   return { name, backend, ours_ms: oursMs, peer, peer_ms: peerMs, ratio: peerMs / oursMs };
 }
