@@ -4,8 +4,11 @@
  *   P1: prefill 1 x 512   P2: ragged prefill 64 / 128 / 192 / 256   D1: decode 8 x 1 over 1024 cached
  * Ours: the fused kernels (native addon; on `wasm` reading the wasm heap in place; pure TS on `cpu`).
  * Peers: the composite tfjs path on `cpu` and `wasm`, ONNX Runtime GroupQueryAttention.
- * Memory row: D1 with a pool of 64,000 pages vs 1,000 pages (page size 16).
+ * Memory row: D1 with a pool of 64,000 pages vs 1,000 pages (page size 16), calls interleaved.
  * Each side's output is checked against ours before timing (max abs difference is logged).
+ * Timing: medians. Ours vs ORT: alternating blocks (harness timeBlocks), since ORT's intra-op
+ * threads keep spinning after a run and would otherwise land in our timed calls. The load average
+ * is logged: on a shared 2-core machine a busy neighbour inflates every side, 2-thread kernels most.
  */
 import { loadavg } from 'node:os';
 
