@@ -12,11 +12,13 @@ import type { Browser } from 'playwright-core';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+/** CHROMIUM_EXTRA_ARGS (space-separated) is appended (e.g. '--enable-features=Vulkan --use-angle=swiftshader'). */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',                 // root in a container
   '--enable-unsafe-webgpu',
   '--ignore-gpu-blocklist',
   '--enable-unsafe-swiftshader',  // allows SwiftShader WebGL where Chromium would otherwise refuse it
+  ...(process.env.CHROMIUM_EXTRA_ARGS ?? '').split(' ').filter(Boolean),
 ];
 
 /** Null when Chromium is installed, else why not. */

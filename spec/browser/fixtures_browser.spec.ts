@@ -3,7 +3,7 @@
  * esbuild (browser/bundle.cjs, Node-only modules stubbed), serves them and spec/fixtures/attention
  * on 127.0.0.1, and runs every golden attention fixture in headless Chromium on cpu (pure-TS
  * fused kernels), webgl (composite path) and webgpu (WGSL fused kernels) within 1e-4.
- * webgpu passes with a printed reason when Chromium offers no adapter; a missing Chromium fails
+ * webgpu passes with a printed reason when Chromium offers no adapter (or BROWSER_SPEC_WEBGPU=off); a missing Chromium fails
  * (run scripts/setup-browser.sh) unless SKIP_BROWSER_SPEC=1. Every wait has a timeout, and once a
  * fixture times out the rest of that backend fail at once (its GPU queue is stuck).
  */
@@ -96,6 +96,11 @@ maybe('golden attention fixtures in headless Chromium', () => {
 
       beforeAll(async () => {
         page = await openPage('/', "'__runFixture' in globalThis", errors);
+        if (backend === 'webgpu' && process.env.BROWSER_SPEC_WEBGPU === 'off') {
+          unavailable = 'switched off by BROWSER_SPEC_WEBGPU=off';
+          console.log(`[browser spec] webgpu not run in Chromium: ${unavailable}`);
+          return;
+        }
         if (backend === 'webgpu') {
           const a = await withTimeout(page.evaluate(() => (globalThis as any).__webgpuAvailability()), 30_000,
             'webgpu availability') as { ok: boolean; reason: string };
@@ -123,15 +128,15 @@ maybe('golden attention fixtures in headless Chromium', () => {
           const ms = runs.reduce((s, r) => s + r.ms, 0);
           timings.push(`${label}: ${runs.filter((r) => r.passed).length}/${runs.length} fixtures, worst ${worst.error.toExponential(1)} (${worst.name}), ${(ms / 1000).toFixed(1)} s`);
         }
-        await page?.close().catch(() => undefined);
-      });
+        if (page) await withTimeout(page.close(), 10_000, `${label} page.close`).catch(() => undefined);
+      }, 30_000);
 
       for (const name of NAMES) {
         it(`${name} within ${TOLERANCE}`, async () => {
           if (unavailable) return;   // reason printed in beforeAll
           if (hung) throw new Error(`[browser spec] not run: ${hung} timed out before, this page's ${label} queue is stuck`);
           const r = await withTimeout(page!.evaluate(([n, o]) => (globalThis as any).__runFixture(n, o), [name, opts] as const),
-            FIXTURE_TIMEOUT_MS, `${label} fixture ${name}`).catch((e) => { hung = name; throw e; }) as FixtureRun;
+            FIXTURE_TIMEOUT_MS, `${label} fixture ${name}`).catch((e) => { if (/timed out/.test(String(e))) hung = name; throw e; }) as FixtureRun;
           runs.push(r);
           expect(errors).toEqual([]);
           if (!(r.error <= TOLERANCE)) throw new Error(`${label} ${name}: error ${r.error} > ${TOLERANCE} (${r.detail})`);
@@ -154,7 +159,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
       expect(errors).toEqual([]);
       timings.push(`example on ${r.backend}`);
     } finally {
-      await page.close();
+      await withTimeout(page.close(), 10_000, 'example page.close').catch(() => undefined);
     }
   }, 60_000);
 });
