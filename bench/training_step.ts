@@ -88,9 +88,11 @@ async function runOn(backend: string, opts: BenchOptions): Promise<BenchRow[]> {
   const g1 = withComposite(true, stepFn(layer, x, false, true))() as Float32Array[];
   const g2 = withComposite(true, stepFn(layer, x, true, true))() as Float32Array[];
   opts.log(`  [${backend}] gradient check vs composite: fused ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
-  // cpu steps take seconds: fewer, longer rounds; one call of each side per turn so load that comes and goes hits all alike
+  // Chunks of 5 calls per side (first discarded): the garbage one side leaves (the composite paths
+  // allocate every intermediate) is collected in the next side's first call, not in its timed ones;
+  // with chunks of 2 the fused side measured up to 2x slower on cpu than timed alone.
   const t = opts.quick ? { warmup: 1, minIters: 2, maxIters: 4, minMs: 0, chunk: 2 }
-    : { warmup: 1, minIters: backend === 'cpu' ? 5 : 15, maxIters: 60, minMs: 3000, maxMs: backend === 'cpu' ? 60000 : 20000, chunk: 2 };
+    : { warmup: 1, minIters: 8, maxIters: 60, minMs: 3000, maxMs: backend === 'cpu' ? 90000 : 30000, chunk: 5 };
   const [oursMs, compMs, padMs] = await timeInterleaved([ours, composite, padded], t);
   layer.dispose();
   x.dispose();
