@@ -21,6 +21,7 @@
 //   TFJS_ATTN_ROWS still select them, for re-measuring on other processors).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <vector>
@@ -44,8 +45,9 @@ struct Scratch {
   std::vector<int32_t> lo, hi;
   std::vector<const float*> kr, vr;
   std::vector<v16> bmax;
+  std::vector<int> cLo, cHi;
   void ensure(int D, int Mp) {
-    if (bmax.size() < static_cast<size_t>(Mp / VL)) bmax.resize(Mp / VL);
+    if (bmax.size() < static_cast<size_t>(Mp / VL)) { bmax.resize(Mp / VL); cLo.resize(Mp / VL); cHi.resize(Mp / VL); }
     size_t dm = static_cast<size_t>(D) * Mp;
     if (qt.size() < dm) { qt.resize(dm); ot.resize(dm); }
     if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
@@ -157,6 +159,14 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   }
   std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);
   const int nv = Mp / VL;
+  // Key range seen by each chunk of 16 rows (empty rows ignored).
+  int* cLo = s.cLo.data();
+  int* cHi = s.cHi.data();
+  for (int c = 0; c < nv; c++) {
+    cLo[c] = INT32_MAX; cHi[c] = -1;
+    for (int i = c * VL; i < (c + 1) * VL; i++)
+      if (lo[i] <= hi[i]) { cLo[c] = std::min(cLo[c], lo[i]); cHi[c] = std::max(cHi[c], hi[i]); }
+  }
   const float** kr = s.kr.data();
   const float** vr = s.vr.data();
   for (int kb = kmin; kb <= kmax; kb += NK) {
@@ -170,9 +180,14 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
     v16* bm = s.bmax.data();
     for (int c = 0; c < nv; c++) bm[c] = vset1(NEG_INF);
     for (int n = 0; n < nk4; n += 4) {
-      int c = 0;
-      for (; c + 4 <= nv; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n);
-      switch (nv - c) {
+      // Only chunks of rows that see one of these 4 keys (causal diagonal blocks skip the rest;
+      // their scores stay unset and the mask pass below turns them into -inf).
+      const int kf = kb + n, kl = kb + std::min(n + 3, nk - 1);
+      int c = 0, ce = nv;
+      while (c < ce && (cHi[c] < kf || cLo[c] > kl)) c++;
+      while (ce > c && (cHi[ce - 1] < kf || cLo[ce - 1] > kl)) ce--;
+      for (; c + 4 <= ce; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n);
+      switch (ce - c) {
         case 3: qkTile<3>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
         case 2: qkTile<2>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
         case 1: qkTile<1>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
