@@ -143,16 +143,15 @@ async function prefill(): Promise<void> {
   const flops = 4 * NH * D * (T * (T + 1)) / 2;
   const all: NamedPrefill[] = [...webgpuFlashTuning.prefill];
   const cfgs: NamedPrefill[] = [
-    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
-    { name: 'm64b16-noprefetch', tq: 16, bc: 16, rm: 4, tc: 8, prefetch: false },
-    { name: 'm48b32r3', tq: 12, bc: 32, rm: 3, tc: 8 },
-    { name: 'm48b16r3', tq: 12, bc: 16, rm: 3, tc: 8 },
     { name: 'm64b16r2', tq: 16, bc: 16, rm: 2, tc: 8 },
-    { name: 'm32b16r2', tq: 8, bc: 16, rm: 2, tc: 8 },
-    { name: 'm32b32r2', tq: 8, bc: 32, rm: 2, tc: 8 },
-    { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 },
+    { name: 'm48b16r2', tq: 12, bc: 16, rm: 2, tc: 8 },
+    { name: 'm64b8r2', tq: 16, bc: 8, rm: 2, tc: 8 },
+    { name: 'm32b32r1', tq: 8, bc: 32, rm: 1, tc: 8 },
+    { name: 'm64b16r1', tq: 16, bc: 16, rm: 1, tc: 8 },
+    { name: 'm48b32r3', tq: 12, bc: 32, rm: 3, tc: 8 },
+    { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
   ];
-  for (const cfg of small ? [...all.slice(2, 4), cfgs[0]] : cfgs) {
+  for (const cfg of small ? all.slice(4, 6) : cfgs) {
     webgpuFlashTuning.prefill = [cfg];
     const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'prefill' };
     const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
@@ -199,19 +198,23 @@ async function decode(): Promise<void> {
   const qt = tf.tensor2d(q, [B, NH * D]);
   const bytes = 2 * B * (ctx + 1) * NKV * D * 4;
   const t = webgpuFlashTuning;
-  const saved = { bc: t.decodeBc, wg: t.decodeWg, split: t.decodeMinSplitKeys, target: t.decodeTargetWorkgroups, pf: t.decodePrefetch };
+  const saved = { ...t };
+  // sg: subgroup kernel (nw subgroups, u keys per block); else shared-memory tiles (bc keys, wg threads).
   const cfgs = [
-    { bc: [32], wg: 256, split: 256, target: 2048, pf: true },
-    { bc: [32], wg: 256, split: 256, target: 2048, pf: false },
-    { bc: [32], wg: 128, split: 256, target: 2048, pf: true },
-    { bc: [16], wg: 256, split: 256, target: 2048, pf: true },
-    { bc: [32], wg: 256, split: 128, target: 4096, pf: true },
-    { bc: [32], wg: 512, split: 256, target: 2048, pf: true },
-    { bc: [16], wg: 128, split: 128, target: 8192, pf: true },
+    { sg: true, nw: 4, u: 8, split: 128, target: 8192 },
+    { sg: true, nw: 4, u: 8, split: 256, target: 4096 },
+    { sg: true, nw: 2, u: 8, split: 128, target: 8192 },
+    { sg: true, nw: 8, u: 8, split: 256, target: 4096 },
+    { sg: true, nw: 4, u: 4, split: 128, target: 8192 },
+    { sg: true, nw: 4, u: 16, split: 256, target: 8192 },
+    { sg: true, nw: 4, u: 8, split: 512, target: 2048 },
+    { sg: false, bc: [16], wg: 128, split: 128, target: 8192 },
+    { sg: false, bc: [16], wg: 128, split: 64, target: 16384 },
   ];
-  for (const cf of small ? cfgs.slice(3, 5) : cfgs) {
-    Object.assign(t, { decodeBc: cf.bc, decodeWg: cf.wg, decodeMinSplitKeys: cf.split, decodeTargetWorkgroups: cf.target, decodePrefetch: cf.pf });
-    const name = `decode ${B}x${ctx} bc${cf.bc[0]} wg${cf.wg} split${cf.split} target${cf.target}${cf.pf ? '' : ' noprefetch'}`;
+  for (const cf of small ? cfgs.slice(0, 2) : cfgs) {
+    Object.assign(t, { decodeSubgroup: cf.sg, decodeSubgroupWarps: cf.nw ?? 4, decodeSubgroupKeys: cf.u ?? 8, decodeBc: cf.bc ?? [16],
+      decodeWg: cf.wg ?? 128, decodeMinSplitKeys: cf.split, decodeTargetWorkgroups: cf.target });
+    const name = `decode ${B}x${ctx} ${cf.sg ? `subgroup nw${cf.nw} u${cf.u}` : `tiles bc${cf.bc![0]} wg${cf.wg}`} split${cf.split} target${cf.target}`;
     const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'decode' };
     const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
     try {
@@ -226,7 +229,7 @@ async function decode(): Promise<void> {
       console.log(`${name}: failed: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  Object.assign(t, { decodeBc: saved.bc, decodeWg: saved.wg, decodeMinSplitKeys: saved.split, decodeTargetWorkgroups: saved.target, decodePrefetch: saved.pf });
+  Object.assign(t, saved);
   qt.dispose();
 }
 

@@ -9,11 +9,12 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
+import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
 import { buildMeta, checkFlashArgs, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
 import {
-  checkLayer, type Dispatch, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
+  checkLayer, type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
   tensorBuffer, type WebGpuBackendLike,
 } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
@@ -49,13 +50,15 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       grid: [numTiles, nKvHeads, 1],
     });
   } else {
-    const cfg = chooseDecode(a, sharedLimit);
-    const { meta, numTiles, numSplits } = buildMeta(a, 1, cfg.bcd);
+    const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev));
+    const { meta, numTiles, numSplits } = buildMeta(a, 1, cfg.kind === 'tiles' ? cfg.bcd : cfg.u);
     const metaBuf = scratchBuffer(be, meta.byteLength, meta);
     const d4 = headDim / 4;
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
-      pipeline: pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`),
+      pipeline: cfg.kind === 'tiles'
+        ? pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`)
+        : pipelineFor(dev, flashDecodeSubgroupWgsl(cfg, shape), `${W}:decode-subgroup`),
       buffers: [qBuf, out.buffer, ...kv, metaBuf, part],
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });

@@ -4,27 +4,28 @@
  * `meta` (array<i32>, built by flash_plan.ts):
  *   [0] numTiles  [1] maxPagesPerSeq  [2] window  [3] chunk  [4] batch  [5] pagesOff  [6] tilesOff
  *   [7] numSplits  [8] bitcast<f32>(scale * log2(e))  [9] totalTokens  [10] keys per split
+ *   [11] mask code (MASK_CODE)  [12] page size  [13] log2(page size) or -1
+ *   (runtime values: one pipeline serves every mask and page size)
  *   [16 + 4b ..] (startPositions[b], numNewTokens[b], rowOffsets[b], 0)
  *   [pagesOff ..] page table `[batch, maxPagesPerSeq]`
  *   [tilesOff ..] (b, first new token of the tile within its sequence) per workgroup tile
  * q / out `[T, NH, HD]` as vec4; kPool / vPool `[numPages, NKV, PS, HD]` as vec4.
  * Scores live in the log2 domain (q is pre-scaled by scale * log2(e)), so softmax uses exp2.
  */
-import { MASK_CODE, type MaskVariant } from '../../lib/types.js';
+import type { MaskVariant } from '../../lib/types.js';
 
 /** Masked score; far below any real one but finite, so exp2(NEG - m) is 0 and never NaN. */
 export const NEG = '-3.0e38';
 /** Running max before any key: finite so that exp2(m_old - m_new) never sees inf - inf. */
 export const M_INIT = '-1.0e30';
 
-export function flashPrelude(headDim: number, nHeads: number, nKv: number, pageSize: number): string {
+export function flashPrelude(headDim: number, nHeads: number, nKv: number): string {
   return /* wgsl */ `
 const HD: u32 = ${headDim}u;
 const D4: u32 = ${headDim / 4}u;
 const NH: u32 = ${nHeads}u;
 const NKV: u32 = ${nKv}u;
 const G: u32 = ${nHeads / nKv}u;
-const PS: u32 = ${pageSize}u;
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;
@@ -34,32 +35,52 @@ const PS: u32 = ${pageSize}u;
 
 /** Offset (in vec4) of key position j of batch entry b, KV head h. */
 fn kvAddr(b: i32, j: i32, h: u32) -> u32 {
-  let page = u32(mt[u32(mt[5] + b * mt[1] + j / i32(PS))]);
-  return ((page * NKV + h) * PS + u32(j) % PS) * D4;
+  let ps = mt[12];
+  let sh = mt[13];
+  var pi = 0;
+  var slot = 0;
+  if (sh >= 0) { pi = j >> u32(sh); slot = j & (ps - 1); } else { pi = j / ps; slot = j % ps; }
+  let page = u32(mt[u32(mt[5] + b * mt[1] + pi)]);
+  return ((page * NKV + h) * u32(ps) + u32(slot)) * D4;
 }
 `;
 }
 
-/** `visible(i, j)` and `keyRange(i0, i1, L)` (keys any of the positions i0..i1 may see) for one mask. */
-export function maskWgsl(variant: MaskVariant): string {
-  const code = MASK_CODE[variant];
-  const vis = [
-    'j <= i',
-    'true',
-    'j <= i && i - j < mt[2]',
-    'abs(i - j) < mt[2]',
-    'j <= i && (i / mt[3]) == (j / mt[3])',
-  ][code];
-  const range = [
-    'vec2<i32>(0, i1 + 1)',
-    'vec2<i32>(0, L)',
-    'vec2<i32>(max(0, i0 - mt[2] + 1), i1 + 1)',
-    'vec2<i32>(max(0, i0 - mt[2] + 1), min(L, i1 + mt[2]))',
-    'vec2<i32>((i0 / mt[3]) * mt[3], i1 + 1)',
-  ][code];
+/**
+ * `visible(i, j)` and `keyRange(i0, i1, L)` (keys any of the positions i0..i1 may see), for the
+ * mask whose code (lib/types.ts MASK_CODE) is in mt[11]: a branch on a uniform value, so one
+ * pipeline serves every mask (fewer shader compiles; the test per score is cheap next to the dots).
+ */
+export function maskWgsl(): string {
   return /* wgsl */ `
-fn visible(i: i32, j: i32) -> bool { return ${vis}; }
-fn keyRange(i0: i32, i1: i32, L: i32) -> vec2<i32> { return ${range}; }
+fn visible(i: i32, j: i32) -> bool {
+  switch (mt[11]) {
+    case 0: { return j <= i; }
+    case 2: { return j <= i && i - j < mt[2]; }
+    case 3: { return abs(i - j) < mt[2]; }
+    case 4: { return j <= i && (i / mt[3]) == (j / mt[3]); }
+    default: { return true; }
+  }
+}
+/** Whether every key kb..ke-1 is visible to every position i0..i1 (then no per-score test). */
+fn tileFull(i0: i32, i1: i32, kb: i32, ke: i32) -> bool {
+  switch (mt[11]) {
+    case 0: { return ke - 1 <= i0; }
+    case 2: { return ke - 1 <= i0 && i1 - kb < mt[2]; }
+    case 3: { return i1 - kb < mt[2] && ke - 1 - i0 < mt[2]; }
+    case 4: { return ke - 1 <= i0 && (kb / mt[3]) == (i1 / mt[3]); }
+    default: { return true; }
+  }
+}
+fn keyRange(i0: i32, i1: i32, L: i32) -> vec2<i32> {
+  switch (mt[11]) {
+    case 0: { return vec2<i32>(0, i1 + 1); }
+    case 2: { return vec2<i32>(max(0, i0 - mt[2] + 1), i1 + 1); }
+    case 3: { return vec2<i32>(max(0, i0 - mt[2] + 1), min(L, i1 + mt[2])); }
+    case 4: { return vec2<i32>((i0 / mt[3]) * mt[3], i1 + 1); }
+    default: { return vec2<i32>(0, L); }
+  }
+}
 `;
 }
 

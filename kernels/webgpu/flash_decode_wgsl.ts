@@ -81,8 +81,8 @@ export function flashDecodeWgsl(c: DecodeConfig, s: DecodeShape): string {
     }`);
   const score = (p: string) => `Ss[${p}]${sd > 1 ? rep(sd - 1, (x) => ` + Ss[${(x + 1) * pairs}u + ${p}]`).replace(/\n/g, '') : ''}`;
   return /* wgsl */ `
-${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.pageSize)}
-${maskWgsl(s.mask)}
+${flashPrelude(s.headDim, s.nHeads, s.nKvHeads)}
+${maskWgsl()}
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 const BCD: u32 = ${c.bcd}u;
 const WG: u32 = ${c.wg}u;

@@ -7,6 +7,7 @@ import { check } from '../../lib/errors.js';
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { MASK_CODE } from '../../lib/types.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
+import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
 import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
 
@@ -32,6 +33,7 @@ export const webgpuFlashTuning = {
     { name: 'm32b32', tq: 8, bc: 32, rm: 4, tc: 8 }, //   18.9 ms: 64 threads are too few
     { name: 'm16b32', tq: 4, bc: 32, rm: 4, tc: 8 },
     { name: 'm16b16', tq: 4, bc: 16, rm: 4, tc: 4 },
+    { name: 'm8b8t8', tq: 2, bc: 8, rm: 2, tc: 8 }, // large heads in 32 KiB
     { name: 'm8b8', tq: 2, bc: 8, rm: 4, tc: 2 },
     { name: 'm4b4', tq: 1, bc: 4, rm: 2, tc: 1 },
   ] as NamedPrefill[],
@@ -43,6 +45,10 @@ export const webgpuFlashTuning = {
   decodeMinSplitKeys: 128,
   decodeTargetWorkgroups: 8192,
   decodeMaxNew: 4,
+  /** Decode with the subgroup kernel (flash_decode_sg_wgsl.ts) where subgroups have a fixed size. */
+  decodeSubgroup: true,
+  decodeSubgroupWarps: 4,
+  decodeSubgroupKeys: 8,
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
@@ -93,11 +99,22 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
   throw new Error(`[${W}] no prefill tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}, group ${g}`);
 }
 
-export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number): DecodeConfig {
+/** Decode config: the subgroup kernel where subgroups have a fixed size, else shared-memory tiles. */
+export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0):
+  ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) {
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
+  const t = webgpuFlashTuning;
+  if (t.decodeSubgroup && t.subgroups && sgs > 0) {
+    // Fewer keys per block when lanes hold several columns (small subgroups): smaller shaders.
+    const cpl = Math.ceil(a.headDim / 4 / sgs);
+    const g = a.nHeads / a.nKvHeads;
+    const u = Math.max(1, Math.min(Math.floor(t.decodeSubgroupKeys / cpl), Math.floor(32 / g)));
+    const cfg = { sgs, nw: t.decodeSubgroupWarps, u };
+    if (subgroupDecodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'subgroup', ...cfg };
+  }
   for (const bcd of webgpuFlashTuning.decodeBc) {
     const cfg = { bcd, wg: webgpuFlashTuning.decodeWg, prefetch: webgpuFlashTuning.decodePrefetch };
-    if (decodeSharedBytes(cfg, shape) <= sharedLimit) return cfg;
+    if (decodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'tiles', ...cfg };
   }
   throw new Error(`[${W}] no decode tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}`);
 }
@@ -140,13 +157,14 @@ export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: n
     splitKeys = Math.ceil(Math.ceil(maxKeys / numSplits) / bcd) * bcd;
     numSplits = Math.max(1, Math.ceil(maxKeys / splitKeys));
   }
+  const ps = c.cache.params.pageSize;
   const pagesOff = 16 + 4 * batch;
   const tilesOff = pagesOff + c.pageTable.length;
   const meta = new Int32Array(tilesOff + 2 * tiles.length);
   const f = new Float32Array(1);
   f[0] = a.scale * Math.LOG2E;
   meta.set([tiles.length, c.maxPagesPerSeq, window | 0, chunk | 0, batch, pagesOff, tilesOff, numSplits,
-    new Int32Array(f.buffer)[0], c.totalTokens, splitKeys]);
+    new Int32Array(f.buffer)[0], c.totalTokens, splitKeys, MASK_CODE[variant], ps, (ps & (ps - 1)) === 0 ? Math.log2(ps) : -1]);
   for (let b = 0; b < batch; b++) meta.set([c.startPositions[b], c.numNewTokens[b], c.rowOffsets[b]], 16 + 4 * b);
   meta.set(c.pageTable, pagesOff);
   tiles.forEach(([b, t0], i) => { meta[tilesOff + 2 * i] = b; meta[tilesOff + 2 * i + 1] = t0; });

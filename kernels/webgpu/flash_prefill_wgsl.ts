@@ -101,8 +101,8 @@ ${rep(rm, (i) => `  l${i} = ls${i};`)}`;
       if (idx < BC * D4) { let kk = idx / D4; KV[kk * D4 + ((idx % D4) ^ (kk & SWM))] = pf${n}; }
     }`);
   return /* wgsl */ `${c.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''}
-${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.pageSize)}
-${maskWgsl(s.mask)}
+${flashPrelude(s.headDim, s.nHeads, s.nKvHeads)}
+${maskWgsl()}
 const TQ: u32 = ${c.tq}u;
 const MR: u32 = ${mr}u;
 const BC: u32 = ${bc}u;
@@ -184,7 +184,9 @@ ${RM.map((i) => `      let q${i} = Qs[(r0 + ${i}u) * D4 + qc];`).join('\n')}
 ${KP.map((j) => `      let k${j} = KV[kb${j} + (c ^ ksw${j})];`).join('\n')}
 ${RM.map((i) => KP.map((j) => `      s${i}_${j} += dot(q${i}, k${j});`).join('\n')).join('\n')}
     }
-${RM.map((i) => KP.map((j) => `    if (!(kb + i32(kr${j}) < range.y && visible(pos${i}, kb + i32(kr${j})))) { s${i}_${j} = ${NEG}; }`).join('\n')).join('\n')}
+    if (!(kb + i32(BC) <= range.y && tileFull(i0, i1, kb, kb + i32(BC)))) {
+${RM.map((i) => KP.map((j) => `      if (!(kb + i32(kr${j}) < range.y && visible(pos${i}, kb + i32(kr${j})))) { s${i}_${j} = ${NEG}; }`).join('\n')).join('\n')}
+    }
 ${RM.map((i) => `    var mx${i} = max(${KP.map((j) => `s${i}_${j}`).reduce((x, y) => `max(${x}, ${y})`)}, ${NEG});`).join('\n')}
   ${rowMax}
 ${RM.map((i) => `    let mn${i} = max(m${i}, mx${i});

@@ -123,3 +123,11 @@ export function subgroupLanes(device: GPUDevice): number {
   const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo;
   return info?.subgroupMinSize ?? 0;
 }
+
+/** The subgroup size when the device has subgroups of one fixed size, else 0. */
+export function fixedSubgroupSize(device: GPUDevice): number {
+  if (!device.features.has('subgroups' as GPUFeatureName)) return 0;
+  const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  const lo = info?.subgroupMinSize ?? 0;
+  return lo > 0 && lo === info?.subgroupMaxSize ? lo : 0;
+}
