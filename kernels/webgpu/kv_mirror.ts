@@ -25,6 +25,7 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   /** True when the device holds writes the host pools lack. */
   dirty = false;
   private disposed = false;
+  private tmp: GPUBuffer | undefined;
 
   private constructor(
     private readonly backend: WebGpuBackendLike,
@@ -68,9 +69,14 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   copyPage(srcPage: number, dstPage: number): void {
     const b = this.backend;
     const n = this.pageFloats * 4;
+    // WebGPU copies never have the same buffer on both sides: go through a one-page buffer.
+    this.tmp ??= b.device.createBuffer({ size: n, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     b.ensureCommandEncoderReady();
     b.endComputePassEncoder();
-    for (const buf of [...this.k, ...this.v]) b.commandEncoder!.copyBufferToBuffer(buf, srcPage * n, buf, dstPage * n, n);
+    for (const buf of [...this.k, ...this.v]) {
+      b.commandEncoder!.copyBufferToBuffer(buf, srcPage * n, this.tmp, 0, n);
+      b.commandEncoder!.copyBufferToBuffer(this.tmp, 0, buf, dstPage * n, n);
+    }
     // The cache copies its host pages too, so a clean mirror stays clean.
   }
 
@@ -112,6 +118,7 @@ export class WebGpuKVMirror implements KVDeviceMirror {
     if (this.disposed) return;
     this.disposed = true;
     for (const buf of [...this.k, ...this.v]) buf.destroy();
+    this.tmp?.destroy();
   }
 }
 
