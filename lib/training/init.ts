@@ -2,6 +2,7 @@
  * Random initialisation of a DecoderForCausalLM built with zero weights (models/ builds for
  * loading checkpoints): normal(0, std) for every matrix, ones for norm scales, zeros for biases.
  * Output projections (o_proj, down_proj) are scaled by 1/sqrt(2 * layers), as in GPT-2.
+ * Deterministic for a seed (tfjs treats a seed of 0 as none, so every weight's seed is >= 1).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
@@ -32,7 +33,7 @@ export function initializeWeights(model: DecoderForCausalLM, options: { seed?: n
       else if (shape.length === 1) v.write(tf.zeros(shape));
       else {
         const out = outProj.has(v) ? std / Math.sqrt(2 * layers) : std;
-        v.write(tf.randomNormal(shape, 0, out, 'float32', seed * 7919 + k++));
+        v.write(tf.randomNormal(shape, 0, out, 'float32', seed * 7919 + 1 + k++));
       }
     }
   });
