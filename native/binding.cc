@@ -9,6 +9,7 @@
 #include <node_api.h>
 
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "attention.h"
@@ -24,6 +25,10 @@ ThreadPool& pool() {
 }
 
 namespace {
+
+// One kernel call at a time per process: worker_threads share this library, its thread pool and
+// the decode path's scratch, and the pool already uses every core.
+std::mutex gCallMutex;
 
 #define CHECK_NAPI(call)                                            \
   do {                                                              \
@@ -65,6 +70,7 @@ napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
   p.T = ints[0]; p.batch = ints[1]; p.nHeads = ints[2]; p.nKv = ints[3]; p.D = ints[4];
   p.rotaryDim = ints[5]; p.interleaved = ints[6]; p.pageSize = ints[7]; p.maxPages = ints[8];
   p.eps = static_cast<float>(eps);
+  std::lock_guard<std::mutex> lock(gCallMutex);
   ropeSplitStoreRagged(p);
   return nullptr;
 }
@@ -87,6 +93,7 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
   p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.D = ints[3]; p.pageSize = ints[4];
   p.maxPages = ints[5]; p.mask = ints[6]; p.window = ints[7]; p.chunk = ints[8]; p.variant = ints[9];
   p.scale = static_cast<float>(scale);
+  std::lock_guard<std::mutex> lock(gCallMutex);
   flashAttentionRaggedPaged(p);
   return nullptr;
 }
@@ -103,6 +110,7 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   int32_t n = 1;
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc >= 1) napi_get_value_int32(env, a[0], &n);
+  std::lock_guard<std::mutex> lock(gCallMutex);
   pool().resize(n);
   return nullptr;
 }
