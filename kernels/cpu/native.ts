@@ -60,3 +60,14 @@ export function getCpuKernelImpl(): CpuKernelImpl { return impl; }
 export function activeNative(): NativeKernels | null {
   return impl === 'ts' ? null : nativeKernels;
 }
+
+/**
+ * Threads the native kernels use (default: the machine's cores, or TFJS_ATTENTION_THREADS).
+ * Returns the count in effect; a no-op returning 1 without the addon.
+ */
+export function setCpuKernelThreads(n: number): number {
+  check(Number.isInteger(n) && n >= 1, 'setCpuKernelThreads', () => `n must be an integer >= 1, got ${n}`);
+  if (!nativeKernels) return 1;
+  nativeKernels.setThreads(n);
+  return nativeKernels.threads();
+}

@@ -25,4 +25,4 @@ export function registerCpuKernels(): void {
   }
 }
 
-export { setCpuKernelImpl, getCpuKernelImpl, nativeKernels } from './native.js';
+export { getCpuKernelImpl, nativeKernels, setCpuKernelImpl, setCpuKernelThreads } from './native.js';
