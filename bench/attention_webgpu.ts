@@ -168,6 +168,14 @@ async function prefill(): Promise<void> {
     }
   }
   webgpuFlashTuning.prefill = all;
+  {
+    const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'auto' };
+    const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const t = await timeIt(run, small ? 3 : 10);
+    const ms = Number.isNaN(t.gpu) ? t.batch : t.gpu;
+    rows.push({ name: `prefill 1x${T} auto (defaults)`, ms, ...t, tflops: flops / ms / 1e9 });
+    console.log(`prefill 1x${T} auto (defaults): ${ms.toFixed(3)} ms (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)}), ${(flops / ms / 1e9).toFixed(2)} TFLOP/s`);
+  }
   qt.dispose();
 }
 
@@ -201,15 +209,12 @@ async function decode(): Promise<void> {
   const saved = { ...t };
   // sg: subgroup kernel (nw subgroups, u keys per block); else shared-memory tiles (bc keys, wg threads).
   const cfgs = [
-    { sg: true, nw: 4, u: 8, split: 128, target: 8192 },
     { sg: true, nw: 4, u: 8, split: 256, target: 4096 },
-    { sg: true, nw: 2, u: 8, split: 128, target: 8192 },
-    { sg: true, nw: 8, u: 8, split: 256, target: 4096 },
-    { sg: true, nw: 4, u: 4, split: 128, target: 8192 },
-    { sg: true, nw: 4, u: 16, split: 256, target: 8192 },
-    { sg: true, nw: 4, u: 8, split: 512, target: 2048 },
+    { sg: true, nw: 4, u: 8, split: 256, target: 2048 },
+    { sg: true, nw: 4, u: 8, split: 512, target: 4096 },
+    { sg: true, nw: 4, u: 8, split: 128, target: 4096 },
+    { sg: true, nw: 4, u: 8, split: 128, target: 8192 },
     { sg: false, bc: [16], wg: 128, split: 128, target: 8192 },
-    { sg: false, bc: [16], wg: 128, split: 64, target: 16384 },
   ];
   for (const cf of small ? cfgs.slice(0, 2) : cfgs) {
     Object.assign(t, { decodeSubgroup: cf.sg, decodeSubgroupWarps: cf.nw ?? 4, decodeSubgroupKeys: cf.u ?? 8, decodeBc: cf.bc ?? [16],
@@ -230,6 +235,14 @@ async function decode(): Promise<void> {
     }
   }
   Object.assign(t, saved);
+  {
+    const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: causal, collection: c, layerIdx: 0, variant: 'auto' };
+    const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const tm = await timeIt(run, small ? 5 : 30);
+    const ms = Number.isNaN(tm.gpu) ? tm.batch : tm.gpu;
+    rows.push({ name: `decode ${B}x${ctx} auto (defaults)`, ms, ...tm, tbps: bytes / ms / 1e9 });
+    console.log(`decode ${B}x${ctx} auto (defaults): ${ms.toFixed(3)} ms (wall ${tm.wall.toFixed(3)}, batch ${tm.batch.toFixed(3)}), ${(bytes / ms / 1e9).toFixed(2)} TB/s of K/V`);
+  }
   qt.dispose();
 }
 

@@ -37,13 +37,15 @@ export const webgpuFlashTuning = {
     { name: 'm8b8', tq: 2, bc: 8, rm: 4, tc: 2 },
     { name: 'm4b4', tq: 1, bc: 4, rm: 2, tc: 1 },
   ] as NamedPrefill[],
-  // H200 decode 32x4096: bc16 wg128 8192 target 0.84 ms (1.28 TB/s); bc32 wg256 2048 target 1.12 ms.
+  // H200 decode 32x4096 (shared-memory tiles, used without fixed-size subgroups): bc16 wg128 with
+  // target 8192 0.84 ms (1.28 TB/s); bc32 wg256 target 2048 1.12 ms. The subgroup kernel: 0.48 ms.
   decodeBc: [16, 8, 4],
   decodeWg: 128,
   /** Decode: load the next K/V tile into registers while computing this one. */
   decodePrefetch: true,
-  decodeMinSplitKeys: 128,
-  decodeTargetWorkgroups: 8192,
+  // Subgroup kernel, H200 32x4096: target 2048 0.42 ms (2.56 TB/s), 4096 0.45 ms, 8192 0.50 ms.
+  decodeMinSplitKeys: 256,
+  decodeTargetWorkgroups: 2048,
   decodeMaxNew: 4,
   /** Decode with the subgroup kernel (flash_decode_sg_wgsl.ts) where subgroups have a fixed size. */
   decodeSubgroup: true,
