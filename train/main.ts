@@ -25,20 +25,25 @@ function parseArgs(argv: string[]): Partial<ExperimentOptions> {
     if (!Number.isFinite(v)) throw new Error(`[train] --${k} must be a number, got '${o[k]}'`);
     return v;
   };
+  const int = (k: string) => {
+    const v = num(k);
+    if (!Number.isInteger(v) || v < (k === 'seed' ? 0 : 1)) throw new Error(`[train] --${k} must be an integer >= ${k === 'seed' ? 0 : 1}, got '${o[k]}'`);
+    return v;
+  };
   const out: Partial<ExperimentOptions> = {};
   for (const k of Object.keys(o)) {
     switch (k) {
-      case 'steps': out.steps = num(k); break;
-      case 'seed': out.seed = num(k); break;
-      case 'batch': out.batch = num(k); break;
+      case 'steps': out.steps = int(k); break;
+      case 'seed': out.seed = int(k); break;
+      case 'batch': out.batch = int(k); break;
       case 'lr': out.lr = num(k); break;
-      case 'hidden': out.hidden = num(k); break;
-      case 'layers': out.layers = num(k); break;
-      case 'eval': out.heldOut = num(k); break;
-      case 'heads': out.heads = num(k); break;
-      case 'kv-heads': out.kvHeads = num(k); break;
+      case 'hidden': out.hidden = int(k); break;
+      case 'layers': out.layers = int(k); break;
+      case 'eval': out.heldOut = int(k); break;
+      case 'heads': out.heads = int(k); break;
+      case 'kv-heads': out.kvHeads = int(k); break;
       case 'theta': out.theta = num(k); break;
-      case 'max-len': out.maxLen = num(k); break;
+      case 'max-len': out.maxLen = int(k); break;
       case 'backend': out.backend = o[k]; break;
       case 'out': out.out = o[k]; break;
       default: throw new Error(`[train] unknown flag --${k}; flags: --steps --backend --seed --out --batch --lr --hidden --layers --heads --kv-heads --theta --max-len --eval`);
