@@ -2,10 +2,12 @@
  * FlashAttentionRaggedPaged on webgpu (Dawn over the software Vulkan driver in CI) against an
  * exact float64 reference: page sizes 1, 16, 128 with scrambled pages, contexts crossing pages,
  * empty and one-token sequences, GQA ratios, every mask, both paths (prefill tiles and split-K
- * decode), with and without subgroup reductions, several head sizes.
+ * decode), with and without subgroup reductions, several head sizes; and against the composite
+ * reference (kernels/reference) run on the cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant } from '../../kernels/kernel_names';
+import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
 import { webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
 import type { MaskSpec } from '../../lib/types';
 import { attentionRef, rand, relErr, scrambledCache, startWebGpu, stopWebGpu } from './webgpu_support';
@@ -51,6 +53,14 @@ async function runCase(k: Case, seed: number): Promise<number> {
   const got = await out.data();
   tf.dispose([qt, out]);
   const kv = model.map((m) => ({ k: Float32Array.from(m.k), v: Float32Array.from(m.v) }));
+  // The composite reference (kernels/reference) on the cpu backend agrees too.
+  await tf.setBackend('cpu');
+  const qc = tf.tensor2d(q, [T, nH * D]);
+  const composite = flashAttentionRaggedPagedReference(qc, attrs);
+  const viaComposite = await composite.data();
+  tf.dispose([qc, composite]);
+  await tf.setBackend('webgpu');
+  expect(relErr(got, viaComposite)).toBeLessThan(1e-4);
   return relErr(got, attentionRef(q, c, kv, nH, nKv, D, scale, k.mask));
 }
 
