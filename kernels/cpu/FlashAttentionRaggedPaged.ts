@@ -15,15 +15,16 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
     const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
     const qInfo = (inputs as NamedTensorInfoMap).q as TensorInfo;
     const ints = attentionArgs(a, qInfo.shape);
-    const io = new KernelIO(FlashAttentionRaggedPaged, backendName, backend);
-    const out = io.output([qInfo.shape[0], qInfo.shape[1]]); // [T, nHeads * headDim]
-    if (qInfo.shape[0] === 0) return out;
-    const q = io.input(qInfo, 'q');
-    const o = io.outputValues();
+    const io: KernelIO = new KernelIO(FlashAttentionRaggedPaged, backendName, backend);
     const c = a.collection;
     const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
     checkPools(FlashAttentionRaggedPaged, c, kPool, vPool);
+    io.require(qInfo, 'q');
     const native = activeNative();
+    const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null); // [T, nHeads * headDim]
+    if (qInfo.shape[0] === 0) return out;
+    const q = io.input(qInfo, 'q');
+    const o = io.outputValues();
     if (native) {
       native.flashAttention(q, o, kPool, vPool, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);
     } else {

@@ -19,18 +19,20 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
     const kNormInfo: TensorInfo | undefined = ins.kNormWeight;
     const useNorm = a.qkNormEps >= 0;
     const ints = ropeArgs(a, qkvInfo.shape, qNormInfo !== undefined && kNormInfo !== undefined);
-    const io = new KernelIO(RopeSplitStoreRagged, backendName, backend);
+    const io: KernelIO = new KernelIO(RopeSplitStoreRagged, backendName, backend);
     const T = qkvInfo.shape[0], width = a.nHeads * a.headDim;
-    const out = io.output([T, width]); // [T, nHeads * headDim]
+    const c = a.collection;
+    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
+    checkPools(RopeSplitStoreRagged, c, kPool, vPool);
+    io.require(qkvInfo, 'qkv');
+    if (useNorm) { io.require(qNormInfo, 'qNormWeight'); io.require(kNormInfo, 'kNormWeight'); }
+    const native = activeNative();
+    const out = io.output([T, width], native !== null); // [T, nHeads * headDim]
     if (T === 0) return out;
     const qkv = io.input(qkvInfo, 'qkv');
     const qw = useNorm ? io.input(qNormInfo, 'qNormWeight') : null;
     const kw = useNorm ? io.input(kNormInfo, 'kNormWeight') : null;
     const qOut = io.outputValues();
-    const c = a.collection;
-    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
-    checkPools(RopeSplitStoreRagged, c, kPool, vPool);
-    const native = activeNative();
     if (native) {
       native.ropeSplitStore(qkv, qOut, kPool, vPool, a.rope.cos, a.rope.sin, qw, kw, ints, c.rowOffsets,
         c.startPositions, c.pageTable, a.qkNormEps);

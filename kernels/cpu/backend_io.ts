@@ -16,6 +16,15 @@ interface WasmBackendLike {
   typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
 
+type BufferLike = { allocUnsafeSlow(n: number): { buffer: ArrayBuffer; byteOffset: number } };
+const NodeBuffer = (globalThis as unknown as { Buffer?: BufferLike }).Buffer;
+
+function uninitializedFloat32(size: number): Float32Array {
+  if (!NodeBuffer || size < 4096) return new Float32Array(size);
+  const b = NodeBuffer.allocUnsafeSlow(size * 4);
+  return new Float32Array(b.buffer, b.byteOffset, size);
+}
+
 /** Reads float32 inputs and makes one float32 output, on the backend named by `backendName`. */
 export class KernelIO {
   private out: TensorInfo | null = null;
@@ -23,11 +32,15 @@ export class KernelIO {
 
   constructor(private readonly where: string, private readonly backendName: 'cpu' | 'wasm', private readonly backend: unknown) {}
 
-  /** Allocates the output (do this before reading inputs: on wasm it may move the heap). */
-  output(shape: number[]): TensorInfo {
+  /**
+   * Allocates the output (do this before reading inputs: on wasm it may move the heap).
+   * `overwritten`: the kernel writes every element, so on `cpu` in Node the array may skip
+   * zero-filling (Buffer.allocUnsafeSlow; saves a pass over a multi-megabyte output).
+   */
+  output(shape: number[], overwritten = false): TensorInfo {
     const size = shape.reduce((x, y) => x * y, 1);
     if (this.backendName === 'cpu') {
-      this.outValues = new Float32Array(size);
+      this.outValues = overwritten ? uninitializedFloat32(size) : new Float32Array(size);
       this.out = (this.backend as CpuBackendLike).makeTensorInfo(shape, 'float32', this.outValues);
     } else {
       this.out = (this.backend as WasmBackendLike).makeOutput(shape, 'float32');
@@ -41,9 +54,14 @@ export class KernelIO {
     return (this.backend as WasmBackendLike).typedArrayFromHeap(this.out as TensorInfo);
   }
 
-  input(t: TensorInfo | undefined, name: string): Float32Array {
+  /** Checks an input before anything is allocated (a throw after `output` would leak it). */
+  require(t: TensorInfo | undefined, name: string): asserts t is TensorInfo {
     check(t !== undefined, this.where, () => `input ${name} is missing`);
     check(t.dtype === 'float32', this.where, () => `input ${name} must be float32, got ${t.dtype}`);
+  }
+
+  input(t: TensorInfo | undefined, name: string): Float32Array {
+    this.require(t, name);
     if (this.backendName === 'cpu') return (this.backend as CpuBackendLike).data.get(t.dataId).values as Float32Array;
     return (this.backend as WasmBackendLike).typedArrayFromHeap(t);
   }

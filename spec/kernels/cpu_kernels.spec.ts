@@ -195,8 +195,10 @@ describe('CPU kernels: collection checks (the native kernels trust every page id
     const s = setup(cs, 21);
     (s.c.pageTable as Int32Array)[1] = 9999;
     const qkv = tf.zeros([s.c.totalTokens, (cs.nH + 2 * cs.nKv) * cs.D]);
+    const before = tf.engine().backend.numDataIds();
     expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, s.attrs as unknown as tf.NamedAttrMap))
       .toThrow(/\[RopeSplitStoreRagged\] collection.pageTable\[0, 1\] \(9999\) must be a page id in \[0, \d+\)/);
+    expect(tf.engine().backend.numDataIds()).toBe(before);
     qkv.dispose();
   });
 
