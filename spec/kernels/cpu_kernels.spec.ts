@@ -3,7 +3,9 @@
  * float64 naive references and the composite references (kernels/reference), on scrambled page
  * tables with page sizes 1 / 16 / 128, contexts crossing pages, empty and one-token sequences,
  * GQA ratios 1 / 2 / 4 and MQA, head dims 8 / 16 / 64 / 128, every mask variant, both rope layouts,
- * partial rotary and qk-norm. Tolerance: max abs error <= 1e-4 * max |expected|.
+ * partial rotary and qk-norm; G 3 and D 96 (no 16-lane fast path); the wasm backend (heap in place);
+ * NaN isolation between sequences; collection checks that keep the native code in bounds.
+ * Tolerance: max abs error <= 1e-4 * max |expected|.
  */
 import * as tf from '@tensorflow/tfjs';
 
