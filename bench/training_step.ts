@@ -1,13 +1,16 @@
 /**
  * One training step (forward + backward, gradients of the input and every weight) of one
  * AttentionWithRope layer on a ragged batch: hidden 256, 8 query heads, 4 KV heads, head_dim 32,
- * causal, sequences of 32 / 64 / 96 / 128 tokens (320 rows), float32.
+ * causal, float32; two batches: 4 sequences of 32 / 64 / 96 / 128 tokens (320 rows), and 64
+ * sequences of 8-24 tokens (1,020 rows, the fine-tuning regime of `npm start`).
  *
- * Ours: the ragged training path (lib/training/ragged_train.ts) with the fused kernels
- * FlashAttentionRagged (+ its fused backward) and RopeRagged, and the untransposed 2-D matMul gradient.
+ * Ours: the ragged training path as shipped (lib/training/ragged_train.ts): RopeRagged kernel, the
+ * untransposed 2-D matMul gradient, and attention as `trainAttentionVariant` picks it: the fused
+ * FlashAttentionRagged host kernel (+ its fused backward), or on wasm for few long sequences the
+ * composite on XNNPACK matMuls. Both versions are timed and logged.
  * Peers (stock tfjs gradients): the same ragged path on the composite references
  * (ATTENTION_ROPE_FORCE_COMPOSITE), and the padded no-cache path `layer.apply` (what `model.fit`
- * runs; each sequence padded to 128). Gradients are checked against the composite's before timing.
+ * runs; each sequence padded to the longest). Gradients are checked against the composite's before timing.
  *
  *   node dist/bench/training_step.js [--quick]      (also part of `npm run bench` once listed in run.ts)
  */
@@ -17,13 +20,22 @@ import { pathToFileURL } from 'node:url';
 
 import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
 import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/kernels/matmul_grad.js';
-import { registerTrainingKernels } from '../lib/training/kernels/ops.js';
+import { registerTrainingKernels, trainAttentionVariant } from '../lib/training/kernels/ops.js';
 import { attentionRaggedTrain } from '../lib/training/ragged_train.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved } from './harness.js';
 
-const H = 256, NH = 8, NKV = 4, D = 32, LENS = [32, 64, 96, 128];
-const OFFSETS = LENS.reduce((o, n) => [...o, o[o.length - 1] + n], [0]);
-const T = OFFSETS[OFFSETS.length - 1], S = Math.max(...LENS);
+const H = 256, NH = 8, NKV = 4, D = 32;
+
+/** A ragged batch: its sequence lengths, row offsets, rows and longest sequence. */
+interface Scenario { name: string; lens: number[]; offsets: number[]; T: number; S: number }
+function scenario(name: string, lens: number[]): Scenario {
+  const offsets = lens.reduce((o, n) => [...o, o[o.length - 1] + n], [0]);
+  return { name, lens, offsets, T: offsets[offsets.length - 1], S: Math.max(...lens) };
+}
+const SCENARIOS = [
+  scenario('4 seqs 32/64/96/128', [32, 64, 96, 128]),
+  scenario('64 seqs of 8-24', Array.from({ length: 64 }, (_, i) => 8 + ((i * 7) % 17))),
+];
 
 function rand(n: number, seed: number, amp = 1): Float32Array {
   const a = new Float32Array(n);
@@ -43,7 +55,8 @@ function makeLayer(): AttentionWithRope {
 
 type Step = () => Float32Array[] | void;
 
-function stepFn(layer: AttentionWithRope, x: tf.Variable, padded: boolean, keep = false): Step {
+function stepFn(sc: Scenario, layer: AttentionWithRope, x: tf.Variable, padded: boolean, keep = false): Step {
+  const { lens: LENS, offsets: OFFSETS, T, S } = sc;
   const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
   const mask = tf.tensor2d(rand(T * H, 9), [T, H]);
   const xPad = () => tf.concat(LENS.map((n, b) => tf.pad(x.slice([OFFSETS[b], 0], [n, H]), [[0, S - n], [0, 0]])), 0).reshape([LENS.length, S, H]);
@@ -69,10 +82,11 @@ function maxRel(a: Float32Array[], b: Float32Array[]): number {
   return worst;
 }
 
-async function runOn(backend: string, opts: BenchOptions): Promise<BenchRow[]> {
+async function runOn(sc: Scenario, backend: string, opts: BenchOptions): Promise<BenchRow[]> {
   await tf.setBackend(backend);
   await tf.ready();
   registerTrainingKernels();
+  const { T, offsets: OFFSETS } = sc;
   const layer = makeLayer();
   tf.tidy(() => layer.weights.forEach((w, i) => w.write(tf.tensor(rand(w.shape.reduce((p, q) => p! * q!, 1)!, 100 + i, 0.06), w.shape as number[]))));
   const x = tf.variable(tf.tensor2d(rand(T * H, 7), [T, H]));
@@ -81,22 +95,30 @@ async function runOn(backend: string, opts: BenchOptions): Promise<BenchRow[]> {
     if (on) uninstallMatMulGradient(); else installMatMulGradient();
     try { return f(); } finally { tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false); installMatMulGradient(); }
   };
-  const ours = withComposite(false, stepFn(layer, x, false));
-  const composite = withComposite(true, stepFn(layer, x, false));
-  const padded = withComposite(true, stepFn(layer, x, true));
-  const g0 = withComposite(false, stepFn(layer, x, false, true))() as Float32Array[];
-  const g1 = withComposite(true, stepFn(layer, x, false, true))() as Float32Array[];
-  const g2 = withComposite(true, stepFn(layer, x, true, true))() as Float32Array[];
-  opts.log(`  [${backend}] gradient check vs composite: fused ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
+  const ours = withComposite(false, stepFn(sc, layer, x, false));
+  const composite = withComposite(true, stepFn(sc, layer, x, false));
+  const padded = withComposite(true, stepFn(sc, layer, x, true));
+  const g0 = withComposite(false, stepFn(sc, layer, x, false, true))() as Float32Array[];
+  const g1 = withComposite(true, stepFn(sc, layer, x, false, true))() as Float32Array[];
+  const g2 = withComposite(true, stepFn(sc, layer, x, true, true))() as Float32Array[];
+  opts.log(`  [${sc.name}, ${backend}] gradient check vs composite: ours ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
   // Chunks of 5 calls per side (first discarded): the garbage one side leaves (the composite paths
   // allocate every intermediate) is collected in the next side's first call, not in its timed ones;
   // with chunks of 2 the fused side measured up to 2x slower on cpu than timed alone.
   const t = opts.quick ? { warmup: 1, minIters: 2, maxIters: 4, minMs: 0, chunk: 2 }
     : { warmup: 1, minIters: 8, maxIters: 60, minMs: 3000, maxMs: backend === 'cpu' ? 90000 : 30000, chunk: 5 };
   const [oursMs, compMs, padMs] = await timeInterleaved([ours, composite, padded], t);
+  // the versions `auto` chooses between (trainAttentionVariant), each with the untransposed matMul gradient
+  const forced = (v: string): Step => () => {
+    tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', v as unknown as boolean);
+    try { return ours(); } finally { tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', 'auto' as unknown as boolean); }
+  };
+  const [fusedMs, compFastMs] = await timeInterleaved([forced('fused'), forced('composite')], { ...t, maxMs: t.maxMs ? t.maxMs / 2 : undefined });
+  opts.log(`  [${sc.name}, ${backend}] auto picks '${trainAttentionVariant({ nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1, mask: { variant: 'causal', window: 0, chunk: 0 }, rowOffsets: Int32Array.from(OFFSETS) })}'; `
+    + `forced fused host kernel ${fusedMs.toFixed(1)} ms, forced composite attention (XNNPACK/tfjs matMuls) ${compFastMs.toFixed(1)} ms`);
   layer.dispose();
   x.dispose();
-  const name = `train step ${LENS.join('/')} (T=${T})`;
+  const name = `train step ${sc.name} (T=${T})`;
   return [row(name, backend, oursMs, 'composite ragged', compMs), row(name, backend, oursMs, 'padded layer.apply', padMs)];
 }
 
@@ -104,7 +126,7 @@ export const trainingStepBench: BenchModule = {
   name: 'training_step',
   async run(opts: BenchOptions): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
-    for (const b of ['cpu', 'wasm']) rows.push(...await runOn(b, opts));
+    for (const sc of SCENARIOS) for (const b of ['cpu', 'wasm']) rows.push(...await runOn(sc, b, opts));
     return rows;
   },
 };

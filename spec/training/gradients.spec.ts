@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import type { AttentionWithRopeArgs } from '../../lib/attention/options';
-import { registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { registerTrainingKernels, trainAttentionVariant } from '../../lib/training/kernels/ops';
 import { attentionRaggedTrain } from '../../lib/training/ragged_train';
 import { describeEachBackend } from '../support/backends';
 import { randomArray } from '../support/random_layer';
@@ -58,8 +58,10 @@ describeEachBackend('training gradients', () => {
       const R = tf.tensor2d(Rh, [T, 16]);
       // tf.grads differentiates w.r.t. the tensors it is given: the weights are read inside the
       // layer, so differentiate w.r.t. x and the weights through variableGrads instead.
+      tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', 'fused' as unknown as boolean);
       const fusedAll = tf.variableGrads(() => tf.sum(tf.mul(attentionRaggedTrain(layer, x, OFFSETS), R)) as tf.Scalar,
         [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)]);
+      tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', 'auto' as unknown as boolean);
       tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
       const compAll = tf.variableGrads(() => tf.sum(tf.mul(attentionRaggedTrain(layer, x, OFFSETS), R)) as tf.Scalar,
         [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)]);
@@ -92,6 +94,21 @@ describeEachBackend('training gradients', () => {
       layer.dispose();
     });
   }
+
+  it('trainAttentionVariant: the flag forces each version; auto takes the host kernel for many short sequences', () => {
+    const a = (lens: number[]) => ({ nHeads: 8, nKvHeads: 4, headDim: 32, scale: 1, mask: { variant: 'causal' as const, window: 0, chunk: 0 },
+      rowOffsets: Int32Array.from(lens.reduce((o, n) => [...o, o[o.length - 1] + n], [0])) });
+    expect(trainAttentionVariant(a(new Array(64).fill(14)))).toBe('fused');
+    expect(trainAttentionVariant(a([512, 512]))).toBe(tf.getBackend() === 'wasm' ? 'composite' : 'fused');
+    for (const v of ['fused', 'composite'] as const) {
+      tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', v as unknown as boolean);
+      expect(trainAttentionVariant(a([512]))).toBe(v);
+    }
+    tf.env().set('ATTENTION_ROPE_TRAIN_ATTENTION', 'auto' as unknown as boolean);
+    tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
+    expect(trainAttentionVariant(a([4]))).toBe('composite');
+    tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false);
+  });
 
   it('the padded path (layer.apply) has the same weight gradients as the ragged path', () => {
     const layer = tinyLayer({ useQkNorm: true, hasBias: true, maskVariant: 'sliding_window_causal', slidingWindow: 3 });

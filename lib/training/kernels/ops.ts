@@ -2,7 +2,7 @@
  * `flashAttentionRagged(q, k, v, attrs)`: attention over packed ragged rows with no cache, the
  * differentiable core of the ragged training path. Runs the fused kernel where the active
  * backend has it (cpu, wasm) and the composite reference elsewhere, or everywhere when
- * `ATTENTION_ROPE_FORCE_COMPOSITE` is set (kernels/ops.ts).
+ * `ATTENTION_ROPE_FORCE_COMPOSITE` is set (kernels/ops.ts); see trainAttentionVariant.
  *
  * @example
  * const out = flashAttentionRagged(q, k, v, { nHeads: 4, nKvHeads: 2, headDim: 16, scale: 0.25,
@@ -44,11 +44,42 @@ function checkAttrs(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: FlashAtte
   for (let i = 1; i < r.length; i++) check(r[i] >= r[i - 1], W, () => `rowOffsets must not decrease, got ${r[i - 1]} then ${r[i]} at index ${i}`);
 }
 
+const env = tf.env();
+if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_TRAIN_ATTENTION')) {
+  try { env.registerFlag('ATTENTION_ROPE_TRAIN_ATTENTION', () => 'auto' as unknown as boolean); } catch { /* registered by a twin module */ }
+}
+
+export type TrainAttentionVariant = 'auto' | 'fused' | 'composite';
+
+/**
+ * Which implementation of the training attention runs. Flag `ATTENTION_ROPE_TRAIN_ATTENTION`
+ * ('auto' | 'fused' | 'composite') forces one. `auto`: the fused host kernel, except on wasm
+ * for few long sequences, where the composite's XNNPACK matMuls beat the scalar host loops
+ * (its cost is mostly a fixed ~0.7 ms of op overhead per (sequence, KV head) block, the host
+ * kernel's ~9 ns per query-key pair and head dim; measured on 2 cores: 64 sequences of ~14
+ * tokens, fused 5x faster; 4 sequences of 32-128 tokens, composite 1.5x faster).
+ */
+export function trainAttentionVariant(a: FlashAttentionRaggedAttrs): 'fused' | 'composite' {
+  const forced = tf.env().get('ATTENTION_ROPE_TRAIN_ATTENTION') as unknown as TrainAttentionVariant;
+  if (!hasFusedKernel(FlashAttentionRagged)) return 'composite';
+  if (forced === 'fused' || forced === 'composite') return forced;
+  if (tf.getBackend() !== 'wasm') return 'fused';
+  let pairs = 0, blocks = 0;
+  const r = a.rowOffsets;
+  for (let b = 0; b + 1 < r.length; b++) {
+    const n = r[b + 1] - r[b];
+    if (n > 0) { pairs += (n * (n + 1)) / 2; blocks += a.nKvHeads; }
+  }
+  const hostMs = 9e-6 * pairs * a.nHeads * a.headDim;
+  const compositeMs = 0.7 * blocks;
+  return hostMs <= compositeMs ? 'fused' : 'composite';
+}
+
 /** Attention of each packed sequence over itself: `[T, nH*hd]`. Differentiable in q, k and v. */
 export function flashAttentionRagged(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, attrs: FlashAttentionRaggedAttrs): tf.Tensor2D {
   checkAttrs(q, k, v, attrs);
   registerTrainingGradients();
-  if (!hasFusedKernel(FlashAttentionRagged)) return flashAttentionRaggedReference(q, k, v, attrs);
+  if (trainAttentionVariant(attrs) === 'composite') return flashAttentionRaggedReference(q, k, v, attrs);
   const [out, lse] = tf.engine().runKernel(FlashAttentionRagged, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   lse.dispose();
   return out as tf.Tensor2D;

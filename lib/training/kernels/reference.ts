@@ -23,7 +23,8 @@ export function flashAttentionRaggedReference(q: tf.Tensor2D, k: tf.Tensor2D, v:
       for (let h = 0; h < nKvHeads; h++) {
         const qh = qb.slice([0, h, 0], [n, 1, g * hd]).reshape([n * g, hd]) as tf.Tensor2D; // [n*g, hd]
         const kh = kb.slice([0, h * hd], [n, hd]), vh = vb.slice([0, h * hd], [n, hd]); // [n, hd]
-        const scores = tf.add(tf.mul(tf.matMul(qh, kh, false, true), scale), maskT); // [n*g, n]
+        // K transposed as its own op: tfjs-wasm sends only untransposed matMuls to XNNPACK
+        const scores = tf.add(tf.mul(tf.matMul(qh, tf.transpose(kh)), scale), maskT); // [n*g, n]
         heads.push(tf.matMul(tf.softmax(scores), vh).reshape([n, g * hd])); // [n, g*hd]
       }
       outs.push(heads.length === 1 ? heads[0] : tf.concat(heads, 1)); // [n, nH*hd]
