@@ -5,8 +5,11 @@
 #   bash scripts/setup-vulkan.sh            # lavapipe (Mesa 25 from bookworm-backports)
 #   VULKAN_DRIVER=swiftshader bash scripts/setup-vulkan.sh   # SwiftShader from the chromium package
 #
-# Why lavapipe from backports: Debian 12's own Mesa 22.3 lavapipe lacks what Dawn needs; Mesa 25
-# from bookworm-backports works and runs the kernels faster than SwiftShader (measured here).
+# Why lavapipe from backports: Debian 12's own Mesa 22.3 lavapipe is too old for Dawn; Mesa 25 from
+# bookworm-backports works and runs these kernels 3-8x faster than SwiftShader 5.0 from chromium
+# (bench/attention_webgpu.ts --small on 2 cores: decode 8x1024 41 vs 266 ms, prefill 1x512 1.7 vs
+# 8.7 s, rope 28 vs 193 ms). Under SwiftShader the rope spec passes but the flash spec's jest
+# worker was killed (out of memory while compiling the unrolled shaders), so CI uses lavapipe.
 # The SwiftShader route needs VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json at run time.
 # Needs root (apt-get); prints what it did and exits non-zero only when no driver could be had.
 set -euo pipefail

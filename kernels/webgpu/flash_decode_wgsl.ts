@@ -14,7 +14,6 @@
  * (acc[D4], (m, l)) goes to `part[(s * T + t) * NH + head][D4 + 1]` and the merge pass
  * (one workgroup per (t, head)) combines the splits: sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
  */
-import type { MaskVariant } from '../../lib/types.js';
 import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 import { swizzleMask } from './flash_prefill_wgsl.js';
 
@@ -31,8 +30,6 @@ export interface DecodeShape {
   headDim: number;
   nHeads: number;
   nKvHeads: number;
-  pageSize: number;
-  mask: MaskVariant;
 }
 
 function dims(c: DecodeConfig, s: DecodeShape) {

@@ -88,7 +88,7 @@ export function checkFlashArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonl
 export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, lanes: number, threadLimit: number): PrefillConfig & { name: string } {
   const g = a.nHeads / a.nKvHeads;
   const d4 = a.headDim / 4;
-  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   for (const n of webgpuFlashTuning.prefill) {
     const tc = pow2Dividing(d4, n.tc);
     if (n.bc % tc !== 0) continue;
@@ -104,7 +104,7 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
 /** Decode config: the subgroup kernel where subgroups have a fixed size, else shared-memory tiles. */
 export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0):
   ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) {
-  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads, pageSize: a.collection.cache.params.pageSize, mask: a.mask.variant };
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const t = webgpuFlashTuning;
   if (t.decodeSubgroup && t.subgroups && sgs > 0) {
     // Fewer keys per block when lanes hold several columns (small subgroups): smaller shaders.

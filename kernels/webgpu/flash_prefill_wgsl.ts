@@ -14,7 +14,6 @@
  * (key) within aligned groups of vec4 columns, so the threads of a warp hit distinct banks.
  * The register tiles are unrolled by the generator (named scalars), so they stay in registers.
  */
-import type { MaskVariant } from '../../lib/types.js';
 import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 
 export interface PrefillConfig {
@@ -36,8 +35,6 @@ export interface PrefillShape {
   headDim: number;
   nHeads: number;
   nKvHeads: number;
-  pageSize: number;
-  mask: MaskVariant;
 }
 
 /** Rows per workgroup (TQ * G rounded up to RM) and threads. */
