@@ -248,7 +248,7 @@ void writeRows(const AttnParams& p, int b, int h, int t0, int t1, const float* o
   if (D % VL == 0) {
     for (int m0 = 0; m0 < M; m0 += VL) {
       float inv[VL];
-      for (int i = 0; i < VL; i++) inv[i] = m0 + i < M && lr[m0 + i] > 0.f ? 1.f / lr[m0 + i] : 0.f;
+      for (int i = 0; i < VL; i++) inv[i] = m0 + i < M && lr[m0 + i] != 0.f ? 1.f / lr[m0 + i] : 0.f;  // NaN l keeps NaN
       for (int d0 = 0; d0 < D; d0 += VL) {
         v16 r[VL];
         for (int i = 0; i < VL; i++) r[i] = vload(ot + static_cast<size_t>(d0 + i) * Mp + m0);
@@ -260,7 +260,7 @@ void writeRows(const AttnParams& p, int b, int h, int t0, int t1, const float* o
   }
   for (int m = 0; m < M; m++) {
     float* o = outRow(m);
-    float inv = lr[m] > 0.f ? 1.f / lr[m] : 0.f;
+    float inv = lr[m] != 0.f ? 1.f / lr[m] : 0.f;  // NaN l keeps NaN
     for (int d = 0; d < D; d++) o[d] = ot[static_cast<size_t>(d) * Mp + m] * inv;
   }
 }
@@ -330,17 +330,18 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
       std::fill(o, o + D, 0.f);
       float mx = NEG_INF;
       for (int s = s0; s < s1; s++) mx = std::max(mx, partial[(static_cast<size_t>(s) * p.nKv + h) * stateSize + m]);
-      if (mx == NEG_INF) continue;
+      // A NaN score leaves m at -inf (max drops NaN) but l NaN: the row must come out NaN, not 0.
       float L = 0.f;
       for (int s = s0; s < s1; s++) {
         const float* st = partial + (static_cast<size_t>(s) * p.nKv + h) * stateSize;
-        if (st[m] == NEG_INF) continue;
+        if (std::isnan(st[Mp + m])) L = NAN;
+        if (st[m] == NEG_INF || mx == NEG_INF) continue;
         float w = std::exp(st[m] - mx);
         L += w * st[Mp + m];
         const float* so = st + 2 * Mp + static_cast<size_t>(m) * D;
         for (int d = 0; d < D; d++) o[d] += w * so[d];
       }
-      float inv = L > 0.f ? 1.f / L : 0.f;
+      float inv = L != 0.f ? 1.f / L : 0.f;
       for (int d = 0; d < D; d++) o[d] *= inv;
     }
   };
