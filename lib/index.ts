@@ -28,3 +28,6 @@ export { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../kernels/ops.
 export { loadPretrained } from '../models/load.js';
 export { createModel, supportedModelTypes } from '../models/registry.js';
 export { Generator, generate } from './generation/generator.js';
+export * from './training/index.js';
+export { splitHeads, headCounts } from './sharding/head_split.js';
+export { shardInfoOf } from './sharding/shard_layer.js';
