@@ -144,10 +144,9 @@ async function prefill(): Promise<void> {
   const all: NamedPrefill[] = [...webgpuFlashTuning.prefill];
   const cfgs: NamedPrefill[] = [
     { name: 'm64b16r2', tq: 16, bc: 16, rm: 2, tc: 8 },
-    { name: 'm48b16r2', tq: 12, bc: 16, rm: 2, tc: 8 },
+    { name: 'm64b16r2t4', tq: 16, bc: 16, rm: 2, tc: 4 },
+    { name: 'm64b16r2-noprefetch', tq: 16, bc: 16, rm: 2, tc: 8, prefetch: false },
     { name: 'm64b8r2', tq: 16, bc: 8, rm: 2, tc: 8 },
-    { name: 'm32b32r1', tq: 8, bc: 32, rm: 1, tc: 8 },
-    { name: 'm64b16r1', tq: 16, bc: 16, rm: 1, tc: 8 },
     { name: 'm48b32r3', tq: 12, bc: 32, rm: 3, tc: 8 },
     { name: 'm64b16', tq: 16, bc: 16, rm: 4, tc: 8 },
   ];

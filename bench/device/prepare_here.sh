@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 bash ../shared/device/prepare.sh
-npx esbuild bench/attention_webgpu.ts --bundle --platform=node --format=esm \
-  --outfile=.device/attention_webgpu.mjs --log-level=warning \
-  --banner:js="import{createRequire as __c}from'module';const require=__c(import.meta.url);"
+for entry in bench/attention_webgpu.ts bench/device/check_webgpu.mjs; do
+  name=$(basename "${entry%.*}")
+  npx esbuild "$entry" --bundle --platform=node --format=esm \
+    --outfile=".device/$name.mjs" --log-level=warning \
+    --banner:js="import{createRequire as __c}from'module';const require=__c(import.meta.url);"
+done
 du -sh .device
