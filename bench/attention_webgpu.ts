@@ -44,7 +44,7 @@ const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length
  * Times `f`: `gpu` = median of the kernel passes' GPU timestamps (the number reported),
  * `wall` = median of submit -> onSubmittedWorkDone, `batch` = (reps calls, one wait) / reps.
  */
-async function timeIt(f: () => tf.Tensor, reps: number): Promise<{ gpu: number; wall: number; batch: number }> {
+async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ gpu: number; wall: number; batch: number }> {
   const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
   for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
   const wall: number[] = [];
@@ -61,7 +61,7 @@ async function timeIt(f: () => tf.Tensor, reps: number): Promise<{ gpu: number; 
   const batch = (performance.now() - t0) / reps;
   let gpu = NaN;
   if (dev.features.has('timestamp-query')) {
-    const n = 2 * reps;
+    const n = 2 * reps * passes;
     const qs = dev.createQuerySet({ type: 'timestamp', count: n });
     let qi = 0;
     setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
@@ -77,7 +77,12 @@ async function timeIt(f: () => tf.Tensor, reps: number): Promise<{ gpu: number; 
     const ts = new BigUint64Array(st.getMappedRange().slice(0));
     st.unmap();
     const d: number[] = [];
-    for (let i = 0; i < n; i += 2) d.push(Number(ts[i + 1] - ts[i]) / 1e6);
+    // One sum per call of its `passes` kernel passes.
+    for (let i = 0; i < n; i += 2 * passes) {
+      let sum = 0;
+      for (let p = 0; p < passes; p++) sum += Number(ts[i + 2 * p + 1] - ts[i + 2 * p]) / 1e6;
+      d.push(sum);
+    }
     gpu = median(d);
     [qs, res, st].forEach((x) => x.destroy());
   }
@@ -245,6 +250,52 @@ async function decode(): Promise<void> {
   qt.dispose();
 }
 
+/**
+ * Issue 3's bench shapes on webgpu (attention core: RoPE + paged store + attention, hidden 1024,
+ * 16 q / 4 kv heads, head_dim 64, theta 500000, causal): P1 prefill 1x512, P2 ragged prefill
+ * 64/128/192/256, D1 decode 8 x (1024 cached + 1), with a pool of 1,000 and of 64,000 pages of 16.
+ */
+async function issueShapes(): Promise<void> {
+  const nH = 16, nKv = 4, hd = 64, ps = 16;
+  const half = hd / 2;
+  const maxPos = 2048;
+  const cos = new Float32Array(maxPos * half), sin = new Float32Array(maxPos * half);
+  for (let p = 0; p < maxPos; p++) for (let i = 0; i < half; i++) {
+    const a = p * Math.pow(500000, (-2 * i) / hd);
+    cos[p * half + i] = Math.cos(a);
+    sin[p * half + i] = Math.sin(a);
+  }
+  const rope = { cos, sin, headDim: hd, rotaryDim: hd, maxPositions: maxPos, interleaved: false };
+  const core = async (name: string, numPages: number, ctx: number[], news: number[]) => {
+    const cache = new PagedKVCache({ nKvHeads: nKv, headDim: hd, pageSize: ps, numPages, numLayers: 1 });
+    const ids = ctx.map((_, b) => cache.addSequence(b));
+    if (ctx.some((x) => x > 0)) cache.step(cache.fetch(ids, ctx));
+    fillRandom(cache.keys(0), 5);
+    fillRandom(cache.values(0), 6);
+    const c = cache.fetch(ids, news);
+    const T = c.totalTokens;
+    const qkvData = new Float32Array(T * (nH + 2 * nKv) * hd);
+    fillRandom(qkvData, 7);
+    const qkv = tf.tensor2d(qkvData, [T, (nH + 2 * nKv) * hd]);
+    const ra = { nHeads: nH, nKvHeads: nKv, headDim: hd, rope, qkNormEps: -1, collection: c, layerIdx: 0 };
+    const fa = { nHeads: nH, nKvHeads: nKv, headDim: hd, scale: 1 / 8, mask: causal, collection: c, layerIdx: 0, variant: 'auto' };
+    const run = () => {
+      const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const o = tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, fa as unknown as tf.NamedAttrMap) as tf.Tensor;
+      q.dispose();
+      return o;
+    };
+    const t = await timeIt(run, small ? 3 : 30, 2);
+    rows.push({ name, ms: t.gpu, ...t });
+    console.log(`${name}: ${t.gpu.toFixed(3)} ms GPU (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)})`);
+    qkv.dispose();
+  };
+  await core('issue P1 prefill 1x512 (rope+store+attention)', 64, [0], [512]);
+  await core('issue P2 ragged prefill 64,128,192,256', 64, [0, 0, 0, 0], [64, 128, 192, 256]);
+  await core('issue D1 decode 8x1024, pool 1000 pages', 1000, Array(8).fill(1024), Array(8).fill(1));
+  if (!small) await core('issue D1 decode 8x1024, pool 64000 pages', 64000, Array(8).fill(1024), Array(8).fill(1));
+}
+
 async function main(): Promise<void> {
   // Dawn quantizes timestamps unless told not to.
   if (!(await initWebGpuNode(['disable-dawn-features=timestamp_quantization']))) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason}`);
@@ -255,6 +306,7 @@ async function main(): Promise<void> {
   await decode();
   await prefill();
   await rope();
+  await issueShapes();
   if (jsonPath) writeFileSync(jsonPath, `${JSON.stringify({ rows }, null, 2)}\n`);
   process.exit(0);
 }
