@@ -3,7 +3,7 @@
  * RopeSplitStoreRagged, for several tile configs in one run; each config is checked against a
  * float64 reference on sampled rows before it is timed.
  *
- *   node dist/bench/attention_webgpu.js [--small] [--json FILE]
+ *   node dist/bench/attention_webgpu.js [--small] [--issue] [--json FILE]   (--issue: only issue 3's P1/P2/D1)
  *   (device machine: bench/device/run.sh bundles this with esbuild and runs it beside PyTorch)
  *
  * Shapes (issue 3): prefill 1 x 4096 tokens, 32 q / 8 kv heads, head_dim 128, causal;
@@ -266,7 +266,7 @@ async function issueShapes(): Promise<void> {
     sin[p * half + i] = Math.sin(a);
   }
   const rope = { cos, sin, headDim: hd, rotaryDim: hd, maxPositions: maxPos, interleaved: false };
-  const core = async (name: string, numPages: number, ctx: number[], news: number[]) => {
+  const core = async (name: string, numPages: number, ctx: number[], news: number[], split = false) => {
     const cache = new PagedKVCache({ nKvHeads: nKv, headDim: hd, pageSize: ps, numPages, numLayers: 1 });
     const ids = ctx.map((_, b) => cache.addSequence(b));
     if (ctx.some((x) => x > 0)) cache.step(cache.fetch(ids, ctx));
@@ -288,12 +288,20 @@ async function issueShapes(): Promise<void> {
     const t = await timeIt(run, small ? 3 : 30, 2);
     rows.push({ name, ms: t.gpu, ...t });
     console.log(`${name}: ${t.gpu.toFixed(3)} ms GPU (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)})`);
+    if (split) {
+      const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const tr = await timeIt(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor, 30);
+      const tfl = await timeIt(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, fa as unknown as tf.NamedAttrMap) as tf.Tensor, 30);
+      q.dispose();
+      console.log(`  ${name}: rope alone ${tr.gpu.toFixed(3)} ms, attention alone ${tfl.gpu.toFixed(3)} ms`);
+    }
     qkv.dispose();
   };
   await core('issue P1 prefill 1x512 (rope+store+attention)', 64, [0], [512]);
   await core('issue P2 ragged prefill 64,128,192,256', 64, [0, 0, 0, 0], [64, 128, 192, 256]);
-  await core('issue D1 decode 8x1024, pool 1000 pages', 1000, Array(8).fill(1024), Array(8).fill(1));
-  if (!small) await core('issue D1 decode 8x1024, pool 64000 pages', 64000, Array(8).fill(1024), Array(8).fill(1));
+  for (const pages of small ? [1000] : [1000, 4000, 16000, 64000]) {
+    await core(`issue D1 decode 8x1024, pool ${pages} pages`, pages, Array(8).fill(1024), Array(8).fill(1), true);
+  }
 }
 
 async function main(): Promise<void> {
@@ -303,9 +311,11 @@ async function main(): Promise<void> {
   await tf.setBackend('webgpu');
   const st = webGpuNodeStatus();
   console.log(`adapter: ${JSON.stringify(st.adapter)}; subgroups: ${st.features.includes('subgroups')}`);
-  await decode();
-  await prefill();
-  await rope();
+  if (!args.includes('--issue')) {
+    await decode();
+    await prefill();
+    await rope();
+  }
   await issueShapes();
   if (jsonPath) writeFileSync(jsonPath, `${JSON.stringify({ rows }, null, 2)}\n`);
   process.exit(0);
