@@ -32,7 +32,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const { nHeads, nKvHeads, headDim } = a;
   const T = c.totalTokens;
   if (T === 0) return emptyOutput(be, [0, nHeads * headDim]);
-  const out = newOutput(be, [T, nHeads * headDim]); // [T, nHeads * headDim]
+  for (let b = 0; b < c.seqIds.length; b++) c.cache.validateCollection(c, W, b);
   const mirror = WebGpuKVMirror.of(be, c.cache);
   const dev = be.device;
   const shape = { headDim, nHeads, nKvHeads };
@@ -40,13 +40,15 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const kv = [mirror.k[a.layerIdx], mirror.v[a.layerIdx]];
   const qBuf = tensorBuffer(be, q);
   const dispatches: Dispatch[] = [];
+  let out: ReturnType<typeof newOutput> | undefined;
+  const output = () => (out ??= newOutput(be, [T, nHeads * headDim])); // [T, nHeads * headDim]
   if (flashPath(a) === 'prefill') {
     const cfg = choosePrefill(a, sharedLimit, subgroupLanes(dev), dev.limits.maxComputeInvocationsPerWorkgroup);
     const { meta, numTiles } = buildMeta(a, cfg.tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
     dispatches.push({
       pipeline: pipelineFor(dev, flashPrefillWgsl(cfg, shape), `${W}:prefill:${cfg.name}`),
-      buffers: [qBuf, out.buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
+      buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
       grid: [numTiles, nKvHeads, 1],
     });
   } else {
@@ -59,20 +61,20 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       pipeline: cfg.kind === 'tiles'
         ? pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`)
         : pipelineFor(dev, flashDecodeSubgroupWgsl(cfg, shape), `${W}:decode-subgroup`),
-      buffers: [qBuf, out.buffer, ...kv, metaBuf, part],
+      buffers: [qBuf, output().buffer, ...kv, metaBuf, part],
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });
     if (numSplits > 1) {
       const rows = T * nHeads;
       dispatches.push({
         pipeline: pipelineFor(dev, flashMergeWgsl(headDim, nHeads), `${W}:merge`),
-        buffers: [part, out.buffer, metaBuf],
+        buffers: [part, output().buffer, metaBuf],
         grid: [Math.min(rows, MAXG), Math.ceil(rows / MAXG), 1],
       });
     }
   }
   runDispatches(be, dispatches);
-  return out.info;
+  return output().info;
 };
 
 export const flashAttentionRaggedPagedWebGpuConfig: KernelConfig = {

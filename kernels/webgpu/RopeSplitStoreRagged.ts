@@ -47,6 +47,7 @@ export function ropeTokenTable(a: RopeSplitStoreRaggedAttrs, shape: readonly num
     () => `rope.rotaryDim (${rope.rotaryDim}) must be even and <= headDim (${headDim})`);
   check(c.maxContext <= rope.maxPositions, W, () => `collection.maxContext (${c.maxContext}) must be <= rope.maxPositions (${rope.maxPositions})`);
   check(a.qkNormEps < 0 || hasNorm, W, () => `qkNormEps (${a.qkNormEps}) >= 0 needs qNormWeight and kNormWeight inputs`);
+  c.cache.validateCollection(c, W);
   const T = c.totalTokens;
   const tok = new Int32Array(2 * (T + 1)); // [(T, 0), (pos, slotBase) per token]
   tok[0] = T;
