@@ -12,7 +12,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/index.js';
 import { attentionFixtureFromBytes, runAttentionFixture, TOLERANCE, type RunOptions } from '../bin/conformance/attention_fixture.js';
-import { runAttentionFixtureAsync } from './run_fixture_async.js';
 
 /** `fallback`: the adapter is a software one (SwiftShader), see GPUAdapterInfo.isFallbackAdapter. */
 export interface WebGpuAvailability { ok: boolean; reason: string; fallback?: boolean }
@@ -57,7 +56,7 @@ async function fetchOk(url: string): Promise<Response> {
 
 /**
  * Runs one fixture on the active backend the way spec/attention/fixtures.spec.ts does (default:
- * fused path), with the CLI's runner; on webgpu with its async twin (sync reads return zeros there).
+ * fused path), with the CLI's runner (it reads back with `await data()`: sync reads return zeros on webgpu there).
  */
 async function runFixture(name: string, opts: RunOptions = { scramblePages: true, pageSize: 4 }, base = '/fixtures') {
   const [config, bytes] = await Promise.all([
@@ -67,7 +66,7 @@ async function runFixture(name: string, opts: RunOptions = { scramblePages: true
   const f = attentionFixtureFromBytes(config, new Uint8Array(bytes), name);
   const before = tf.memory().numTensors;
   const t0 = performance.now();
-  const r = tf.getBackend() === 'webgpu' ? await runAttentionFixtureAsync(f, opts) : runAttentionFixture(f, opts);
+  const r = await runAttentionFixture(f, opts);
   const ms = performance.now() - t0;
   return { ...r, tolerance: TOLERANCE, ms, leakedTensors: tf.memory().numTensors - before };
 }

@@ -131,8 +131,12 @@ export function fixtureWeights(f: AttentionFixture): Record<string, Float32Array
 
 function maxAbs(a: Float32Array): number { let m = 0; for (const x of a) m = Math.max(m, Math.abs(x)); return m; }
 
-/** Runs every step of a fixture; returns the worst relative error. */
-export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}): FixtureResult {
+/**
+ * Runs every step of a fixture; returns the worst relative error. Reads outputs with
+ * `await data()`: webgpu has no synchronous readback in Node, and in headless Chromium its
+ * `dataSync()` returns zeros.
+ */
+export async function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}): Promise<FixtureResult> {
   const c = f.config;
   const steps = c.steps as FixtureStep[];
   const args = { ...layerArgsFromFixture(c, opts.pageSize ?? 16), ...opts.layerOverrides };
@@ -146,7 +150,7 @@ export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}):
   let worst = 0;
   const details: string[] = [];
   try {
-    steps.forEach((s, i) => {
+    for (const [i, s] of steps.entries()) {
       const batch = s.start_positions.length;
       const seqIds = s.seq_ids ?? Array.from({ length: batch }, (_, b) => b);
       for (const id of seqIds) if (!cache.hasSequence(id)) cache.addSequence(id);
@@ -164,7 +168,7 @@ export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}):
         layer.materializeKvFromHidden(0, hidden, kv, layer.rope.freqsCis, offsets);
       } else {
         const out = layer.callRagged(0, hidden, kv, layer.rope.freqsCis, offsets);
-        const got = out.dataSync() as Float32Array;
+        const got = await out.data() as Float32Array;
         const exp = f.tensors.get(s.expected!)!.data as Float32Array;
         let diff = 0;
         for (let j = 0; j < exp.length; j++) diff = Math.max(diff, Math.abs(got[j] - exp[j]));
@@ -176,7 +180,7 @@ export function runAttentionFixture(f: AttentionFixture, opts: RunOptions = {}):
       }
       hidden.dispose(); offsets.dispose();
       cache.step(kv);
-    });
+    }
   } finally {
     tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', prevForce);
     layer.dispose();

@@ -59,7 +59,7 @@ async function runOne(dir: string, a: ConformanceArgs): Promise<FixtureResult> {
       const m = await import(shardedModule) as { runShardedFixture(d: string, devices: string[]): Promise<FixtureResult> };
       return m.runShardedFixture(dir, a.devices);
     }
-    return runAttentionFixture(loadAttentionFixture(dir), { unfused: a.unfused, pageSize: a.pageSize });
+    return await runAttentionFixture(loadAttentionFixture(dir), { unfused: a.unfused, pageSize: a.pageSize });
   }
   const m = await import('../conformance_models.js');
   if (a.unfused) tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);

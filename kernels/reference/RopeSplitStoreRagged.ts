@@ -5,6 +5,7 @@
  * as separate calls from the layer.
  */
 import * as tf from '@tensorflow/tfjs';
+import { check } from '../../lib/errors.js';
 import type { RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
 import { rowPositions } from './positions.js';
 import { applyRope, headRmsNorm, ropeRows, splitQkv } from './rope.js';
@@ -27,6 +28,9 @@ export function ropeSplitReference(
 
 /** Writes k and v `[T, nKv*hd]` into the collection's pages of layer `layerIdx`. */
 export function storeKvReference(k: tf.Tensor2D, v: tf.Tensor2D, attrs: Pick<RopeSplitStoreRaggedAttrs, 'collection' | 'layerIdx'>): void {
+  check(!(tf.getBackend() === 'webgpu' && typeof OffscreenCanvas === 'undefined'), 'AttentionWithRope', () =>
+    'the composite K/V store (fuseRopeAndStore: false, or ATTENTION_ROPE_FORCE_COMPOSITE) reads K/V back synchronously, ' +
+    "which backend 'webgpu' cannot do in Node; use the fused path there (fuseRopeAndStore: true)");
   attrs.collection.cache.writeTokens(attrs.layerIdx, attrs.collection, k.dataSync() as Float32Array, v.dataSync() as Float32Array);
 }
 

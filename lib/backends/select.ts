@@ -26,7 +26,9 @@ export async function useBackend(name: string): Promise<void> {
   check((KNOWN_BACKENDS as readonly string[]).includes(name), 'useBackend', () =>
     `backend '${name}' is not one of ${KNOWN_BACKENDS.join(', ')}`);
   if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-  if (name === 'webgpu' && typeof navigator === 'undefined') {
+  // Node (navigator exists from Node 21 on, without navigator.gpu) goes through Dawn; browsers have navigator.gpu.
+  const inBrowser = typeof window !== 'undefined' && typeof navigator !== 'undefined' && 'gpu' in navigator;
+  if (name === 'webgpu' && !inBrowser) {
     const m = await import('./webgpu_node.js') as { initWebGpuNode(): Promise<boolean | { ok: boolean; reason?: string }> };
     const r = await m.initWebGpuNode();
     const ok = typeof r === 'boolean' ? r : r.ok;
