@@ -7,11 +7,13 @@ import type { TensorInfo } from '@tensorflow/tfjs';
 
 import { check } from '../../lib/errors.js';
 
-interface CpuBackendLike {
+/** What the kernels use of tfjs-backend-cpu. */
+export interface CpuBackendLike {
   data: { get(dataId: object): { values: unknown } };
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
 }
-interface WasmBackendLike {
+/** What the kernels use of tfjs-backend-wasm. */
+export interface WasmBackendLike {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
 }

@@ -4,16 +4,8 @@
  * before any heap view is taken, since an allocation may grow (and move) the heap.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
+import type { CpuBackendLike, WasmBackendLike } from '../../../kernels/cpu/backend_io.js';
 import { check } from '../../errors.js';
-
-interface CpuBackendLike {
-  data: { get(dataId: object): { values: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
 
 export type HostBackendName = 'cpu' | 'wasm';
 
