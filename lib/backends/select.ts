@@ -11,7 +11,8 @@ export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] a
 /** Registers the fused kernels of every backend this build has (no-op where a module is missing). */
 export async function registerFusedKernels(): Promise<void> {
   // Literal specifiers, so that bundlers (esbuild for browsers: browser/bundle.cjs) include both.
-  for (const load of [() => import('../../kernels/cpu/register.js'), () => import('../../kernels/webgpu/register.js')]) {
+  for (const load of [() => import('../../kernels/cpu/register.js'), () => import('../../kernels/webgpu/register.js'),
+    () => import('../../kernels/wasm/UnsortedSegmentSum.js')]) {
     try {
       const m = await load() as Record<string, unknown>;
       for (const [name, fn] of Object.entries(m)) if (/^register\w*Kernels$/.test(name) && typeof fn === 'function') fn();

@@ -21,9 +21,6 @@ describeEachBackend('models as tf.LayersModel', () => {
     tf.dispose([x, y]);
     model.dispose();
   });
-}, ['cpu']);
-
-describe('models as tf.LayersModel [wasm]', () => {
-  // fit needs the gradient of tf.gather (the embedding), which tfjs-backend-wasm 4.22 lacks.
-  it.skip("fits: skipped, tfjs-backend-wasm has no 'UnsortedSegmentSum' kernel (gather's gradient)", () => undefined);
-});
+  // On wasm, fit needs gather's gradient (UnsortedSegmentSum), which this package adds there
+  // (kernels/wasm/UnsortedSegmentSum.ts).
+}, ['cpu', 'wasm']);
