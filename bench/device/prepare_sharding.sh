@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 bash ../shared/device/prepare.sh >/dev/null
 mkdir -p .device/b/s
-for pair in bench/device/sharding_gpu.ts:sharding_gpu lib/sharding/worker.ts:shard_worker; do
+for pair in bench/device/sharding_gpu.ts:sharding_gpu bench/device/shard_compute_gpu.ts:shard_compute_gpu lib/sharding/worker.ts:shard_worker; do
   npx esbuild "${pair%%:*}" --bundle --platform=node --format=esm --target=node20 \
     --outfile=".device/b/s/${pair##*:}.mjs" --log-level=warning \
     --banner:js="import{createRequire as __c}from'module';const require=__c(import.meta.url);"
