@@ -99,3 +99,28 @@ export function keyRangeHost(variant: MaskVariant, window: number, chunk: number
 export function rep(n: number, f: (i: number) => string): string {
   return Array.from({ length: n }, (_, i) => f(i)).join('\n');
 }
+
+/**
+ * Opening of a decode workgroup (both decode kernels): which (tile = query row, KV head h, split)
+ * it owns, read from the metadata buffer `mt`; defines b, tq, start, L, t, i, range, s0..s1 (the
+ * split's keys) and qs (the softmax scale).
+ */
+export function decodeItemHeader(): string {
+  return `  let nS = u32(mt[7]);
+  let tile = wid.x + (wid.z / nS) * 65535u;
+  let split = wid.z % nS;
+  let h = wid.y;
+  if (tile >= u32(mt[0])) { return; }
+  let tOff = u32(mt[6]) + 2u * tile;
+  let b = mt[tOff];
+  let tq = mt[tOff + 1u];
+  let sOff = 16u + 4u * u32(b);
+  let start = mt[sOff];
+  let L = start + mt[sOff + 1u];
+  let t = u32(mt[sOff + 2u] + tq);
+  let i = start + tq;
+  let range = keyRange(i, i, L);
+  let s0 = range.x + i32(split) * mt[10];
+  let s1 = min(range.y, s0 + mt[10]);
+  let qs = bitcast<f32>(mt[8]);`;
+}

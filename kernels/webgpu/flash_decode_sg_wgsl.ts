@@ -11,7 +11,7 @@
  * the lanes' partial dots, then updates its own online softmax (m, l, acc) once per block.
  * At the end the NW subgroups merge through shared memory and subgroup 0 writes the result.
  */
-import { flashPrelude, M_INIT, maskWgsl, NEG } from './flash_common_wgsl.js';
+import { decodeItemHeader, flashPrelude, M_INIT, maskWgsl, NEG } from './flash_common_wgsl.js';
 import type { DecodeShape } from './flash_decode_wgsl.js';
 
 export interface SubgroupDecodeConfig {
@@ -51,23 +51,7 @@ var<workgroup> Ca: array<vec4<f32>, ${c.nw * g * d4}>;
 
 @compute @workgroup_size(${c.nw * c.sgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let nS = u32(mt[7]);
-  let tile = wid.x + (wid.z / nS) * 65535u;
-  let split = wid.z % nS;
-  let h = wid.y;
-  if (tile >= u32(mt[0])) { return; }
-  let tOff = u32(mt[6]) + 2u * tile;
-  let b = mt[tOff];
-  let tq = mt[tOff + 1u];
-  let sOff = 16u + 4u * u32(b);
-  let start = mt[sOff];
-  let L = start + mt[sOff + 1u];
-  let t = u32(mt[sOff + 2u] + tq);
-  let i = start + tq;
-  let range = keyRange(i, i, L);
-  let s0 = range.x + i32(split) * mt[10];
-  let s1 = min(range.y, s0 + mt[10]);
-  let qs = bitcast<f32>(mt[8]);
+${decodeItemHeader()}
   let w = li / SGS;
   let lane = li % SGS;
 ${C.map((u) => `  let cl${u} = lane + ${u * c.sgs}u;\n  let cc${u} = min(cl${u}, D4 - 1u);`).join('\n')}

@@ -14,7 +14,7 @@
  * (acc[D4], (m, l)) goes to `part[(s * T + t) * NH + head][D4 + 1]` and the merge pass
  * (one workgroup per (t, head)) combines the splits: sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
  */
-import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
+import { decodeItemHeader, flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 import { swizzleMask } from './flash_prefill_wgsl.js';
 
 export interface DecodeConfig {
@@ -98,23 +98,7 @@ var<workgroup> Ca: array<vec4<f32>, ${ks * nout}>;` : ''}
 
 @compute @workgroup_size(${c.wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let nS = u32(mt[7]);
-  let tile = wid.x + (wid.z / nS) * 65535u;
-  let split = wid.z % nS;
-  let h = wid.y;
-  if (tile >= u32(mt[0])) { return; }
-  let tOff = u32(mt[6]) + 2u * tile;
-  let b = mt[tOff];
-  let tq = mt[tOff + 1u];
-  let sOff = 16u + 4u * u32(b);
-  let start = mt[sOff];
-  let L = start + mt[sOff + 1u];
-  let t = u32(mt[sOff + 2u] + tq);
-  let i = start + tq;
-  let range = keyRange(i, i, L);
-  let s0 = range.x + i32(split) * mt[10];
-  let s1 = min(range.y, s0 + mt[10]);
-  let qs = bitcast<f32>(mt[8]);
+${decodeItemHeader()}
 
   for (var idx = li; idx < NOUT; idx += WG) {
     Qs[idx] = q[t * NH * D4 + h * G * D4 + idx] * qs;
