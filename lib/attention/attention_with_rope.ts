@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops.js';
 import type { RopeSplitStoreRaggedAttrs } from '../../kernels/kernel_names.js';
 import { ropeSplitReference, storeKvReference } from '../../kernels/reference/RopeSplitStoreRagged.js';
+import { headRmsNorm, splitQkv } from '../../kernels/reference/rope.js';
 import { check } from '../errors.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import type { RopeTables } from '../rope/rope_tables.js';
@@ -97,20 +98,31 @@ export class AttentionWithRope extends tf.layers.Layer {
 
   override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] { return inputShape; }
 
+  /** Clamps q/k/v projection outputs to ±clipQkv when clipQkv targets activations (OLMo). */
+  private clipActivations(y: tf.Tensor2D): tf.Tensor2D {
+    const { clipQkv, clipQkvTarget } = this.opts;
+    return clipQkv !== null && clipQkvTarget === 'activations' ? tf.clipByValue(y, -clipQkv, clipQkv) : y;
+  }
+
+  /**
+   * q `[T, qDim]`, k and v `[T, kvDim]` projections of rows x `[T, hidden]`, clipped as configured
+   * (no concat: what the no-cache training path wants).
+   */
+  projectQkvParts(x: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
+    return tf.tidy(() => {
+      const o = this.opts;
+      if (this.qkvProj) return splitQkv(this.projectQkv(x), o.numAttentionHeads, o.numKeyValueHeads, o.headDim);
+      const clipW = (p: LinearLike) => o.clipQkv !== null && o.clipQkvTarget === 'weights'
+        ? tf.clipByValue(p.kernel.read(), -o.clipQkv, o.clipQkv) as tf.Tensor2D : undefined;
+      const part = (p: LinearLike) => this.clipActivations(p.apply(x, clipW(p)));
+      return [part(this.qProj!), part(this.kProj!), part(this.vProj!)];
+    });
+  }
+
   /** Packed q, k, v projections of rows x `[T, hidden]` -> `[T, qDim + 2 kvDim]`, clipped as configured. */
   projectQkv(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const { clipQkv, clipQkvTarget } = this.opts;
-      let qkv: tf.Tensor2D;
-      if (this.qkvProj) qkv = this.qkvProj.apply(x);
-      else {
-        const clipW = (p: LinearLike) => clipQkv !== null && clipQkvTarget === 'weights'
-          ? tf.clipByValue(p.kernel.read(), -clipQkv, clipQkv) as tf.Tensor2D : undefined;
-        qkv = tf.concat([this.qProj!.apply(x, clipW(this.qProj!)), this.kProj!.apply(x, clipW(this.kProj!)),
-          this.vProj!.apply(x, clipW(this.vProj!))], 1); // [T, qDim + 2 kvDim]
-      }
-      return clipQkv !== null && clipQkvTarget === 'activations' ? tf.clipByValue(qkv, -clipQkv, clipQkv) : qkv;
-    });
+    return tf.tidy(() => this.qkvProj ? this.clipActivations(this.qkvProj.apply(x))
+      : tf.concat(this.projectQkvParts(x), 1)); // [T, qDim + 2 kvDim]
   }
 
   /** The padded, no-cache forward: x `[batch, seq, hidden]` -> `[batch, seq, hidden]`. */
@@ -136,12 +148,9 @@ export class AttentionWithRope extends tf.layers.Layer {
   }
 
   private qkNorm(q: tf.Tensor2D, k: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
-    const norm = (x: tf.Tensor2D, w: tf.LayerVariable) => tf.tidy(() => {
-      const h = x.reshape([x.shape[0], -1, this.headDim]); // [T, H, hd]
-      const ms = tf.mean(tf.square(h), -1, true);
-      return tf.mul(tf.mul(h, tf.rsqrt(tf.add(ms, this.opts.rmsNormEps))), w.read()).reshape(x.shape) as tf.Tensor2D;
-    });
-    return [norm(q, this.qNormWeight!), norm(k, this.kNormWeight!)];
+    const { headDim, rmsNormEps } = this.opts;
+    return [headRmsNorm(q, this.qNormWeight!.read() as tf.Tensor1D, headDim, rmsNormEps),
+      headRmsNorm(k, this.kNormWeight!.read() as tf.Tensor1D, headDim, rmsNormEps)];
   }
 
   /**

@@ -19,7 +19,7 @@
  * opt.minimize(() => maskedCrossEntropy(modelRaggedTrain(model, ids, rowOffsets), targets, weights), false, vars);
  * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // loads back with loadPretrained
  */
-export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, projectQkvSplit, swiGluTrain } from './ragged_train.js';
+export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, swiGluTrain } from './ragged_train.js';
 export { flashAttentionRagged, registerTrainingKernels } from './kernels/ops.js';
 export { ropeRagged } from './kernels/RopeRagged.js';
 export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from './kernels/names.js';

@@ -9,12 +9,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import type { SwiGLUMLP } from '../../models/layers/swiglu_mlp.js';
-import { headRmsNorm, splitQkv } from '../../kernels/reference/rope.js';
+import { headRmsNorm } from '../../kernels/reference/rope.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
 import { flashAttentionRagged } from './kernels/ops.js';
 import { ropeRagged } from './kernels/RopeRagged.js';
-import type { LinearLike } from '../attention/linear.js';
 
 const W = 'attentionRaggedTrain';
 
@@ -36,22 +35,6 @@ export function positionsFromOffsets(r: Int32Array): Int32Array {
 }
 
 /**
- * q, k and v of rows x `[T, hidden]`, clipped as the layer is configured; the same numbers as
- * `layer.projectQkv` then a split, without the concat and split when the projections are separate.
- */
-export function projectQkvSplit(layer: AttentionWithRope, x: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {
-  const o = layer.opts;
-  if (layer.qkvProj) return splitQkv(layer.projectQkv(x), o.numAttentionHeads, o.numKeyValueHeads, o.headDim);
-  const { clipQkv, clipQkvTarget } = o;
-  const proj = (p: LinearLike) => {
-    const y = p.apply(x, clipQkv !== null && clipQkvTarget === 'weights'
-      ? tf.clipByValue(p.kernel.read(), -clipQkv, clipQkv) as tf.Tensor2D : undefined);
-    return clipQkv !== null && clipQkvTarget === 'activations' ? tf.clipByValue(y, -clipQkv, clipQkv) as tf.Tensor2D : y;
-  };
-  return [proj(layer.qProj!), proj(layer.kProj!), proj(layer.vProj!)];
-}
-
-/**
  * One AttentionWithRope layer over packed rows, no cache: `[T, hidden]` -> `[T, hidden]`.
  *
  * @example
@@ -69,7 +52,7 @@ export function attentionRaggedTrain(layer: AttentionWithRope, hidden: tf.Tensor
   check(longest <= tables.maxPositions, W, () => `a sequence of ${longest} rows exceeds the rope table's ${tables.maxPositions} positions`);
   if (!layer.built) layer.build([null, o.hiddenSize]);
   return tf.tidy(() => {
-    let [q, k, v] = projectQkvSplit(layer, hidden); // [T, nH*hd], [T, nKv*hd] x2
+    let [q, k, v] = layer.projectQkvParts(hidden); // [T, nH*hd], [T, nKv*hd] x2
     if (o.useQkNorm) {
       q = headRmsNorm(q, layer.qNormWeight!.read() as tf.Tensor1D, o.headDim, o.rmsNormEps);
       k = headRmsNorm(k, layer.kNormWeight!.read() as tf.Tensor1D, o.headDim, o.rmsNormEps);
