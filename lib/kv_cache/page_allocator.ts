@@ -14,6 +14,7 @@ export class PageAllocator {
   /** Stack of free page ids; entries `[0, top)` are live. */
   private readonly stack: Int32Array;
   private top: number;
+  private high = 0;
 
   constructor(numPages: number) {
     this.numPages = numPages;
@@ -27,6 +28,15 @@ export class PageAllocator {
     return this.top;
   }
 
+  /**
+   * One more than the largest page id ever handed out: pages `[0, highWater)` are all a device
+   * copy of the pool needs. Fresh pools hand out 0, 1, 2, ... and reuse freed pages first, so this
+   * follows the most pages ever in use at once, not the pool size.
+   */
+  get highWater(): number {
+    return this.high;
+  }
+
   refCount(page: number): number {
     return this.refs[page];
   }
@@ -36,6 +46,7 @@ export class PageAllocator {
     check(this.top > 0, 'PagedKVCache', () => `internal: alloc on an empty free list (pool of ${this.numPages})`);
     const page = this.stack[--this.top];
     this.refs[page] = 1;
+    if (page >= this.high) this.high = page + 1;
     return page;
   }
 

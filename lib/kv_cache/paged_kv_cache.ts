@@ -222,6 +222,12 @@ export class PagedKVCache {
     };
   }
 
+  /**
+   * One more than the largest page id handed out so far (see PageAllocator.highWater): a device
+   * mirror only needs pages `[0, pageHighWater)`, so its memory follows use, not `numPages`.
+   */
+  get pageHighWater(): number { return this.alloc.highWater; }
+
   /** The attached device mirror, if any (see KVDeviceMirror for the protocol). */
   get deviceMirror(): KVDeviceMirror | null { return this.mirror; }
   /**

@@ -9,7 +9,8 @@ import {
   FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
 } from '../../kernels/kernel_names';
 import { syncWebGpuKVCache } from '../../kernels/webgpu/register';
-import type { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
+import { WebGpuKVMirror } from '../../kernels/webgpu/kv_mirror';
 import type { PagedKVCollection } from '../../lib/kv_cache/collection';
 import type { MaskSpec } from '../../lib/types';
 import { attentionRef, rand, relErr, ropeRef, ropeTables, scrambledCache, startWebGpu, stopWebGpu } from './webgpu_support';
@@ -68,6 +69,18 @@ async function expectCacheMatches(cache: PagedKVCache, ids: number[], model: Mod
   });
 }
 
+/** Causal attention of `q` over the cache on the device, checked against the float64 reference. */
+async function attendAndCheck(cfg: Cfg, c: PagedKVCollection, q: Float32Array, m: Model): Promise<void> {
+  const mask: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
+  const attrs: FlashAttentionRaggedPagedAttrs = { nHeads: cfg.nH, nKvHeads: cfg.nKv, headDim: cfg.D, scale: 0.125, mask, collection: c, layerIdx: 0, variant: 'auto' };
+  const qt = tf.tensor2d(q, [c.totalTokens, cfg.nH * cfg.D]); // [T, nH * D]
+  const out = tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const got = await out.data();
+  tf.dispose([qt, out]);
+  const kv = m.map((x) => ({ k: Float32Array.from(x.k), v: Float32Array.from(x.v) }));
+  expect(relErr(got, attentionRef(q, c, kv, cfg.nH, cfg.nKv, cfg.D, 0.125, mask))).toBeLessThan(2e-5);
+}
+
 describe('RopeSplitStoreRagged [webgpu]', () => {
   beforeAll(startWebGpu);
   afterAll(stopWebGpu);
@@ -110,16 +123,7 @@ describe('RopeSplitStoreRagged [webgpu]', () => {
     const cache = scrambledCache(cfg.nKv, cfg.D, cfg.ps, 32);
     const ids = [cache.addSequence(0), cache.addSequence(1)];
     const model: Model = [{ k: [], v: [] }, { k: [], v: [] }];
-    const mask: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
-    const attend = async (c: PagedKVCollection, q: Float32Array, m: Model) => {
-      const attrs: FlashAttentionRaggedPagedAttrs = { nHeads: cfg.nH, nKvHeads: cfg.nKv, headDim: cfg.D, scale: 0.125, mask, collection: c, layerIdx: 0, variant: 'auto' };
-      const qt = tf.tensor2d(q, [c.totalTokens, cfg.nH * cfg.D]);
-      const out = tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-      const got = await out.data();
-      tf.dispose([qt, out]);
-      const kv = m.map((x) => ({ k: Float32Array.from(x.k), v: Float32Array.from(x.v) }));
-      expect(relErr(got, attentionRef(q, c, kv, cfg.nH, cfg.nKv, cfg.D, 0.125, mask))).toBeLessThan(2e-5);
-    };
+    const attend = (c: PagedKVCollection, q: Float32Array, m: Model) => attendAndCheck(cfg, c, q, m);
     let c = cache.fetch(ids, [21, 37]); // prefill
     let r = await ropeStep(cfg, cache, c, model, 10);
     expect(relErr(r.q, r.qRef)).toBeLessThan(1e-5);
@@ -135,6 +139,36 @@ describe('RopeSplitStoreRagged [webgpu]', () => {
       await attend(c, r.q, model);
       cache.step(c);
     }
+    await expectCacheMatches(cache, ids, model, cfg);
+  });
+
+  it('the device copy holds the pages in use, not the pool, and grows on the GPU without losing K/V', async () => {
+    const cfg: Cfg = { nH: 4, nKv: 2, D: 32, rot: 32, interleaved: false, eps: -1, ps: 4 };
+    const cache = new PagedKVCache({ nKvHeads: cfg.nKv, headDim: cfg.D, pageSize: cfg.ps, numPages: 4000 });
+    const capacity = () => (cache.deviceMirror as WebGpuKVMirror).capacityPages;
+    const ids = [cache.addSequence(0)];
+    const model: Model = [{ k: [], v: [] }];
+    const run = async (c: PagedKVCollection, seed: number) => {
+      const r = await ropeStep(cfg, cache, c, model, seed);
+      expect(relErr(r.q, r.qRef)).toBeLessThan(1e-5);
+      await attendAndCheck(cfg, c, r.q, model);
+      cache.step(c);
+    };
+    await run(cache.fetch(ids, [254]), 40); // pages 0..63, the last one half full
+    expect(cache.pageHighWater).toBe(64);
+    expect(capacity()).toBe(64);
+    // A fork shares page 63; the next token copies it to page 64 on the device: growth inside copyPage.
+    ids.push(cache.forkSequence(0));
+    model.push({ k: [...model[0].k], v: [...model[0].v] });
+    await run(cache.fetch(ids, [1, 1]), 41);
+    expect(capacity()).toBe(128);
+    // A new sequence needs pages 65..139: growth when the kernel looks the mirror up.
+    ids.push(cache.addSequence(2));
+    model.push({ k: [], v: [] });
+    await run(cache.fetch(ids, [1, 1, 300]), 42);
+    expect(cache.pageHighWater).toBe(140);
+    expect(capacity()).toBe(256);
+    await run(cache.fetch(ids, [1, 1, 1]), 43);
     await expectCacheMatches(cache, ids, model, cfg);
   });
 

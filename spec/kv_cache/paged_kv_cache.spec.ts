@@ -407,5 +407,10 @@ describe('PagedKVCache cost does not grow with the pool', () => {
     cache.step(cache.fetch([1], [2]));
     expect(cache.pagesOf(1)).toEqual([3, 4, 2, 1]); // last released first
     expect(cache.numPagesInUse).toBe(4);
+    // A device copy needs pages [0, pageHighWater): freed pages are reused before new ones.
+    expect(cache.pageHighWater).toBe(5);
+    cache.step(cache.fetch([1], [2]));
+    expect(cache.pagesOf(1)).toEqual([3, 4, 2, 1, 0, 5]);
+    expect(cache.pageHighWater).toBe(6);
   });
 });
