@@ -5,6 +5,7 @@
 //     ints = [T, batch, nHeads, nKv, D, rotaryDim, interleaved, pageSize, maxPages]
 //   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
 //     ints = [batch, nHeads, nKv, D, pageSize, maxPages, maskCode, window, chunk, variant]
+//   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   threads() / setThreads(n)
 #include <node_api.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "attention.h"
+#include "matmul.h"
 #include "pool.h"
 
 ThreadPool& pool() {
@@ -98,6 +100,21 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value a[9];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 9) { napi_throw_error(env, nullptr, "[native.sgemm] expected 9 arguments"); return nullptr; }
+  float *A, *B, *bias, *C;
+  int32_t ints[5];
+  bool ok = arrayData(env, a[0], &A) && arrayData(env, a[1], &B) && arrayData(env, a[2], &bias) && arrayData(env, a[3], &C);
+  for (int i = 0; i < 5 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.sgemm] bad argument types"); return nullptr; }
+  std::lock_guard<std::mutex> lock(gCallMutex);
+  sgemm(ints[0], ints[1], ints[2], A, ints[3] != 0, B, ints[4] != 0, bias, C);
+  return nullptr;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value r;
   napi_create_int32(env, pool().active(), &r);
@@ -121,6 +138,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"ropeSplitStore", nullptr, RopeSplitStore, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
