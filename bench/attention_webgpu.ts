@@ -17,6 +17,7 @@ import { writeFileSync } from 'node:fs';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
 import { webgpuFlashTuning, type NamedPrefill } from '../kernels/webgpu/flash_plan.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
+import { WebGpuKVMirror } from '../kernels/webgpu/kv_mirror.js';
 import { registerWebGpuKernels } from '../kernels/webgpu/register.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
@@ -266,7 +267,8 @@ async function issueShapes(): Promise<void> {
     sin[p * half + i] = Math.sin(a);
   }
   const rope = { cos, sin, headDim: hd, rotaryDim: hd, maxPositions: maxPos, interleaved: false };
-  const core = async (name: string, numPages: number, ctx: number[], news: number[], split = false) => {
+  /** A cache with `ctx` tokens per sequence already stored, `news` new ones fetched, and one step's runner. */
+  const prepare = (numPages: number, ctx: number[], news: number[]) => {
     const cache = new PagedKVCache({ nKvHeads: nKv, headDim: hd, pageSize: ps, numPages, numLayers: 1 });
     const ids = ctx.map((_, b) => cache.addSequence(b));
     if (ctx.some((x) => x > 0)) cache.step(cache.fetch(ids, ctx));
@@ -276,32 +278,65 @@ async function issueShapes(): Promise<void> {
     const T = c.totalTokens;
     const qkvData = new Float32Array(T * (nH + 2 * nKv) * hd);
     fillRandom(qkvData, 7);
-    const qkv = tf.tensor2d(qkvData, [T, (nH + 2 * nKv) * hd]);
+    const qkv = tf.tensor2d(qkvData, [T, (nH + 2 * nKv) * hd]); // [T, (nH + 2 nKv) hd]
     const ra = { nHeads: nH, nKvHeads: nKv, headDim: hd, rope, qkNormEps: -1, collection: c, layerIdx: 0 };
     const fa = { nHeads: nH, nKvHeads: nKv, headDim: hd, scale: 1 / 8, mask: causal, collection: c, layerIdx: 0, variant: 'auto' };
+    const ropeOnly = () => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const attnOnly = (q: tf.Tensor) => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, fa as unknown as tf.NamedAttrMap) as tf.Tensor;
     const run = () => {
-      const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor;
-      const o = tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, fa as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const q = ropeOnly();
+      const o = attnOnly(q);
       q.dispose();
       return o;
     };
-    const t = await timeIt(run, small ? 3 : 30, 2);
+    return { cache, run, ropeOnly, attnOnly, dispose: () => qkv.dispose() };
+  };
+  const core = async (name: string, numPages: number, ctx: number[], news: number[]) => {
+    const p = prepare(numPages, ctx, news);
+    const t = await timeIt(p.run, small ? 3 : 30, 2);
     rows.push({ name, ms: t.gpu, ...t });
     console.log(`${name}: ${t.gpu.toFixed(3)} ms GPU (wall ${t.wall.toFixed(3)}, batch ${t.batch.toFixed(3)})`);
-    if (split) {
-      const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor;
-      const tr = await timeIt(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ra as unknown as tf.NamedAttrMap) as tf.Tensor, 30);
-      const tfl = await timeIt(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, fa as unknown as tf.NamedAttrMap) as tf.Tensor, 30);
-      q.dispose();
-      console.log(`  ${name}: rope alone ${tr.gpu.toFixed(3)} ms, attention alone ${tfl.gpu.toFixed(3)} ms`);
-    }
-    qkv.dispose();
+    p.dispose();
   };
   await core('issue P1 prefill 1x512 (rope+store+attention)', 64, [0], [512]);
   await core('issue P2 ragged prefill 64,128,192,256', 64, [0, 0, 0, 0], [64, 128, 192, 256]);
-  for (const pages of small ? [1000] : [1000, 4000, 16000, 64000]) {
-    await core(`issue D1 decode 8x1024, pool ${pages} pages`, pages, Array(8).fill(1024), Array(8).fill(1), true);
+  // D1 on pools of several sizes: every cache is built (and its host pools filled, seconds for the
+  // big ones, while the GPU idles and clocks down) before any timing; then rounds that alternate
+  // the pools, so each pool is timed at the same GPU clocks. Median over the rounds.
+  const pools = small ? [1000] : [1000, 4000, 16000, 64000];
+  const preps = pools.map((pages) => prepare(pages, Array(8).fill(1024), Array(8).fill(1)));
+  const timeD1 = async (p: ReturnType<typeof prepare>) => {
+    const all = (await timeIt(p.run, small ? 3 : 30, 2)).gpu;
+    const rope = (await timeIt(p.ropeOnly, 30)).gpu;
+    const q = p.ropeOnly();
+    const attn = (await timeIt(() => p.attnOnly(q), 30)).gpu;
+    q.dispose();
+    return { all, rope, attn };
+  };
+  const res: { all: number; rope: number; attn: number }[][] = pools.map(() => []);
+  for (let round = 0; round < (small ? 1 : 5); round++) {
+    for (let i = 0; i < pools.length; i++) res[i].push(await timeD1(preps[i]));
   }
+  const med = (r: { all: number; rope: number; attn: number }[], k: 'all' | 'rope' | 'attn') => median(r.map((x) => x[k]));
+  pools.forEach((pages, i) => {
+    const name = `issue D1 decode 8x1024, pool ${pages} pages`;
+    const ms = med(res[i], 'all');
+    rows.push({ name, ms, gpu: ms, rounds: res[i].map((x) => x.all) });
+    console.log(`${name}: ${ms.toFixed(3)} ms GPU (rounds ${res[i].map((x) => x.all.toFixed(3)).join(' ')}); ` +
+      `rope alone ${med(res[i], 'rope').toFixed(3)} ms, attention alone ${med(res[i], 'attn').toFixed(3)} ms`);
+  });
+  if (small) { preps.forEach((p) => p.dispose()); return; }
+  const ratio = med(res[3], 'all') / med(res[0], 'all');
+  rows.push({ name: 'issue D1 pool 64000 vs 1000 pages (time ratio)', ratio });
+  console.log(`issue D1 pool 64000 vs 1000 pages: ${ratio.toFixed(3)}x the time`);
+  // What a device copy of the whole pool did (as before it followed pageHighWater): 2 x 1 GiB
+  // buffers. Timed last, since once they exist every pool's kernels are slower.
+  const big = preps[3];
+  (big.cache.deviceMirror as WebGpuKVMirror).ensureCapacity(64000);
+  const fullBig = await timeD1(big), fullSmall = await timeD1(preps[0]);
+  console.log(`issue D1 after growing the 64000-page pool's device copy to all pages (1 GiB per buffer): ` +
+    `that pool ${fullBig.all.toFixed(3)} ms, the 1000-page pool ${fullSmall.all.toFixed(3)} ms GPU`);
+  preps.forEach((p) => p.dispose());
 }
 
 async function main(): Promise<void> {
