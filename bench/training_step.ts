@@ -4,8 +4,9 @@
  * causal, float32; two batches: 4 sequences of 32 / 64 / 96 / 128 tokens (320 rows), and 64
  * sequences of 8-24 tokens (1,020 rows, the fine-tuning regime of `npm start`).
  *
- * Ours: the ragged training path as shipped (lib/training/ragged_train.ts): RopeRagged kernel, the
- * untransposed 2-D matMul gradient, and attention as `trainAttentionVariant` picks it: the fused
+ * Ours: the ragged training path as shipped (lib/training/ragged_train.ts): q/k/v/o projections
+ * through ProjectionMatMul (on cpu the native sgemm, forward and both gradients; tf.matMul elsewhere),
+ * RopeRagged kernel, the untransposed 2-D matMul gradient, and attention as `trainAttentionVariant` picks it: the fused
  * FlashAttentionRagged host kernel (+ its fused backward), or on wasm for few long sequences the
  * composite on XNNPACK matMuls. Both versions are timed and logged.
  * Peers (stock tfjs gradients): the same ragged path on the composite references
@@ -18,11 +19,13 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { pathToFileURL } from 'node:url';
 
+import { nativeSgemm } from '../kernels/cpu/ProjectionMatMul.js';
+import { projectionMatMul, projectionUsesNative } from '../kernels/projection_matmul.js';
 import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
 import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/kernels/matmul_grad.js';
 import { registerTrainingKernels, trainAttentionVariant } from '../lib/training/kernels/ops.js';
 import { attentionRaggedTrain } from '../lib/training/ragged_train.js';
-import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved } from './harness.js';
+import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
 
 const H = 256, NH = 8, NKV = 4, D = 32;
 
@@ -72,6 +75,33 @@ function stepFn(sc: Scenario, layer: AttentionWithRope, x: tf.Variable, padded: 
   };
 }
 
+/** Forward + backward of the four projections alone (q, k, v from x; o from q as a stand-in for attention's output). */
+function projectionStepFn(layer: AttentionWithRope, x: tf.Variable): Step {
+  const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
+  return () => {
+    const { value, grads } = tf.variableGrads(() => {
+      const [q, k, v] = layer.projectQkvParts(x as tf.Tensor as tf.Tensor2D); // [T, nH*hd], [T, nKv*hd] x2
+      return tf.addN([tf.sum(layer.oProj!.apply(q)), tf.sum(k), tf.sum(v)]) as tf.Scalar;
+    }, vars);
+    Object.values(grads)[0].dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+  };
+}
+
+/** GFLOP/s of the native sgemm on 1024x256x512 (into a preallocated output, and as the tfjs op with its allocation). */
+async function logSgemm(opts: BenchOptions): Promise<void> {
+  const sgemm = nativeSgemm();
+  if (!sgemm) { opts.log('  native sgemm: addon not loaded'); return; }
+  const M = 1024, K = 256, N = 512, flop = 2 * M * N * K;
+  const a = rand(M * K, 3), b = rand(K * N, 4), c = new Float32Array(M * N);
+  const raw = await timeMs(() => sgemm(a, b, null, c, M, N, K, 0, 0), { warmup: 5, minIters: 50, minMs: 300 });
+  const at = tf.tensor2d(a, [M, K]), bt = tf.tensor2d(b, [K, N]);
+  const op = await timeMs(() => projectionMatMul(at, bt).dispose(), { warmup: 5, minIters: 50, minMs: 300 });
+  tf.dispose([at, bt]);
+  opts.log(`  native sgemm ${M}x${K}x${N}: ${raw.toFixed(3)} ms (${(flop / raw / 1e6).toFixed(0)} GFLOP/s); `
+    + `as the ProjectionMatMul op (output allocated) ${op.toFixed(3)} ms (${(flop / op / 1e6).toFixed(0)} GFLOP/s)`);
+}
+
 function maxRel(a: Float32Array[], b: Float32Array[]): number {
   let worst = 0;
   a.forEach((x, i) => {
@@ -102,6 +132,11 @@ async function runOn(sc: Scenario, backend: string, opts: BenchOptions): Promise
   const g1 = withComposite(true, stepFn(sc, layer, x, false, true))() as Float32Array[];
   const g2 = withComposite(true, stepFn(sc, layer, x, true, true))() as Float32Array[];
   opts.log(`  [${sc.name}, ${backend}] gradient check vs composite: ours ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
+  // what the projections cost (fwd + bwd), ours against the stock tf.matMul path
+  const projT = { warmup: 1, minIters: 2, maxIters: opts.quick ? 2 : 8, minMs: 0, maxMs: 8000, chunk: 3, skip: 1 };
+  const [projOurs, projComp] = await timeInterleaved([withComposite(false, projectionStepFn(layer, x)), withComposite(true, projectionStepFn(layer, x))], projT);
+  opts.log(`  [${sc.name}, ${backend}] projections q/k/v/o fwd + bwd: ours ${projOurs.toFixed(1)} ms `
+    + `(${projectionUsesNative() ? 'native ProjectionMatMul' : 'tf.matMul'}), composite (tf.matMul) ${projComp.toFixed(1)} ms`);
   // Chunks of 5 calls per side (first discarded): the garbage one side leaves (the composite paths
   // allocate every intermediate) is collected in the next side's first call, not in its timed ones;
   // with chunks of 2 the fused side measured up to 2x slower on cpu than timed alone.
@@ -126,6 +161,8 @@ export const trainingStepBench: BenchModule = {
   name: 'training_step',
   async run(opts: BenchOptions): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
+    await tf.setBackend('cpu');
+    await logSgemm(opts);
     for (const sc of SCENARIOS) for (const b of ['cpu', 'wasm']) rows.push(...await runOn(sc, b, opts));
     return rows;
   },

@@ -52,3 +52,17 @@ export interface FlashAttentionRaggedPagedAttrs {
   layerIdx: number;
   variant: FlashAttentionVariant;
 }
+
+export const ProjectionMatMul = 'ProjectionMatMul';
+
+/**
+ * ProjectionMatMul: a dense projection's product, `op(a) · op(b) (+ bias)`, op = transpose when
+ * the attr says so (the forward `x · W` and both gradients `dY · Wᵀ`, `xᵀ · dY` without
+ * materialized transposes).
+ * inputs: a `[M, K]` (`[K, M]` with transposeA), b `[K, N]` (`[N, K]` with transposeB), optional bias `[N]`.
+ * output `[M, N]`. Has a gradient (kernels/projection_matmul.ts) that runs the same op.
+ */
+export interface ProjectionMatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}

@@ -23,6 +23,11 @@ export interface NativeKernels {
     rowOffsets: Int32Array, startPositions: Int32Array, numNewTokens: Int32Array, pageTable: Int32Array,
     ints: Int32Array, scale: number,
   ): void;
+  /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h. */
+  sgemm(
+    a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array,
+    M: number, N: number, K: number, transposeA: number, transposeB: number,
+  ): void;
   threads(): number;
   setThreads(n: number): void;
 }

@@ -1,7 +1,8 @@
 /**
  * Registers the fused CPU kernels with tfjs: `RopeSplitStoreRagged` and `FlashAttentionRaggedPaged`
  * for backend `cpu`, and for `wasm` too (inputs and outputs are read in place on the wasm heap; the
- * native addon runs there as well when loaded). Idempotent.
+ * native addon runs there as well when loaded); `ProjectionMatMul` for `cpu` only (wasm has
+ * XNNPACK; kernels/projection_matmul.ts registers it on first use as well). Idempotent.
  *
  * @example
  * import { registerCpuKernels } from './kernels/cpu/register.js';
@@ -10,11 +11,13 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { flashAttentionRaggedPagedCpuConfig, flashAttentionRaggedPagedWasmConfig } from './FlashAttentionRaggedPaged.js';
+import { projectionMatMulCpuConfig } from './ProjectionMatMul.js';
 import { ropeSplitStoreRaggedCpuConfig, ropeSplitStoreRaggedWasmConfig } from './RopeSplitStoreRagged.js';
 
 const CONFIGS: tf.KernelConfig[] = [
   ropeSplitStoreRaggedCpuConfig,
   flashAttentionRaggedPagedCpuConfig,
+  projectionMatMulCpuConfig,
   ropeSplitStoreRaggedWasmConfig,
   flashAttentionRaggedPagedWasmConfig,
 ];

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { projectionMatMul } from '../../kernels/projection_matmul.js';
+
 /** A tfjs-layers weight initializer. */
 export type Initializer = ReturnType<typeof tf.initializers.glorotUniform>;
 
@@ -50,9 +52,10 @@ export class Linear implements LinearLike {
     this.bias = o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros()) : null;
   }
 
+  /** On cpu the native ProjectionMatMul kernel (bias fused); elsewhere tf.matMul + tf.add. */
   apply(x: tf.Tensor2D, kernelOverride?: tf.Tensor2D): tf.Tensor2D {
-    const y: tf.Tensor2D = tf.matMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D)); // [T, outDim]
-    return this.bias ? tf.add(y, this.bias.read()) as tf.Tensor2D : y;
+    const kernel = kernelOverride ?? (this.kernel.read() as tf.Tensor2D); // [inDim, outDim]
+    return projectionMatMul(x, kernel, { bias: this.bias?.read() }); // [T, outDim]
   }
 }
 

@@ -14,6 +14,7 @@
  * after it; merging then clips the merged kernel (the same numbers while |W + delta| <= clip).
  */
 import * as tf from '@tensorflow/tfjs';
+import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { type AddWeight, type LinearCls, type LinearLike, type LinearOptions, registerLinearClass, registerLinearClassResolver } from '../attention/linear.js';
 import { check, checkInt } from '../errors.js';
@@ -100,12 +101,11 @@ export class LoRALinear implements LinearLike {
 
   apply(x: tf.Tensor2D, kernelOverride?: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      let y: tf.Tensor2D = tf.matMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D)); // [T, out]
-      if (this.bias) y = tf.add(y, this.bias.read());
+      const y = projectionMatMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D), { bias: this.bias?.read() }); // [T, out]
       if (!this.loraA || this.merged) return y;
       const xin = this.training && this.options.dropout > 0 ? tf.dropout(x, this.options.dropout) : x;
-      const low = tf.matMul(xin, this.loraA.read() as tf.Tensor2D); // [T, r]
-      return tf.add(y, tf.mul(tf.matMul(low, this.loraB!.read() as tf.Tensor2D), this.scaling)) as tf.Tensor2D; // [T, out]
+      const low = projectionMatMul(xin as tf.Tensor2D, this.loraA.read() as tf.Tensor2D); // [T, r]
+      return tf.add(y, tf.mul(projectionMatMul(low, this.loraB!.read() as tf.Tensor2D), this.scaling)) as tf.Tensor2D; // [T, out]
     });
   }
 
