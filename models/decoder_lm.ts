@@ -15,6 +15,7 @@ import { RotaryEmbedding } from '../lib/rope/rotary_embedding.js';
 import type { DecoderConfig } from './config.js';
 import { DecoderBlock } from './layers/decoder_block.js';
 import { LMHead } from './layers/lm_head.js';
+import { TokenEmbedding } from './layers/token_embedding.js';
 import { RMSNorm } from './layers/norm.js';
 
 export interface ModelBuildOptions {
@@ -43,7 +44,7 @@ export interface WeightTarget {
  */
 export class DecoderForCausalLM {
   readonly rope: RotaryEmbedding;
-  readonly embed: tf.layers.Layer;
+  readonly embed: TokenEmbedding;
   readonly blocks: DecoderBlock[];
   readonly norm: RMSNorm;
   readonly lmHead: LMHead;
@@ -61,11 +62,7 @@ export class DecoderForCausalLM {
       numLayers: c.numHiddenLayers,
       numPages: options.numPages ?? Math.ceil(4096 / pageSize),
     };
-    this.embed = tf.layers.embedding({
-      inputDim: c.vocabSize, outputDim: c.hiddenSize, embeddingsInitializer: 'zeros', name: 'embed_tokens',
-    });
-    this.embed.build([null, null]);
-    this.embed.built = true;
+    this.embed = new TokenEmbedding({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, name: 'embed_tokens' });
     this.blocks = [];
     for (let i = 0; i < c.numHiddenLayers; i++) this.blocks.push(new DecoderBlock(c, i, this.rope, this.kvParams));
     const affine = c.norm === 'rms';
@@ -77,7 +74,7 @@ export class DecoderForCausalLM {
 
   /** The embedding table `[vocab, hidden]`. */
   get embedTable(): tf.LayerVariable {
-    return this.embed.weights[0];
+    return this.embed.table;
   }
 
   /** A paged KV cache shaped for this model (`options` override the build-time page settings). */
@@ -114,7 +111,10 @@ export class DecoderForCausalLM {
     const ids = tf.input({ shape: [null], dtype: 'int32', name: 'input_ids' });
     let h = this.embed.apply(ids) as tf.SymbolicTensor; // [B, S, hidden]
     for (const block of this.blocks) h = block.applySymbolic(h);
-    const logits = this.lmHead.apply(this.norm.apply(h)) as tf.SymbolicTensor; // [B, S, vocab]
+    const normed = this.norm.apply(h) as tf.SymbolicTensor; // [B, S, hidden]
+    // A tied head is the embedding layer applied a second time (a shared layer saves and loads tied).
+    const head = this.lmHead.tied ? this.embed : this.lmHead;
+    const logits = head.apply(normed) as tf.SymbolicTensor; // [B, S, vocab]
     return tf.model({ inputs: ids, outputs: logits, name: `${this.config.modelType}_for_causal_lm` });
   }
 

@@ -55,6 +55,9 @@ export class AttentionWithRope extends tf.layers.Layer {
     super({ name: args?.name, trainable: args?.trainable ?? true, dtype: 'float32', inputShape: args?.inputShape ?? undefined,
       batchInputShape: args?.batchInputShape ?? undefined });
     this.opts = resolveArgs(args);
+    // Weights exist from construction, named `<layer name>/<weight>` whether the layer is first
+    // used through apply, callRagged or loadLayersModel: saved and loaded names always match.
+    this.build([null, this.opts.hiddenSize]);
   }
 
   get rope(): RotaryEmbedding { return this.opts.rope; }
@@ -75,9 +78,10 @@ export class AttentionWithRope extends tf.layers.Layer {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
     const last = shape[shape.length - 1];
     check(last === null || last === this.opts.hiddenSize, W, () => `input's last dim (${last}) must equal hiddenSize (${this.opts.hiddenSize})`);
+    if (this.built) return;
     const o = this.opts;
     const addWeight = (name: string, shape: number[], init: Initializer, trainable = true) =>
-      this.addWeight(name, shape, 'float32', init, undefined, trainable);
+      this.addWeight(`${this.name}/${name}`, shape, 'float32', init, undefined, trainable);
     const make = (name: string, outDim: number, useBias: boolean, inDim = o.hiddenSize) =>
       new o.linearCls({ name, inDim, outDim, useBias, addWeight });
     if (o.stackedQkv) this.qkvProj = make('qkv_proj', this.qDim + 2 * this.kvDim, o.hasBias);
@@ -96,7 +100,12 @@ export class AttentionWithRope extends tf.layers.Layer {
 
   private ensureBuilt(): void { if (!this.built) this.build([null, this.opts.hiddenSize]); }
 
-  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] { return inputShape; }
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape | tf.Shape[] {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    const last = shape[shape.length - 1];
+    check(last === null || last === this.opts.hiddenSize, W, () => `input's last dim (${last}) must equal hiddenSize (${this.opts.hiddenSize})`);
+    return inputShape;
+  }
 
   /** Clamps q/k/v projection outputs to ±clipQkv when clipQkv targets activations (OLMo). */
   private clipActivations(y: tf.Tensor2D): tf.Tensor2D {

@@ -31,7 +31,7 @@ export class LMHead extends tf.layers.Layer {
     this.hiddenSize = args.hiddenSize;
     this.vocabSize = args.vocabSize;
     this.tied = args.tiedTo !== undefined;
-    this.weight = args.tiedTo ?? this.addWeight('weight', [args.vocabSize, args.hiddenSize], 'float32', tf.initializers.zeros());
+    this.weight = args.tiedTo ?? this.addWeight(`${this.name}/weight`, [args.vocabSize, args.hiddenSize], 'float32', tf.initializers.zeros());
     this.built = true;
   }
 

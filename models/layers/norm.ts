@@ -36,7 +36,7 @@ export class RMSNorm extends tf.layers.Layer {
     this.size = args.size;
     this.eps = args.eps;
     this.center = args.center ?? false;
-    this.weight = args.affine === false ? null : this.addWeight('weight', [args.size], 'float32', tf.initializers.ones());
+    this.weight = args.affine === false ? null : this.addWeight(`${this.name}/weight`, [args.size], 'float32', tf.initializers.ones());
     this.built = true;
   }
 

@@ -35,13 +35,13 @@ export class SwiGLUMLP extends tf.layers.Layer {
     this.hiddenSize = h;
     this.intermediateSize = i;
     const z = tf.initializers.zeros();
-    this.gateKernel = this.addWeight('gate_proj/kernel', [h, i], 'float32', z);
-    this.upKernel = this.addWeight('up_proj/kernel', [h, i], 'float32', z);
-    this.downKernel = this.addWeight('down_proj/kernel', [i, h], 'float32', z);
+    this.gateKernel = this.addWeight(`${this.name}/gate_proj/kernel`, [h, i], 'float32', z);
+    this.upKernel = this.addWeight(`${this.name}/up_proj/kernel`, [h, i], 'float32', z);
+    this.downKernel = this.addWeight(`${this.name}/down_proj/kernel`, [i, h], 'float32', z);
     const b = args.useBias ?? false;
-    this.gateBias = b ? this.addWeight('gate_proj/bias', [i], 'float32', z) : null;
-    this.upBias = b ? this.addWeight('up_proj/bias', [i], 'float32', z) : null;
-    this.downBias = b ? this.addWeight('down_proj/bias', [h], 'float32', z) : null;
+    this.gateBias = b ? this.addWeight(`${this.name}/gate_proj/bias`, [i], 'float32', z) : null;
+    this.upBias = b ? this.addWeight(`${this.name}/up_proj/bias`, [i], 'float32', z) : null;
+    this.downBias = b ? this.addWeight(`${this.name}/down_proj/bias`, [h], 'float32', z) : null;
     this.built = true;
   }
 
