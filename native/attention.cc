@@ -44,10 +44,10 @@ struct Scratch {
   std::vector<float> qt, ot, st, m, l, zeros;
   std::vector<int32_t> lo, hi;
   std::vector<const float*> kr, vr;
-  std::vector<v16> bmax;
+  std::vector<v16> bmax, alpha;
   std::vector<int> cLo, cHi;
   void ensure(int D, int Mp) {
-    if (bmax.size() < static_cast<size_t>(Mp / VL)) { bmax.resize(Mp / VL); cLo.resize(Mp / VL); cHi.resize(Mp / VL); }
+    if (bmax.size() < static_cast<size_t>(Mp / VL)) { bmax.resize(Mp / VL); alpha.resize(Mp / VL); cLo.resize(Mp / VL); cHi.resize(Mp / VL); }
     size_t dm = static_cast<size_t>(D) * Mp;
     if (qt.size() < dm) { qt.resize(dm); ot.resize(dm); }
     if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
@@ -88,12 +88,15 @@ __attribute__((noinline)) void qkTile(const float* const* kr, const float* qt, i
     for (int c = 0; c < C; c++) bmax[c0 + c] = vmax(bmax[c0 + c], acc[r][c]);
 }
 
-// Ot[d0 + r, c0*16 ..] += sum_n V[n, d0 + r] * St[n, c0*16 ..], R dims x C vectors.
+// Ot[d0 + r, c0*16 ..] = alpha[c0 ..] * Ot[..] + sum_n V[n, d0 + r] * St[n, c0*16 ..], R dims x C
+// vectors; alpha null: the item's first block (Ot starts at 0).
 template <int R, int C>
-__attribute__((noinline)) void pvTile(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, int c0) {
+__attribute__((noinline)) void pvTile(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, int c0,
+                                      const v16* alpha) {
   v16 acc[R][C];
   for (int r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = vload(ot + static_cast<size_t>(d0 + r) * Mp + (c0 + c) * VL);
+    for (int c = 0; c < C; c++)
+      acc[r][c] = alpha ? vload(ot + static_cast<size_t>(d0 + r) * Mp + (c0 + c) * VL) * alpha[c0 + c] : v16{};
   for (int n = 0; n < nk; n++) {
     v16 pv[C];
     for (int c = 0; c < C; c++) { pv[c] = vload(st + static_cast<size_t>(n) * Mp + (c0 + c) * VL); REG(pv[c]); }
@@ -108,13 +111,13 @@ __attribute__((noinline)) void pvTile(const float* const* vr, int nk, const floa
 }
 
 template <int R>
-inline void pvRows(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0) {
+inline void pvRows(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, const v16* alpha) {
   int nv = Mp / VL, c = 0;
-  for (; c + 4 <= nv; c += 4) pvTile<R, 4>(vr, nk, st, Mp, ot, d0, c);
+  for (; c + 4 <= nv; c += 4) pvTile<R, 4>(vr, nk, st, Mp, ot, d0, c, alpha);
   switch (nv - c) {
-    case 3: pvTile<R, 3>(vr, nk, st, Mp, ot, d0, c); break;
-    case 2: pvTile<R, 2>(vr, nk, st, Mp, ot, d0, c); break;
-    case 1: pvTile<R, 1>(vr, nk, st, Mp, ot, d0, c); break;
+    case 3: pvTile<R, 3>(vr, nk, st, Mp, ot, d0, c, alpha); break;
+    case 2: pvTile<R, 2>(vr, nk, st, Mp, ot, d0, c, alpha); break;
+    case 1: pvTile<R, 1>(vr, nk, st, Mp, ot, d0, c, alpha); break;
   }
 }
 
@@ -164,7 +167,6 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       for (int d = 0; d < D; d++) qt[static_cast<size_t>(d) * Mp + m] = qr[d] * p.scale;
     }
   }
-  std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);
   const int nv = Mp / VL;
   // Key range seen by each chunk of 16 rows (empty rows ignored).
   int* cLo = s.cLo.data();
@@ -176,15 +178,19 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   }
   const float** kr = s.kr.data();
   const float** vr = s.vr.data();
+  if (kmin > kmax) std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);  // no keys: the blocks never write Ot
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk4 = (nk + 3) & ~3;
-    for (int n = 0; n < nk; n++) {
-      kr[n] = rowPtr(p, p.kPool, b, h, kb + n);
-      vr[n] = rowPtr(p, p.vPool, b, h, kb + n);
+    for (int n = 0; n < nk;) {  // one page-table lookup per page run
+      const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
+      const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
+      const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
+      for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
     }
     for (int n = nk; n < nk4; n++) kr[n] = vr[n] = s.zeros.data();
     // Scores, and their per-row maxima (used where no mask applies in the block).
     v16* bm = s.bmax.data();
+    v16* va = s.alpha.data();
     for (int c = 0; c < nv; c++) bm[c] = vset1(NEG_INF);
     for (int n = 0; n < nk4; n += 4) {
       // Only chunks of rows that see one of these 4 keys (causal diagonal blocks skip the rest;
@@ -232,18 +238,13 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       }
       vstore(lr + c * VL, vload(lr + c * VL) * alpha + lsum);
       vstore(mr + c * VL, mnew);
-      bool ones = true;
-      for (int i = 0; i < VL; i++) ones &= alpha[i] == 1.f;
-      if (!ones)
-        for (int d = 0; d < D; d++) {
-          float* op = ot + static_cast<size_t>(d) * Mp + c * VL;
-          vstore(op, vload(op) * alpha);
-        }
+      va[c] = alpha;
     }
-    // Values.
+    // Values (the PV tiles rescale Ot by alpha as they load it; the first block starts from 0).
+    const v16* pa = kb == kmin ? nullptr : va;
     int d = 0;
-    for (; d + 4 <= D; d += 4) pvRows<4>(vr, nk, st, Mp, ot, d);
-    for (; d < D; d++) pvRows<1>(vr, nk, st, Mp, ot, d);
+    for (; d + 4 <= D; d += 4) pvRows<4>(vr, nk, st, Mp, ot, d, pa);
+    for (; d < D; d++) pvRows<1>(vr, nk, st, Mp, ot, d, pa);
   }
   return Mp;
 }
