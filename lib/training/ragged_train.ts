@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import type { SwiGLUMLP } from '../../models/layers/swiglu_mlp.js';
+import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import { headRmsNorm } from '../../kernels/reference/rope.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
@@ -69,14 +70,13 @@ export function attentionRaggedTrain(layer: AttentionWithRope, hidden: tf.Tensor
 
 /**
  * The SwiGLU MLP with plain 2-D matMuls (the layer's own call uses tf.fused.matMul, whose
- * gradient takes transposed batched matMuls: a scalar loop on wasm). Same numbers.
+ * gradient takes transposed batched matMuls: a scalar loop on wasm), through projectionMatMul
+ * (the native sgemm on cpu). Same numbers.
  */
 export function swiGluTrain(mlp: SwiGLUMLP, x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy((): tf.Tensor2D => {
-    const proj = (a: tf.Tensor2D, k: tf.LayerVariable, b: tf.LayerVariable | null): tf.Tensor2D => {
-      const y = tf.matMul(a, k.read() as tf.Tensor2D);
-      return b ? tf.add(y, b.read()) as tf.Tensor2D : y as tf.Tensor2D;
-    };
+    const proj = (a: tf.Tensor2D, k: tf.LayerVariable, b: tf.LayerVariable | null): tf.Tensor2D =>
+      projectionMatMul(a, k.read() as tf.Tensor2D, { bias: b?.read() }); // native sgemm on cpu, tf.matMul + tf.add elsewhere
     const g = proj(x, mlp.gateKernel, mlp.gateBias); // [T, inter]
     const hid = tf.mul(tf.mul(g, tf.sigmoid(g)), proj(x, mlp.upKernel, mlp.upBias)) as tf.Tensor2D; // silu(gate) * up
     return proj(hid, mlp.downKernel, mlp.downBias); // [T, hidden]
@@ -99,13 +99,13 @@ export function modelRaggedTrain(model: DecoderForCausalLM, ids: Int32Array | re
   const r = checkRowOffsets(rowOffsets, ids.length, 'modelRaggedTrain');
   return tf.tidy(() => {
     const oneHot = tf.oneHot(tf.tensor1d(Int32Array.from(ids), 'int32'), vocab); // [T, vocab]
-    let h = tf.matMul(oneHot, model.embedTable.read() as tf.Tensor2D); // [T, hidden]
+    let h = projectionMatMul(oneHot as tf.Tensor2D, model.embedTable.read() as tf.Tensor2D); // [T, hidden]
     for (const block of model.blocks) {
       const a = attentionRaggedTrain(block.attn, block.inputNorm.call(h) as tf.Tensor2D, r); // [T, hidden]
       const h1 = tf.add(h, a); // [T, hidden]
       h = tf.add(h1, swiGluTrain(block.mlp, block.postNorm.call(h1) as tf.Tensor2D)) as tf.Tensor2D;
     }
     const head = tf.transpose(model.lmHead.weight.read()) as tf.Tensor2D; // [hidden, vocab]
-    return tf.matMul(model.norm.call(h) as tf.Tensor2D, head); // [T, vocab]
+    return projectionMatMul(model.norm.call(h) as tf.Tensor2D, head); // [T, vocab]
   });
 }
