@@ -6,6 +6,8 @@
 //   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
 //     ints = [batch, nHeads, nKv, D, pageSize, maxPages, maskCode, window, chunk, variant]
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
+//   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
+//     ints = [batch, nHeads, nKv, hd, maskCode, window, chunk]; forward when dy is null (native/flash_train.h)
 //   threads() / setThreads(n)
 #include <node_api.h>
 
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "attention.h"
+#include "flash_train.h"
 #include "matmul.h"
 #include "pool.h"
 
@@ -115,6 +118,28 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value FlashTrain(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value a[12];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 12) { napi_throw_error(env, nullptr, "[native.flashTrain] expected 12 arguments"); return nullptr; }
+  FlashTrainParams p{};
+  int32_t* ints;
+  double scale;
+  bool ok = arrayData(env, a[0], const_cast<float**>(&p.q)) && arrayData(env, a[1], const_cast<float**>(&p.k)) &&
+            arrayData(env, a[2], const_cast<float**>(&p.v)) && arrayData(env, a[3], const_cast<int32_t**>(&p.rowOff)) &&
+            arrayData(env, a[4], &p.out) && arrayData(env, a[5], &p.lse) && arrayData(env, a[6], const_cast<float**>(&p.dy)) &&
+            arrayData(env, a[7], &p.dq) && arrayData(env, a[8], &p.dk) && arrayData(env, a[9], &p.dv) &&
+            arrayData(env, a[10], &ints) && napi_get_value_double(env, a[11], &scale) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.flashTrain] bad argument types"); return nullptr; }
+  p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.hd = ints[3];
+  p.mask = ints[4]; p.window = ints[5]; p.chunk = ints[6];
+  p.scale = static_cast<float>(scale);
+  std::lock_guard<std::mutex> lock(gCallMutex);
+  if (p.dy) flashAttentionTrainBackward(p); else flashAttentionTrainForward(p);
+  return nullptr;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value r;
   napi_create_int32(env, pool().active(), &r);
@@ -139,6 +164,7 @@ NAPI_MODULE_INIT() {
       {"ropeSplitStore", nullptr, RopeSplitStore, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

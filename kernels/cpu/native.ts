@@ -28,6 +28,15 @@ export interface NativeKernels {
     a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array,
     M: number, N: number, K: number, transposeA: number, transposeB: number,
   ): void;
+  /**
+   * FlashAttentionRagged of the training path (native/flash_train.h): forward when dy is null
+   * (writes out, lse), else backward (reads out, lse; writes dq, dk, dv).
+   * ints = [batch, nHeads, nKv, headDim, maskCode, window, chunk].
+   */
+  flashTrain(
+    q: Float32Array, k: Float32Array, v: Float32Array, rowOffsets: Int32Array, out: Float32Array, lse: Float32Array,
+    dy: Float32Array | null, dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, ints: Int32Array, scale: number,
+  ): void;
   threads(): number;
   setThreads(n: number): void;
 }

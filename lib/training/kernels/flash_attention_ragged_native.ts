@@ -1,0 +1,30 @@
+/**
+ * FlashAttentionRagged forward and backward through the native addon (native/flash_train.cc:
+ * the host kernel's algorithm compiled, over (sequence, KV head) items on both threads), for the
+ * `cpu` backend when the addon loaded and `TFJS_ATTENTION_CPU_IMPL` is not `ts`. The wasm
+ * backend keeps the TypeScript host kernel (flash_attention_ragged_ts.ts).
+ */
+import { activeNative } from '../../../kernels/cpu/native.js';
+import { MASK_CODE } from '../../types.js';
+import type { FlashAttentionRaggedAttrs } from './names.js';
+
+interface Views { q: Float32Array; k: Float32Array; v: Float32Array }
+
+export interface NativeFlashTrain {
+  forward(x: Views, out: Float32Array, lse: Float32Array, a: FlashAttentionRaggedAttrs): void;
+  backward(x: Views, dy: Float32Array, out: Float32Array, lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+    a: FlashAttentionRaggedAttrs): void;
+}
+
+const ints = (a: FlashAttentionRaggedAttrs) => Int32Array.from([a.rowOffsets.length - 1, a.nHeads, a.nKvHeads, a.headDim,
+  MASK_CODE[a.mask.variant], a.mask.window ?? 0, a.mask.chunk ?? 0]);
+
+/** The native training attention, or null (no addon, an addon without it, or the TS path forced). */
+export function nativeFlashTrain(): NativeFlashTrain | null {
+  const n = activeNative();
+  if (n === null || typeof n.flashTrain !== 'function') return null;
+  return {
+    forward: ({ q, k, v }, out, lse, a) => n.flashTrain(q, k, v, a.rowOffsets, out, lse, null, null, null, null, ints(a), a.scale),
+    backward: ({ q, k, v }, dy, out, lse, dq, dk, dv, a) => n.flashTrain(q, k, v, a.rowOffsets, out, lse, dy, dq, dk, dv, ints(a), a.scale),
+  };
+}
