@@ -5,10 +5,15 @@
  * sequences of 8-24 tokens (1,020 rows, the fine-tuning regime of `npm start`).
  *
  * Ours: the ragged training path as shipped (lib/training/ragged_train.ts): q/k/v/o projections
- * through ProjectionMatMul (on cpu the native sgemm, forward and both gradients; tf.matMul elsewhere),
- * RopeRagged kernel, the untransposed 2-D matMul gradient, and attention as `trainAttentionVariant` picks it: the fused
- * FlashAttentionRagged host kernel (+ its fused backward), or on wasm for few long sequences the
- * composite on XNNPACK matMuls. Both versions are timed and logged.
+ * through ProjectionMatMul (on cpu the native sgemm, forward and both gradients; tf.matMul
+ * elsewhere), RopeRagged kernel, the untransposed 2-D matMul gradient, and attention as
+ * `trainAttentionVariant` picks it: the fused FlashAttentionRagged kernel (+ its fused backward;
+ * native on cpu, host TypeScript on wasm), or on wasm for few long sequences the composite on
+ * XNNPACK matMuls. Both versions are timed and logged, and so is what the projections cost.
+ * Versions that lost on cpu (figures: `--only training`, 2 cores): tfjs-cpu's matMul in the
+ * projections, ~85% of the step (T=1024: 1,049 ms, 2.1x the composite), replaced by the native
+ * sgemm; then the TypeScript host attention kernel, ~75% of what was left (T=320: 43 ms), replaced
+ * by its compiled twin (native/flash_train.cc).
  * Peers (stock tfjs gradients): the same ragged path on the composite references
  * (ATTENTION_ROPE_FORCE_COMPOSITE), and the padded no-cache path `layer.apply` (what `model.fit`
  * runs; each sequence padded to the longest). Gradients are checked against the composite's before timing.
@@ -24,6 +29,7 @@ import { projectionMatMul, projectionUsesNative } from '../kernels/projection_ma
 import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
 import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/kernels/matmul_grad.js';
 import { registerTrainingKernels, trainAttentionVariant } from '../lib/training/kernels/ops.js';
+import { nativeFlashTrain } from '../lib/training/kernels/flash_attention_ragged_native.js';
 import { attentionRaggedTrain } from '../lib/training/ragged_train.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
 
@@ -75,17 +81,23 @@ function stepFn(sc: Scenario, layer: AttentionWithRope, x: tf.Variable, padded: 
   };
 }
 
-/** Forward + backward of the four projections alone (q, k, v from x; o from q as a stand-in for attention's output). */
-function projectionStepFn(layer: AttentionWithRope, x: tf.Variable): Step {
-  const vars = [x, ...layer.trainableWeights.map((w) => w.read() as tf.Variable)];
-  return () => {
-    const { value, grads } = tf.variableGrads(() => {
-      const [q, k, v] = layer.projectQkvParts(x as tf.Tensor as tf.Tensor2D); // [T, nH*hd], [T, nKv*hd] x2
-      return tf.addN([tf.sum(layer.oProj!.apply(q)), tf.sum(k), tf.sum(v)]) as tf.Scalar;
-    }, vars);
-    Object.values(grads)[0].dataSync();
-    tf.dispose([value, ...Object.values(grads)]);
+/**
+ * The twelve products of the layer's projections in one training step, on the step's shapes: for
+ * q, k, v and o, the forward `x · W`, `dX = dY · Wᵀ` and `dW = xᵀ · dY` (what tfjs's stock
+ * gradient runs too), through projectionMatMul: the native kernel, or tf.matMul when composite is forced.
+ */
+function projectionProductsFn(layer: AttentionWithRope, T: number): [Step, () => void] {
+  const { hiddenSize: h } = layer.opts;
+  const dims = [[h, layer.qDim], [h, layer.kvDim], [h, layer.kvDim], [layer.qDim, h]]; // [in, out] of q, k, v, o
+  const ts = dims.map(([i, o], n) => ({
+    x: tf.tensor2d(rand(T * i, 20 + n), [T, i]), w: tf.tensor2d(rand(i * o, 30 + n), [i, o]), dy: tf.tensor2d(rand(T * o, 40 + n), [T, o]),
+  }));
+  const step = () => {
+    for (const { x, w, dy } of ts) {
+      tf.dispose([projectionMatMul(x, w), projectionMatMul(dy, w, { transposeB: true }), projectionMatMul(x, dy, { transposeA: true })]);
+    }
   };
+  return [step, () => ts.forEach((t) => tf.dispose([t.x, t.w, t.dy]))];
 }
 
 /** GFLOP/s of the native sgemm on 1024x256x512 (into a preallocated output, and as the tfjs op with its allocation). */
@@ -134,9 +146,14 @@ async function runOn(sc: Scenario, backend: string, opts: BenchOptions): Promise
   opts.log(`  [${sc.name}, ${backend}] gradient check vs composite: ours ${maxRel(g0, g1).toExponential(2)}, padded ${maxRel(g2, g1).toExponential(2)}`);
   // what the projections cost (fwd + bwd), ours against the stock tf.matMul path
   const projT = { warmup: 1, minIters: 2, maxIters: opts.quick ? 2 : 8, minMs: 0, maxMs: 8000, chunk: 3, skip: 1 };
-  const [projOurs, projComp] = await timeInterleaved([withComposite(false, projectionStepFn(layer, x)), withComposite(true, projectionStepFn(layer, x))], projT);
-  opts.log(`  [${sc.name}, ${backend}] projections q/k/v/o fwd + bwd: ours ${projOurs.toFixed(1)} ms `
-    + `(${projectionUsesNative() ? 'native ProjectionMatMul' : 'tf.matMul'}), composite (tf.matMul) ${projComp.toFixed(1)} ms`);
+  // (cpu only: on wasm both sides are tf.matMul, and the step's own gradient is matmul_grad.ts's untransposed form)
+  if (backend === 'cpu') {
+    const [products, disposeProducts] = projectionProductsFn(layer, T);
+    const [projOurs, projComp] = await timeInterleaved([withComposite(false, products), withComposite(true, products)], projT);
+    disposeProducts();
+    opts.log(`  [${sc.name}, ${backend}] projections' 12 products (q/k/v/o: x·W, dY·Wᵀ, xᵀ·dY): ours ${projOurs.toFixed(1)} ms `
+      + `(${projectionUsesNative() ? 'native ProjectionMatMul' : 'tf.matMul'}), composite (tf.matMul) ${projComp.toFixed(1)} ms`);
+  }
   // Chunks of 5 calls per side (first discarded): the garbage one side leaves (the composite paths
   // allocate every intermediate) is collected in the next side's first call, not in its timed ones;
   // with chunks of 2 the fused side measured up to 2x slower on cpu than timed alone.
@@ -150,7 +167,7 @@ async function runOn(sc: Scenario, backend: string, opts: BenchOptions): Promise
   };
   const [fusedMs, compFastMs] = await timeInterleaved([forced('fused'), forced('composite')], { ...t, maxMs: t.maxMs ? t.maxMs / 2 : undefined });
   opts.log(`  [${sc.name}, ${backend}] auto picks '${trainAttentionVariant({ nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1, mask: { variant: 'causal', window: 0, chunk: 0 }, rowOffsets: Int32Array.from(OFFSETS) })}'; `
-    + `forced fused host kernel ${fusedMs.toFixed(1)} ms, forced composite attention (XNNPACK/tfjs matMuls) ${compFastMs.toFixed(1)} ms`);
+    + `forced fused kernel (${backend === 'cpu' && nativeFlashTrain() ? 'native' : 'host TS'}) ${fusedMs.toFixed(1)} ms, forced composite attention (XNNPACK/tfjs matMuls) ${compFastMs.toFixed(1)} ms`);
   layer.dispose();
   x.dispose();
   const name = `train step ${sc.name} (T=${T})`;
@@ -161,9 +178,9 @@ export const trainingStepBench: BenchModule = {
   name: 'training_step',
   async run(opts: BenchOptions): Promise<BenchRow[]> {
     const rows: BenchRow[] = [];
+    for (const sc of SCENARIOS) for (const b of ['cpu', 'wasm']) rows.push(...await runOn(sc, b, opts));
     await tf.setBackend('cpu');
     await logSgemm(opts);
-    for (const sc of SCENARIOS) for (const b of ['cpu', 'wasm']) rows.push(...await runOn(sc, b, opts));
     return rows;
   },
 };
