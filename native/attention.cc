@@ -46,12 +46,13 @@ struct Scratch {
   std::vector<const float*> kr, vr;
   std::vector<v16> bmax, alpha;
   std::vector<int> cLo, cHi;
+  std::vector<size_t> roff;  // offset of row m's q (and out) vector: [token][head][d]
   void ensure(int D, int Mp) {
     if (bmax.size() < static_cast<size_t>(Mp / VL)) { bmax.resize(Mp / VL); alpha.resize(Mp / VL); cLo.resize(Mp / VL); cHi.resize(Mp / VL); }
     size_t dm = static_cast<size_t>(D) * Mp;
     if (qt.size() < dm) { qt.resize(dm); ot.resize(dm); }
     if (st.size() < static_cast<size_t>(NK) * Mp) st.resize(static_cast<size_t>(NK) * Mp);
-    if (m.size() < static_cast<size_t>(Mp)) { m.resize(Mp); l.resize(Mp); lo.resize(Mp); hi.resize(Mp); }
+    if (m.size() < static_cast<size_t>(Mp)) { m.resize(Mp); l.resize(Mp); lo.resize(Mp); hi.resize(Mp); roff.resize(Mp); }
     if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
     if (kr.size() < static_cast<size_t>(NK) + 4) { kr.resize(NK + 4); vr.resize(NK + 4); }
   }
@@ -137,20 +138,21 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   // Qt[d, m] = scale * q[row, head, d]; padded rows zero and empty (lo > hi).
   int kmin = k1, kmax = k0 - 1;
   const float* zeros = s.zeros.data();
-  for (int m = 0; m < Mp; m++) {
+  size_t* roff = s.roff.data();
+  for (int m = 0, t = t0, g = 0; m < Mp; m++) {
     mr[m] = NEG_INF;
     lr[m] = 0.f;
     if (m >= M) { lo[m] = 1; hi[m] = 0; continue; }
-    int t = t0 + m / G, a, z;
+    roff[m] = (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
+    int a, z;
     keyRange(p, start + t, ctx, a, z);
     a = std::max(a, k0);
     z = std::min(z, k1 - 1);
     lo[m] = a; hi[m] = z;
     if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+    if (++g == G) { g = 0; t++; }
   }
-  auto qRow = [&](int m) -> const float* {
-    return m < M ? p.q + (row0 + t0 + m / G) * qStride + static_cast<size_t>(h * G + m % G) * D : zeros;
-  };
+  auto qRow = [&](int m) -> const float* { return m < M ? p.q + roff[m] : zeros; };
   if (D % VL == 0) {
     // 16 x 16 blocks through registers.
     const v16 sc = vset1(p.scale);
@@ -249,10 +251,10 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   return Mp;
 }
 
-void writeRows(const AttnParams& p, int b, int h, int t0, int t1, const float* ot, const float* lr, int Mp) {
+void writeRows(const AttnParams& p, int t0, int t1, const float* ot, const float* lr, int Mp) {
   const int G = p.nHeads / p.nKv, D = p.D, M = (t1 - t0) * G;
-  const size_t stride = static_cast<size_t>(p.nHeads) * D;
-  auto outRow = [&](int m) { return p.out + (p.rowOff[b] + t0 + m / G) * stride + static_cast<size_t>(h * G + m % G) * D; };
+  const size_t* roff = tls.roff.data();  // left by attendItem for these rows
+  auto outRow = [&](int m) { return p.out + roff[m]; };
   if (D % VL == 0) {
     for (int m0 = 0; m0 < M; m0 += VL) {
       float inv[VL];
@@ -309,7 +311,7 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
       const Item& it = items[i];
       int ctx = p.start[it.b] + p.numNew[it.b];
       int Mp = attendItem(p, it.b, it.h, it.t0, it.t1, 0, ctx);
-      writeRows(p, it.b, it.h, it.t0, it.t1, tls.ot.data(), tls.l.data(), Mp);
+      writeRows(p, it.t0, it.t1, tls.ot.data(), tls.l.data(), Mp);
     });
     return;
   }

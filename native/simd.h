@@ -45,8 +45,8 @@ static inline v16 vexp(v16 x) {
 #ifdef __AVX512F__
   const __m512 xm = reinterpret_cast<__m512>(x);
   const __mmask16 keep = _mm512_cmp_ps_mask(xm, reinterpret_cast<__m512>(lo), _CMP_NLT_UQ);  // NaN kept
-  v16 n = reinterpret_cast<v16>(_mm512_roundscale_ps(reinterpret_cast<__m512>(x * 1.44269504088896341f),
-                                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const __m512 xl = reinterpret_cast<__m512>(x * 1.44269504088896341f);
+  v16 n = reinterpret_cast<v16>(_mm512_mask_roundscale_ps(xl, 0xffff, xl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   const v16 xc = x;
 #else
   const v16 hi = vset1(88.0f);
