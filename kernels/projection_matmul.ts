@@ -64,7 +64,14 @@ export function projectionUsesNative(): boolean {
 export function projectionMatMul(a: tf.Tensor2D, b: tf.Tensor2D, o: ProjectionMatMulOptions = {}): tf.Tensor2D {
   const attrs: ProjectionMatMulAttrs = { transposeA: o.transposeA ?? false, transposeB: o.transposeB ?? false };
   check(a instanceof tf.Tensor && b instanceof tf.Tensor, W, () => `a and b must be tensors, got ${typeof a} and ${typeof b}`);
-  projectionMatMulDims(W, a.shape, b.shape, o.bias?.shape, attrs);
+  const [M, N, K] = projectionMatMulDims(W, a.shape, b.shape, o.bias?.shape, attrs);
+  if (K === 0) {
+    // An empty sum: zeros (+ bias). Not left to tf.matMul: tfjs-wasm's returns uninitialised memory here.
+    return tf.tidy(() => {
+      const y = tf.zeros([M, N]) as tf.Tensor2D; // [M, N]
+      return o.bias ? tf.add(y, o.bias) as tf.Tensor2D : y;
+    });
+  }
   const floats = a.dtype === 'float32' && b.dtype === 'float32' && (o.bias === undefined || o.bias.dtype === 'float32');
   if (!floats || !projectionUsesNative()) {
     return tf.tidy((): tf.Tensor2D => {
