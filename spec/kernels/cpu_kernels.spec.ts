@@ -55,6 +55,15 @@ beforeAll(async () => {
 });
 afterAll(() => setCpuKernelImpl('auto'));
 
+// Where the addon is meant to build (g++ present, not opted out), a failed build must fail here
+// rather than quietly drop every native case below.
+(process.env.TFJS_ATTENTION_SKIP_NATIVE === '1' ? it.skip : it)('the native addon was built and loads, with every kernel', () => {
+  expect(nativeKernels).not.toBeNull();
+  for (const f of ['ropeSplitStore', 'flashAttention', 'sgemm', 'flashTrain', 'threads', 'setThreads'] as const) {
+    expect(typeof nativeKernels![f]).toBe('function');
+  }
+});
+
 function setup(cs: Case, seed: number) {
   const r = rng(seed);
   const c = makeCollection(cs.seqs, cs.nKv, cs.D, cs.pageSize, seed);
