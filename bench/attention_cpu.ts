@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
+import { attentionArgs, ropeArgs } from '../kernels/cpu/args.js';
 import { registerCpuKernels } from '../kernels/cpu/register.js';
 import { nativeKernels, setCpuKernelImpl } from '../kernels/cpu/native.js';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
@@ -22,7 +23,7 @@ import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { RopeTables } from '../lib/rope/rope_tables.js';
 import { compositeAttention, type CompositeSeq } from './composite_attention.js';
-import { type BenchModule, type BenchOptions, type BenchRow, row, timeBlocks, timeMs } from './harness.js';
+import { type BenchModule, type BenchOptions, type BenchRow, type TimeOptions, row, timeBlocks, timeInterleaved, timeMs } from './harness.js';
 import { OrtGqa, loadOrt } from './ort_gqa.js';
 
 const NH = 16, NKV = 4, D = 64, THETA = 500000, W = (NH + 2 * NKV) * D, MAXPOS = 2048;
@@ -67,14 +68,33 @@ function makeCache(sc: Scenario, pageSize: number, numPages: number, seed: numbe
   return { cache, kv: cache.fetch(ids, sc.news) };
 }
 
+const ropeAttrs = (kv: PagedKVCollection, rope: RopeTables) =>
+  ({ nHeads: NH, nKvHeads: NKV, headDim: D, rope, qkNormEps: -1, collection: kv, layerIdx: 0 });
+const attnAttrs = (kv: PagedKVCollection) => ({ nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D),
+  mask: { variant: 'causal' as const, window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant: 'auto' as const });
+
 function oursOnce(qkv: tf.Tensor2D, kv: PagedKVCollection, rope: RopeTables): tf.Tensor {
-  const rAttrs = { nHeads: NH, nKvHeads: NKV, headDim: D, rope, qkNormEps: -1, collection: kv, layerIdx: 0 };
-  const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, rAttrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-  const aAttrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: { variant: 'causal', window: 0, chunk: 0 },
-    collection: kv, layerIdx: 0, variant: 'auto' };
-  const o = tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, aAttrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const q = tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, ropeAttrs(kv, rope) as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const o = tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attnAttrs(kv) as unknown as tf.NamedAttrMap) as tf.Tensor;
   q.dispose();
   return o;
+}
+
+/**
+ * Where a whole call's time goes: the two native kernels called straight on preallocated (warm)
+ * buffers, and the whole call through tfjs, timed in alternation. The difference is the tfjs side:
+ * dispatch, argument checks, and fresh (cold) output buffers for q and the output.
+ */
+async function kernelSplit(qkv: tf.Tensor2D, qkvData: Float32Array, kv: PagedKVCollection, rope: RopeTables, o: TimeOptions): Promise<number[]> {
+  const nk = nativeKernels!, T = qkvData.length / W, c = kv;
+  const rInts = ropeArgs(ropeAttrs(kv, rope), [T, W], false), aInts = attentionArgs(attnAttrs(kv), [T, NH * D]);
+  const kPool = c.cache.keys(0), vPool = c.cache.values(0);
+  const q = new Float32Array(T * NH * D), out = new Float32Array(T * NH * D);
+  const ropeRaw = (): void => nk.ropeSplitStore(qkvData, q, kPool, vPool, rope.cos, rope.sin, null, null, rInts, c.rowOffsets,
+    c.startPositions, c.pageTable, -1);
+  const attnRaw = (): void => nk.flashAttention(q, out, kPool, vPool, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable,
+    aInts, 1 / Math.sqrt(D));
+  return timeInterleaved([ropeRaw, attnRaw, () => oursOnce(qkv, kv, rope).dispose()], o);
 }
 
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -131,6 +151,17 @@ async function scenario(sc: Scenario, opts: BenchOptions, rope: ReturnType<typeo
     tf.dispose([qkv, cosT, sinT, ...seqs.flatMap((s) => [s.pastK, s.pastV]).filter((t): t is tf.Tensor3D => t !== null)]);
   }
   await tf.setBackend('cpu');
+
+  if (nativeKernels) {
+    setCpuKernelImpl('native');
+    const qkv = tf.tensor2d(qkvData, [T, W]);
+    const [r, a, w] = await kernelSplit(qkv, qkvData, kv, rope, opts.quick ? { warmup: 1, minIters: 3, maxIters: 5, minMs: 0 }
+      : { warmup: 5, minIters: 20, maxIters: 200, minMs: 1500 });
+    qkv.dispose();
+    setCpuKernelImpl('auto');
+    log(`kernel split: rope ${r.toFixed(3)} + attention ${a.toFixed(3)} ms (native, warm preallocated buffers); whole call ` +
+      `${w.toFixed(3)} ms, so ${(w - r - a).toFixed(3)} ms on the tfjs side (dispatch, checks, fresh output buffers)`);
+  }
 
   const ours = results[nativeKernels ? 'ours_native_cpu' : 'ours_ts_cpu'];
   const oursKind = nativeKernels ? 'native' : 'ts';
