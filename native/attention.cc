@@ -10,15 +10,31 @@
 // row is read once per item, i.e. once per KV-head group (all G query heads share it). Every mask
 // variant allows a contiguous key range [lo, hi] per row; blocks outside the union are skipped.
 //
-// Versions measured (same-process A/B with bench/native_ab.ts; minima on the 2-core box):
+// Versions measured (same-process A/B: bench/native_ab.ts, or a C++ driver calling two builds in
+// alternating blocks; medians on the 2-core Zen 5, whose 2-thread FMA peak is ~530 GFLOP/s):
 // - decode through this transposed item: G = 4 rows fill 4 of 16 lanes; D1 2.7 ms on one thread.
 //   Replaced by attention_rows.cc (lanes along headDim, shuffle-tree reduction): 0.55 ms.
 // - Q in / O out transposed with scalar loops: ~12% of a P2 item; now 16x16 register transposes.
 // - a separate max pass over the scores: now folded into the QK tile (10% on P1 / P2, one thread).
-// - loads kept out of the FMAs (asm barrier): slower (P2 1.66 -> 2.95 ms); the compiler's folded
-//   memory operands stay.
-// - blocks of 32 or 128 keys, 128 or 256 rows per item: all slower than 64 x 64 (TFJS_ATTN_NK /
-//   TFJS_ATTN_ROWS still select them, for re-measuring on other processors).
+// - tile loads folded into the FMAs by the compiler (20 loads per 16 FMAs, load-bound at ~45% of
+//   peak): now pinned in registers (REG) in out-of-line tiles, 8 loads per 16 FMAs. P1 2.43 -> 1.55
+//   ms, P2 1.26 -> 0.85 ms. (Pinned with the tiles inlined into attendItem it was slower: P1
+//   2.62 -> 2.83 ms here, P2 1.66 -> 2.95 ms in an earlier try.)
+// - exp with clamps and exponent-bit scaling (~20 ops), Ot rescaled by alpha in a pass of its own,
+//   a page-table lookup per key: now vscalefps exp (13 ops), alpha applied as the PV tiles load Ot,
+//   one lookup per page run. P1 1.72 -> 1.57 ms, P2 1.04 -> 0.95 ms (busy machine).
+// - q / out row addresses with runtime divisions by G per 16x16 transpose: now offsets computed once
+//   per item (P2 -2%). The kernel now runs P1 at ~390 GFLOP/s (1.38 ms), P2 ~345 (0.73 ms).
+// Lost, not kept:
+// - PV tiles on the causal diagonal block dropping each 16-row chunk once its keys end (segments of
+//   4, 3, 2, 1 chunks): P2 0.951 vs 0.957 ms, P1 1.563 vs 1.584; the short segments take more loads
+//   per FMA than the skipped work saves.
+// - PV tiles of 6 dims x 4 chunks (24 accumulators): P1 1.553 vs 1.554 ms, no change.
+// - prefetchw of the item's output lines spread over its key blocks (cold output buffers, as tfjs
+//   allocates them): P1 1.475 vs 1.463 ms, P2 0.835 vs 0.839, no change.
+// - blocks of 32, 96 or 128 keys, 32, 128 or 256 rows per item: 96 / 128 keys within 1% of 64
+//   (P1 1.367 / 1.378 vs 1.383 ms), the rest slower (TFJS_ATTN_NK / TFJS_ATTN_ROWS still select
+//   them, for re-measuring on other processors).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
