@@ -80,7 +80,12 @@ thread_local Scratch tls;
 // 512-bit load a cycle, so the tiles ran at ~45% of FMA peak. Loaded once and pinned, a 4 x 4 tile
 // needs 8 loads per 16 FMAs and runs at peak (in isolation 117 -> 263 GFLOP/s per core). The tiles
 // are kept out of line: inlined into attendItem, the pinned version lost to register pressure.
+// Only where a v16 is one register (AVX-512); elsewhere it spans several and this is a no-op.
+#if defined(__AVX512F__)
 #define REG(x) asm("" : "+v"(x))
+#else
+#define REG(x) ((void)0)
+#endif
 
 // St[n0 + r, c0*16 ..] for 4 keys x C vectors of rows.
 // Also folds the valid keys' scores (the first `valid` of the 4) into bmax[c0 ..].
