@@ -297,7 +297,8 @@ void writeRows(const AttnParams& p, int t0, int t1, const float* ot, const float
 }
 
 // Partial softmax states of the decode path, reused across calls (grows with the split count only).
-std::vector<float> gPartial;
+// One per calling thread (worker_threads may call at once); the pool's helpers get its pointer.
+thread_local std::vector<float> gPartial;
 
 }  // namespace
 

@@ -8,7 +8,7 @@
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints = [batch, nHeads, nKv, hd, maskCode, window, chunk]; forward when dy is null (native/flash_train.h)
-//   threads() / setThreads(n)
+//   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 #include <node_api.h>
 
 #include <cstdlib>
@@ -20,20 +20,24 @@
 #include "matmul.h"
 #include "pool.h"
 
+// Every JS thread that calls in (the main thread, each worker_thread) has its own pool and its
+// own scratch (thread_local in the kernels), so calls from different threads run at once. The
+// first thread to ask (the main thread, which loads the addon) gets TFJS_ATTENTION_THREADS threads
+// (default: every core); later threads get 1 (themselves) until they call setThreads.
 ThreadPool& pool() {
-  static ThreadPool* p = [] {
-    int n = static_cast<int>(std::thread::hardware_concurrency());
-    if (const char* e = std::getenv("TFJS_ATTENTION_THREADS")) n = std::atoi(e);
-    return new ThreadPool(n < 1 ? 1 : n);  // never destroyed: workers are detached
+  static std::atomic<bool> first{true};
+  thread_local ThreadPool* p = [] {
+    int n = 1;
+    if (first.exchange(false)) {
+      n = static_cast<int>(std::thread::hardware_concurrency());
+      if (const char* e = std::getenv("TFJS_ATTENTION_THREADS")) n = std::atoi(e);
+    }
+    return new ThreadPool(n < 1 ? 1 : n);  // never destroyed: its workers are detached
   }();
   return *p;
 }
 
 namespace {
-
-// One kernel call at a time per process: worker_threads share this library, its thread pool and
-// the decode path's scratch, and the pool already uses every core.
-std::mutex gCallMutex;
 
 #define CHECK_NAPI(call)                                            \
   do {                                                              \
@@ -75,7 +79,6 @@ napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
   p.T = ints[0]; p.batch = ints[1]; p.nHeads = ints[2]; p.nKv = ints[3]; p.D = ints[4];
   p.rotaryDim = ints[5]; p.interleaved = ints[6]; p.pageSize = ints[7]; p.maxPages = ints[8];
   p.eps = static_cast<float>(eps);
-  std::lock_guard<std::mutex> lock(gCallMutex);
   ropeSplitStoreRagged(p);
   return nullptr;
 }
@@ -98,7 +101,6 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
   p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.D = ints[3]; p.pageSize = ints[4];
   p.maxPages = ints[5]; p.mask = ints[6]; p.window = ints[7]; p.chunk = ints[8]; p.variant = ints[9];
   p.scale = static_cast<float>(scale);
-  std::lock_guard<std::mutex> lock(gCallMutex);
   flashAttentionRaggedPaged(p);
   return nullptr;
 }
@@ -113,7 +115,6 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   bool ok = arrayData(env, a[0], &A) && arrayData(env, a[1], &B) && arrayData(env, a[2], &bias) && arrayData(env, a[3], &C);
   for (int i = 0; i < 5 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
   if (!ok) { napi_throw_type_error(env, nullptr, "[native.sgemm] bad argument types"); return nullptr; }
-  std::lock_guard<std::mutex> lock(gCallMutex);
   sgemm(ints[0], ints[1], ints[2], A, ints[3] != 0, B, ints[4] != 0, bias, C);
   return nullptr;
 }
@@ -135,7 +136,6 @@ napi_value FlashTrain(napi_env env, napi_callback_info info) {
   p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.hd = ints[3];
   p.mask = ints[4]; p.window = ints[5]; p.chunk = ints[6];
   p.scale = static_cast<float>(scale);
-  std::lock_guard<std::mutex> lock(gCallMutex);
   if (p.dy) flashAttentionTrainBackward(p); else flashAttentionTrainForward(p);
   return nullptr;
 }
@@ -152,7 +152,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   int32_t n = 1;
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc >= 1) napi_get_value_int32(env, a[0], &n);
-  std::lock_guard<std::mutex> lock(gCallMutex);
   pool().resize(n);
   return nullptr;
 }

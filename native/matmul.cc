@@ -60,7 +60,7 @@ struct Buf {
     return p;
   }
 };
-Buf gPackB;               // guarded by the binding's call mutex (one call at a time)
+thread_local Buf gPackB;  // per calling thread (its pool's helpers get the pointer)
 thread_local Buf tPackA;  // per thread
 
 /** op(B)[pc .. pc+kc, j0 .. j0+nr] -> dst[k * NR + c], zero columns past nr. */

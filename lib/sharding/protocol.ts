@@ -29,7 +29,7 @@ export interface InitMsg {
   weights: Record<string, Float32Array>;
   /** Composite path only (ATTENTION_ROPE_FORCE_COMPOSITE). */
   forceComposite: boolean;
-  /** CPU fused kernels: 'ts' (default) or the native addon ('native' / 'auto'), see ShardedAttentionOptions. */
+  /** CPU fused kernels: 'auto' (default), 'native' or 'ts', see ShardedAttentionOptions. */
   cpuKernelImpl: 'ts' | 'native' | 'auto';
   /** Native CPU kernel threads (the addon's pool is process-wide and not reentrant: 1). */
   nativeThreads: number;

@@ -20,13 +20,12 @@ export interface ShardedAttentionOptions {
   /** Composite path only in every worker (no fused kernels). */
   unfused?: boolean;
   /**
-   * CPU / wasm fused kernels in the workers: 'ts' (default, the pure-TypeScript kernels) or the
-   * native addon ('native' / 'auto'). The addon keeps process-wide state (its thread pool and the
-   * decode kernel's `gPartial` scratch), so several workers calling it at once race: wrong decode
-   * outputs were seen with 3 CPU workers. Use 'native' only once that state is per thread.
+   * CPU / wasm fused kernels (and the cpu projection sgemm) in the workers: 'auto' (default: the
+   * native addon when it loaded, else the pure-TypeScript kernels), 'native' or 'ts'. Each worker
+   * thread has its own native thread pool and scratch, so the workers' calls run at once.
    */
   cpuKernelImpl?: 'ts' | 'native' | 'auto';
-  /** Native CPU kernel threads per worker (default 1: the addon's pool is shared by the process). */
+  /** Native CPU kernel threads per worker (default 1: one core per worker, the workers side by side). */
   nativeThreads?: number;
   /**
    * 'thread' (default): worker threads, data through shared memory. 'process': one child process
@@ -88,7 +87,7 @@ export class ShardedAttention {
         const slot = slots[i] = new ShardWorker(script, devices![i], i, opts.transport ?? 'thread', opts.spawnCommand);
         const r = await slot.request({
           op: 'init', id: 0, device: devices![i], config, weights, forceComposite: opts.unfused ?? false,
-          cpuKernelImpl: opts.cpuKernelImpl ?? 'ts', nativeThreads,
+          cpuKernelImpl: opts.cpuKernelImpl ?? 'auto', nativeThreads,
         }, slot.transport === 'thread' ? Object.values(weights).map((w) => w.buffer as ArrayBuffer) : []);
         check(r.ok, W, () => `${slot.name} failed to start: ${r.error}`);
         slot.backend = r.backend!;
