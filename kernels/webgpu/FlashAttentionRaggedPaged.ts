@@ -6,6 +6,7 @@
  * - prefill: FlashAttention-2 tiles of TQ tokens x G query heads per workgroup (flash_prefill_wgsl.ts);
  * - decode: split-K over the keys, one workgroup per (token, KV head, split), then a merge pass
  *   (flash_decode_wgsl.ts).
+ * Head dims that are not a multiple of 4 take a plain scalar kernel instead (flash_scalar_wgsl.ts).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
@@ -13,6 +14,7 @@ import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
 import { buildMeta, checkFlashArgs, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
+import { SCALAR_WG, flashScalarWgsl } from './flash_scalar_wgsl.js';
 import {
   checkLayer, type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
   tensorBuffer, type WebGpuBackendLike,
@@ -42,7 +44,15 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const dispatches: Dispatch[] = [];
   let out: ReturnType<typeof newOutput> | undefined;
   const output = () => (out ??= newOutput(be, [T, nHeads * headDim])); // [T, nHeads * headDim]
-  if (flashPath(a) === 'prefill') {
+  if (headDim % 4 !== 0) {
+    const { meta, numTiles } = buildMeta(a, 1);
+    const groups = Math.ceil((numTiles * nHeads) / SCALAR_WG);
+    dispatches.push({
+      pipeline: pipelineFor(dev, flashScalarWgsl(headDim, nHeads, nKvHeads), `${W}:scalar`),
+      buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
+      grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1],
+    });
+  } else if (flashPath(a) === 'prefill') {
     const cfg = choosePrefill(a, sharedLimit, subgroupLanes(dev), dev.limits.maxComputeInvocationsPerWorkgroup);
     const { meta, numTiles } = buildMeta(a, cfg.tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);

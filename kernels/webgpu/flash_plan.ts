@@ -73,7 +73,6 @@ export function checkFlashArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonl
   const p = c.cache.params;
   check(p.nKvHeads === nKvHeads && p.headDim === headDim, W,
     () => `cache nKvHeads/headDim (${p.nKvHeads}/${p.headDim}) must equal attrs (${nKvHeads}/${headDim})`);
-  check(headDim % 4 === 0, W, () => `headDim (${headDim}) must be a multiple of 4 on webgpu`);
   check(MASK_CODE[mask.variant] !== undefined, W, () => `mask.variant must be one of ${Object.keys(MASK_CODE).join(', ')}, got '${mask.variant}'`);
   if (mask.variant === 'sliding_window' || mask.variant === 'sliding_window_causal') {
     check(Number.isInteger(mask.window) && mask.window >= 1, W, () => `mask.window (${mask.window}) must be an integer >= 1 for '${mask.variant}'`);

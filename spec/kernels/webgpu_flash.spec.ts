@@ -2,7 +2,8 @@
  * FlashAttentionRaggedPaged on webgpu (Dawn over the software Vulkan driver in CI) against an
  * exact float64 reference: page sizes 1, 16, 128 with scrambled pages, contexts crossing pages,
  * empty and one-token sequences, GQA ratios, every mask, both paths (prefill tiles and split-K
- * decode), with and without subgroup reductions, several head sizes; and against the composite
+ * decode), with and without subgroup reductions, several head sizes (and the scalar kernel of
+ * head dims that are not a multiple of 4); and against the composite
  * reference (kernels/reference) run on the cpu backend.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -100,6 +101,16 @@ describe('FlashAttentionRaggedPaged [webgpu]', () => {
     for (const variant of ['prefill', 'decode'] as const) {
       it(`nHeads ${nH}, nKvHeads ${nKv}, headDim ${D}, ${variant}`, async () => {
         expect(await runCase({ nH, nKv, D, ps: 16, seqs: [[20, 13], [3, 1], [0, 9]], mask: causal, variant }, D)).toBeLessThan(TOL);
+      });
+    }
+  }
+
+  // Head dims that are not a multiple of 4: the scalar kernel, every mask, page sizes 1 and 7.
+  for (const [nH, nKv, D, ps] of [[4, 2, 6, 7], [3, 3, 10, 1], [8, 2, 2, 16], [2, 1, 33, 16]] as const) {
+    for (const mask of [causal, ...masks]) {
+      it(`headDim ${D} (scalar kernel), nHeads ${nH}/${nKv}, pageSize ${ps}, mask ${mask.variant}`, async () => {
+        const cs: [number, number][] = [[37, 21], [0, 0], [5, 1], [0, 45], [130, 3]];
+        expect(await runCase({ nH, nKv, D, ps, seqs: cs, mask, variant: 'auto' }, D + ps)).toBeLessThan(TOL);
       });
     }
   }
