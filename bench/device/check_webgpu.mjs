@@ -74,6 +74,9 @@ async function main() {
   for (const [nH, nKv, D] of [[4, 4, 32], [6, 2, 64], [8, 1, 16], [4, 2, 80], [2, 1, 256], [16, 2, 128]])
     for (const variant of ['prefill', 'decode'])
       report(`${nH}/${nKv} d${D} ps16 ${variant}`, await flashCase(nH, nKv, D, 16, [[200, 33], [3, 1], [0, 90]], causal, variant, D));
+  for (const [nH, nKv, D] of [[4, 2, 6], [3, 3, 10], [2, 1, 33]])
+    for (const mask of masks)
+      report(`scalar kernel ${nH}/${nKv} d${D} ps7 ${mask.variant}`, await flashCase(nH, nKv, D, 7, seqs, mask, 'auto', D));
   webgpuFlashTuning.subgroups = false;
   for (const variant of ['prefill', 'decode'])
     report(`no subgroups 32/8 d128 ps16 ${variant}`, await flashCase(32, 8, 128, 16, seqs, causal, variant, 9));
