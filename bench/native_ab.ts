@@ -6,8 +6,9 @@
  *   node scripts/build-native.cjs && cp native/build/Release/tfjs_attention_native.node /tmp/b.node
  *   node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
  *   AENV=TFJS_ATTN_NK=64 BENV=TFJS_ATTN_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
+ *   ONLY=P1,R1 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node   # some scenarios only
  *
- * Prints min / p25 / median ms of FlashAttentionRaggedPaged per side (TFJS_ATTENTION_THREADS=1 for
+ * Prints min / p25 / median ms of FlashAttentionRaggedPaged (P1, P2, D1) and RopeSplitStoreRagged (R1, R2) per side (TFJS_ATTENTION_THREADS=1 for
  * one thread). Use different file paths for A and B: a path loads once per process.
  *
  * Sides alternate in blocks of ~100 ms, not call by call: each addon has its own thread pool, whose
@@ -31,6 +32,7 @@ const A = req(process.argv[2]) as NativeKernels;
 setEnv(process.env.BENV);
 const B = req(process.argv[3]) as NativeKernels;
 
+const ONLY = process.env.ONLY?.split(',');  // e.g. ONLY=P1,R1
 const NH = 16, NKV = 4, D = 64, PS = 128;
 const SCENARIOS: [string, number[], number[]][] = [
   ['P1', [0], [512]], ['P2', [0, 0, 0, 0], [64, 128, 192, 256]], ['D1', Array(8).fill(1024), Array(8).fill(1)],
@@ -50,6 +52,25 @@ for (const [name, past, news] of SCENARIOS) {
   const q = new Float32Array(T * NH * D).map(() => Math.random()), out = new Float32Array(T * NH * D);
   const ints = Int32Array.of(batch, NH, NKV, D, PS, maxPages, 0, 0, 0, 0);
   const run = (m: NativeKernels): void => m.flashAttention(q, out, k, v, rowOffsets, start, numNew, pageTable, ints, 0.125);
+  abRun(name, run);
+}
+
+// RopeSplitStoreRagged on the P1 rows (512 tokens, [T, (16 + 2 * 4) * 64] in): R1 plain, R2 with qk RMSNorm.
+for (const [name, norm] of [['R1', false], ['R2', true]] as const) {
+  const T = 512, maxPages = T / PS, W = (NH + 2 * NKV) * D;
+  const qkv = new Float32Array(T * W).map(() => Math.random() - 0.5), qOut = new Float32Array(T * NH * D);
+  const k = new Float32Array(maxPages * NKV * PS * D), v = new Float32Array(k.length);
+  const cos = new Float32Array(T * D / 2).map(() => Math.random()), sin = new Float32Array(T * D / 2).map(() => Math.random());
+  const w = norm ? new Float32Array(D).fill(1.1) : null;
+  const ints = Int32Array.of(T, 1, NH, NKV, D, D, 0, PS, maxPages);
+  const pageTable = new Int32Array(maxPages).map((_, i) => i);
+  const run = (m: NativeKernels): void =>
+    m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, 1e-6);
+  abRun(name, run);
+}
+
+function abRun(name: string, run: (m: NativeKernels) => void): void {
+  if (ONLY && !ONLY.includes(name)) return;
   for (let i = 0; i < 10; i++) { run(A); run(B); }
   const xa: number[] = [], xb: number[] = [];
   const block = (m: NativeKernels, into: number[]): void => {

@@ -143,6 +143,80 @@ inline void pvRows(const float* const* vr, int nk, const float* st, int Mp, floa
   }
 }
 
+#if defined(ATTN_V8)
+// AVX2 + FMA (16 ymm registers): the same products on 8-row vectors, tiles of 4 keys (QK) or 4 dims
+// (PV) x C vectors of 8 rows, C <= 3: 4C accumulators + C row vectors + a broadcast <= 16 registers.
+// Columns are addressed in 8-row vectors (v0 = vector index, 2 per 16-row chunk).
+#define REG8(x) asm("" : "+x"(x))
+constexpr int QC8 = 3;  // vectors per QK / PV tile
+
+template <int C>
+__attribute__((noinline)) void qkTile8(const float* const* kr, const float* qt, int Mp, int D, float* st, int v0, v8* bmax, int valid) {
+  v8 acc[4][C];
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < C; c++) acc[r][c] = v8{};
+  const float* k0 = kr[0]; const float* k1 = kr[1]; const float* k2 = kr[2]; const float* k3 = kr[3];
+  const float* q = qt + v0 * 8;
+  for (int d = 0; d < D; d++, q += Mp) {
+    v8 qv[C];
+    for (int c = 0; c < C; c++) { qv[c] = v8load(q + c * 8); REG8(qv[c]); }
+    // One broadcast live at a time (hoisting all four spilled three accumulators at C = 3).
+    v8 a = v8set1(k0[d]); REG8(a);
+    for (int c = 0; c < C; c++) acc[0][c] += a * qv[c];
+    a = v8set1(k1[d]); REG8(a);
+    for (int c = 0; c < C; c++) acc[1][c] += a * qv[c];
+    a = v8set1(k2[d]); REG8(a);
+    for (int c = 0; c < C; c++) acc[2][c] += a * qv[c];
+    a = v8set1(k3[d]); REG8(a);
+    for (int c = 0; c < C; c++) acc[3][c] += a * qv[c];
+  }
+  for (int r = 0; r < 4; r++)
+    for (int c = 0; c < C; c++) v8store(st + static_cast<size_t>(r) * Mp + (v0 + c) * 8, acc[r][c]);
+  for (int r = 0; r < 4 && r < valid; r++)
+    for (int c = 0; c < C; c++) bmax[v0 + c] = v8max(bmax[v0 + c], acc[r][c]);
+}
+
+template <int R, int C>
+__attribute__((noinline)) void pvTile8(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, int v0,
+                                       const v8* alpha) {
+  v8 acc[R][C];
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++)
+      acc[r][c] = alpha ? v8load(ot + static_cast<size_t>(d0 + r) * Mp + (v0 + c) * 8) * alpha[v0 + c] : v8{};
+  const float* sp = st + v0 * 8;
+  for (int n = 0; n < nk; n++, sp += Mp) {
+    v8 pv[C];
+    for (int c = 0; c < C; c++) { pv[c] = v8load(sp + c * 8); REG8(pv[c]); }
+    const float* v = vr[n] + d0;
+    for (int r = 0; r < R; r++) {
+      v8 a = v8set1(v[r]); REG8(a);
+      for (int c = 0; c < C; c++) acc[r][c] += a * pv[c];
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) v8store(ot + static_cast<size_t>(d0 + r) * Mp + (v0 + c) * 8, acc[r][c]);
+}
+
+// 8-row vectors [v, ve) of 4 keys' scores.
+inline void qkRange8(const float* const* kr, const float* qt, int Mp, int D, float* st, int v, int ve, v8* bmax, int valid) {
+  for (; v + QC8 <= ve; v += QC8) qkTile8<QC8>(kr, qt, Mp, D, st, v, bmax, valid);
+  switch (ve - v) {
+    case 2: qkTile8<2>(kr, qt, Mp, D, st, v, bmax, valid); break;
+    case 1: qkTile8<1>(kr, qt, Mp, D, st, v, bmax, valid); break;
+  }
+}
+
+template <int R>
+inline void pvRows8(const float* const* vr, int nk, const float* st, int Mp, float* ot, int d0, const v8* alpha) {
+  int nv = Mp / 8, v = 0;
+  for (; v + QC8 <= nv; v += QC8) pvTile8<R, QC8>(vr, nk, st, Mp, ot, d0, v, alpha);
+  switch (nv - v) {
+    case 2: pvTile8<R, 2>(vr, nk, st, Mp, ot, d0, v, alpha); break;
+    case 1: pvTile8<R, 1>(vr, nk, st, Mp, ot, d0, v, alpha); break;
+  }
+}
+#endif
+
 /**
  * Attends rows of tokens [t0, t1) of batch entry b, KV head h, over keys [k0, k1) (clipped to each
  * row's mask range). Leaves the unnormalised state in tls: m, l, Ot. Returns Mp.
@@ -174,6 +248,19 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
     if (++g == G) { g = 0; t++; }
   }
   auto qRow = [&](int m) -> const float* { return m < M ? p.q + roff[m] : zeros; };
+#if defined(ATTN_V8)
+  if (D % 8 == 0) {
+    // 8 x 8 blocks through registers.
+    const v8 sc = v8set1(p.scale);
+    for (int m0 = 0; m0 < Mp; m0 += 8)
+      for (int d0 = 0; d0 < D; d0 += 8) {
+        v8 r[8];
+        for (int i = 0; i < 8; i++) r[i] = v8load(qRow(m0 + i) + d0) * sc;
+        transpose8(r);
+        for (int i = 0; i < 8; i++) v8store(qt + static_cast<size_t>(d0 + i) * Mp + m0, r[i]);
+      }
+  } else
+#endif
   if (D % VL == 0) {
     // 16 x 16 blocks through registers.
     const v16 sc = vset1(p.scale);
@@ -222,14 +309,56 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       int c = 0, ce = nv;
       while (c < ce && (cHi[c] < kf || cLo[c] > kl)) c++;
       while (ce > c && (cHi[ce - 1] < kf || cLo[ce - 1] > kl)) ce--;
+#if defined(ATTN_V8)
+      qkRange8(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, 2 * c, 2 * ce, reinterpret_cast<v8*>(bm), nk - n);
+#else
       for (; c + 4 <= ce; c += 4) qkTile<4>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n);
       switch (ce - c) {
         case 3: qkTile<3>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
         case 2: qkTile<2>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
         case 1: qkTile<1>(kr + n, qt, Mp, D, st + static_cast<size_t>(n) * Mp, c, bm, nk - n); break;
       }
+#endif
     }
     // Mask + online softmax, 16 rows at a time.
+#if defined(ATTN_V8)
+    // (8 at a time here: the same steps on 8-row vectors.)
+    for (int c = 0; c < nv; c++) {
+      bool inside = SKIPMASK;
+      for (int i = c * VL; i < (c + 1) * VL && inside; i++) inside = lo[i] <= kb && kb + nk - 1 <= hi[i];
+      for (int hv = 2 * c; hv < 2 * c + 2; hv++) {
+        const vi8 vlo = vi8load(lo + hv * 8);
+        const vi8 vhi = vi8load(hi + hv * 8);
+        v8 bmax = v8set1(NEG_INF);
+        if (inside) {
+          bmax = reinterpret_cast<const v8*>(bm)[hv];
+        } else {
+          for (int n = 0; n < nk; n++) {
+            float* sp = st + static_cast<size_t>(n) * Mp + hv * 8;
+            vi8 kp = vi8set1(kb + n);
+            v8 sv = v8load(sp);
+            sv = (kp >= vlo) & (kp <= vhi) ? sv : v8set1(NEG_INF);
+            v8store(sp, sv);
+            bmax = v8max(bmax, sv);
+          }
+        }
+        v8 mold = v8load(mr + hv * 8);
+        v8 mnew = v8max(mold, bmax);
+        v8 msafe = mnew == v8set1(NEG_INF) ? v8{} : mnew;
+        v8 alpha = vexp8(mold - msafe);
+        v8 lsum = v8{};
+        for (int n = 0; n < nk4; n++) {
+          float* sp = st + static_cast<size_t>(n) * Mp + hv * 8;
+          v8 pv = n < nk ? vexp8(v8load(sp) - msafe) : v8{};
+          v8store(sp, pv);
+          lsum += pv;
+        }
+        v8store(lr + hv * 8, v8load(lr + hv * 8) * alpha + lsum);
+        v8store(mr + hv * 8, mnew);
+        reinterpret_cast<v8*>(va)[hv] = alpha;
+      }
+    }
+#else
     for (int c = 0; c < nv; c++) {
       const vi16 vlo = viload(lo + c * VL);
       const vi16 vhi = viload(hi + c * VL);
@@ -263,11 +392,18 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
       vstore(mr + c * VL, mnew);
       va[c] = alpha;
     }
+#endif
     // Values (the PV tiles rescale Ot by alpha as they load it; the first block starts from 0).
     const v16* pa = kb == kmin ? nullptr : va;
     int d = 0;
+#if defined(ATTN_V8)
+    const v8* pa8 = reinterpret_cast<const v8*>(pa);
+    for (; d + 4 <= D; d += 4) pvRows8<4>(vr, nk, st, Mp, ot, d, pa8);
+    for (; d < D; d++) pvRows8<1>(vr, nk, st, Mp, ot, d, pa8);
+#else
     for (; d + 4 <= D; d += 4) pvRows<4>(vr, nk, st, Mp, ot, d, pa);
     for (; d < D; d++) pvRows<1>(vr, nk, st, Mp, ot, d, pa);
+#endif
   }
   return Mp;
 }
@@ -276,6 +412,21 @@ void writeRows(const AttnParams& p, int t0, int t1, const float* ot, const float
   const int G = p.nHeads / p.nKv, D = p.D, M = (t1 - t0) * G;
   const size_t* roff = tls.roff.data();  // left by attendItem for these rows
   auto outRow = [&](int m) { return p.out + roff[m]; };
+#if defined(ATTN_V8)
+  if (D % 8 == 0) {
+    for (int m0 = 0; m0 < M; m0 += 8) {
+      float inv[8];
+      for (int i = 0; i < 8; i++) inv[i] = m0 + i < M && lr[m0 + i] != 0.f ? 1.f / lr[m0 + i] : 0.f;  // NaN l keeps NaN
+      for (int d0 = 0; d0 < D; d0 += 8) {
+        v8 r[8];
+        for (int i = 0; i < 8; i++) r[i] = v8load(ot + static_cast<size_t>(d0 + i) * Mp + m0);
+        transpose8(r);
+        for (int i = 0; i < 8 && m0 + i < M; i++) v8store(outRow(m0 + i) + d0, r[i] * inv[i]);
+      }
+    }
+    return;
+  }
+#endif
   if (D % VL == 0) {
     for (int m0 = 0; m0 < M; m0 += VL) {
       float inv[VL];

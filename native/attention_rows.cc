@@ -188,9 +188,148 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
 }
 
+#if defined(ATTN_V8)
+// AVX2 + FMA: the same algorithm on 8-lane vectors, scores in natural key order. A row's scores for
+// 8 keys: 8 accumulators of q[j] * K[n, j] (one q vector and 8 K loads per 8 FMAs), folded by
+// hadd / 128-bit lane swaps. Values: tiles of 4 rows x up to 3 vectors of headDim (12 accumulators).
+constexpr int PVJ8 = 3;
+
+inline v8 reduce8(const v8* t) {
+  __m256 a = _mm256_hadd_ps((__m256)t[0], (__m256)t[1]), b = _mm256_hadd_ps((__m256)t[2], (__m256)t[3]);
+  __m256 c = _mm256_hadd_ps((__m256)t[4], (__m256)t[5]), d = _mm256_hadd_ps((__m256)t[6], (__m256)t[7]);
+  __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d);  // [k0..3 low halves, k0..3 high halves]
+  return (v8)_mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+template <int DV>
+__attribute__((noinline)) v8 rowScores8(const float* q, const float* const* kr) {
+  v8 t[8];
+  for (int n = 0; n < 8; n++) t[n] = v8{};
+  for (int j = 0; j < DV; j++) {
+    v8 qj = v8load(q + j * 8);
+    for (int n = 0; n < 8; n++) t[n] += qj * v8load(kr[n] + j * 8);
+  }
+  return reduce8(t);
+}
+
+// O[r0 .. r0 + R, j0 * 8 .. (j0 + J) * 8) += P[r, n] V[n, ..] over nk8 keys.
+template <int R, int J>
+__attribute__((noinline)) void rowsPV8(const float* s, const float* const* vr, int nk8, float* o, int r0, int j0, int D) {
+  v8 acc[R][J];
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) acc[r][j] = v8load(o + static_cast<size_t>(r0 + r) * D + (j0 + j) * 8);
+  for (int n = 0; n < nk8; n++) {
+    const float* v = vr[n] + j0 * 8;
+    v8 vv[J];
+    for (int j = 0; j < J; j++) vv[j] = v8load(v + j * 8);
+    for (int r = 0; r < R; r++) {
+      v8 pr = v8set1(s[static_cast<size_t>(r0 + r) * NK + n]);
+      for (int j = 0; j < J; j++) acc[r][j] += pr * vv[j];
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int j = 0; j < J; j++) v8store(o + static_cast<size_t>(r0 + r) * D + (j0 + j) * 8, acc[r][j]);
+}
+
+template <int R>
+void rowsPVAll8(const float* s, const float* const* vr, int nk8, float* o, int r0, int D) {
+  const int nj = D / 8;
+  int j = 0;
+  for (; j + PVJ8 <= nj; j += PVJ8) rowsPV8<R, PVJ8>(s, vr, nk8, o, r0, j, D);
+  switch (nj - j) {
+    case 2: rowsPV8<R, 2>(s, vr, nk8, o, r0, j, D); break;
+    case 1: rowsPV8<R, 1>(s, vr, nk8, o, r0, j, D); break;
+  }
+}
+
+template <int DV>
+void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
+  constexpr int D = DV * 8;
+  const int G = p.nHeads / p.nKv, M = (t1 - t0) * G, M4 = (M + 3) / 4 * 4;
+  RowScratch& sc = rs;
+  sc.ensure(M4, D);
+  float *q = sc.q.data(), *s = sc.s.data();
+  const int start = p.start[b], ctx = start + p.numNew[b], row0 = p.rowOff[b];
+  const size_t qStride = static_cast<size_t>(p.nHeads) * D;
+  std::vector<int> lo(M4, 1), hi(M4, 0);
+  int kmin = k1, kmax = k0 - 1;
+  for (int m = 0; m < M4; m++) {
+    if (m >= M) { std::fill(q + static_cast<size_t>(m) * D, q + static_cast<size_t>(m + 1) * D, 0.f); continue; }
+    int t = t0 + m / G, g = m % G;
+    const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
+    for (int d = 0; d < D; d++) q[static_cast<size_t>(m) * D + d] = qr[d] * p.scale;
+    int a, z;
+    keyRange(p, start + t, ctx, a, z);
+    a = std::max(a, k0);
+    z = std::min(z, k1 - 1);
+    lo[m] = a; hi[m] = z;
+    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+    mr[m] = NEG_INF;
+    lr[m] = 0.f;
+  }
+  std::fill(o, o + static_cast<size_t>(M) * D, 0.f);
+  std::vector<float> opad;
+  float* ow = o;
+  if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
+  const float** kr = sc.kr.data();
+  const float** vr = sc.vr.data();
+  const vi8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
+  for (int kb = kmin; kb <= kmax; kb += NK) {
+    const int nk = std::min(NK, kmax + 1 - kb), nk8 = (nk + 7) / 8 * 8;
+    for (int n = 0; n < nk;) {  // one page-table lookup per page run
+      const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
+      const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
+      const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
+      for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
+    }
+    for (int n = nk; n < nk8; n++) kr[n] = vr[n] = sc.zeros.data();
+    for (int m = 0; m < M; m++) {
+      const vi8 vlo = vi8set1(lo[m]), vhi = vi8set1(hi[m]);
+      float* sr = s + static_cast<size_t>(m) * NK;
+      v8 bmax = v8set1(NEG_INF);
+      for (int g = 0; g < nk8; g += 8) {
+        v8 sv = rowScores8<DV>(q + static_cast<size_t>(m) * D, kr + g);
+        vi8 kp = iota + (kb + g);
+        sv = (kp >= vlo) & (kp <= vhi) ? sv : v8set1(NEG_INF);
+        v8store(sr + g, sv);
+        bmax = v8max(bmax, sv);
+      }
+      float mold = mr[m], mnew = std::max(mold, hmax8(bmax));
+      float msafe = mnew == NEG_INF ? 0.f : mnew;
+      float alpha = mold == NEG_INF ? 0.f : std::exp(mold - msafe);
+      v8 lsum = v8{};
+      const v8 vm = v8set1(msafe);
+      for (int g = 0; g < nk8; g += 8) {
+        v8 pv = vexp8(v8load(sr + g) - vm);
+        v8store(sr + g, pv);
+        lsum += pv;
+      }
+      lr[m] = lr[m] * alpha + hsum8(lsum);
+      mr[m] = mnew;
+      if (alpha != 1.f) {
+        float* orow = ow + static_cast<size_t>(m) * D;
+        for (int d = 0; d < D; d++) orow[d] *= alpha;
+      }
+    }
+    for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
+    for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<4>(s, vr, nk8, ow, r0, D);
+  }
+  if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
+}
+#endif
+
 }  // namespace
 
 bool attendItemRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mOut, float* lOut, float* oOut) {
+#if defined(ATTN_V8)
+  switch (p.D) {
+    case 16: attendRows8<2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 32: attendRows8<4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 64: attendRows8<8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 128: attendRows8<16>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    default: return false;
+  }
+#endif
   switch (p.D) {
     case 16: attendRows<1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
     case 32: attendRows<2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;

@@ -4,6 +4,7 @@
  *
  * `auto` (default) uses the addon when it loaded, else TypeScript. `TFJS_ATTENTION_CPU_IMPL=ts`
  * (or `setCpuKernelImpl('ts')`) forces TypeScript; `native` insists on the addon.
+ * `TFJS_ATTENTION_NATIVE_PATH=/path/to/addon.node` loads that build instead of native/build/Release.
  */
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -48,7 +49,8 @@ function load(): NativeKernels | null {
   if (typeof process === 'undefined' || !process.versions?.node) return null;
   try {
     const req = createRequire(path.join(packageRoot, 'package.json'));
-    return req(path.join(packageRoot, 'native', 'build', 'Release', 'tfjs_attention_native.node')) as NativeKernels;
+    const override = process.env?.TFJS_ATTENTION_NATIVE_PATH;  // another build of the addon (e.g. an AVX2-only one)
+    return req(override ? path.resolve(override) : path.join(packageRoot, 'native', 'build', 'Release', 'tfjs_attention_native.node')) as NativeKernels;
   } catch (e) {
     loadError = (e as Error).message;
     return null;
