@@ -5,12 +5,18 @@
  * unsharded layer on the main thread. The sharded output is checked against the unsharded layer
  * before timing.
  *
- *   node dist/bench/sharding.js [--quick]     (or add `shardingBench` to bench/run.ts's BENCH_MODULES)
- *   BENCH_SHARDING_BACKENDS=webgpu node dist/bench/sharding.js
+ *   node dist/bench/run.js --only sharding [--quick]   (run.ts lists it; `node dist/bench/sharding.js` hits the import cycle)
+ *   BENCH_SHARDING_BACKENDS=webgpu node dist/bench/run.js --only sharding
  *
  * webgpu runs one process per device with the other NVIDIA GPUs hidden (isolateNvidiaGpu): on a
  * machine with 2 GPUs, `webgpu:0,webgpu:1` is 2 GPUs vs `webgpu:0` alone (check the placement
  * with `nvidia-smi --query-gpu=index,memory.used --format=csv` while it runs).
+ *
+ * Process transport (cpu:0,cpu:1 as 2 child processes): data through a shared /dev/shm mapping vs
+ * Node IPC (structured clone), timed in alternation, on 1x512 hidden 1024 and 1x2048 hidden 2048
+ * (32 q / 8 kv heads, d 64); it logs the part of each call spent moving data (ShardedAttention's
+ * lastCallStats: the call minus the slowest worker's compute minus the reduce). BENCH_SHARDING_PROCESS=0
+ * skips these rows, BENCH_SHARDING_PROCESS=small runs the first shape only.
  */
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -21,24 +27,61 @@ import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import { parseDevices } from '../lib/sharding/devices.js';
 import { ShardedAttention, type ShardedAttentionOptions } from '../lib/sharding/sharded_attention.js';
 import { isolateNvidiaGpu } from '../lib/sharding/shard_worker.js';
-import { type BenchModule, type BenchOptions, type BenchRow, row, timeMs } from './harness.js';
+import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
 import { addBenchModule, runBenches } from './run.js';
 
 const HIDDEN = 1024, NH = 16, NKV = 4, D = 64, T = 512, PAGE = 128;
 
-function makeLayer(): AttentionWithRope {
+interface Shape { T: number; hidden: number; nh: number; nkv: number; d: number }
+const SMALL: Shape = { T, hidden: HIDDEN, nh: NH, nkv: NKV, d: D };
+const LARGE: Shape = { T: 2048, hidden: 2048, nh: 32, nkv: 8, d: 64 };
+
+function makeLayer(s: Shape = SMALL): AttentionWithRope {
   const layer = new AttentionWithRope({
-    rope: { headDim: D, theta: 500000, maxSeqLen: 1024 }, numAttentionHeads: NH, numKeyValueHeads: NKV, hiddenSize: HIDDEN,
-    kvParams: { nKvHeads: NKV, headDim: D, pageSize: PAGE, numLayers: 1, numPages: 16 },
+    rope: { headDim: s.d, theta: 500000, maxSeqLen: 2 * s.T }, numAttentionHeads: s.nh, numKeyValueHeads: s.nkv, hiddenSize: s.hidden,
+    kvParams: { nKvHeads: s.nkv, headDim: s.d, pageSize: PAGE, numLayers: 1, numPages: Math.ceil(s.T / PAGE) + 4 },
   });
-  layer.build([null, HIDDEN]); // glorot-uniform weights
+  layer.build([null, s.hidden]); // glorot-uniform weights
   return layer;
 }
 
 /** One prefill on a fresh sequence, released afterwards so every run starts alike. */
 async function prefillSharded(tp: ShardedAttention, x: tf.Tensor2D): Promise<tf.Tensor2D> {
   const id = tp.addSequence();
-  try { return await tp.callRagged(x, [id], [T]); } finally { tp.releaseSequence(id); }
+  try { return await tp.callRagged(x, [id], [x.shape[0]]); } finally { tp.releaseSequence(id); }
+}
+
+const median = (xs: number[]) => { const a = [...xs].sort((p, q) => p - q), n = a.length; return n % 2 ? a[(n - 1) / 2] : (a[n / 2 - 1] + a[n / 2]) / 2; };
+
+/** 2 cpu worker processes, shared memory vs IPC, on one shape: rows and a log of the data-moving part. */
+async function processRows(opts: BenchOptions, s: Shape): Promise<BenchRow[]> {
+  const layer = makeLayer(s);
+  const x = tf.randomNormal([s.T, s.hidden], 0, 1, 'float32', 11) as tf.Tensor2D; // [T, hidden]
+  const tag = `1x${s.T} (h${s.hidden} ${s.nh}q/${s.nkv}kv)`;
+  const tps: ShardedAttention[] = [];
+  try {
+    for (const sharedMemory of [true, false]) {
+      tps.push(await ShardedAttention.create(layer, parseDevices('cpu:0,cpu:1'), { transport: 'process', sharedMemory }));
+    }
+    opts.log(`process transport ${tag}: data paths ${tps.map((t) => t.dataPaths.join('+')).join(' vs ')}`);
+    const [a, b] = await Promise.all(tps.map(async (tp) => prefillSharded(tp, x)));
+    opts.log(`process transport ${tag}: max |shm - ipc| = ${maxDiff(a, b).toExponential(2)}`);
+    tf.dispose([a, b]);
+    const stats = tps.map(() => [] as { totalMs: number; computeMs: number; reduceMs: number; moveMs: number }[]);
+    const fns = tps.map((tp, k) => async () => { (await prefillSharded(tp, x)).dispose(); stats[k].push(tp.lastCallStats!); });
+    const q = opts.quick;
+    const ms = await timeInterleaved(fns, { warmup: 1, minIters: q ? 2 : 8, maxIters: q ? 3 : 30, minMs: q ? 0 : 3000, maxMs: q ? 5000 : 30000, chunk: 2, skip: 0 });
+    ['shared memory', 'IPC'].forEach((name, k) => {
+      const st = stats[k].slice(1); // the warm-up call
+      opts.log(`process transport ${tag}, ${name}: ${ms[k].toFixed(1)} ms per call; medians: moving data ${median(st.map((v) => v.moveMs)).toFixed(1)} ms, ` +
+        `slowest worker ${median(st.map((v) => v.computeMs)).toFixed(1)} ms, reduce+commit ${median(st.map((v) => v.reduceMs)).toFixed(1)} ms (${st.length} calls)`);
+    });
+    return [row(`TP prefill ${tag}: 2 processes, shared memory`, 'cpu', ms[0], '2 processes, IPC', ms[1])];
+  } finally {
+    await Promise.all(tps.map((tp) => tp.dispose()));
+    x.dispose();
+    layer.dispose();
+  }
 }
 
 function prefillLocal(layer: AttentionWithRope, cache: PagedKVCache, x: tf.Tensor2D): tf.Tensor2D {
@@ -84,6 +127,8 @@ async function run(opts: BenchOptions): Promise<BenchRow[]> {
   }
   tf.dispose([x, ref]);
   layer.dispose();
+  const proc = process.env.BENCH_SHARDING_PROCESS ?? 'small,large';
+  if (proc !== '0') for (const s of proc.includes('large') ? [SMALL, LARGE] : [SMALL]) rows.push(...(await processRows(opts, s)));
   return rows;
 }
 

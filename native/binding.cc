@@ -9,6 +9,7 @@
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints = [batch, nHeads, nKv, hd, maskCode, window, chunk]; forward when dy is null (native/flash_train.h)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
+//   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
 
 #include <cstdlib>
@@ -19,6 +20,10 @@
 #include "flash_train.h"
 #include "matmul.h"
 #include "pool.h"
+
+// native/shm.cc
+napi_value MapShared(napi_env env, napi_callback_info info);
+napi_value UnlinkShared(napi_env env, napi_callback_info info);
 
 // Every JS thread that calls in (the main thread, each worker_thread) has its own pool and its
 // own scratch (thread_local in the kernels), so calls from different threads run at once. The
@@ -166,6 +171,8 @@ NAPI_MODULE_INIT() {
       {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unlinkShared", nullptr, UnlinkShared, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

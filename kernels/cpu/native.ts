@@ -40,6 +40,14 @@ export interface NativeKernels {
   ): void;
   threads(): number;
   setThreads(n: number): void;
+  /**
+   * A MAP_SHARED mapping of file `path` (native/shm.cc), unmapped when the buffer is collected:
+   * `create` makes (or truncates) it to `bytes` and reserves the pages, else the existing file is
+   * opened and must hold `bytes`. Absent from addons built before it (check before use).
+   */
+  mapShared?(path: string, bytes: number, create: boolean): ArrayBuffer;
+  /** Removes `path`; false when it was already gone. */
+  unlinkShared?(path: string): boolean;
 }
 
 export type CpuKernelImpl = 'auto' | 'native' | 'ts';

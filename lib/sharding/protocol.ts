@@ -9,8 +9,11 @@
  *   and the main thread wraps it as the output tensor.
  *
  * Process workers (transport 'process', one process per device: how several GPUs are reached
- * through WebGPU, see sharded_attention.ts) cannot share memory: the input travels in the call
- * message and the partial in the reply (one copy each way), and the main thread reduces.
+ * through WebGPU, see sharded_attention.ts) map one /dev/shm file with the main process
+ * (shm_region.ts: the input, then one partial slot per worker); the main process reduces. Where
+ * that is not available (no native addon, /dev/shm not writable, `sharedMemory: false`,
+ * TFJS_ATTENTION_SHM=0) the input travels in the call message and the partial in the reply
+ * (structured-clone IPC, one copy each way).
  *
  * A call is two-phase: `call` (fetch + compute, nothing committed) on every worker, then, only
  * when every worker answered ok, `commit` (cache.step + reduce). Any failure: no commit anywhere.
@@ -18,6 +21,9 @@
 import type { DevicePlacement } from '../types.js';
 
 export type SeqAction = { action: 'add'; seqId: number } | { action: 'release'; seqId: number } | { action: 'fork'; srcId: number; dstId: number };
+
+/** A /dev/shm file to map: `bytes` long, input then partial slots of `capacity` rows each. */
+export interface ShmRef { path: string; bytes: number; capacity: number }
 
 export interface InitMsg {
   op: 'init';
@@ -33,6 +39,8 @@ export interface InitMsg {
   cpuKernelImpl: 'ts' | 'native' | 'auto';
   /** Native CPU kernel threads (the addon's pool is process-wide and not reentrant: 1). */
   nativeThreads: number;
+  /** Process workers: the shared region to map (absent: IPC). */
+  shm?: ShmRef;
 }
 
 export interface CallMsg {
@@ -42,12 +50,14 @@ export interface CallMsg {
   seqIds: number[];
   numNewTokens: number[];
   materialize: boolean;
-  /** Thread workers: the shared input buffer. Process workers: the rows themselves (a copy). */
-  input: SharedArrayBuffer | Float32Array;
-  /** Thread workers: the shared partials buffer. Process workers: null (the partial comes back in the reply). */
+  /** Thread workers: the shared input buffer. Process workers over IPC: the rows themselves (a copy). Over shm: null. */
+  input: SharedArrayBuffer | Float32Array | null;
+  /** Thread workers: the shared partials buffer. Process workers: null (the partial is in the shm slot or the reply). */
   partials: SharedArrayBuffer | null;
   /** Floats per partial slot (capacity * hidden). */
   slotFloats: number;
+  /** Process workers over shared memory: the region (a new path after a grow: map it). */
+  shm?: ShmRef;
 }
 
 export interface CommitMsg {
@@ -72,6 +82,11 @@ export interface Reply {
   backend?: string;
   lengths?: [number, number][];
   numFreePages?: number;
-  /** call, process workers: the partial output `[T, hidden]`. */
+  /** call, process workers over IPC: the partial output `[T, hidden]`. */
   partial?: Float32Array;
+  /** init with shm: whether the worker mapped the region (false: it runs over IPC, shmError says why). */
+  shm?: boolean;
+  shmError?: string;
+  /** call: ms the worker spent in the call handler (compute and writing its partial). */
+  computeMs?: number;
 }

@@ -1,7 +1,8 @@
 /**
  * ShardedAttention: runs an AttentionWithRope tensor-parallel over several devices, each shard in
- * its own worker thread with its own tfjs engine, backend and PagedKVCache shard. Inputs are
- * broadcast and partial outputs all-reduced through SharedArrayBuffers (protocol.ts).
+ * its own worker thread (or process) with its own tfjs engine, backend and PagedKVCache shard.
+ * Inputs are broadcast and partial outputs all-reduced through SharedArrayBuffers (threads) or a
+ * shared /dev/shm mapping (processes), see protocol.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
@@ -10,6 +11,7 @@ import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
 import type { Reply, SeqAction } from './protocol.js';
+import { SharedRegion, sharedMemoryUnavailable } from './shm_region.js';
 import { type SpawnCommand, ShardWorker, type Transport } from './shard_worker.js';
 import { hfWeightsOf, shardInfoOf } from './shard_layer.js';
 import { workerScript } from './worker_script.js';
@@ -29,10 +31,17 @@ export interface ShardedAttentionOptions {
   nativeThreads?: number;
   /**
    * 'thread' (default): worker threads, data through shared memory. 'process': one child process
-   * per device (input and partial copied over IPC, reduced on the main thread); with
-   * `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1` reach two GPUs.
+   * per device (input and partials through a /dev/shm file mapped by every process, reduced on the
+   * main thread); with `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1`
+   * reach two GPUs.
    */
   transport?: Transport;
+  /**
+   * Transport 'process': move data through shared memory (default true, where the native addon
+   * loaded and /dev/shm is writable; see `dataPaths`), else over Node IPC (structured clone, a copy
+   * each way). `false` or TFJS_ATTENTION_SHM=0 forces IPC.
+   */
+  sharedMemory?: boolean;
   /** How a process worker starts (transport 'process'); default: this Node on the worker script. */
   spawnCommand?: SpawnCommand;
 }
@@ -57,8 +66,11 @@ export class ShardedAttention {
   private nextId = 1;
   private busy = false;
   private disposed = false;
+  /** Timing of the last call, see `lastCallStats`. */
+  private stats: CallStats | null = null;
 
-  private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams']) {
+  private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams'],
+    private region: SharedRegion | null, private readonly paths: DataPath[]) {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
   }
 
@@ -77,6 +89,12 @@ export class ShardedAttention {
       `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); ShardedAttention runs tensor_parallel only`);
     const script = await workerScript();
     const slots: ShardWorker[] = [];
+    const transport = opts.transport ?? 'thread';
+    const paths: DataPath[] = shards.map(() => (transport === 'thread' ? 'sab' : 'ipc'));
+    let region: SharedRegion | null = null;
+    if (transport === 'process' && opts.sharedMemory !== false && sharedMemoryUnavailable() === null) {
+      try { region = new SharedRegion(16, layer.opts.hiddenSize, shards.length); } catch { region = null; } // IPC then
+    }
     try {
       await Promise.all(shards.map(async (shard, i) => {
         const weights: Record<string, Float32Array> = {};
@@ -84,25 +102,38 @@ export class ShardedAttention {
         const config = shard.getConfig();
         config.kvParams = { ...(config.kvParams as tf.serialization.ConfigDict), numLayers: 1 };
         shard.dispose();
-        const slot = slots[i] = new ShardWorker(script, devices![i], i, opts.transport ?? 'thread', opts.spawnCommand);
+        const slot = slots[i] = new ShardWorker(script, devices![i], i, transport, opts.spawnCommand);
         const r = await slot.request({
           op: 'init', id: 0, device: devices![i], config, weights, forceComposite: opts.unfused ?? false,
-          cpuKernelImpl: opts.cpuKernelImpl ?? 'auto', nativeThreads,
+          cpuKernelImpl: opts.cpuKernelImpl ?? 'auto', nativeThreads, ...(region ? { shm: region.ref } : {}),
         }, slot.transport === 'thread' ? Object.values(weights).map((w) => w.buffer as ArrayBuffer) : []);
         check(r.ok, W, () => `${slot.name} failed to start: ${r.error}`);
         slot.backend = r.backend!;
+        if (r.shm) paths[i] = 'shm';
       }));
     } catch (e) {
+      region?.unlink();
       await Promise.all(slots.filter(Boolean).map((s) => s.terminate()));
       throw e;
     }
-    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams);
+    region?.unlink(); // every worker that uses it has mapped it: the name is no longer needed
+    if (!paths.includes('shm')) region = null;
+    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams, region, paths);
   }
 
   get numDevices(): number { return this.slots.length; }
   get devices(): DevicePlacement[] { return this.slots.map((s) => ({ ...s.device })); }
   /** The tfjs backend each worker runs. */
   get backends(): string[] { return this.slots.map((s) => s.backend); }
+  /**
+   * How each worker's input and partial move: 'sab' (thread, SharedArrayBuffer), 'shm' (process,
+   * a shared /dev/shm mapping) or 'ipc' (process, copied in the messages).
+   */
+  get dataPaths(): DataPath[] { return [...this.paths]; }
+  /** Rows the shared /dev/shm region holds now (0: none; it grows with the largest call). */
+  get sharedRows(): number { return this.region?.capacity ?? 0; }
+  /** Where the time of the last callRagged went (null before the first). */
+  get lastCallStats(): CallStats | null { return this.stats && { ...this.stats }; }
   get sequenceIds(): number[] { return this.book.sequenceIds; }
   hasSequence(seqId: number): boolean { return this.book.hasSequence(seqId); }
   cacheLength(seqId: number): number { return this.book.cacheLength(seqId); }
@@ -142,6 +173,7 @@ export class ShardedAttention {
 
   private async run(hidden: tf.Tensor2D | Float32Array, seqIds: number[], counts: number[], materialize: boolean): Promise<tf.Tensor2D | null> {
     this.checkIdle(materialize ? 'materializeKvFromHidden' : 'callRagged');
+    const t0 = performance.now();
     const H = this.hiddenSize;
     const kv = this.book.fetch(seqIds, counts); // validates ids, counts and pages before any worker moves
     const T = kv.totalTokens;
@@ -150,33 +182,51 @@ export class ShardedAttention {
       check(hidden.rank === 2 && hidden.shape[1] === H, W, () => `hidden must be [totalTokens, ${H}], got [${hidden.shape}]`);
     }
     check(data.length === T * H, W, () => `hidden has ${data.length} values, expected totalTokens * hiddenSize (${T} * ${H})`);
-    this.ensureCapacity(T);
-    new Float32Array(this.input, 0, T * H).set(data); // the broadcast: one write, read in place by every worker
+    const threads = this.slots[0].transport === 'thread';
+    if (threads) {
+      this.ensureCapacity(T);
+      new Float32Array(this.input, 0, T * H).set(data); // the broadcast: one write, read in place by every worker
+    } else {
+      this.ensureRegion(T);
+      this.region?.input(T * H).set(data); // the same, through the shared mapping
+    }
+    const region = this.region;
     const id = this.nextId++;
     this.busy = true;
     try {
       const slotFloats = this.capacity * H;
-      const replies = await this.all((s) => s.request({
+      const replies = await this.all((s, i) => s.request({
         op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize, slotFloats,
-        ...(s.transport === 'thread' ? { input: this.input, partials: this.partials } : { input: data.slice(0, T * H), partials: null }),
+        ...(this.paths[i] === 'sab' ? { input: this.input, partials: this.partials }
+          : this.paths[i] === 'shm' ? { input: null, partials: null, shm: region!.ref }
+            : { input: data.slice(0, T * H), partials: null }),
       }));
-      replies.forEach((r, i) => { if (r.partial) new Float32Array(this.partials, i * slotFloats * 4, T * H).set(r.partial); });
-      const out = materialize ? null : new SharedArrayBuffer(T * H * 4);
-      // Thread workers sum row ranges of every partial (reduce-scatter); with none, the main thread sums.
-      const reducers = this.slots.filter((s) => s.transport === 'thread');
-      const n = reducers.length;
-      await this.all((s) => {
-        const j = reducers.indexOf(s);
-        return s.request({
-          op: 'commit', id, reduce: out && j >= 0 ? {
-            out, partials: this.partials, slotFloats, numSlots: this.slots.length, hidden: H,
+      region?.unlink(); // every worker mapped it (a grown region is named in this call only)
+      const computeMs = Math.max(...replies.map((r) => r.computeMs ?? 0));
+      const tReduce = performance.now();
+      let out: Float32Array | null = null;
+      if (threads) {
+        // Thread workers sum row ranges of every partial (reduce-scatter) while they commit.
+        const sab = materialize ? null : new SharedArrayBuffer(T * H * 4);
+        const n = this.slots.length;
+        await this.all((s, j) => s.request({
+          op: 'commit', id, reduce: sab ? {
+            out: sab, partials: this.partials, slotFloats, numSlots: n, hidden: H,
             rowStart: Math.floor((j * T) / n), rowEnd: Math.floor(((j + 1) * T) / n),
           } : undefined,
-        });
-      });
-      if (out && n === 0) sumPartials(new Float32Array(out), this.partials, this.slots.length, slotFloats);
+        }));
+        if (sab) out = new Float32Array(sab);
+      } else {
+        // Processes: the main thread sums the partials (shared slots or IPC payloads) while the workers commit.
+        const committed = this.all((s) => s.request({ op: 'commit', id }));
+        if (!materialize) out = sumPartials(replies.map((r, i) => (this.paths[i] === 'shm' ? region!.slot(i, T * H) : r.partial!)));
+        await committed;
+      }
+      const reduceMs = performance.now() - tReduce;
       this.book.step(kv);
-      return out ? tf.tensor2d(new Float32Array(out), [T, H]) : null; // [T, hidden]
+      const totalMs = performance.now() - t0;
+      this.stats = { totalMs, computeMs, reduceMs, moveMs: Math.max(0, totalMs - computeMs - reduceMs) };
+      return out ? tf.tensor2d(out, [T, H]) : null; // [T, hidden]
     } finally {
       this.busy = false;
     }
@@ -210,6 +260,8 @@ export class ShardedAttention {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.region?.unlink();
+    this.region = null;
     await Promise.all(this.slots.map((s) => s.terminate()));
   }
 
@@ -228,6 +280,20 @@ export class ShardedAttention {
     for (const s of this.slots) s.post({ op: 'seq', seq });
   }
 
+  /** Grows the shared region (a new file, named to the workers in the next call) to hold T rows. */
+  private ensureRegion(T: number): void {
+    const r = this.region;
+    if (!r || T <= r.capacity) return;
+    try {
+      this.region = new SharedRegion(Math.max(T, 2 * r.capacity), this.hiddenSize, this.slots.length);
+    } catch (e) { // /dev/shm full, say: the data moves over IPC from now on
+      this.region = null;
+      this.paths.forEach((p, i) => { if (p === 'shm') this.paths[i] = 'ipc'; });
+      console.warn(`[${W}] shared memory could not grow to ${T} rows (${(e as Error).message}); moving data over IPC from now on`);
+    }
+    r.unlink();
+  }
+
   private ensureCapacity(T: number): void {
     if (T <= this.capacity && this.capacity > 0) return;
     this.capacity = Math.max(T, 2 * this.capacity, 16);
@@ -236,11 +302,22 @@ export class ShardedAttention {
   }
 }
 
-/** out = sum over slots of partials (in slot order, as the workers' reduce does). */
-function sumPartials(out: Float32Array, partials: SharedArrayBuffer, numSlots: number, slotFloats: number): void {
-  out.set(new Float32Array(partials, 0, out.length));
-  for (let d = 1; d < numSlots; d++) {
-    const p = new Float32Array(partials, d * slotFloats * 4, out.length);
+/** Per worker: how its input and partial move (see ShardedAttention.dataPaths). */
+export type DataPath = 'sab' | 'shm' | 'ipc';
+
+/**
+ * Where the time of one call went, in ms: `computeMs` the slowest worker's call handler (compute
+ * and writing its partial), `reduceMs` the all-reduce and commit round trip, `moveMs` the rest
+ * (placing the input, the call messages and replies, their payloads on the IPC path).
+ */
+export interface CallStats { totalMs: number; computeMs: number; reduceMs: number; moveMs: number }
+
+/** The sum of the partials, in slot order (as the workers' reduce does). */
+function sumPartials(parts: Float32Array[]): Float32Array {
+  const out = parts[0].slice();
+  for (let d = 1; d < parts.length; d++) {
+    const p = parts[d];
     for (let i = 0; i < out.length; i++) out[i] += p[i];
   }
+  return out;
 }

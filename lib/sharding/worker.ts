@@ -11,13 +11,21 @@ import { registerCpuKernels } from '../../kernels/cpu/register.js';
 import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
-import type { CallMsg, CommitMsg, InitMsg, Reply, SeqAction, WorkerMsg } from './protocol.js';
+import type { CallMsg, CommitMsg, InitMsg, Reply, SeqAction, ShmRef, WorkerMsg } from './protocol.js';
+import { mapRegion } from './shm_region.js';
 
 let layer: AttentionWithRope | null = null;
 let cache: PagedKVCache | null = null;
 let pending: { id: number; kv: PagedKVCollection } | null = null;
 let seqError: string | null = null;
 let fault: 'throw' | 'exit' | null = null;
+/** Process workers over shared memory: the mapped region (remapped when the main process grows it). */
+let region: { ref: ShmRef; buffer: ArrayBuffer } | null = null;
+
+function useRegion(ref: ShmRef): ArrayBuffer {
+  if (region?.ref.path !== ref.path) region = { ref, buffer: mapRegion(ref) }; // the old mapping goes with GC
+  return region.buffer;
+}
 
 /** The channel to the main thread: worker_threads' parentPort, or the IPC channel of a child process. */
 const port = parentPort ?? {
@@ -40,7 +48,13 @@ async function init(m: InitMsg): Promise<Reply> {
   layer.build([null, layer.opts.hiddenSize]);
   layer.setHfWeights(m.weights);
   cache = new PagedKVCache(layer.kvParams);
-  return { id: m.id, ok: true, backend: tf.getBackend() };
+  if (!m.shm) return { id: m.id, ok: true, backend: tf.getBackend() };
+  try {
+    useRegion(m.shm);
+    return { id: m.id, ok: true, backend: tf.getBackend(), shm: true };
+  } catch (e) {
+    return { id: m.id, ok: true, backend: tf.getBackend(), shm: false, shmError: msgOf(e) };
+  }
 }
 
 function seq(s: SeqAction): void {
@@ -55,12 +69,14 @@ function seq(s: SeqAction): void {
 
 /** Phase 1: fetch (validates, reserves) and compute into the partial slot; commits nothing. */
 async function call(m: CallMsg, slot: number): Promise<Reply> {
+  const t0 = performance.now();
+  const shm = m.shm ? useRegion(m.shm) : null; // first: a later retry needs the mapping too
   if (seqError) throw new Error(seqError);
   pending = null;
   const kv = cache!.fetch(m.seqIds, m.numNewTokens);
   pending = { id: m.id, kv };
   const H = layer!.opts.hiddenSize, T = kv.totalTokens;
-  const rows = m.input instanceof Float32Array ? m.input : new Float32Array(m.input, 0, T * H);
+  const rows = m.input instanceof Float32Array ? m.input : new Float32Array(shm ?? m.input!, 0, T * H);
   const hidden = tf.tensor2d(rows, [T, H]); // [T, hidden], read in place on cpu
   let partial: Float32Array | undefined;
   try {
@@ -70,6 +86,7 @@ async function call(m: CallMsg, slot: number): Promise<Reply> {
       try {
         const data = await out.data() as Float32Array;
         if (m.partials) new Float32Array(m.partials, slot * m.slotFloats * 4, T * H).set(data);
+        else if (shm) new Float32Array(shm, (1 + slot) * m.shm!.capacity * H * 4, T * H).set(data);
         else partial = data.slice();
       } finally { out.dispose(); }
     }
@@ -80,7 +97,7 @@ async function call(m: CallMsg, slot: number): Promise<Reply> {
     if (f === 'exit') process.exit(7);
     throw new Error('injected fault (after this device wrote its K/V slots)');
   }
-  return { id: m.id, ok: true, partial };
+  return { id: m.id, ok: true, partial, computeMs: performance.now() - t0 };
 }
 
 /** Phase 2: commit the step, then sum this worker's rows of every partial into out. */
