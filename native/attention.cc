@@ -35,6 +35,26 @@
 // - blocks of 32, 96 or 128 keys, 32, 128 or 256 rows per item: 96 / 128 keys within 1% of 64
 //   (P1 1.367 / 1.378 vs 1.383 ms), the rest slower (TFJS_ATTN_NK / TFJS_ATTN_ROWS still select
 //   them, for re-measuring on other processors).
+//
+// AVX2 + FMA builds (binding.gyp's -march=native on a host without AVX-512; ATTN_V8 in simd.h):
+// there a v16 is two ymm registers and GCC lowered the v16 tiles (arrays of v16 accumulators)
+// through the stack, moving halves through general registers: P1 46.6 ms, P2 23.3, D1 1.9 ms (2
+// threads, ~12 GFLOP/s). These builds run the same items on 8-row vectors instead (qkTile8 /
+// pvTile8: 4 keys or 4 dims x 3 vectors = 12 accumulators + 3 row vectors + 1 broadcast = 16 ymm;
+// 8 x 8 register transposes; the softmax on 8 rows at a time), and attention_rows.cc has 8-lane
+// decode tiles. Measured with this Zen 5 building -mno-avx512f (bench/native_ab.ts, 2 threads):
+// P1 2.7 ms (~200 GFLOP/s; the tiles run at ~95% of the 256-bit FMA peak, the rest is mostly exp),
+// P2 1.4 ms, D1 0.29 ms (AVX-512: 1.38 / 0.73 / 0.27). The AVX-512 build compiles to the same
+// machine code as before (objdump of attention.o and attention_rows.o identical).
+// Lost, not kept (AVX2):
+// - all four key broadcasts hoisted by GCC at 3 vectors per tile (19 live registers, 3 accumulators
+//   spilled, a store-forward on every FMA chain): 7.2 ms one thread; one broadcast live at a time
+//   (REG8), and v8set1 as vbroadcastss rather than v8{} + x (an add of 0.f and a register holding
+//   zero): 5.8 ms.
+// - tiles of 2 vectors (8 accumulators, QK and PV, and 2 in the decode PV): P1 3.00 vs 2.80 ms, P2
+//   1.56 vs 1.47, D1 0.33 vs 0.31.
+// - 48 rows per item (TFJS_ATTN_ROWS=48, whole 3-vector tiles): P1 2.69 vs 2.72 ms, P2 1.40 vs 1.42,
+//   within noise.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -5,6 +5,8 @@
 // one 16-lane partial product per row, and 16 such partials are folded into one vector of 16 scores
 // by a 4-level shuffle/add tree (the scores come out in a fixed permuted key order, kPerm). Values
 // accumulate as O[r, :] += p[r, n] * V[n, :], one V row load shared by all rows of the group.
+// AVX2 + FMA builds (ATTN_V8) run attendRows8 below: 8 lanes, scores in natural key order (D1 1.9
+// ms with the v16 code there, 0.29 ms with it; AVX-512 0.27 ms).
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -1,5 +1,6 @@
 // Portable SIMD helpers on GCC/Clang vector extensions: 16 float lanes. With -march=native these
-// compile to one AVX-512 register (or two AVX2 registers, or four SSE registers elsewhere).
+// compile to one AVX-512 register (or two AVX2 registers, or four SSE registers elsewhere; GCC
+// handles arrays of such split vectors poorly, so AVX2 builds' hot loops use v8 below).
 #pragma once
 #include <cstdint>
 #include <cstring>
