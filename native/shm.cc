@@ -11,7 +11,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,9 +69,9 @@ napi_value MapShared(napi_env env, napi_callback_info info) {
       return fail(env, "mapShared", "cannot reserve", path, bytesD, e);
     }
   } else {
-    struct stat st;
-    if (fstat(fd, &st) != 0) { int e = errno; close(fd); return fail(env, "mapShared", "cannot stat", path, bytesD, e); }
-    if (static_cast<size_t>(st.st_size) < bytes) { close(fd); return fail(env, "mapShared", "file is smaller than asked", path, bytesD, ERANGE); }
+    off_t size = lseek(fd, 0, SEEK_END);  // not fstat: that symbol needs glibc 2.33, the GPU machine may be older
+    if (size < 0) { int e = errno; close(fd); return fail(env, "mapShared", "cannot size up", path, bytesD, e); }
+    if (static_cast<size_t>(size) < bytes) { close(fd); return fail(env, "mapShared", "file is smaller than asked", path, bytesD, ERANGE); }
   }
   void* data = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   int e = errno;

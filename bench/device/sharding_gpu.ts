@@ -6,6 +6,10 @@
  * After the workers start (and again after timing) it prints `nvidia-smi --query-gpu=index,memory.used`
  * to show which GPUs hold memory.
  *
+ * Each device count runs with the data through shared memory (a /dev/shm mapping, the default where
+ * the native addon loads) and through Node IPC (`sharedMemory: false`), SHM_MODES=shm,ipc picks;
+ * per call it logs the time spent moving data (ShardedAttention.lastCallStats).
+ *
  * Shapes (argv, default `small`): small = prefill 1x512, hidden 1024, 16 q / 4 kv heads, d 64 (checked
  * against the unsharded layer on the main thread's cpu backend); large = prefill 1x4096, hidden 4096,
  * 32 q / 8 kv heads, d 128 (2 GPUs checked against 1 GPU).
@@ -79,33 +83,42 @@ async function main(): Promise<void> {
   console.log(`shape ${shapeName}: prefill 1x${S.T}, hidden ${S.hidden}, ${S.nh} q / ${S.nkv} kv heads, d ${S.d}; backend ${backend}; setup ${(performance.now() - t0).toFixed(0)} ms`);
   const isolate = backend === 'webgpu' && fs.existsSync('/dev/nvidia0') && process.env.ISOLATE !== '0';
   const o: ShardedAttentionOptions = { transport: 'process', ...(isolate ? { spawnCommand: isolateNvidiaGpu } : {}) };
-  const medians: number[] = [];
+  const medians = new Map<string, number>();
+  const modes = (process.env.SHM_MODES ?? 'shm,ipc').split(',').filter(Boolean);
   let y1: tf.Tensor2D | null = null;
-  for (const n of [1, 2]) {
+  for (const n of [1, 2]) for (const mode of modes) {
     const devs = Array.from({ length: n }, (_, i) => `${backend}:${i}`).join(',');
     const ts = performance.now();
-    const tp = await ShardedAttention.create(layer, parseDevices(devs), o);
+    const tp = await ShardedAttention.create(layer, parseDevices(devs), { ...o, sharedMemory: mode === 'shm' });
+    const tag = `${devs} ${mode}`;
     try {
-      console.log(`${devs}: started in ${(performance.now() - ts).toFixed(0)} ms (isolated: ${isolate}), worker backends ${tp.backends.join(',')}`);
+      console.log(`${tag}: started in ${(performance.now() - ts).toFixed(0)} ms (isolated: ${isolate}), worker backends ${tp.backends.join(',')}, data paths ${tp.dataPaths.join(',')}`);
       const y = await prefill(tp, x);
-      if (ref) console.log(`${devs}: max |sharded - unsharded cpu| = ${(await maxDiff(y, ref)).toExponential(2)}`);
-      if (y1) console.log(`${devs}: max |2 devices - 1 device| = ${(await maxDiff(y, y1)).toExponential(2)}`);
+      if (ref) console.log(`${tag}: max |sharded - unsharded cpu| = ${(await maxDiff(y, ref)).toExponential(2)}`);
+      if (y1) console.log(`${tag}: max |this - first (1 device)| = ${(await maxDiff(y, y1)).toExponential(2)}`);
       else y1 = y;
       if (y !== y1) y.dispose();
       smi(`with ${devs} live`);
       for (let i = 0; i < 2; i++) (await prefill(tp, x)).dispose(); // warm-up
       const ms: number[] = [];
+      const st: NonNullable<ShardedAttention['lastCallStats']>[] = [];
       for (let i = 0; i < iters; i++) {
         const s = performance.now();
         (await prefill(tp, x)).dispose();
         ms.push(performance.now() - s);
+        st.push(tp.lastCallStats!);
       }
-      medians.push(median(ms));
-      console.log(`${devs}: prefill median ${median(ms).toFixed(2)} ms, min ${Math.min(...ms).toFixed(2)} ms over ${iters} (${ms.map((v) => v.toFixed(1)).join(' ')})`);
-      smi(`after timing ${devs}`);
+      medians.set(tag, median(ms));
+      console.log(`${tag}: prefill median ${median(ms).toFixed(2)} ms, min ${Math.min(...ms).toFixed(2)} ms over ${iters} (${ms.map((v) => v.toFixed(1)).join(' ')})`);
+      console.log(`${tag}: medians per call: moving data ${median(st.map((v) => v.moveMs)).toFixed(2)} ms, slowest worker ${median(st.map((v) => v.computeMs)).toFixed(2)} ms, ` +
+        `reduce+commit ${median(st.map((v) => v.reduceMs)).toFixed(2)} ms`);
+      smi(`after timing ${tag}`);
     } finally { await tp.dispose(); }
   }
-  console.log(`RESULT ${shapeName} ${backend}: 1 device ${medians[0].toFixed(2)} ms, 2 devices ${medians[1].toFixed(2)} ms, speed-up ${(medians[0] / medians[1]).toFixed(2)}x`);
+  for (const mode of modes) {
+    const one = medians.get(`${backend}:0 ${mode}`)!, two = medians.get(`${backend}:0,${backend}:1 ${mode}`)!;
+    console.log(`RESULT ${shapeName} ${backend} ${mode}: 1 device ${one.toFixed(2)} ms, 2 devices ${two.toFixed(2)} ms, speed-up ${(one / two).toFixed(2)}x`);
+  }
   if (backend !== 'cpu') {
     try { // the unsharded layer in this process (no IPC): what the process transport costs
       await useBackend(backend);

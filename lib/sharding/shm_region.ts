@@ -1,6 +1,6 @@
 /**
  * Shared memory between the main process and process workers (transport 'process'): one file in
- * /dev/shm, created and sized by the main process, mapped MAP_SHARED by it and by every worker
+ * /dev/shm (or TFJS_ATTENTION_SHM_DIR), created and sized by the main process, mapped MAP_SHARED by it and by every worker
  * through the native addon (native/shm.cc), so a call moves only small control messages over IPC.
  *
  * Layout, f32, `capacity` rows of `hidden`: the input `[capacity, hidden]` (written once by the
@@ -15,7 +15,8 @@ import * as fs from 'node:fs';
 import { nativeKernels } from '../../kernels/cpu/native.js';
 import type { ShmRef } from './protocol.js';
 
-export const SHM_DIR = '/dev/shm';
+/** Where the region files go: /dev/shm, or TFJS_ATTENTION_SHM_DIR (another tmpfs, where /dev/shm is small). */
+export const SHM_DIR = process.env.TFJS_ATTENTION_SHM_DIR || '/dev/shm';
 export const SHM_PREFIX = 'tfjs-attention-rope.';
 
 const live = new Set<string>();
