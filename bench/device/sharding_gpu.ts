@@ -14,8 +14,9 @@
  * against the unsharded layer on the main thread's cpu backend); large = prefill 1x4096, hidden 4096,
  * 32 q / 8 kv heads, d 128 (2 GPUs checked against 1 GPU).
  *
- *   bash bench/device/prepare_here.sh && run(command="bash bench/device/run_sharding.sh", kind="nvidia-h200-x2", carry=[".device"])
- *   here: TFJS_ATTENTION_SHARD_WORKER=.device/b/s/shard_worker.mjs node .device/b/s/sharding_gpu.mjs small cpu
+ *   bash bench/device/prepare_sharding.sh, then run(command="bash bench/device/run_sharding.sh", kind="nvidia-h200-x2",
+ *     carry=[".device/b", ".device/node.xz", ".device/dawn.node.xz", ".device/debs", ".device/env.sh"])
+ *   here: T=64 TFJS_ATTENTION_SHARD_WORKER=$PWD/.device/b/s/shard_worker.mjs node .device/b/s/sharding_gpu.mjs small cpu
  */
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -16,7 +16,7 @@ import { nativeKernels } from '../../kernels/cpu/native.js';
 import type { ShmRef } from './protocol.js';
 
 /** Where the region files go: /dev/shm, or TFJS_ATTENTION_SHM_DIR (another tmpfs, where /dev/shm is small). */
-export const SHM_DIR = process.env.TFJS_ATTENTION_SHM_DIR || '/dev/shm';
+export const shmDir = (): string => process.env.TFJS_ATTENTION_SHM_DIR || '/dev/shm';
 export const SHM_PREFIX = 'tfjs-attention-rope.';
 
 const live = new Set<string>();
@@ -28,7 +28,7 @@ export function sharedMemoryUnavailable(): string | null {
   if (process.env.TFJS_ATTENTION_SHM === '0') return 'TFJS_ATTENTION_SHM=0';
   if (!nativeKernels) return 'the native addon did not load';
   if (!nativeKernels.mapShared || !nativeKernels.unlinkShared) return 'the native addon predates mapShared; rebuild it';
-  try { fs.accessSync(SHM_DIR, fs.constants.W_OK); } catch { return `${SHM_DIR} is not writable`; }
+  try { fs.accessSync(shmDir(), fs.constants.W_OK); } catch { return `${shmDir()} is not writable`; }
   return null;
 }
 
@@ -36,7 +36,7 @@ let counter = 0;
 
 /** The main process's side: creates the file and holds its mapping. */
 export class SharedRegion {
-  readonly path = `${SHM_DIR}/${SHM_PREFIX}${process.pid}.${counter++}`;
+  readonly path = `${shmDir()}/${SHM_PREFIX}${process.pid}.${counter++}`;
   readonly buffer: ArrayBuffer;
   private linked = true;
 

@@ -3,7 +3,8 @@
  * (lib/sharding/shm_region.ts, native/shm.cc) or, as the fallback, Node IPC: sharded ≡ unsharded on
  * the fixtures (cpu + wasm processes), a call that grows the mapping, a worker that throws while the
  * mapping grows (no cache shard moves, the retry is exact), no /dev/shm file left at any point after
- * a call returns or after dispose, and the IPC fallback forced by option and by TFJS_ATTENTION_SHM=0.
+ * a call returns or after dispose, and the IPC fallback: forced by option, by TFJS_ATTENTION_SHM=0, and
+ * taken when the directory is not writable.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,7 +13,8 @@ import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 import { parseDevices } from '../../lib/sharding/devices';
 import { ShardedAttention } from '../../lib/sharding/sharded_attention';
-import { SHM_DIR, SHM_PREFIX, sharedMemoryUnavailable } from '../../lib/sharding/shm_region';
+import type { SpawnCommand } from '../../lib/sharding/shard_worker';
+import { SHM_PREFIX, shmDir, sharedMemoryUnavailable } from '../../lib/sharding/shm_region';
 import { fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from '../../bin/conformance/attention_fixture';
 import { runShardedFixture } from '../../bin/conformance/sharded_fixture';
 
@@ -22,7 +24,7 @@ const itShm = skip ? it.skip : it;
 if (skip) console.log(`skip the shared-memory specs: ${skip}`);
 
 /** This process's region files in /dev/shm. */
-const shmFiles = () => fs.readdirSync(SHM_DIR).filter((f) => f.startsWith(`${SHM_PREFIX}${process.pid}.`));
+const shmFiles = () => fs.readdirSync(shmDir()).filter((f) => f.startsWith(`${SHM_PREFIX}${process.pid}.`));
 
 describe('ShardedAttention process transport, shared memory vs IPC', () => {
   const f = loadAttentionFixture(path.join(FIXTURES, 'llama_gqa')); // 4 heads, 2 KV heads, hidden 64
@@ -116,6 +118,43 @@ describe('ShardedAttention process transport, shared memory vs IPC', () => {
       expect(tp.cacheLength(0)).toBe(24);
       tf.dispose([x, y]);
     } finally { await tp.dispose(); }
+  });
+
+  itShm('a worker process without the addon moves its data over IPC, the other through shared memory', async () => {
+    const noAddon: SpawnCommand = (device, script) => (device.index === 1
+      ? { command: 'env', args: ['TFJS_ATTENTION_NATIVE_PATH=/nonexistent/addon.node', process.execPath, script] }
+      : { command: process.execPath, args: [script] });
+    const tp = await ShardedAttention.create(layer, parseDevices('cpu,cpu'), { transport: 'process', spawnCommand: noAddon });
+    try {
+      expect(tp.dataPaths).toEqual(['shm', 'ipc']);
+      tp.addSequence(0); ref.addSequence(0);
+      for (const [n, seed] of [[6, 9], [33, 10]]) { // the second grows the region
+        const x = rows(n, seed);
+        const y = await tp.callRagged(x, [0], [n]);
+        expect(maxDiff(y.dataSync() as Float32Array, unsharded(x, [0], [n]))).toBeLessThanOrEqual(1e-5);
+        tf.dispose([x, y]);
+      }
+      expect(tp.sharedRows).toBe(33);
+    } finally { await tp.dispose(); }
+  });
+
+  it('a region directory that is not writable: IPC', async () => {
+    const prev = process.env.TFJS_ATTENTION_SHM_DIR;
+    process.env.TFJS_ATTENTION_SHM_DIR = path.join(__dirname, 'no such dir');
+    try {
+      expect(sharedMemoryUnavailable()).toMatch(/no such dir is not writable$/);
+      const tp = await ShardedAttention.create(layer, parseDevices('cpu,cpu'), { transport: 'process' });
+      try {
+        expect(tp.dataPaths).toEqual(['ipc', 'ipc']);
+        tp.addSequence(0); ref.addSequence(0);
+        const x = rows(4, 8);
+        const y = await tp.callRagged(x, [0], [4]);
+        expect(maxDiff(y.dataSync() as Float32Array, unsharded(x, [0], [4]))).toBeLessThanOrEqual(1e-5);
+        tf.dispose([x, y]);
+      } finally { await tp.dispose(); }
+    } finally {
+      if (prev === undefined) delete process.env.TFJS_ATTENTION_SHM_DIR; else process.env.TFJS_ATTENTION_SHM_DIR = prev;
+    }
   });
 
   it('TFJS_ATTENTION_SHM=0 forces IPC; the fixtures still match (cpu + wasm processes)', async () => {
