@@ -10,7 +10,8 @@
  * `run(opts) => Promise<BenchRow[]>`; time with `timeMs`, build rows with `row`), then add it to
  * BENCH_MODULES below, or call `addBenchModule(m)` and `runBenches()` from your own script.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { attentionCpuBench } from './attention_cpu.js';
@@ -36,7 +37,10 @@ export async function runBenches(opts: { only?: RegExp; quick?: boolean; json?: 
     rows.push(...(await m.run({ quick: opts.quick ?? false, log: (s) => console.log(s) })));
   }
   console.log(`\n${formatTable(rows)}`);
-  if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ rows }, null, 2)}\n`);
+  if (opts.json) {
+    mkdirSync(dirname(opts.json), { recursive: true });
+    writeFileSync(opts.json, `${JSON.stringify({ rows }, null, 2)}\n`);
+  }
   return rows;
 }
 
