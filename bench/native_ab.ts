@@ -8,7 +8,8 @@
  *   AENV=TFJS_ATTN_NK=64 BENV=TFJS_ATTN_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
  *   ONLY=P1,R1 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node   # some scenarios only
  *
- * Prints min / p25 / median ms of FlashAttentionRaggedPaged (P1, P2, D1) and RopeSplitStoreRagged (R1, R2) per side (TFJS_ATTENTION_THREADS=1 for
+ * Prints min / p25 / median ms of FlashAttentionRaggedPaged (P1, P2, D1), RopeSplitStoreRagged (R1, R2) and the
+ * training FlashAttentionRagged forward / backward (F1, B1, F2, B2) per side (TFJS_ATTENTION_THREADS=1 for
  * one thread). Use different file paths for A and B: a path loads once per process.
  *
  * Sides alternate in blocks of ~100 ms, not call by call: each addon has its own thread pool, whose
@@ -67,6 +68,26 @@ for (const [name, norm] of [['R1', false], ['R2', true]] as const) {
   const run = (m: NativeKernels): void =>
     m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, 1e-6);
   abRun(name, run);
+}
+
+// FlashAttentionRagged training forward (F) and backward (B), causal: F1 / B1 one sequence of 512
+// tokens, 16 / 4 heads, head dim 64; F2 / B2 the training bench's batch (64 sequences of 8-24
+// tokens, 8 / 4 heads, head dim 32).
+for (const [tag, nh, nkv, hd, lens] of [
+  ['1', NH, NKV, D, [512]],
+  ['2', 8, 4, 32, Array.from({ length: 64 }, (_, i) => 8 + ((i * 7) % 17))],
+] as const) {
+  const batch = lens.length, rowOffsets = new Int32Array(batch + 1);
+  lens.forEach((n, b) => { rowOffsets[b + 1] = rowOffsets[b] + n; });
+  const T = rowOffsets[batch], qW = nh * hd, kW = nkv * hd;
+  const rnd = (n: number): Float32Array => new Float32Array(n).map(() => Math.random() - 0.5);
+  const q = rnd(T * qW), k = rnd(T * kW), v = rnd(T * kW), dy = rnd(T * qW);
+  const out = new Float32Array(T * qW), lse = new Float32Array(T * nh);
+  const dq = new Float32Array(T * qW), dk = new Float32Array(T * kW), dv = new Float32Array(T * kW);
+  const ints = Int32Array.of(batch, nh, nkv, hd, 0, 0, 0), scale = 1 / Math.sqrt(hd);
+  A.flashTrain(q, k, v, rowOffsets, out, lse, null, null, null, null, ints, scale);
+  abRun(`F${tag}`, (m) => m.flashTrain(q, k, v, rowOffsets, out, lse, null, null, null, null, ints, scale));
+  abRun(`B${tag}`, (m) => m.flashTrain(q, k, v, rowOffsets, out, lse, dy, dq, dk, dv, ints, scale));
 }
 
 function abRun(name: string, run: (m: NativeKernels) => void): void {
