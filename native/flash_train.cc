@@ -16,6 +16,8 @@
 // Measured (bench/native_ab.ts F1/B1: 512 tokens, 16 / 4 heads, head dim 64, causal; F2/B2: 64
 // sequences of 8-24 tokens, 8 / 4 heads, head dim 32; 2 threads, AVX-512 Zen 5, medians) against
 // the scalar port it replaced: F1 14.6 -> 1.94 ms, B1 72.0 -> 4.69, F2 1.04 -> 0.34, B2 2.89 -> 0.50.
+// Built -mno-avx512f (AVX2 + FMA, v8 tiles of 4 x 3 vectors): F1 13.5 -> 3.2, B1 76.3 -> 7.2,
+// F2 0.81 -> 0.33, B2 2.52 -> 0.57.
 //
 // Reference path (items with a NaN or +-inf input, forwardItemRef / backwardItemRef): the
 // TypeScript host kernel's loops (flash_attention_ragged_ts.ts) over only each query's visible keys.
@@ -172,48 +174,87 @@ void backwardItemRef(const FlashTrainParams& p, int item) {
 
 // ---- Blocked path (finite inputs) ----
 
+// Vectors of FL lanes: AVX-512 (and portable) builds use v16; AVX2 + FMA builds (ATTN_V8, simd.h)
+// use v8, where arrays of v16 would be lowered through the stack. Keys and dims are padded to PAD.
+constexpr int PAD = 16;
+#if defined(ATTN_V8)
+typedef v8 fv;
+typedef vi8 fvi;
+constexpr int FL = 8, CMAX = 3;  // 4 x 3 accumulators + 3 rows of B + 1 broadcast = 16 ymm
+static inline fv fload(const float* x) { return v8load(x); }
+static inline void fstore(float* x, fv v) { v8store(x, v); }
+static inline fv fset1(float x) { return v8set1(x); }
+static inline fvi fiset1(int32_t x) { return vi8set1(x); }
+static inline fv fexp(fv x) { return vexp8(x); }
+static inline fv fmaxv(fv a, fv b) { return v8max(a, b); }
+static inline float fhmax(fv v) { return hmax8(v); }
+static inline float fhsum(fv v) { return hsum8(v); }
+static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7};
+#define FT_REG(x) asm("" : "+x"(x))
+#else
+typedef v16 fv;
+typedef vi16 fvi;
+constexpr int FL = 16, CMAX = 4;
+static inline fv fload(const float* x) { return vload(x); }
+static inline void fstore(float* x, fv v) { vstore(x, v); }
+static inline fv fset1(float x) { return vset1(x); }
+static inline fvi fiset1(int32_t x) { return viset1(x); }
+static inline fv fexp(fv x) { return vexp(x); }
+static inline fv fmaxv(fv a, fv b) { return vmax(a, b); }
+static inline float fhmax(fv v) { return hmax(v); }
+static inline float fhsum(fv v) { return hsum(v); }
+static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #if defined(__AVX512F__)
 #define FT_REG(x) asm("" : "+v"(x))
 #else
 #define FT_REG(x) ((void)0)
+#endif
 #endif
 
 constexpr int BLOCK_ROWS = 64;  // query rows (tokens x G heads) per block
 
 inline int roundUp(int x, int m) { return (x + m - 1) / m * m; }
 
-/** C[4, C*16] (+)= sum_k A(r, k) B[k, c*16 ..], A(r, k) = A[r * ars + k * aks]. */
+/** C[4, C*FL] (+)= sum_k A(r, k) B[k, c*FL ..], A(r, k) = A[r * ars + k * aks]. */
 template <int C>
 __attribute__((noinline)) void gemmTile(int K, const float* A, ptrdiff_t ars, ptrdiff_t aks, const float* B, ptrdiff_t ldb,
                                         float* Cm, ptrdiff_t ldc, bool add) {
-  v16 acc[4][C];
+  fv acc[4][C];
   for (int r = 0; r < 4; r++)
-    for (int c = 0; c < C; c++) acc[r][c] = add ? vload(Cm + r * ldc + c * VL) : v16{};
-  const float *a0 = A, *a1 = A + ars, *a2 = A + 2 * ars, *a3 = A + 3 * ars;
+    for (int c = 0; c < C; c++) acc[r][c] = add ? fload(Cm + r * ldc + c * FL) : fv{};
+  const float* a[4] = {A, A + ars, A + 2 * ars, A + 3 * ars};
   for (int k = 0; k < K; k++) {
-    v16 b[C];
-    for (int c = 0; c < C; c++) { b[c] = vload(B + k * ldb + c * VL); FT_REG(b[c]); }
+    fv b[C];
+    for (int c = 0; c < C; c++) { b[c] = fload(B + k * ldb + c * FL); FT_REG(b[c]); }
     const ptrdiff_t o = k * aks;
-    const float x0 = a0[o], x1 = a1[o], x2 = a2[o], x3 = a3[o];
+#if defined(ATTN_V8)
+    for (int r = 0; r < 4; r++) {  // one broadcast live at a time (see attention.cc's qkTile8)
+      fv x = fset1(a[r][o]);
+      FT_REG(x);
+      for (int c = 0; c < C; c++) acc[r][c] += x * b[c];
+    }
+#else
+    const float x0 = a[0][o], x1 = a[1][o], x2 = a[2][o], x3 = a[3][o];
     for (int c = 0; c < C; c++) {
       acc[0][c] += x0 * b[c]; acc[1][c] += x1 * b[c];
       acc[2][c] += x2 * b[c]; acc[3][c] += x3 * b[c];
     }
+#endif
   }
   for (int r = 0; r < 4; r++)
-    for (int c = 0; c < C; c++) vstore(Cm + r * ldc + c * VL, acc[r][c]);
+    for (int c = 0; c < C; c++) fstore(Cm + r * ldc + c * FL, acc[r][c]);
 }
 
-/** C[M, N] (+)= A(M x K) B[K, N]; M a multiple of 4, N of 16. */
+/** C[M, N] (+)= A(M x K) B[K, N]; M a multiple of 4, N of PAD. */
 void gemm(int M, int N, int K, const float* A, ptrdiff_t ars, ptrdiff_t aks, const float* B, ptrdiff_t ldb, float* Cm,
           ptrdiff_t ldc, bool add) {
-  const int nv = N / VL;
-  for (int c = 0; c < nv; c += 4) {
-    const int w = std::min(4, nv - c);
+  const int nv = N / FL;
+  for (int c = 0; c < nv; c += CMAX) {
+    const int w = std::min(CMAX, nv - c);
     for (int r = 0; r < M; r += 4) {
       const float* a = A + r * ars;
-      const float* b = B + c * VL;
-      float* o = Cm + r * ldc + c * VL;
+      const float* b = B + c * FL;
+      float* o = Cm + r * ldc + c * FL;
       switch (w) {
         case 4: gemmTile<4>(K, a, ars, aks, b, ldb, o, ldc, add); break;
         case 3: gemmTile<3>(K, a, ars, aks, b, ldb, o, ldc, add); break;
@@ -268,20 +309,19 @@ void blockRanges(const FlashTrainParams& p, int t0, int nt, int n, int g, int Rp
     }
   }
   if (uhi <= ulo) { j0 = 0; W = 0; return; }
-  j0 = ulo / VL * VL;
-  W = std::min(np, roundUp(uhi, VL)) - j0;
+  j0 = ulo / PAD * PAD;
+  W = std::min(np, roundUp(uhi, PAD)) - j0;
 }
 
-/** Lane mask of keys j0 + v*16 + lane within [lo, hi). */
-inline vi16 laneValid(int jb, int lo, int hi) {
-  static const vi16 iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  const vi16 j = iota + jb;
-  return (j >= viset1(lo)) & (j < viset1(hi));
+/** Lane mask of keys jb + lane within [lo, hi). */
+inline fvi laneValid(int jb, int lo, int hi) {
+  const fvi j = FIOTA + fiset1(jb);
+  return (j >= fiset1(lo)) & (j < fiset1(hi));
 }
 
 void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
   const int hd = p.hd, g = p.nHeads / p.nKv, r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, VL), hdp = roundUp(hd, VL);
+  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, PAD), hdp = roundUp(hd, PAD);
   const int bt = std::max(1, BLOCK_ROWS / g), rpMax = roundUp(bt * g, 4);
   BlockScratch& s = btls;
   float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
@@ -295,7 +335,7 @@ void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
   int *lo = s.lo.data(), *hi = s.hi.data();
   pack(p.k, kW, r0, n, kh * hd, hd, np, hdp, nullptr, Kt);
   pack(p.v, kW, r0, n, kh * hd, hd, np, hdp, V, nullptr);
-  const v16 ninf = vset1(-std::numeric_limits<float>::infinity());
+  const fv ninf = fset1(-std::numeric_limits<float>::infinity());
   for (int t0 = 0; t0 < n; t0 += bt) {
     const int nt = std::min(bt, n - t0), rows = nt * g, Rp = roundUp(rows, 4);
     int j0, W;
@@ -310,21 +350,21 @@ void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
       gemm(Rp, W, hd, Q, hdp, 1, Kt + j0, np, S, W, false);
       for (int r = 0; r < Rp; r++) {
         float* sr = S + static_cast<size_t>(r) * W;
-        v16 mv = ninf;
-        for (int v = 0; v < W; v += VL) {
-          const vi16 ok = laneValid(j0 + v, lo[r], hi[r]);
-          mv = vmax(mv, ok ? vload(sr + v) : ninf);
+        fv mv = ninf;
+        for (int v = 0; v < W; v += FL) {
+          const fvi ok = laneValid(j0 + v, lo[r], hi[r]);
+          mv = fmaxv(mv, ok ? fload(sr + v) : ninf);
         }
-        const float m = hmax(mv);
-        v16 sum = v16{};
-        for (int v = 0; v < W; v += VL) {
-          const vi16 ok = laneValid(j0 + v, lo[r], hi[r]);
-          const v16 e = ok ? vexp(vload(sr + v) - m) : v16{};
-          vstore(sr + v, e);
+        const float m = fhmax(mv);
+        fv sum = fv{};
+        for (int v = 0; v < W; v += FL) {
+          const fvi ok = laneValid(j0 + v, lo[r], hi[r]);
+          const fv e = ok ? fexp(fload(sr + v) - m) : fv{};
+          fstore(sr + v, e);
           sum += e;
         }
         M[r] = m;
-        L[r] = hsum(sum);
+        L[r] = fhsum(sum);
       }
       gemm(Rp, hdp, W, S, W, 1, V + static_cast<size_t>(j0) * hdp, hdp, O, hdp, false);
     } else {
@@ -344,7 +384,7 @@ void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
 
 void backwardBlocked(const FlashTrainParams& p, int b, int kh) {
   const int hd = p.hd, g = p.nHeads / p.nKv, r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, VL), hdp = roundUp(hd, VL);
+  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, PAD), hdp = roundUp(hd, PAD);
   const int bt = std::max(1, BLOCK_ROWS / g), rpMax = roundUp(bt * g, 4);
   BlockScratch& s = btls;
   float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
@@ -395,12 +435,12 @@ void backwardBlocked(const FlashTrainParams& p, int b, int kh) {
     for (int r = 0; r < Rp; r++) {
       float *sr = S + static_cast<size_t>(r) * W, *dr = DP + static_cast<size_t>(r) * W;
       const float l = Lr[r], D = Dr[r];
-      for (int v = 0; v < W; v += VL) {
-        const vi16 ok = laneValid(j0 + v, lo[r], hi[r]);
-        const v16 pj = vexp(vload(sr + v) * scale - l);
-        const v16 ds = pj * (vload(dr + v) - D) * scale;
-        vstore(sr + v, ok ? pj : v16{});
-        vstore(dr + v, ok ? ds : v16{});
+      for (int v = 0; v < W; v += FL) {
+        const fvi ok = laneValid(j0 + v, lo[r], hi[r]);
+        const fv pj = fexp(fload(sr + v) * scale - l);
+        const fv ds = pj * (fload(dr + v) - D) * scale;
+        fstore(sr + v, ok ? pj : fv{});
+        fstore(dr + v, ok ? ds : fv{});
       }
     }
     // dV[j] += sum_r P[r, j] dO[r], dK[j] += sum_r dS[r, j] Q[r], dQ[r] = sum_j dS[r, j] K[j]
