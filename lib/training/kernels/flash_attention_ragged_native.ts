@@ -1,6 +1,7 @@
 /**
  * FlashAttentionRagged forward and backward through the native addon (native/flash_train.cc:
- * the host kernel's algorithm compiled, over (sequence, KV head) items on both threads), for the
+ * K/V packed once per (sequence, KV head) and shared by its query heads, register-blocked tiles,
+ * FlashAttention-2 backward; items on both threads), for the
  * `cpu` backend when the addon loaded and `TFJS_ATTENTION_CPU_IMPL` is not `ts`. The wasm
  * backend keeps the TypeScript host kernel (flash_attention_ragged_ts.ts).
  */
