@@ -311,13 +311,7 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   if (kmin > kmax) std::fill(ot, ot + static_cast<size_t>(D) * Mp, 0.f);  // no keys: the blocks never write Ot
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk4 = (nk + 3) & ~3;
-    for (int n = 0; n < nk;) {  // one page-table lookup per page run
-      const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
-      const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
-      const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
-      for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
-    }
-    for (int n = nk; n < nk4; n++) kr[n] = vr[n] = s.zeros.data();
+    gatherKeyRows(p, b, h, kb, nk, nk4, D, kr, vr, s.zeros.data());
     // Scores, and their per-row maxima (used where no mask applies in the block).
     v16* bm = s.bmax.data();
     v16* va = s.alpha.data();

@@ -22,5 +22,21 @@ inline const float* rowPtr(const AttnParams& p, const float* pool, int b, int h,
   return pool + ((static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize) * p.D;
 }
 
+/**
+ * Row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr, one page-table
+ * lookup per run of keys on one page; slots nk .. nkPad-1 point at `zeros` (tile padding).
+ * D is the head dim (p.D; a compile-time constant where the caller has one).
+ */
+inline void gatherKeyRows(const AttnParams& p, int b, int h, int kb, int nk, int nkPad, int D,
+                          const float** kr, const float** vr, const float* zeros) {
+  for (int n = 0; n < nk;) {
+    const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
+    const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
+    const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
+    for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
+  }
+  for (int n = nk; n < nkPad; n++) kr[n] = vr[n] = zeros;
+}
+
 /** Row-major attention of one item for D % 16 == 0 (the decode kernel): see attention_rows.cc. */
 bool attendItemRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mOut, float* lOut, float* oOut);

@@ -146,11 +146,7 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   vi16 perm = viload(kPerm.key);
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk16 = (nk + VL - 1) / VL * VL;
-    for (int n = 0; n < nk; n++) {
-      kr[n] = rowPtr(p, p.kPool, b, h, kb + n);
-      vr[n] = rowPtr(p, p.vPool, b, h, kb + n);
-    }
-    for (int n = nk; n < nk16; n++) kr[n] = vr[n] = sc.zeros.data();
+    gatherKeyRows(p, b, h, kb, nk, nk16, D, kr, vr, sc.zeros.data());
     for (int m = 0; m < M; m++) {
       v16 qv[DV];
       for (int j = 0; j < DV; j++) qv[j] = vload(q + static_cast<size_t>(m) * D + j * VL);
@@ -278,13 +274,7 @@ void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int 
   const vi8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk8 = (nk + 7) / 8 * 8;
-    for (int n = 0; n < nk;) {  // one page-table lookup per page run
-      const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
-      const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
-      const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
-      for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
-    }
-    for (int n = nk; n < nk8; n++) kr[n] = vr[n] = sc.zeros.data();
+    gatherKeyRows(p, b, h, kb, nk, nk8, D, kr, vr, sc.zeros.data());
     for (int m = 0; m < M; m++) {
       const vi8 vlo = vi8set1(lo[m]), vhi = vi8set1(hi[m]);
       float* sr = s + static_cast<size_t>(m) * NK;

@@ -32,6 +32,35 @@ static inline float hsum(v16 v) {
   return s;
 }
 
+// The parts of exp shared by every width (v16, and v8 below): with n the nearest integer to
+// x / ln2 (as a float), the degree-6 polynomial p with exp(xc) = 2^n * p.
+template <class V>
+static inline V expPoly(V xc, V n) {
+  V r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  V p = V{} + 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  return p * r * r + r + 1.0f;
+}
+// The portable exp of any width V (integer lanes VI): clamp to [-87.34, 88], n by the 1.5 * 2^23
+// rounding trick, 2^n built in the exponent bits; lanes below -87.34 (and -inf) give 0, NaN stays NaN.
+template <class V, class VI>
+static inline V expPortable(V x) {
+  const V lo = V{} + -87.3365447504019f, hi = V{} + 88.0f;
+  V xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const V magic = V{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const V t = xc * 1.44269504088896341f + magic;
+  const V p = expPoly(xc, t - magic);
+  const VI ni = (VI)t - (VI)magic;  // the integer n, from the low mantissa bits
+  const V y = p * (V)((ni + 127) << 23);
+  return x < lo ? V{} : y;
+}
+
 /**
  * exp(x) for float32 lanes: range reduction x = n ln2 + r, degree-6 polynomial on r (max rel
  * error ~2e-7), scale by 2^n. x < -87.3 (including -inf) gives exactly 0; NaN stays NaN (no
@@ -42,37 +71,16 @@ static inline float hsum(v16 v) {
  * the scalef (13 vector ops; the portable version below takes ~20 and cost ~8% of a prefill).
  */
 static inline v16 vexp(v16 x) {
-  const v16 lo = vset1(-87.3365447504019f);
 #ifdef __AVX512F__
+  const v16 lo = vset1(-87.3365447504019f);
   const __m512 xm = reinterpret_cast<__m512>(x);
   const __mmask16 keep = _mm512_cmp_ps_mask(xm, reinterpret_cast<__m512>(lo), _CMP_NLT_UQ);  // NaN kept
   const __m512 xl = reinterpret_cast<__m512>(x * 1.44269504088896341f);
-  v16 n = reinterpret_cast<v16>(_mm512_mask_roundscale_ps(xl, 0xffff, xl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  const v16 xc = x;
-#else
-  const v16 hi = vset1(88.0f);
-  v16 xc = x > hi ? hi : x;
-  xc = xc < lo ? lo : xc;
-  const v16 magic = vset1(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  v16 t = xc * 1.44269504088896341f + magic;
-  v16 n = t - magic;
-#endif
-  v16 r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v16 p = vset1(1.9875691500E-4f);
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
-#ifdef __AVX512F__
+  const v16 n = reinterpret_cast<v16>(_mm512_mask_roundscale_ps(xl, 0xffff, xl, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  const v16 p = expPoly(x, n);
   return reinterpret_cast<v16>(_mm512_maskz_scalef_ps(keep, reinterpret_cast<__m512>(p), reinterpret_cast<__m512>(n)));
 #else
-  vi16 ni = (vi16)t - (vi16)magic;  // the integer n, from the low mantissa bits
-  v16 scale = (v16)((ni + 127) << 23);
-  v16 y = p * scale;
-  return x < lo ? v16{} : y;
+  return expPortable<v16, vi16>(x);
 #endif
 }
 
@@ -129,28 +137,8 @@ static inline float hsum8(v8 v) {
   for (int i = 0; i < 8; i++) s += v[i];
   return s;
 }
-/** vexp on 8 lanes: the portable branch of vexp above, same polynomial and semantics. */
-static inline v8 vexp8(v8 x) {
-  const v8 lo = v8set1(-87.3365447504019f), hi = v8set1(88.0f);
-  v8 xc = x > hi ? hi : x;
-  xc = xc < lo ? lo : xc;
-  const v8 magic = v8set1(12582912.0f);
-  v8 t = xc * 1.44269504088896341f + magic;
-  v8 n = t - magic;
-  v8 r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  v8 p = v8set1(1.9875691500E-4f);
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
-  vi8 ni = (vi8)t - (vi8)magic;
-  v8 scale = (v8)((ni + 127) << 23);
-  v8 y = p * scale;
-  return x < lo ? v8{} : y;
-}
+/** vexp on 8 lanes: the portable exp above, same polynomial and semantics. */
+static inline v8 vexp8(v8 x) { return expPortable<v8, vi8>(x); }
 /** In-place transpose of an 8 x 8 block held as 8 row vectors. */
 static inline void transpose8(v8* r) {
   __m256 a0 = (__m256)r[0], a1 = (__m256)r[1], a2 = (__m256)r[2], a3 = (__m256)r[3];
