@@ -101,16 +101,12 @@ export function rep(n: number, f: (i: number) => string): string {
 }
 
 /**
- * Opening of a decode workgroup (both decode kernels): which (tile = query row, KV head h, split)
- * it owns, read from the metadata buffer `mt`; defines b, tq, start, L, t, i, range, s0..s1 (the
- * split's keys) and qs (the softmax scale).
+ * The query row of one-row tile `tile` (tiles of buildMeta(a, 1)), read from the metadata buffer
+ * `mt`: returns past the last tile, then defines b, tq, start, L (keys), t (row of q / out),
+ * i (its position), range (its visible keys) and qs (the softmax scale, log2 domain).
  */
-export function decodeItemHeader(): string {
-  return `  let nS = u32(mt[7]);
-  let tile = wid.x + (wid.z / nS) * 65535u;
-  let split = wid.z % nS;
-  let h = wid.y;
-  if (tile >= u32(mt[0])) { return; }
+export function queryRowOfTile(): string {
+  return `  if (tile >= u32(mt[0])) { return; }
   let tOff = u32(mt[6]) + 2u * tile;
   let b = mt[tOff];
   let tq = mt[tOff + 1u];
@@ -120,7 +116,19 @@ export function decodeItemHeader(): string {
   let t = u32(mt[sOff + 2u] + tq);
   let i = start + tq;
   let range = keyRange(i, i, L);
-  let s0 = range.x + i32(split) * mt[10];
-  let s1 = min(range.y, s0 + mt[10]);
   let qs = bitcast<f32>(mt[8]);`;
+}
+
+/**
+ * Opening of a decode workgroup (both decode kernels): which (tile = query row, KV head h, split)
+ * it owns; defines what queryRowOfTile does, and s0..s1 (the split's keys).
+ */
+export function decodeItemHeader(): string {
+  return `  let nS = u32(mt[7]);
+  let tile = wid.x + (wid.z / nS) * 65535u;
+  let split = wid.z % nS;
+  let h = wid.y;
+${queryRowOfTile()}
+  let s0 = range.x + i32(split) * mt[10];
+  let s1 = min(range.y, s0 + mt[10]);`;
 }

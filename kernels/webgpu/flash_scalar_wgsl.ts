@@ -8,7 +8,7 @@
  * Bindings and `meta` as in flash_common_wgsl.ts (tiles of one query row: buildMeta(a, 1)), but
  * q / out / pools as scalar arrays: q, out `[T, NH, HD]`; pools `[numPages, NKV, PS, HD]`.
  */
-import { M_INIT, maskWgsl } from './flash_common_wgsl.js';
+import { M_INIT, maskWgsl, queryRowOfTile } from './flash_common_wgsl.js';
 
 /** Threads per workgroup of the scalar kernel. */
 export const SCALAR_WG = 64;
@@ -38,19 +38,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let item = gid.x + gid.y * ${SCALAR_WG}u * 65535u;
   let tile = item / NH;
   let hq = item % NH;
-  if (tile >= u32(mt[0])) { return; }
-  let tOff = u32(mt[6]) + 2u * tile;
-  let b = mt[tOff];
-  let tq = mt[tOff + 1u];
-  let sOff = 16u + 4u * u32(b);
-  let start = mt[sOff];
-  let L = start + mt[sOff + 1u];
-  let t = u32(mt[sOff + 2u] + tq);
-  let i = start + tq;
+${queryRowOfTile()}
   let h = hq / G;
-  let qs = bitcast<f32>(mt[8]);
   let qBase = (t * NH + hq) * HD;
-  let range = keyRange(i, i, L);
   var acc: array<f32, HD>;
   var m = ${M_INIT};
   var l = 0.0;
