@@ -59,7 +59,7 @@ export function generateCommand(io: CliIo, onArgs: (a: GenerateArgs) => void | P
     .option('--batch <n>', 'continuous batching: run up to n prompts at once (with --prompts)', intAtLeast(1))
     .option('--prompts <file>', 'continuous batching: one prompt per line (with --batch)')
     .option('--json', 'print one JSON object (tokens, text, timings) instead of streaming text', false)
-    .action(async (o: Record<string, unknown>) => {
+    .action((o: Record<string, unknown>) => {
       if (o.model === undefined) throw new Error('[generate] --model DIR is required');
       const batchMode = o.batch !== undefined || o.prompts !== undefined;
       if (!batchMode && (o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('[generate] give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
@@ -67,7 +67,7 @@ export function generateCommand(io: CliIo, onArgs: (a: GenerateArgs) => void | P
       if (o.temperature !== undefined) sampling.temperature = o.temperature as number;
       if (o.topK !== undefined) sampling.topK = o.topK as number;
       if (o.topP !== undefined) sampling.topP = o.topP as number;
-      await onArgs({
+      return onArgs({
         model: o.model as string, prompt: o.prompt as string | undefined,
         promptIds: o.promptIds === undefined ? undefined : tokenIds(o.promptIds as string),
         maxNewTokens: o.maxNewTokens as number, backend: o.backend as string, sampling, seed: o.seed as number,

@@ -32,13 +32,13 @@ export function mainJobCommand(io: CliIo, onArgs: (a: MainJobArgs) => void | Pro
     .option('--max-len <n>', 'longest string of the task', intAtLeast(1), d.maxLen)
     .option('--eval <n>', 'held-out prompts answered after training', intAtLeast(1), d.heldOut)
     .option('--data-parallel', 'split each batch across MPI ranks (mpirun -np N node dist/train/main.js --data-parallel)', false)
-    .action(async (o: Record<string, unknown>) => {
+    .action((o: Record<string, unknown>) => {
       const options: ExperimentOptions = {
         steps: o.steps as number, backend: o.backend as string, seed: o.seed as number, out: o.out as string, batch: o.batch as number,
         lr: o.lr as number, hidden: o.hidden as number, layers: o.layers as number, heads: o.heads as number, kvHeads: o.kvHeads as number,
         theta: o.theta as number, maxLen: o.maxLen as number, heldOut: o.eval as number,
       };
-      await onArgs({ options, dataParallel: o.dataParallel as boolean });
+      return onArgs({ options, dataParallel: o.dataParallel as boolean });
     });
   return applyCliSettings(cmd, 'train', io);
 }

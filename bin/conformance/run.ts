@@ -41,13 +41,13 @@ export function conformanceCommand(io: CliIo, onArgs: (a: ConformanceArgs) => vo
     .option('--page-size <n>', 'KV cache page size for attention fixtures', intAtLeast(1), 16)
     .option('--devices <list>', 'shard attention fixtures over these devices, comma-separated (e.g. cpu,wasm)')
     .option('--json', 'print one JSON object (every case, totals) instead of lines', false)
-    .action(async (dirs: string[], o: Record<string, unknown>) => {
+    .action((dirs: string[], o: Record<string, unknown>) => {
       let devices: string[] | null = null;
       if (o.devices !== undefined) {
         devices = (o.devices as string).split(',').map((s) => s.trim()).filter(Boolean);
         if (devices.length === 0) throw new Error(`[conformance] --devices ('${o.devices}') must name at least one device`);
       }
-      await onArgs({ dirs, backend: o.backend as string, unfused: o.unfused as boolean, pageSize: o.pageSize as number, devices, json: o.json as boolean });
+      return onArgs({ dirs, backend: o.backend as string, unfused: o.unfused as boolean, pageSize: o.pageSize as number, devices, json: o.json as boolean });
     });
   return applyCliSettings(cmd, 'conformance', io);
 }
