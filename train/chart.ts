@@ -32,6 +32,11 @@ const FONT = 'DejaVu Sans';
 const LOSS_RAW = 'train loss (per step)', HELD_LOSS = 'held-out loss';
 const HELD_ACC = 'held-out token accuracy', EXACT = 'held-out exact match (generated answers)';
 
+/** A loss for a label: 4 decimals, or 3 significant digits below 0.01. */
+export function formatLoss(x: number): string {
+  return x >= 0.01 || x === 0 ? x.toFixed(4) : x.toExponential(2);
+}
+
 /** Trailing moving average over `window` points. */
 export function movingAverage(xs: number[], window: number): number[] {
   let sum = 0;
@@ -47,8 +52,8 @@ export function lossChartOption(d: ChartData): Record<string, unknown> {
   const pts = (ys: number[]) => ys.map((y, i) => [i + 1, y]);
   const pct = (ys: number[]) => ys.map((y) => 100 * y);
   const em = d.exactMatch;
-  const subtitle = [`${steps} steps`, `final train loss ${movingAverage(d.losses, d.smoothing).at(-1)?.toFixed(4) ?? 'n/a'} (smoothed)`,
-    d.heldOut.length ? `held-out loss ${d.heldOut.at(-1)!.loss.toFixed(4)}` : null,
+  const subtitle = [`${steps} steps`, `final train loss ${steps ? formatLoss(movingAverage(d.losses, d.smoothing)[steps - 1]) : 'n/a'} (smoothed)`,
+    d.heldOut.length ? `held-out loss ${formatLoss(d.heldOut[d.heldOut.length - 1].loss)}` : null,
     em ? `held-out exact match ${(100 * em.value).toFixed(1)}% (${em.correct}/${em.total})` : null].filter(Boolean).join('   ·   ');
   const lossMean = `train loss (${d.smoothing}-step mean)`, accMean = `train token accuracy (${d.smoothing}-step mean)`;
   const axisName = { nameLocation: 'middle', nameTextStyle: { fontSize: 13, color: '#333' } };

@@ -9,7 +9,7 @@ import { clipByGlobalNorm, setLearningRate, warmupCosine } from '../lib/training
 import { modelRaggedTrain } from '../lib/training/ragged_train.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';
-import { writeLossChart } from './chart.js';
+import { formatLoss, writeLossChart } from './chart.js';
 import { type PackedBatch, packBatch, sampleBatch } from './data.js';
 import { evaluateHeldOut } from './evaluate.js';
 import { ProgressBar } from './progress.js';
@@ -105,6 +105,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const heldOutBatch = packBatch(heldOut.slice(0, HELD_OUT_LOSS_BATCH));
   const evalEvery = Math.max(1, Math.round(o.steps / HELD_OUT_POINTS));
   const heldOutCurve: HeldOutPoint[] = [];
+  let heldOutMs = 0;
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     setLearningRate(opt, warmupCosine(step, o.steps, o.lr, Math.ceil(o.steps * 0.05)));
@@ -122,7 +123,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       return value.dataSync()[0];
     });
     losses.push(loss); accs.push(acc);
-    if ((step + 1) % evalEvery === 0 || step + 1 === o.steps) heldOutCurve.push({ step: step + 1, ...heldOutLoss(model, heldOutBatch) });
+    if ((step + 1) % evalEvery === 0 || step + 1 === o.steps) {
+      const te = performance.now();
+      heldOutCurve.push({ step: step + 1, ...heldOutLoss(model, heldOutBatch) });
+      heldOutMs += performance.now() - te;
+    }
     const avg = (xs: number[]) => xs.slice(-20).reduce((s, x) => s + x, 0) / Math.min(20, xs.length);
     bar.update(step + 1, { loss: avg(losses).toFixed(3), 'token acc': `${(100 * avg(accs)).toFixed(1)}%` });
   }
@@ -134,7 +139,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   console.log(`held-out exact match: ${(100 * r.exactMatch).toFixed(1)}% (${r.correct}/${r.total}), paged-cache continuous batching: ${r.generatedTokens} tokens in ${r.seconds.toFixed(2)}s = ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 
   const last = heldOutCurve[heldOutCurve.length - 1];
-  console.log(`held-out loss ${last.loss.toFixed(4)}, token accuracy ${(100 * last.accuracy).toFixed(1)}% (${heldOutBatch.rowOffsets.length - 1} sequences, forward only)`);
+  console.log(`held-out loss ${formatLoss(last.loss)}, token accuracy ${(100 * last.accuracy).toFixed(1)}% (${heldOutBatch.rowOffsets.length - 1} sequences, forward only; ${heldOutCurve.length} measurements took ${(heldOutMs / 1000).toFixed(2)}s of the ${trainSeconds.toFixed(1)}s)`);
   const chart = writeLossChart({
     title: `Fine-tuning llama (${o.layers} layers, hidden ${o.hidden}) to reverse strings on ${backend}`, losses, accuracies: accs,
     heldOut: heldOutCurve, exactMatch: { value: r.exactMatch, correct: r.correct, total: r.total }, smoothing: 20,

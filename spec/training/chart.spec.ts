@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type ChartData, findChartFonts, lossChartSvg, movingAverage, writeLossChart } from '../../train/chart';
+import { type ChartData, findChartFonts, formatLoss, lossChartSvg, movingAverage, writeLossChart } from '../../train/chart';
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
@@ -14,9 +14,10 @@ function data(steps: number): ChartData {
 }
 
 describe('loss chart', () => {
-  it('moving average: trailing window, shorter at the start', () => {
+  it('moving average: trailing window, shorter at the start; losses keep 3 digits when small', () => {
     expect(movingAverage([1, 2, 3, 4, 5], 2)).toEqual([1, 1.5, 2.5, 3.5, 4.5]);
     expect(movingAverage([4], 20)).toEqual([4]);
+    expect([formatLoss(2.5), formatLoss(0.0123456), formatLoss(0.0000941), formatLoss(0)]).toEqual(['2.5000', '0.0123', '9.41e-5', '0.0000']);
   });
 
   it('SVG has the title, axis titles, every legend entry and the exact match', () => {
