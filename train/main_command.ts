@@ -8,7 +8,10 @@ import { KNOWN_BACKENDS } from '../lib/backends/select.js';
 import { type CliIo, applyCliSettings, exitCodeOf, intAtLeast, positiveNumber, processIo } from '../bin/cli_options.js';
 import { DEFAULTS, type ExperimentOptions, type ExperimentResult, runExperiment } from './experiment.js';
 
-export interface MainJobArgs { options: ExperimentOptions; dataParallel: boolean }
+/** Flags of train/data_parallel.ts (MPI data parallelism, accumulation, LoRA, saving), as its `takeRunFlags` reads them. */
+export interface RunFlags { dataParallel: boolean; accumulate?: number; lora?: number; save?: string }
+
+export interface MainJobArgs { options: ExperimentOptions; run: RunFlags }
 
 /** The main job's command; `onArgs` receives the experiment options. */
 export function mainJobCommand(io: CliIo, onArgs: (a: MainJobArgs) => void | Promise<void>): Command {
@@ -32,37 +35,52 @@ export function mainJobCommand(io: CliIo, onArgs: (a: MainJobArgs) => void | Pro
     .option('--max-len <n>', 'longest string of the task', intAtLeast(1), d.maxLen)
     .option('--eval <n>', 'held-out prompts answered after training', intAtLeast(1), d.heldOut)
     .option('--data-parallel', 'split each batch across MPI ranks (mpirun -np N node dist/train/main.js --data-parallel)', false)
+    .option('--accumulate <k>', 'one process, k micro-batches per step (the twin of a k-rank data-parallel run)', intAtLeast(1))
+    .option('--lora <r>', 'LoRA adapters of rank r on q and v, the rest frozen', intAtLeast(1))
+    .option('--save <dir>', 'save the fine-tuned checkpoint (Hugging Face layout) and the losses here')
     .action((o: Record<string, unknown>) => {
       const options: ExperimentOptions = {
         steps: o.steps as number, backend: o.backend as string, seed: o.seed as number, out: o.out as string, batch: o.batch as number,
         lr: o.lr as number, hidden: o.hidden as number, layers: o.layers as number, heads: o.heads as number, kvHeads: o.kvHeads as number,
         theta: o.theta as number, maxLen: o.maxLen as number, heldOut: o.eval as number,
       };
-      return onArgs({ options, dataParallel: o.dataParallel as boolean });
+      const run: RunFlags = { dataParallel: o.dataParallel as boolean, accumulate: o.accumulate as number | undefined, lora: o.lora as number | undefined, save: o.save as string | undefined };
+      return onArgs({ options, run });
     });
   return applyCliSettings(cmd, 'train', io);
 }
 
-/** Runs `--data-parallel` through train/data_parallel.ts where this build has it. */
-async function runDataParallelIfBuilt(o: ExperimentOptions): Promise<ExperimentResult> {
+const usesRunFlags = (r: RunFlags) => r.dataParallel || r.accumulate !== undefined || r.lora !== undefined || r.save !== undefined;
+
+/**
+ * Runs the experiment with the run flags through train/data_parallel.ts where this build has it
+ * (`takeRunFlags` -> `runExperiment(options, run)`, or `runDataParallel(options)`).
+ */
+async function runWithRunFlags(options: ExperimentOptions, flags: RunFlags): Promise<ExperimentResult> {
   const dataParallelModule = './data_parallel.js';
-  let m: { runDataParallel?: (o: ExperimentOptions) => Promise<ExperimentResult> };
+  let m: { takeRunFlags?: (argv: string[]) => { run: unknown }; runDataParallel?: (o: ExperimentOptions) => Promise<ExperimentResult> };
   try {
     m = await import(dataParallelModule) as typeof m;
   } catch (e) {
     if (!/Cannot find module|ERR_MODULE_NOT_FOUND/.test(String(e))) throw e;
-    throw new Error('[train] --data-parallel needs train/data_parallel.ts (MPI data-parallel fine-tuning), which this build does not have');
+    throw new Error('[train] --data-parallel, --accumulate, --lora and --save need train/data_parallel.ts (MPI data-parallel fine-tuning), which this build does not have');
   }
-  if (typeof m.runDataParallel !== 'function') throw new Error('[train] train/data_parallel.ts has no runDataParallel export');
-  return m.runDataParallel(o);
+  if (typeof m.takeRunFlags === 'function') {
+    const argv = [...(flags.dataParallel ? ['--data-parallel'] : []), ...(flags.accumulate !== undefined ? ['--accumulate', String(flags.accumulate)] : []),
+      ...(flags.lora !== undefined ? ['--lora', String(flags.lora)] : []), ...(flags.save !== undefined ? ['--save', flags.save] : [])];
+    const { run } = m.takeRunFlags(argv);
+    return (runExperiment as (o: ExperimentOptions, run: unknown) => Promise<ExperimentResult>)(options, run);
+  }
+  if (typeof m.runDataParallel === 'function' && flags.accumulate === undefined && flags.lora === undefined && flags.save === undefined) return m.runDataParallel(options);
+  throw new Error('[train] train/data_parallel.ts has neither takeRunFlags nor runDataParallel for these flags');
 }
 
 /** Parses argv and runs the main job; returns the exit status (0: exact match >= 95%, 1 below, 2 bad arguments or error). */
 export async function runMainJob(argv: string[], io: CliIo = processIo): Promise<number> {
   let code = 0;
   try {
-    await mainJobCommand(io, async ({ options, dataParallel }) => {
-      const r = dataParallel ? await runDataParallelIfBuilt(options) : await runExperiment(options);
+    await mainJobCommand(io, async ({ options, run }) => {
+      const r = usesRunFlags(run) ? await runWithRunFlags(options, run) : await runExperiment(options);
       code = r.exactMatch >= 0.95 ? 0 : 1;
     }).parseAsync(argv, { from: 'user' });
     return code;

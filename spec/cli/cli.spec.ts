@@ -114,7 +114,7 @@ describe('main job command line', () => {
     const help = capture();
     expect(await runMainJob(['--help'], help)).toBe(0);
     for (const flag of ['--steps <n>', '(default: 600)', '--backend <name>', '--seed <n>', '--out <file>', 'out/loss_curve.png', '--batch <n>', '--lr <x>',
-      '--hidden <n>', '--layers <n>', '--heads <n>', '--kv-heads <n>', '--theta <x>', '--max-len <n>', '--eval <n>', '--data-parallel', 'Exit status']) {
+      '--hidden <n>', '--layers <n>', '--heads <n>', '--kv-heads <n>', '--theta <x>', '--max-len <n>', '--eval <n>', '--data-parallel', '--accumulate <k>', '--lora <r>', '--save <dir>', 'Exit status']) {
       expect(help.stdout).toContain(flag);
     }
     const bad = capture();
@@ -124,6 +124,8 @@ describe('main job command line', () => {
     expect(bad.stderr).toContain("[train] option '--lr <x>' argument '-1' is invalid. It must be > 0.");
     expect(await runMainJob(['--backend', 'tpu'], bad)).toBe(2);
     expect(bad.stderr).toContain("argument 'tpu' is invalid. Allowed choices are auto, cpu, wasm, webgpu, webgl, tensorflow.");
+    expect(await runMainJob(['--accumulate', '0'], bad)).toBe(2);
+    expect(bad.stderr).toContain("[train] option '--accumulate <k>' argument '0' is invalid. It must be an integer >= 1.");
     expect(bad.stdout).toBe('');
   });
 });
