@@ -2,7 +2,8 @@
  * `tfjs-attention-rope conformance DIR... [--backend NAME] [--unfused] [--page-size N] [--devices a,b] [--json]`
  * Finds every fixture folder under each DIR (attention fixtures: config.json + tensors.safetensors;
  * model fixtures: config.json + expected.json), runs each, prints one line per case and
- * `N passed, M failed` (with --json: one JSON object). Returns the exit status (1 if any failed).
+ * `N passed, M failed` (with --json: one JSON object). Returns the exit status (1 if any failed, or if
+ * no fixture was found: an empty run proves nothing).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -86,10 +87,14 @@ async function runOne(dir: string, a: ConformanceArgs): Promise<FixtureResult> {
   return m.runModelFixture(dir);
 }
 
-/** Runs the fixtures; returns the exit status (0 all passed, 1 any failed). */
+/** Runs the fixtures; returns the exit status (0 all passed, 1 any failed or none found). */
 export async function runConformanceWith(a: ConformanceArgs, io: CliIo = processIo): Promise<number> {
   await useBackend(a.backend);
   const dirs = a.dirs.flatMap(findFixtures);
+  if (dirs.length === 0) {
+    io.err(`[conformance] no fixtures found under ${a.dirs.join(', ')} (a fixture folder holds config.json with tensors.safetensors or expected.json)\n`);
+    return 1;
+  }
   const report: ConformanceJson = {
     backend: tf.getBackend(), path: a.devices ? 'sharded' : a.unfused ? 'composite' : 'fused', devices: a.devices, fixtures: [], passed: 0, failed: 0,
   };

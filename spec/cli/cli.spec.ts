@@ -78,7 +78,7 @@ describe('tfjs-attention-rope CLI', () => {
     expect(plain.stdout).toMatch(/^conformance on backend 'cpu', composite path, 1 fixtures\nPASS  chunked_causal .*\n1 passed, 0 failed\n$/);
   });
 
-  it('conformance --json reports a case that throws with error null and exits 1; a missing folder exits 2', async () => {
+  it('conformance --json reports a case that throws with error null and exits 1; no fixture found exits 1, a missing folder 2', async () => {
     const broken = fs.mkdtempSync(path.join(os.tmpdir(), 'conformance-broken-'));
     fs.writeFileSync(path.join(broken, 'config.json'), '{"not": "a fixture"}');
     fs.writeFileSync(path.join(broken, 'tensors.safetensors'), 'garbage');
@@ -88,6 +88,9 @@ describe('tfjs-attention-rope CLI', () => {
     expect(j).toMatchObject({ passed: 1, failed: 1 });
     expect(j.fixtures[1]).toMatchObject({ name: path.basename(broken), dir: broken, passed: false, error: null });
     expect(j.fixtures[1].detail).toMatch(/^threw: /);
+    const empty = await cli('conformance', fs.mkdtempSync(path.join(os.tmpdir(), 'conformance-empty-')), '--json');
+    expect(empty).toMatchObject({ code: 1, stdout: '' });
+    expect(empty.stderr).toContain('[conformance] no fixtures found under');
     const missing = await cli('conformance', path.join(FIXTURES, 'no_such_folder'), '--json');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('[conformance] no such folder:');
