@@ -34,10 +34,10 @@ export interface GenerateJson {
   tokensPerSecond: number; decodeTokensPerSecond: number | null;
 }
 
-function tokenIds(v: string): number[] {
+function tokenIds(cmd: Command, v: string): number[] {
   return v.split(',').map((s, j) => {
     const n = Number(s.trim());
-    if (s.trim() === '' || !Number.isInteger(n) || n < 0) throw new Error(`[generate] --prompt-ids entry ${j} ('${s}') must be a token id >= 0`);
+    if (s.trim() === '' || !Number.isInteger(n) || n < 0) cmd.error(`--prompt-ids entry ${j} ('${s}') must be a token id >= 0`);
     return n;
   });
 }
@@ -60,16 +60,16 @@ export function generateCommand(io: CliIo, onArgs: (a: GenerateArgs) => void | P
     .option('--prompts <file>', 'continuous batching: one prompt per line (with --batch)')
     .option('--json', 'print one JSON object (tokens, text, timings) instead of streaming text', false)
     .action((o: Record<string, unknown>) => {
-      if (o.model === undefined) throw new Error('[generate] --model DIR is required');
+      if (o.model === undefined) cmd.error('--model DIR is required');
       const batchMode = o.batch !== undefined || o.prompts !== undefined;
-      if (!batchMode && (o.prompt === undefined) === (o.promptIds === undefined)) throw new Error('[generate] give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+      if (!batchMode && (o.prompt === undefined) === (o.promptIds === undefined)) cmd.error('give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
       const sampling: SamplingParams = {};
       if (o.temperature !== undefined) sampling.temperature = o.temperature as number;
       if (o.topK !== undefined) sampling.topK = o.topK as number;
       if (o.topP !== undefined) sampling.topP = o.topP as number;
       return onArgs({
         model: o.model as string, prompt: o.prompt as string | undefined,
-        promptIds: o.promptIds === undefined ? undefined : tokenIds(o.promptIds as string),
+        promptIds: o.promptIds === undefined ? undefined : tokenIds(cmd, o.promptIds as string),
         maxNewTokens: o.maxNewTokens as number, backend: o.backend as string, sampling, seed: o.seed as number,
         stop: o.stop as boolean, json: o.json as boolean, batch: o.batch as number | undefined, prompts: o.prompts as string | undefined,
       });

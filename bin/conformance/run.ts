@@ -46,7 +46,7 @@ export function conformanceCommand(io: CliIo, onArgs: (a: ConformanceArgs) => vo
       let devices: string[] | null = null;
       if (o.devices !== undefined) {
         devices = (o.devices as string).split(',').map((s) => s.trim()).filter(Boolean);
-        if (devices.length === 0) throw new Error(`[conformance] --devices ('${o.devices}') must name at least one device`);
+        if (devices.length === 0) cmd.error(`--devices ('${o.devices}') must name at least one device`);
       }
       return onArgs({ dirs, backend: o.backend as string, unfused: o.unfused as boolean, pageSize: o.pageSize as number, devices, json: o.json as boolean });
     });
