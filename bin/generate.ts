@@ -52,7 +52,7 @@ export function generateCommand(io: CliIo, onArgs: (a: GenerateArgs) => void | P
     .option('--max-new-tokens <n>', 'tokens to generate', intAtLeast(1), 32)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(KNOWN_BACKENDS).default('cpu'))
     .option('--temperature <t>', 'sampling temperature (0: greedy)', finiteNumber)
-    .option('--top-k <k>', 'sample among the k likeliest tokens', intAtLeast(1))
+    .option('--top-k <k>', 'sample among the k likeliest tokens (0: all)', intAtLeast(0))
     .option('--top-p <p>', 'sample within the top-p probability mass, in (0, 1]', positiveNumber)
     .option('--seed <s>', 'sampling seed', intAtLeast(0), 0)
     .option('--no-stop', "keep going past the model's stop tokens")
