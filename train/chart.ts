@@ -46,7 +46,7 @@ export function movingAverage(xs: number[], window: number): number[] {
   });
 }
 
-/** The ECharts option for `d` (pure data; exported for the spec). */
+/** The ECharts option for `d` (for other renderers: `echarts.init(el).setOption(lossChartOption(d))` in a page). */
 export function lossChartOption(d: ChartData): Record<string, unknown> {
   const steps = d.losses.length;
   const pts = (ys: number[]) => ys.map((y, i) => [i + 1, y]);
