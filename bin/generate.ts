@@ -10,6 +10,7 @@ import { KNOWN_BACKENDS, useBackend } from '../lib/backends/select.js';
 import { Generator } from '../lib/generation/generator.js';
 import type { SamplingParams } from '../lib/generation/sampler.js';
 import { loadPretrained, stopTokensOf } from '../models/load.js';
+import { loadBatchModule, runGenerateMany } from './generate_many.js';
 import { type CliIo, applyCliSettings, exitCodeOf, finiteNumber, intAtLeast, parseOrThrow, positiveNumber, processIo } from './cli_options.js';
 
 export interface GenerateArgs {
@@ -22,7 +23,7 @@ export interface GenerateArgs {
   seed: number;
   stop: boolean;
   json: boolean;
-  /** Continuous batching of many prompts (`--batch N --prompts FILE`): not in this build yet. */
+  /** Many sequences at once (`--batch N`, `--prompts FILE`): bin/generate_many.ts. */
   batch?: number;
   prompts?: string;
 }
@@ -56,13 +57,12 @@ export function generateCommand(io: CliIo, onArgs: (a: GenerateArgs) => void | P
     .option('--top-p <p>', 'sample within the top-p probability mass, in (0, 1]', positiveNumber)
     .option('--seed <s>', 'sampling seed', intAtLeast(0), 0)
     .option('--no-stop', "keep going past the model's stop tokens")
-    .option('--batch <n>', 'continuous batching: run up to n prompts at once (with --prompts)', intAtLeast(1))
-    .option('--prompts <file>', 'continuous batching: one prompt per line (with --batch)')
+    .option('--batch <n>', 'decode the prompt n times together; with --prompts: at most n sequences at once', intAtLeast(1))
+    .option('--prompts <file>', 'one prompt a line (token ids 1,2,3 or text), decoded together')
     .option('--json', 'print one JSON object (tokens, text, timings) instead of streaming text', false)
     .action((o: Record<string, unknown>) => {
       if (o.model === undefined) cmd.error('--model DIR is required');
-      const batchMode = o.batch !== undefined || o.prompts !== undefined;
-      if (!batchMode && (o.prompt === undefined) === (o.promptIds === undefined)) cmd.error('give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+      if ([o.prompt, o.promptIds, o.prompts].filter((v) => v !== undefined).length !== 1) cmd.error('give exactly one of --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE');
       const sampling: SamplingParams = {};
       if (o.temperature !== undefined) sampling.temperature = o.temperature as number;
       if (o.topK !== undefined) sampling.topK = o.topK as number;
@@ -86,20 +86,21 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
 
 /** Runs `generate` with parsed arguments; returns the exit status (0 ok, 2 failure). */
 export async function runGenerateWith(args: GenerateArgs, io: CliIo = processIo): Promise<number> {
-  if (args.batch !== undefined || args.prompts !== undefined) {
-    throw new Error('[generate] --batch/--prompts (continuous batching of many prompts) are not supported yet in this build');
-  }
+  const batchModule = args.batch !== undefined || args.prompts !== undefined ? await loadBatchModule() : null;
   await useBackend(args.backend);
   const t0 = performance.now();
   const pre = await loadPretrained(args.model);
   const { model, tokenizer } = pre;
   try {
     const loadS = (performance.now() - t0) / 1000;
+    const stopTokens = args.stop ? stopTokensOf(pre) : [];
     let ids = args.promptIds;
-    if (ids === undefined) {
+    if (ids === undefined && args.prompt !== undefined) {
       if (!tokenizer) throw new Error(`[generate] --prompt needs tokenizer.json in '${args.model}'; use --prompt-ids instead`);
-      ids = tokenizer.encode(args.prompt!);
+      ids = tokenizer.encode(args.prompt);
     }
+    if (batchModule) return await runGenerateMany(batchModule, model, tokenizer, { ...args, single: ids, stopTokens }, loadS, io);
+    if (ids === undefined) throw new Error('[generate] no prompt'); // the command checks that one is given
     const gen = new Generator(model, { numPages: Math.ceil((ids.length + args.maxNewTokens) / model.kvParams.pageSize) });
     const stream = args.json ? () => undefined : (s: string) => io.out(s);
     let printed = '';
@@ -108,7 +109,7 @@ export async function runGenerateWith(args: GenerateArgs, io: CliIo = processIo)
     const start = performance.now();
     const handle = gen.submit({
       promptIds: ids, maxNewTokens: args.maxNewTokens, sampling: args.sampling, seed: args.seed,
-      stopTokens: args.stop ? stopTokensOf(pre) : [],
+      stopTokens,
       onToken: (t) => {
         if (tokens.length === 0) tFirst = performance.now();
         tokens.push(t);

@@ -62,7 +62,7 @@ async function runWithRunFlags(options: ExperimentOptions, flags: RunFlags): Pro
   try {
     m = await import(dataParallelModule) as typeof m;
   } catch (e) {
-    if (!/Cannot find module|ERR_MODULE_NOT_FOUND/.test(String(e))) throw e;
+    if (!/(Cannot find module|Could not locate module)[^\n]*data_parallel/.test(String(e))) throw e;
     throw new Error('[train] --data-parallel, --accumulate, --lora and --save need train/data_parallel.ts (MPI data-parallel fine-tuning), which this build does not have');
   }
   if (typeof m.takeRunFlags === 'function') {
