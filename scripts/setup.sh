@@ -3,7 +3,8 @@
 #   1. npm dependencies (ONNX Runtime's CPU binaries only; the native CPU kernels build in the
 #      package's own install step and fall back to TypeScript when they cannot),
 #   2. a software Vulkan driver from Debian, so WebGPU (Dawn) runs in Node without a GPU,
-#   3. the TypeScript build (dist/).
+#   3. DejaVu Sans from Debian (fonts-dejavu-core), the font the main job's loss chart is drawn with,
+#   4. the TypeScript build (dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
@@ -14,6 +15,10 @@ else
 fi
 if [ -f scripts/setup-vulkan.sh ]; then
   bash scripts/setup-vulkan.sh || echo "[setup] note: no software Vulkan driver could be installed; the webgpu backend will be unavailable"
+fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core; } >/dev/null 2>&1 \
+    || echo "[setup] note: fonts-dejavu-core could not be installed; the loss chart's PNG text falls back to system fonts"
 fi
 bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (SKIP_BROWSER_SPEC=1 skips it)"
 npm run --silent build

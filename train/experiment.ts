@@ -1,6 +1,4 @@
 /** The fine-tune experiment behind `npm start` (see main.ts). */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/select.js';
 import { SeededRng } from '../lib/generation/rng.js';
@@ -11,9 +9,9 @@ import { clipByGlobalNorm, setLearningRate, warmupCosine } from '../lib/training
 import { modelRaggedTrain } from '../lib/training/ragged_train.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';
-import { sampleBatch } from './data.js';
+import { formatLoss, writeLossChart } from './chart.js';
+import { type PackedBatch, packBatch, sampleBatch } from './data.js';
 import { evaluateHeldOut } from './evaluate.js';
-import { lineChartPng } from './png.js';
 import { ProgressBar } from './progress.js';
 import { DEFAULT_TASK, type Example, type TaskOptions, keyOf, makeExample, render, vocabSize } from './task.js';
 
@@ -27,7 +25,7 @@ export interface ExperimentOptions {
   hidden: number;
   layers: number;
   heldOut: number;
-  /** Where the loss curve PNG goes. */
+  /** Where the loss chart PNG goes (its SVG beside it, same name .svg). */
   out: string;
   heads: number;
   kvHeads: number;
@@ -57,7 +55,28 @@ function buildModel(o: ExperimentOptions, t: TaskOptions): DecoderForCausalLM {
   return model;
 }
 
-export interface ExperimentResult { exactMatch: number; tokensPerSecond: number; trainSeconds: number; losses: number[] }
+/** Held-out loss and token accuracy at one step (1-based). */
+export interface HeldOutPoint { step: number; loss: number; accuracy: number }
+
+export interface ExperimentResult {
+  exactMatch: number; tokensPerSecond: number; trainSeconds: number; losses: number[]; accuracies: number[];
+  heldOut: HeldOutPoint[]; chart: { png: string; svg: string };
+}
+
+/** Sequences in the fixed held-out batch whose loss is measured during training. */
+const HELD_OUT_LOSS_BATCH = 64;
+/** Held-out loss measurements over a run (forward only on one batch: about 1% of the training time). */
+const HELD_OUT_POINTS = 25;
+
+/** Loss and token accuracy of `model` on `b`, forward only. */
+function heldOutLoss(model: DecoderForCausalLM, b: PackedBatch): { loss: number; accuracy: number } {
+  return tf.tidy(() => {
+    const logits = modelRaggedTrain(model, b.ids, b.rowOffsets); // [T, vocab]
+    const accuracy = maskedAccuracy(logits, b.targets, b.weights);
+    const loss = maskedCrossEntropy(logits, tf.tensor1d(b.targets, 'int32'), tf.tensor1d(b.weights)).dataSync()[0];
+    return { loss, accuracy };
+  });
+}
 
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
   const t00 = performance.now();
@@ -83,6 +102,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const bar = new ProgressBar(o.steps);
   const losses: number[] = [], accs: number[] = [];
+  const heldOutBatch = packBatch(heldOut.slice(0, HELD_OUT_LOSS_BATCH));
+  const evalEvery = Math.max(1, Math.round(o.steps / HELD_OUT_POINTS));
+  const heldOutCurve: HeldOutPoint[] = [];
+  let heldOutMs = 0;
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     setLearningRate(opt, warmupCosine(step, o.steps, o.lr, Math.ceil(o.steps * 0.05)));
@@ -100,6 +123,11 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
       return value.dataSync()[0];
     });
     losses.push(loss); accs.push(acc);
+    if ((step + 1) % evalEvery === 0 || step + 1 === o.steps) {
+      const te = performance.now();
+      heldOutCurve.push({ step: step + 1, ...heldOutLoss(model, heldOutBatch) });
+      heldOutMs += performance.now() - te;
+    }
     const avg = (xs: number[]) => xs.slice(-20).reduce((s, x) => s + x, 0) / Math.min(20, xs.length);
     bar.update(step + 1, { loss: avg(losses).toFixed(3), 'token acc': `${(100 * avg(accs)).toFixed(1)}%` });
   }
@@ -110,18 +138,13 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   for (const s of r.samples.slice(0, 4)) console.log(`  ${render(s.prompt)} -> ${render(s.got)}  (expected ${render(s.expected)})`);
   console.log(`held-out exact match: ${(100 * r.exactMatch).toFixed(1)}% (${r.correct}/${r.total}), paged-cache continuous batching: ${r.generatedTokens} tokens in ${r.seconds.toFixed(2)}s = ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 
-  const smooth = losses.map((_, i) => { const w = losses.slice(Math.max(0, i - 19), i + 1); return w.reduce((s, x) => s + x, 0) / w.length; });
-  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
-  const accSmooth = accs.map((_, i) => { const w = accs.slice(Math.max(0, i - 19), i + 1); return w.reduce((s, x) => s + x, 0) / w.length; });
-  const lo = Math.min(...losses), hi = Math.max(...losses);
-  fs.writeFileSync(o.out, lineChartPng([
-    { values: losses, color: [170, 200, 240], range: [lo, hi] }, { values: smooth, color: [20, 60, 160], range: [lo, hi] },
-    { values: accSmooth, color: [230, 120, 20], range: [0, 1] },
-  ], 640, 360, [
-    { text: `loss ${hi.toFixed(2)}`, at: 'tl', color: [20, 60, 160] }, { text: 'token acc 100%', at: 'tr', color: [230, 120, 20] },
-    { text: `loss ${lo.toFixed(3)}  step 0`, at: 'bl', color: [20, 60, 160] }, { text: `step ${o.steps}`, at: 'br' },
-  ]));
-  console.log(`loss curve: ${o.out}; total ${((performance.now() - t00) / 1000).toFixed(1)}s`);
+  const last = heldOutCurve[heldOutCurve.length - 1];
+  console.log(`held-out loss ${formatLoss(last.loss)}, token accuracy ${(100 * last.accuracy).toFixed(1)}% (${heldOutBatch.rowOffsets.length - 1} sequences, forward only; ${heldOutCurve.length} measurements took ${(heldOutMs / 1000).toFixed(2)}s of the ${trainSeconds.toFixed(1)}s)`);
+  const chart = writeLossChart({
+    title: `Fine-tuning llama (${o.layers} layers, hidden ${o.hidden}) to reverse strings on ${backend}`, losses, accuracies: accs,
+    heldOut: heldOutCurve, exactMatch: { value: r.exactMatch, correct: r.correct, total: r.total }, smoothing: 20,
+  }, o.out);
+  console.log(`loss chart: ${chart.png} (and ${chart.svg}); total ${((performance.now() - t00) / 1000).toFixed(1)}s`);
   model.dispose();
-  return { exactMatch: r.exactMatch, tokensPerSecond: r.tokensPerSecond, trainSeconds, losses };
+  return { exactMatch: r.exactMatch, tokensPerSecond: r.tokensPerSecond, trainSeconds, losses, accuracies: accs, heldOut: heldOutCurve, chart };
 }

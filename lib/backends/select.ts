@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
+import { silenceNodeBackendBanner } from './quiet_banner.js';
 
 export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] as const;
 
@@ -26,6 +27,7 @@ export async function registerFusedKernels(): Promise<void> {
 export async function useBackend(name: string): Promise<void> {
   check((KNOWN_BACKENDS as readonly string[]).includes(name), 'useBackend', () =>
     `backend '${name}' is not one of ${KNOWN_BACKENDS.join(', ')}`);
+  silenceNodeBackendBanner();
   if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
   // Node (navigator exists from Node 21 on, without navigator.gpu) goes through Dawn; browsers have navigator.gpu.
   const inBrowser = typeof window !== 'undefined' && typeof navigator !== 'undefined' && 'gpu' in navigator;

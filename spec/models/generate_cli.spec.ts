@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseGenerateArgs, runGenerate } from '../../bin/generate';
+import type { CliIo } from '../../bin/cli_options';
+import { type GenerateJson, parseGenerateArgs, runGenerate } from '../../bin/generate';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'models', 'tiny_llama');
 const EXPECTED = JSON.parse(fs.readFileSync(path.join(DIR, 'expected.json'), 'utf8')) as { prompts: number[][]; greedy: number[][] };
@@ -19,34 +20,64 @@ function withTokenizer(): string {
   return dir;
 }
 
-describe('generate subcommand', () => {
-  let err: jest.SpyInstance;
-  beforeEach(() => { err = jest.spyOn(console, 'error').mockImplementation(() => undefined); });
-  afterEach(() => err.mockRestore());
+/** Captures what a command writes to stdout and stderr. */
+function capture(): CliIo & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out: (t: string) => { io.stdout += t; }, err: (t: string) => { io.stderr += t; } };
+  return io;
+}
 
+describe('generate subcommand', () => {
   it('streams the greedy continuation of --prompt-ids and prints tokens/s', async () => {
-    let out = '';
-    const code = await runGenerate(['--model', DIR, '--prompt-ids', EXPECTED.prompts[0].join(','), '--max-new-tokens', '12'], (s) => { out += s; });
+    const io = capture();
+    const code = await runGenerate(['--model', DIR, '--prompt-ids', EXPECTED.prompts[0].join(','), '--max-new-tokens', '12'], io);
     expect(code).toBe(0);
-    expect(out.trim()).toBe(EXPECTED.greedy[0].join(' '));
-    expect(err.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/^12 tokens in [\d.]+ s: [\d.]+ tokens\/s .*decode [\d.]+ tokens\/s/m);
+    expect(io.stdout.trim()).toBe(EXPECTED.greedy[0].join(' '));
+    expect(io.stderr).toMatch(/^12 tokens in [\d.]+ s: [\d.]+ tokens\/s .*decode [\d.]+ tokens\/s/m);
   });
 
   it('encodes --prompt and decodes the output with tokenizer.json', async () => {
-    let out = '';
+    const io = capture();
     const prompt = EXPECTED.prompts[1].map((t) => `w${t}`).join(' ');
-    const code = await runGenerate(['--model', withTokenizer(), '--prompt', prompt, '--max-new-tokens', '12', '--backend', 'wasm'], (s) => { out += s; });
+    const code = await runGenerate(['--model', withTokenizer(), '--prompt', prompt, '--max-new-tokens', '12', '--backend', 'wasm'], io);
     expect(code).toBe(0);
-    expect(out.trim().split(/\s+/)).toEqual(EXPECTED.greedy[1].map((t) => `w${t}`));
+    expect(io.stdout.trim().split(/\s+/)).toEqual(EXPECTED.greedy[1].map((t) => `w${t}`));
+  });
+
+  it('--json prints one object with the tokens, the text and the timings, and nothing else on stdout', async () => {
+    const io = capture();
+    const prompt = EXPECTED.prompts[1].map((t) => `w${t}`).join(' ');
+    const code = await runGenerate(['--model', withTokenizer(), '--prompt', prompt, '--max-new-tokens', '12', '--json'], io);
+    expect(code).toBe(0);
+    expect(io.stdout.trim().split('\n')).toHaveLength(1);
+    const r = JSON.parse(io.stdout) as GenerateJson;
+    expect(r.promptIds).toEqual(EXPECTED.prompts[1]);
+    expect(r.tokens).toEqual(EXPECTED.greedy[1]);
+    expect(r.text!.trim().split(/\s+/)).toEqual(EXPECTED.greedy[1].map((t) => `w${t}`));
+    expect(r).toMatchObject({ backend: 'cpu', finishReason: 'length' });
+    expect(r.tokensPerSecond).toBeGreaterThan(0);
+    expect(r.decodeTokensPerSecond).toBeGreaterThan(0);
+    expect(r.seconds).toBeGreaterThanOrEqual(r.firstTokenSeconds!);
+    expect(io.stderr).toBe('');
   });
 
   it('rejects bad arguments with a clear message and exit code 2', async () => {
     expect(() => parseGenerateArgs(['--prompt-ids', '1'])).toThrow('[generate] --model DIR is required');
-    expect(() => parseGenerateArgs(['--model', 'x'])).toThrow('[generate] give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+    expect(() => parseGenerateArgs(['--model', 'x'])).toThrow('[generate] give exactly one of --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE');
+    expect(() => parseGenerateArgs(['--model', 'x', '--prompt-ids', '1', '--prompts', 'f'])).toThrow('[generate] give exactly one of');
+    expect(() => parseGenerateArgs(['--model', 'x', '--prompt-ids', '1', '--batch', '0'])).toThrow("[generate] option '--batch <n>' argument '0' is invalid. It must be an integer >= 1.");
     expect(() => parseGenerateArgs(['--model', 'x', '--prompt-ids', '1,a'])).toThrow("[generate] --prompt-ids entry 1 ('a') must be a token id >= 0");
-    expect(() => parseGenerateArgs(['--model', 'x', '--prompt', 'hi', '--max-new-tokens', '1.5'])).toThrow('[generate] --max-new-tokens needs an integer, got 1.5');
-    expect(await runGenerate(['--model', DIR])).toBe(2);
-    expect(await runGenerate(['--model', DIR, '--prompt', 'hello'])).toBe(2);
-    expect(err.mock.calls.map((c) => String(c[0])).join('\n')).toContain("--prompt needs tokenizer.json in '");
+    expect(() => parseGenerateArgs(['--model', 'x', '--prompt', 'hi', '--max-new-tokens', '1.5'])).toThrow("[generate] option '--max-new-tokens <n>' argument '1.5' is invalid. It must be an integer >= 1.");
+    expect(() => parseGenerateArgs(['--model', 'x', '--prompt', 'hi', '--temprature', '1'])).toThrow("[generate] unknown option '--temprature'");
+    expect(() => parseGenerateArgs(['--model', 'x', '--prompt', 'hi', '--backend', 'gpu'])).toThrow("[generate] option '--backend <name>' argument 'gpu' is invalid. Allowed choices are cpu, wasm, webgpu, webgl, tensorflow.");
+    expect(parseGenerateArgs(['--model', 'x', '--prompt', 'hi', '--no-stop', '--top-p', '0.9', '--seed', '3'])).toMatchObject({
+      model: 'x', prompt: 'hi', stop: false, sampling: { topP: 0.9 }, seed: 3, maxNewTokens: 32, backend: 'cpu', json: false,
+    });
+    const io = capture();
+    expect(await runGenerate(['--model', DIR], io)).toBe(2);
+    expect(await runGenerate(['--model', DIR, '--prompt', 'hello'], io)).toBe(2);
+    expect(io.stderr).toContain("--prompt needs tokenizer.json in '");
+    expect(await runGenerate(['--model', DIR, '--prompts', 'p.txt', '--batch', '4'], io)).toBe(2); // until bin/generate_batch.ts is merged
+    expect(io.stderr).toContain('[generate] --batch/--prompts (continuous batching of many prompts) are not supported yet');
+    expect(io.stdout).toBe('');
   });
 });

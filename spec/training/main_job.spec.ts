@@ -1,12 +1,10 @@
-/** The main job's pieces: task and packing, the PNG writer, and a short end-to-end run (train, generate, chart). */
+/** The main job's pieces: task and packing, and a short end-to-end run (train, held-out loss, generate, chart). */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { inflateSync } from 'node:zlib';
 import { SeededRng } from '../../lib/generation/rng';
 import { packBatch } from '../../train/data';
 import { DEFAULTS, runExperiment } from '../../train/experiment';
-import { encodePng } from '../../train/png';
 import { BOS, EOS, SEP, DEFAULT_TASK, makeExample } from '../../train/task';
 
 describe('main job', () => {
@@ -24,25 +22,16 @@ describe('main job', () => {
     expect(Array.from(b.targets.subarray(e.prompt.length - 1, n))).toEqual(e.answer);
   });
 
-  it('writes a valid PNG (signature, IHDR, CRC, inflatable rows)', () => {
-    const rgb = new Uint8Array(4 * 3 * 3).map((_, i) => i * 7);
-    const png = encodePng(4, 3, rgb);
-    expect(Array.from(png.subarray(0, 8))).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
-    const view = new DataView(png.buffer, png.byteOffset);
-    expect([view.getUint32(16), view.getUint32(20)]).toEqual([4, 3]);
-    const idatLen = view.getUint32(33);
-    expect(String.fromCharCode(...png.subarray(37, 41))).toBe('IDAT');
-    const raw = inflateSync(png.subarray(41, 41 + idatLen));
-    expect(raw.length).toBe(3 * (1 + 12));
-    expect(Array.from(raw.subarray(1, 13))).toEqual(Array.from(rgb.subarray(0, 12)));
-  });
-
   it('runs end to end: trains, answers held-out prompts through the paged cache, writes the chart', async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'train-')), 'loss.png');
     const r = await runExperiment({ ...DEFAULTS, backend: 'wasm', steps: 30, batch: 8, hidden: 32, layers: 1, heldOut: 8, out });
     expect(r.losses.length).toBe(30);
     expect(r.losses[29]).toBeLessThan(r.losses[0]);
     expect(r.tokensPerSecond).toBeGreaterThan(0);
-    expect(fs.statSync(out).size).toBeGreaterThan(1000);
+    expect(r.heldOut.map((h) => h.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1)); // 30 steps: held-out loss every step
+    expect(r.heldOut[r.heldOut.length - 1].loss).toBeLessThan(r.heldOut[0].loss);
+    expect(r.chart).toEqual({ png: out, svg: out.replace(/\.png$/, '.svg') });
+    expect(Array.from(fs.readFileSync(out).subarray(0, 4))).toEqual([137, 80, 78, 71]);
+    expect(fs.readFileSync(r.chart.svg, 'utf8')).toContain(`held-out exact match ${(100 * r.exactMatch).toFixed(1)}%`);
   });
 });
