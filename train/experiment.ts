@@ -11,7 +11,8 @@ import { clipByGlobalNorm, setLearningRate, warmupCosine } from '../lib/training
 import { modelRaggedTrain } from '../lib/training/ragged_train.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';
-import { sampleBatch } from './data.js';
+import { packBatch, sampleExamples } from './data.js';
+import { SINGLE_RUN, type TrainRun, addGradients, endTraining, isLead, reduceStep, saveRun, shareResult, startTraining, stepShares } from './data_parallel.js';
 import { evaluateHeldOut } from './evaluate.js';
 import { lineChartPng } from './png.js';
 import { ProgressBar } from './progress.js';
@@ -47,19 +48,24 @@ async function pickBackend(name: string): Promise<string> {
   throw new Error('[train] no backend could start (tried wasm, cpu)');
 }
 
-function buildModel(o: ExperimentOptions, t: TaskOptions): DecoderForCausalLM {
-  const model = createModel({
+function hfConfigOf(o: ExperimentOptions, t: TaskOptions): Record<string, unknown> {
+  return {
     model_type: 'llama', vocab_size: vocabSize(t), hidden_size: o.hidden, intermediate_size: 2 * o.hidden, num_hidden_layers: o.layers,
     num_attention_heads: o.heads, num_key_value_heads: o.kvHeads, max_position_embeddings: 64, rope_theta: o.theta, rms_norm_eps: 1e-5,
     tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 3,
-  }, { maxSeqLen: 64, pageSize: 16, numPages: 256 });
+  };
+}
+
+function buildModel(o: ExperimentOptions, t: TaskOptions): DecoderForCausalLM {
+  const model = createModel(hfConfigOf(o, t), { maxSeqLen: 64, pageSize: 16, numPages: 256 });
   initializeWeights(model, { seed: o.seed });
   return model;
 }
 
 export interface ExperimentResult { exactMatch: number; tokensPerSecond: number; trainSeconds: number; losses: number[] }
 
-export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
+/** `run`: alone, or one rank of a data-parallel MPI job (train/data_parallel.ts). */
+export async function runExperiment(o: ExperimentOptions, run: TrainRun = SINGLE_RUN): Promise<ExperimentResult> {
   const t00 = performance.now();
   const backend = await pickBackend(o.backend);
   registerTrainingKernels();
@@ -81,32 +87,55 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
 
   const opt = tf.train.adam(o.lr, 0.9, 0.98);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  startTraining(run, vars);
   const bar = new ProgressBar(o.steps);
   const losses: number[] = [], accs: number[] = [];
   const t0 = performance.now();
   for (let step = 0; step < o.steps; step++) {
     setLearningRate(opt, warmupCosine(step, o.steps, o.lr, Math.ceil(o.steps * 0.05)));
-    const b = sampleBatch(rng, task, o.batch, heldKeys);
+    // This process's part of the global batch: all of it, its rank's share (data parallel) or
+    // --accumulate K micro-batches, each loss scaled by its share of the batch's loss rows.
+    const shares = stepShares(run, sampleExamples(rng, task, o.batch, heldKeys));
     let acc = 0;
     const loss = tf.tidy(() => {
-      const ys = tf.tensor1d(b.targets, 'int32'), ws = tf.tensor1d(b.weights);
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = modelRaggedTrain(model, b.ids, b.rowOffsets); // [T, vocab]
-        acc = maskedAccuracy(logits, b.targets, b.weights);
-        return maskedCrossEntropy(logits, ys, ws);
-      }, vars);
-      const clipped = clipByGlobalNorm(grads, 1.0).grads;
+      let grads: tf.NamedTensorMap | null = null, value = 0, hits = 0, rows = 0;
+      for (const share of shares) {
+        const b = packBatch(share.examples);
+        const ys = tf.tensor1d(b.targets, 'int32'), ws = tf.tensor1d(b.weights);
+        let shareAcc = 0;
+        const g = tf.variableGrads(() => {
+          const logits = modelRaggedTrain(model, b.ids, b.rowOffsets); // [T, vocab]
+          shareAcc = maskedAccuracy(logits, b.targets, b.weights);
+          const ce = maskedCrossEntropy(logits, ys, ws);
+          return share.lossScale === 1 ? ce : tf.mul(ce, share.lossScale) as tf.Scalar;
+        }, vars);
+        grads = grads ? addGradients(grads, g.grads) : g.grads;
+        value += g.value.dataSync()[0];
+        hits += shareAcc * share.rows;
+        rows += share.rows;
+      }
+      const step = reduceStep(run, grads!, value, hits, rows); // data parallel: one allreduce
+      acc = step.acc;
+      const clipped = clipByGlobalNorm(step.grads, 1.0).grads;
       opt.applyGradients(Object.entries(clipped).map(([name, tensor]) => ({ name, tensor })));
-      return value.dataSync()[0];
+      return step.loss;
     });
     losses.push(loss); accs.push(acc);
     const avg = (xs: number[]) => xs.slice(-20).reduce((s, x) => s + x, 0) / Math.min(20, xs.length);
-    bar.update(step + 1, { loss: avg(losses).toFixed(3), 'token acc': `${(100 * avg(accs)).toFixed(1)}%` });
+    if (isLead(run)) bar.update(step + 1, { loss: avg(losses).toFixed(3), 'token acc': `${(100 * avg(accs)).toFixed(1)}%` });
   }
   const trainSeconds = (performance.now() - t0) / 1000;
+  endTraining(run, vars);
   console.log(`trained ${o.steps} steps of ${o.batch} sequences in ${trainSeconds.toFixed(1)}s (${(trainSeconds / o.steps * 1000).toFixed(0)} ms/step)`);
 
+  saveRun(run, model, hfConfigOf(o, task), losses, accs);
+  if (!isLead(run)) { // data parallel: rank 0 evaluates and writes the curve
+    const exactMatch = shareResult(run, NaN);
+    model.dispose();
+    return { exactMatch, tokensPerSecond: 0, trainSeconds, losses };
+  }
   const r = await evaluateHeldOut(model, heldOut);
+  shareResult(run, r.exactMatch);
   for (const s of r.samples.slice(0, 4)) console.log(`  ${render(s.prompt)} -> ${render(s.got)}  (expected ${render(s.expected)})`);
   console.log(`held-out exact match: ${(100 * r.exactMatch).toFixed(1)}% (${r.correct}/${r.total}), paged-cache continuous batching: ${r.generatedTokens} tokens in ${r.seconds.toFixed(2)}s = ${r.tokensPerSecond.toFixed(0)} tokens/s`);
 

@@ -6,9 +6,11 @@
  *
  *   node dist/train/main.js [--steps N] [--backend auto|wasm|cpu|webgpu] [--seed N] [--out FILE]
  *     (model/task knobs: --batch --lr --hidden --layers --heads --kv-heads --theta --max-len --eval)
+ *     [--data-parallel] [--accumulate K] [--save DIR]: under `mpirun -np N`, each global batch split over N ranks (train/data_parallel.ts)
  * Exit status 0 when held-out exact match reaches 95%, 1 below it, 2 on an error.
  */
 import { runExperiment, type ExperimentOptions, DEFAULTS } from './experiment.js';
+import { type TrainRun, takeRunFlags } from './data_parallel.js';
 
 function parseArgs(argv: string[]): Partial<ExperimentOptions> {
   const o: Record<string, string> = {};
@@ -52,14 +54,16 @@ function parseArgs(argv: string[]): Partial<ExperimentOptions> {
   return out;
 }
 
-let opts: ExperimentOptions;
+let opts: ExperimentOptions, run: TrainRun;
 try {
-  opts = { ...DEFAULTS, ...parseArgs(process.argv.slice(2)) };
+  const flags = takeRunFlags(process.argv.slice(2)); // --data-parallel (MPI), --accumulate K, --save DIR
+  run = flags.run;
+  opts = { ...DEFAULTS, ...parseArgs(flags.argv) };
 } catch (e) {
   console.error((e as Error).message);
   process.exit(2);
 }
-runExperiment(opts).then((r) => { process.exitCode = r.exactMatch >= 0.95 ? 0 : 1; }).catch((e) => {
+runExperiment(opts, run).then((r) => { process.exitCode = r.exactMatch >= 0.95 ? 0 : 1; }).catch((e) => {
   console.error(e instanceof Error ? e.message : e);
   process.exitCode = 2;
 });
