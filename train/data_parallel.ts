@@ -8,13 +8,15 @@
  *
  * Flags handled here (the rest go to main.ts's parser): `--data-parallel`, `--save DIR` (the
  * fine-tuned checkpoint in Hugging Face layout plus `losses.json`; also without MPI),
- * `--accumulate K` (one process, K micro-batches per step: the data-parallel run's twin).
+ * `--accumulate K` (one process, K micro-batches per step: the data-parallel run's twin),
+ * `--lora R` (LoRA adapters on q and v, the rest frozen: only the adapters' gradients cross the wire).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataParallel } from '../lib/training/data_parallel.js';
 import { saveHfCheckpoint } from '../lib/training/export.js';
+import { applyLoRA } from '../lib/training/lora.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { lossRows } from './data.js';
 import type { Example } from './task.js';
@@ -30,21 +32,25 @@ export interface TrainRun {
    * single-process twin of `mpirun -np N ... --data-parallel` (same sums in the same order).
    */
   accumulate: number;
+  /** LoRA rank on every attention block's q and v (0: full fine-tune); the base weights frozen. */
+  lora: number;
 }
 
-export const SINGLE_RUN: TrainRun = { dp: null, save: null, accumulate: 1 };
+export const SINGLE_RUN: TrainRun = { dp: null, save: null, accumulate: 1, lora: 0 };
 
-/** Takes `--data-parallel`, `--accumulate K` and `--save DIR` out of argv; joins the MPI world for the first. */
+/** Takes `--data-parallel`, `--accumulate K`, `--lora R` and `--save DIR` out of argv; joins the MPI world for the first. */
 export function takeRunFlags(argv: string[]): { argv: string[]; run: TrainRun } {
   const rest: string[] = [];
-  let dataParallel = false, save: string | null = null, accumulate = 1;
+  let dataParallel = false, save: string | null = null, accumulate = 1, lora = 0;
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=');
     if (flag === '--data-parallel') dataParallel = true;
-    else if (flag === '--accumulate') {
+    else if (flag === '--accumulate' || flag === '--lora') {
       const v = inline ?? argv[++i];
-      accumulate = Number(v);
-      if (!Number.isInteger(accumulate) || accumulate < 1) throw new Error(`[train] --accumulate must be an integer >= 1, got '${v}'`);
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`[train] ${flag} must be an integer >= 1, got '${v}'`);
+      if (flag === '--lora') lora = n;
+      else accumulate = n;
     }
     else if (flag === '--save') {
       save = inline ?? argv[++i] ?? null;
@@ -54,7 +60,7 @@ export function takeRunFlags(argv: string[]): { argv: string[]; run: TrainRun } 
   if (dataParallel && accumulate > 1) throw new Error(`[train] --accumulate (${accumulate}) is for a single process; with --data-parallel the ranks split the batch`);
   const dp = dataParallel ? DataParallel.init() : null;
   if (dp && !dp.isRoot) console.log = () => {}; // the other ranks' lines would repeat rank 0's
-  return { argv: rest, run: { dp, save, accumulate } };
+  return { argv: rest, run: { dp, save, accumulate, lora } };
 }
 
 /** A part of a global batch and the factor its mean loss is scaled by (its share of the loss rows). */
@@ -98,6 +104,13 @@ export function reduceStep(run: TrainRun, grads: tf.NamedTensorMap, loss: number
   const r = run.dp.allreduceGradients(grads, { extras: [loss, hits, rows] });
   const [sumLoss, sumHits, total] = r.extras;
   return { grads: r.grads, loss: sumLoss, acc: total > 0 ? sumHits / total : 0 };
+}
+
+/** `--lora R`: adapters on every block's q and v projections, every other weight frozen. */
+export function applyRunLoRA(run: TrainRun, model: DecoderForCausalLM): void {
+  if (run.lora < 1) return;
+  for (const b of model.blocks) applyLoRA(b.attn, { rank: run.lora, alpha: 2 * run.lora, targets: ['q', 'v'] });
+  for (const w of model.trainableWeights) if (!/lora_[AB]/.test(w.name)) w.trainable = false;
 }
 
 /** Rank 0's weights to every rank before training (they agree already when seeded alike). */

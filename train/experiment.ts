@@ -12,7 +12,7 @@ import { modelRaggedTrain } from '../lib/training/ragged_train.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';
 import { packBatch, sampleExamples } from './data.js';
-import { SINGLE_RUN, type TrainRun, addGradients, endTraining, isLead, reduceStep, saveRun, shareResult, startTraining, stepShares } from './data_parallel.js';
+import { SINGLE_RUN, type TrainRun, addGradients, applyRunLoRA, endTraining, isLead, reduceStep, saveRun, shareResult, startTraining, stepShares } from './data_parallel.js';
 import { evaluateHeldOut } from './evaluate.js';
 import { lineChartPng } from './png.js';
 import { ProgressBar } from './progress.js';
@@ -72,6 +72,7 @@ export async function runExperiment(o: ExperimentOptions, run: TrainRun = SINGLE
   tf.randomUniform([1]).dispose();
   const task: TaskOptions = { ...DEFAULT_TASK, maxLen: o.maxLen };
   const model = buildModel(o, task);
+  applyRunLoRA(run, model); // --lora R
   const params = model.trainableWeights.reduce((s, w) => s + w.shape.reduce((a, b) => a! * b!, 1)!, 0);
   const fused = tf.getKernel('FlashAttentionRagged', backend) !== undefined;
   console.log(`training path: packed ragged rows, no padding, no cache; attention ${fused ? 'fused FlashAttentionRagged + RopeRagged kernels (registered gradients)' : 'composite ops'} on ${backend}`);

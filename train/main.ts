@@ -6,7 +6,7 @@
  *
  *   node dist/train/main.js [--steps N] [--backend auto|wasm|cpu|webgpu] [--seed N] [--out FILE]
  *     (model/task knobs: --batch --lr --hidden --layers --heads --kv-heads --theta --max-len --eval)
- *     [--data-parallel] [--accumulate K] [--save DIR]: under `mpirun -np N`, each global batch split over N ranks (train/data_parallel.ts)
+ *     [--data-parallel] [--accumulate K] [--lora R] [--save DIR]: under `mpirun -np N`, each global batch split over N ranks (train/data_parallel.ts)
  * Exit status 0 when held-out exact match reaches 95%, 1 below it, 2 on an error.
  */
 import { runExperiment, type ExperimentOptions, DEFAULTS } from './experiment.js';
@@ -56,7 +56,7 @@ function parseArgs(argv: string[]): Partial<ExperimentOptions> {
 
 let opts: ExperimentOptions, run: TrainRun;
 try {
-  const flags = takeRunFlags(process.argv.slice(2)); // --data-parallel (MPI), --accumulate K, --save DIR
+  const flags = takeRunFlags(process.argv.slice(2)); // --data-parallel (MPI), --accumulate K, --lora R, --save DIR
   run = flags.run;
   opts = { ...DEFAULTS, ...parseArgs(flags.argv) };
 } catch (e) {

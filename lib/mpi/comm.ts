@@ -110,13 +110,13 @@ export class MpiComm {
   }
 
   /**
-   * Fails on every rank together: sums `failed` (0 or 1) over ranks and throws `message(count)`
-   * on every rank when any rank failed. The collective point of the two-phase steps.
+   * Fails on every rank together: sums `failed` (0 or 1) over ranks and throws `[where]
+   * message(count)` on every rank when any rank failed. The collective point of the two-phase steps.
    */
-  agree(failed: boolean, message: (failedRanks: number) => string, timeoutMs = this.timeoutMs): void {
+  agree(failed: boolean, where: string, message: (failedRanks: number) => string, timeoutMs = this.timeoutMs): void {
     const flag = new Float32Array([failed ? 1 : 0]);
     this.allreduceSum(flag, timeoutMs);
-    check(flag[0] === 0, W, () => message(flag[0]));
+    check(flag[0] === 0, where, () => message(flag[0]));
   }
 
   /** The first fatal error (a timeout, a signal), after which no collective runs; '' while usable. */

@@ -122,7 +122,7 @@ export class MpiShardedAttention {
     const header = new Float32Array([T, ...hash16(this.signature(seqIds, counts, materialize))]);
     const rootHeader = this.comm.broadcast(header.slice(), 0);
     const mismatch = !localError && (rootHeader[0] !== header[0] || rootHeader[1] !== header[1] || rootHeader[2] !== header[2]);
-    this.comm.agree(localError !== null || mismatch, (n) => localError?.message
+    this.comm.agree(localError !== null || mismatch, W, (n) => localError?.message
       ?? (mismatch ? `rank ${this.rank} was called with other sequences, token counts or cache lengths than rank 0 (every rank must make the same calls)`
         : `${n} of ${this.size} ranks rejected the call (see their error); nothing ran`));
     // Phase 1: rank 0's input to every rank, each computes its partial.
@@ -151,7 +151,11 @@ export class MpiShardedAttention {
       partial[T * H] = 1;
     } finally { x.dispose(); }
     // The allreduce: partial outputs summed, failures counted; it is also the barrier of the commit.
-    this.comm.allreduceSum(materialize ? partial.subarray(T * H) : partial);
+    try {
+      this.comm.allreduceSum(materialize ? partial.subarray(T * H) : partial);
+    } catch (e) { // a rank died or stopped answering: nothing committed here; MPI is unusable now
+      throw new Error(`[${W}] rank ${this.rank}: the call failed, no cache shard moved on this rank (${(e as Error).message}); MPI is unusable, exit this rank`);
+    }
     const failed = partial[T * H];
     if (failed > 0) {
       throw new Error(`[${W}] ${failure ? `rank ${this.rank} failed: ${failure.message}` : `${failed} of ${this.size} ranks failed`}; no cache shard moved`);

@@ -60,7 +60,8 @@ export class DataParallel {
 
   /**
    * Sums `grads` over every rank in one allreduce (the tensors flattened in their key order,
-   * `extras` appended) and returns new tensors, divided by the number of ranks when `average`.
+   * `extras` appended) and returns new tensors, divided by the number of ranks when `average`
+   * (the extras are always sums: loss parts, counts).
    * Disposes the input tensors. The first call with a new set of names and sizes first checks
    * that every rank sends the same layout (a mismatch fails every rank).
    */
@@ -77,7 +78,7 @@ export class DataParallel {
     this.comm.allreduceSum(buf);
     if (opts.average && this.size > 1) {
       const inv = 1 / this.size;
-      for (let i = 0; i < buf.length; i++) buf[i] *= inv;
+      for (let i = 0; i < total - extras.length; i++) buf[i] *= inv; // the gradients; extras stay sums
     }
     const out: tf.NamedTensorMap = {};
     off = 0;
@@ -111,7 +112,7 @@ export class DataParallel {
     }
     const mine = new Float32Array([h >>> 16, h & 0xffff]); // 16-bit halves: exact in float32
     const root = this.comm.broadcast(mine.slice(), 0);
-    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], (n) =>
+    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], W, (n) =>
       `weights differ between ranks: ${n} of ${this.size} ranks do not match rank 0 (hash of ${vars.length} variables)`);
   }
 
@@ -136,7 +137,7 @@ export class DataParallel {
     for (let i = 0; i < layout.length; i++) h = Math.imul(h ^ layout.charCodeAt(i), 0x01000193) >>> 0;
     const mine = new Float32Array([h >>> 16, h & 0xffff]);
     const root = this.comm.broadcast(mine.slice(), 0);
-    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], (n) =>
+    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], W, (n) =>
       `${n} of ${this.size} ranks have other variables (names or sizes) than rank 0; every rank must build the same model`);
     this.agreedLayouts.add(layout);
   }
