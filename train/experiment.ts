@@ -48,7 +48,7 @@ async function pickBackend(name: string): Promise<string> {
   throw new Error('[train] no backend could start (tried wasm, cpu)');
 }
 
-function hfConfigOf(o: ExperimentOptions, t: TaskOptions): Record<string, unknown> {
+export function hfConfigOf(o: ExperimentOptions, t: TaskOptions): Record<string, unknown> {
   return {
     model_type: 'llama', vocab_size: vocabSize(t), hidden_size: o.hidden, intermediate_size: 2 * o.hidden, num_hidden_layers: o.layers,
     num_attention_heads: o.heads, num_key_value_heads: o.kvHeads, max_position_embeddings: 64, rope_theta: o.theta, rms_norm_eps: 1e-5,
@@ -56,7 +56,7 @@ function hfConfigOf(o: ExperimentOptions, t: TaskOptions): Record<string, unknow
   };
 }
 
-function buildModel(o: ExperimentOptions, t: TaskOptions): DecoderForCausalLM {
+export function buildModel(o: ExperimentOptions, t: TaskOptions): DecoderForCausalLM {
   const model = createModel(hfConfigOf(o, t), { maxSeqLen: 64, pageSize: 16, numPages: 256 });
   initializeWeights(model, { seed: o.seed });
   return model;
