@@ -4,9 +4,12 @@
 #      package's own install step and fall back to TypeScript when they cannot),
 #   2. a software Vulkan driver from Debian, so WebGPU (Dawn) runs in Node without a GPU,
 #   3. the TypeScript build (dist/).
+# Before the npm step: Debian's Open MPI (scripts/setup-mpi.sh), so the install step also builds
+# the MPI binding (native/mpi); without it only the MPI features are unavailable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
+bash scripts/setup-mpi.sh || echo "[setup] note: Open MPI could not be installed; the MPI features (data-parallel training, MpiShardedAttention) will be unavailable and spec/mpi skips"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 else
