@@ -119,11 +119,40 @@ export class MpiComm {
     check(flag[0] === 0, where, () => message(flag[0]));
   }
 
+  /**
+   * Checks that every rank holds the same `value` (a string, or typed arrays compared by their
+   * bytes) as rank 0, through a 32-bit hash: one broadcast and one agreement allreduce. Throws on
+   * every rank, naming `what` and how many ranks differ, when any does.
+   */
+  agreeSame(value: string | readonly ArrayBufferView[], where: string, what: string): void {
+    const h = fnv1a(value);
+    const mine = new Float32Array([h >>> 16, h & 0xffff]); // 16-bit halves: exact in float32
+    const root = this.broadcast(mine.slice(), 0);
+    this.agree(root[0] !== mine[0] || root[1] !== mine[1], where, (n) => `${what}: ${n} of ${this.size} ranks differ from rank 0`);
+  }
+
   /** The first fatal error (a timeout, a signal), after which no collective runs; '' while usable. */
   get broken(): string { return this.mpi.state().broken; }
 
   /** MPI_Abort: ends every rank of the job with `code`. */
   abort(code = 1): never { return this.mpi.abort(code); }
+}
+
+/** 32-bit FNV-1a of a string's UTF-16 units or of typed arrays' bytes. */
+export function fnv1a(value: string | readonly ArrayBufferView[]): number {
+  let h = 0x811c9dc5;
+  if (typeof value === 'string') {
+    for (let i = 0; i < value.length; i++) h = Math.imul(h ^ value.charCodeAt(i), 0x01000193) >>> 0;
+    return h;
+  }
+  for (const v of value) {
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    const words = Math.floor(bytes.length / 4);
+    const u32 = v.byteOffset % 4 === 0 ? new Uint32Array(v.buffer, v.byteOffset, words) : new Uint32Array(bytes.slice(0, words * 4).buffer);
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ u32[i], 0x01000193) >>> 0;
+    for (let i = words * 4; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193) >>> 0;
+  }
+  return h;
 }
 
 let hooked = false;

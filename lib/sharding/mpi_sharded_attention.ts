@@ -15,7 +15,7 @@ import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
-import { MpiComm, type MpiCommOptions } from '../mpi/comm.js';
+import { MpiComm, type MpiCommOptions, fnv1a } from '../mpi/comm.js';
 import { shardInfoOf } from './shard_layer.js';
 
 const W = 'MpiShardedAttention';
@@ -56,6 +56,10 @@ export class MpiShardedAttention {
     const backend = tf.getBackend();
     check(['cpu', 'wasm', 'webgpu'].includes(backend), W, () => `the tfjs backend ('${backend}') must be cpu, wasm or webgpu`);
     const devices = Array.from({ length: comm.size }, (_, index) => ({ backend: backend as 'cpu', index }));
+    if (!layer.built) layer.build([null, layer.opts.hiddenSize]);
+    const { name: _name, ...config } = layer.getConfig(); // auto-numbered names may differ between ranks
+    comm.agreeSame([new TextEncoder().encode(JSON.stringify(config)), ...layer.weights.map((w) => w.read().dataSync() as Float32Array)],
+      W, 'the layer (config and weights; every rank must build the same one)');
     const shards = layer.shard(devices);
     check(shardInfoOf(shards[0])!.mode === 'tensor_parallel' || comm.size === 1, W, () =>
       `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); MpiShardedAttention runs tensor_parallel only`);
@@ -119,7 +123,8 @@ export class MpiShardedAttention {
       if (this.isRoot) rootData = rootInput(hidden, kv.totalTokens, H);
     } catch (e) { localError = e as Error; }
     const T = kv?.totalTokens ?? -1;
-    const header = new Float32Array([T, ...hash16(this.signature(seqIds, counts, materialize))]);
+    const sig = fnv1a(this.signature(seqIds, counts, materialize));
+    const header = new Float32Array([T, sig >>> 16, sig & 0xffff]); // 16-bit halves: exact in float32
     const rootHeader = this.comm.broadcast(header.slice(), 0);
     const mismatch = !localError && (rootHeader[0] !== header[0] || rootHeader[1] !== header[1] || rootHeader[2] !== header[2]);
     this.comm.agree(localError !== null || mismatch, W, (n) => localError?.message
@@ -186,11 +191,4 @@ function rootInput(hidden: tf.Tensor2D | Float32Array | null, T: number, H: numb
   const data = hidden instanceof Float32Array ? hidden : hidden.dataSync() as Float32Array;
   check(data.length === T * H, W, () => `hidden has ${data.length} values, expected totalTokens * hiddenSize (${T} * ${H})`);
   return data;
-}
-
-/** A 32-bit FNV-1a hash of `s` as two 16-bit halves (exact in float32). */
-function hash16(s: string): [number, number] {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
-  return [h >>> 16, h & 0xffff];
 }

@@ -105,15 +105,7 @@ export class DataParallel {
    * rank 0's); throws on every rank, naming how many differ, when any does.
    */
   checkIdentical(vars: readonly tf.Variable[]): void {
-    let h = 0x811c9dc5;
-    for (const v of vars) {
-      const bits = new Uint32Array(Float32Array.from(v.dataSync() as Float32Array).buffer);
-      for (let i = 0; i < bits.length; i++) h = Math.imul(h ^ bits[i], 0x01000193) >>> 0;
-    }
-    const mine = new Float32Array([h >>> 16, h & 0xffff]); // 16-bit halves: exact in float32
-    const root = this.comm.broadcast(mine.slice(), 0);
-    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], W, (n) =>
-      `weights differ between ranks: ${n} of ${this.size} ranks do not match rank 0 (hash of ${vars.length} variables)`);
+    this.comm.agreeSame(vars.map((v) => v.dataSync() as Float32Array), W, `weights (hash of ${vars.length} variables)`);
   }
 
   /**
@@ -133,12 +125,7 @@ export class DataParallel {
   /** Once per layout: every rank must send the same names and sizes, else every rank throws. */
   private agreeLayout(layout: string): void {
     if (this.agreedLayouts.has(layout)) return;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < layout.length; i++) h = Math.imul(h ^ layout.charCodeAt(i), 0x01000193) >>> 0;
-    const mine = new Float32Array([h >>> 16, h & 0xffff]);
-    const root = this.comm.broadcast(mine.slice(), 0);
-    this.comm.agree(root[0] !== mine[0] || root[1] !== mine[1], W, (n) =>
-      `${n} of ${this.size} ranks have other variables (names or sizes) than rank 0; every rank must build the same model`);
+    this.comm.agreeSame(layout, W, 'the trainable variables (names and sizes; every rank must build the same model)');
     this.agreedLayouts.add(layout);
   }
 }

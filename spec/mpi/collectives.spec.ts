@@ -28,9 +28,9 @@ describe('MPI collectives and DataParallel (2 ranks)', () => {
     // [0,1,2] + [1,1,2] averaged; the extra (rank + 1) summed: 1 + 2.
     expect(of('grads').map((c) => [c?.grads, c?.extras, c?.calls])).toEqual(Array(2).fill([[0.5, 1, 2], [3], 2]));
     expect(of('differ').map((c) => c?.error)).toEqual(Array(2).fill(
-      '[DataParallel] weights differ between ranks: 1 of 2 ranks do not match rank 0 (hash of 1 variables)'));
+      '[DataParallel] weights (hash of 1 variables): 1 of 2 ranks differ from rank 0'));
     expect(of('layout').map((c) => c?.error)).toEqual(Array(2).fill(
-      '[DataParallel] 1 of 2 ranks have other variables (names or sizes) than rank 0; every rank must build the same model'));
+      '[DataParallel] the trainable variables (names and sizes; every rank must build the same model): 1 of 2 ranks differ from rank 0'));
     for (const c of of('fit')) expect(c!.maxRel as number).toBeLessThanOrEqual(1e-6);
   });
 

@@ -45,6 +45,26 @@ describe('MpiShardedAttention (2 ranks)', () => {
     }
   });
 
+  maybe('ranks called with other arguments refuse together before computing; the retry is exact', async () => {
+    const job = await mpirun(2, await bundle('bin/conformance/mpi_fault.ts'), [path.join(FIXTURES, 'llama_gqa'), 'mismatch'], { limitMs: 60000 });
+    const d = tagged<Drill>(job.stdout, 'DRILL');
+    expect(job.code).toBe(0);
+    const failed = [0, 1].map((r) => d.find((x) => x.rank === r && x.failed !== undefined)!);
+    expect(failed.map((x) => x.error)).toEqual([
+      '[MpiShardedAttention] 1 of 2 ranks rejected the call (see their error); nothing ran',
+      '[MpiShardedAttention] rank 1 was called with other sequences, token counts or cache lengths than rank 0 (every rank must make the same calls)',
+    ]);
+    for (const x of failed) expect([x.cacheLength, x.freeAfter]).toEqual([5, x.freeBefore]);
+    for (const r of [0, 1]) expect(d.find((x) => x.rank === r && x.retry)!.vsUnsharded).toBeLessThanOrEqual(1e-5);
+  });
+
+  maybe('a rank holding another layer fails create on every rank', async () => {
+    const job = await mpirun(2, await bundle('bin/conformance/mpi_fault.ts'), [path.join(FIXTURES, 'llama_gqa'), 'layer'], { limitMs: 60000 });
+    const d = tagged<Drill>(job.stdout, 'DRILL');
+    expect(d.sort((a, b) => a.rank - b.rank).map((x) => x.error)).toEqual(Array(2).fill(
+      '[MpiShardedAttention] the layer (config and weights; every rank must build the same one): 1 of 2 ranks differ from rank 0'));
+  });
+
   maybe('a rank killed mid-call: mpirun ends the job and the survivor fails with a clear error, no hang', async () => {
     const job = await mpirun(2, await bundle('bin/conformance/mpi_fault.ts'), [path.join(FIXTURES, 'llama_gqa'), 'kill', '--timeout-ms', '30000'], { limitMs: 60000 });
     const [d] = tagged<Drill>(job.stdout, 'DRILL');
