@@ -52,7 +52,12 @@ function buildMpi(gyp) {
   const r = spawnSync(process.execPath, nodeGypArgs(gyp), { cwd: mpiDir, stdio: 'inherit', timeout: 300000 });
   const out = path.join(mpiDir, 'build', 'Release', 'tfjs_attention_mpi.node');
   if (r.status !== 0 || !fs.existsSync(out)) return note(`MPI binding build failed (${r.error ? r.error.message : `exit ${r.status}`}); the MPI features are unavailable`);
-  note('MPI binding built (native/mpi)');
+  try {
+    if (typeof require(out).allreduceSum !== 'function') throw new Error('missing exports');
+    note('MPI binding built (native/mpi)');
+  } catch (e) {
+    note(`MPI binding built but does not load (${e.message}); the MPI features are unavailable`);
+  }
 }
 
 function main() {
