@@ -2,8 +2,8 @@
  * MPI_COMM_WORLD for this process: rank, size and the three collectives the project uses
  * (float32 sum allreduce in place, broadcast, barrier), each with a timeout so a dead rank fails
  * the call instead of hanging it. MPI is finalized when the process exits, and on SIGTERM /
- * SIGINT (mpirun forwards them to every rank), with a watchdog so a signal never hangs on absent
- * peers.
+ * SIGINT: every rank signalled (Slurm stopping a job) finalizes together and exits 143 / 130; a
+ * 3 s watchdog ends a rank whose peers are gone (mpirun tearing the job down).
  */
 import { check } from '../errors.js';
 import { type MpiBinding, mpiBinding, mpiUnavailable } from './binding.js';
@@ -133,6 +133,9 @@ export class MpiComm {
 
   /** The first fatal error (a timeout, a signal), after which no collective runs; '' while usable. */
   get broken(): string { return this.mpi.state().broken; }
+
+  /** MPI_Initialized / MPI_Finalized of this process and `broken`. */
+  state(): { initialized: boolean; finalized: boolean; broken: string } { return this.mpi.state(); }
 
   /** MPI_Abort: ends every rank of the job with `code`. */
   abort(code = 1): never { return this.mpi.abort(code); }

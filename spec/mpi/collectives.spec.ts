@@ -3,8 +3,12 @@
  * chunked in-place allreduce, broadcast from a non-zero root, barrier, one fused allreduce for
  * gradients + extras, weights-identical and layout checks failing every rank together, model.fit
  * through DataParallelOptimizer equal to one process on the global batch, a collective timing out
- * when a rank stops answering; and without MPI, a clear error naming the packages.
+ * when a rank stops answering, MPI finalized on SIGTERM; and without MPI, a clear error naming
+ * the packages.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { bundle, mpirun, mpiSkipReason, tagged } from './mpi_support';
 
 const skip = mpiSkipReason();
@@ -41,6 +45,21 @@ describe('MPI collectives and DataParallel (2 ranks)', () => {
     expect(c.ms as number).toBeGreaterThanOrEqual(1400);
     expect(c.ms as number).toBeLessThan(10000);
     expect(c.next).toMatch(/^\[mpi\.barrier\] the communicator is unusable after an earlier failure: \[mpi\.allreduceSum\]/);
+  });
+});
+
+describe('MPI finalize on signals (2 ranks)', () => {
+  maybe('SIGTERM to every rank (as Slurm stops a job): each finalizes MPI and exits 143', async () => {
+    const marker = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mpi-sig-')), 'exit');
+    const script = await bundle('spec/mpi/drivers/collectives.ts');
+    const job = mpirun(2, script, ['idle', marker], { limitMs: 60000 });
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline && [0, 1].some((r) => !fs.existsSync(`${marker}.ready.${r}`))) await new Promise((r) => setTimeout(r, 100));
+    for (const r of [0, 1]) process.kill(Number(fs.readFileSync(`${marker}.ready.${r}`, 'utf8')), 'SIGTERM');
+    const done = await job;
+    expect(done.ms).toBeLessThan(30000);
+    const exits = [0, 1].map((r) => JSON.parse(fs.readFileSync(`${marker}.${r}`, 'utf8')));
+    expect(exits).toEqual([0, 1].map((rank) => ({ rank, code: 143, mpi: { initialized: true, finalized: true, broken: '' } })));
   });
 });
 

@@ -3,8 +3,10 @@
  * Prints `CHECK {json}` lines for spec/mpi/collectives.spec.ts. Scenario from argv[2]:
  * `collectives` (allreduce chunked, broadcast from a non-zero root, barrier, DataParallel checks,
  * model.fit through DataParallelOptimizer vs one process on the global batch) or `timeout` (the
- * last rank skips a collective; the others must fail within their timeout).
+ * last rank skips a collective; the others must fail within their timeout) or `idle` (ranks wait
+ * for a SIGTERM).
  */
+import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { MpiComm } from '../../../lib/mpi/comm';
 import { DataParallel, DataParallelOptimizer } from '../../../lib/training/data_parallel';
@@ -81,6 +83,15 @@ async function main(): Promise<void> {
     const msg = error(() => comm.allreduceSum(new Float32Array(4)));
     out({ rank: comm.rank, what: 'timeout', error: msg, ms: Date.now() - t0, next: error(() => comm.barrier()) });
     process.exit(0);
+  }
+  if (scenario === 'idle') { // waits for a SIGTERM (as Slurm sends every task): lib/mpi/comm.ts finalizes and exits 143
+    const comm = MpiComm.world();
+    comm.barrier();
+    // mpirun stops forwarding output once it is signalled: the exit record goes to a file.
+    process.on('exit', (code) => writeFileSync(`${process.argv[3]}.${comm.rank}`, JSON.stringify({ rank: comm.rank, code, mpi: comm.state() })));
+    writeFileSync(`${process.argv[3]}.ready.${comm.rank}`, String(process.pid)); // the spec signals these pids
+    setTimeout(() => out({ rank: comm.rank, what: 'still running' }), 30000);
+    return;
   }
   await import('@tensorflow/tfjs-backend-cpu').catch(() => null);
   await tf.setBackend('cpu');
