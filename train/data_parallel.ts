@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { DataParallel } from '../lib/training/data_parallel.js';
+import { DataParallel, LAYOUT_FLOATS } from '../lib/training/data_parallel.js';
 import { saveHfCheckpoint } from '../lib/training/export.js';
 import { applyLoRA } from '../lib/training/lora.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
@@ -117,7 +117,7 @@ export function applyRunLoRA(run: TrainRun, model: DecoderForCausalLM): void {
 export function startTraining(run: TrainRun, vars: tf.Variable[]): void {
   if (!run.dp) return;
   run.dp.broadcastVariables(vars);
-  console.log(`data parallel: ${run.dp.size} MPI ranks, each global batch split by examples; one allreduce of ${vars.reduce((s, v) => s + v.size, 0) + 3} floats per step (${run.dp.comm.version.split(',')[0]})`);
+  console.log(`data parallel: ${run.dp.size} MPI ranks, each global batch split by examples; one allreduce of ${vars.reduce((s, v) => s + v.size, 0) + 3 + LAYOUT_FLOATS} floats per step (${run.dp.comm.version.split(',')[0]})`);
 }
 
 /** Checks the ranks ended with identical weights. */

@@ -10,11 +10,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
-import { MpiComm, type MpiCommOptions } from '../mpi/comm.js';
+import { MpiComm, type MpiCommOptions, fnv1a } from '../mpi/comm.js';
 
 type NamedTensor = { name: string; tensor: tf.Tensor };
 
 const W = 'DataParallel';
+
+/** Floats of the layout check appended to every gradient allreduce. */
+export const LAYOUT_FLOATS = 4;
 
 /**
  * A data-parallel group: all ranks of the MPI job.
@@ -30,8 +33,8 @@ const W = 'DataParallel';
  * dp.checkIdentical(vars);                              // throws on every rank if any differs
  */
 export class DataParallel {
-  /** Layouts (names and sizes) already agreed on by every rank. */
-  private readonly agreedLayouts = new Set<string>();
+  /** The gradients' names and sizes every rank agreed on at the first allreduceGradients. */
+  private layout: { key: string; floats: number } | null = null;
 
   constructor(readonly comm: MpiComm) {}
 
@@ -61,42 +64,70 @@ export class DataParallel {
   /**
    * Sums `grads` over every rank in one allreduce (the tensors flattened in their key order,
    * `extras` appended) and returns new tensors, divided by the number of ranks when `average`
-   * (the extras are always sums: loss parts, counts).
-   * Disposes the input tensors. The first call with a new set of names and sizes first checks
-   * that every rank sends the same layout (a mismatch fails every rank).
+   * (the extras are always sums: loss parts, counts). Disposes the input tensors. The first call
+   * checks that every rank sends the same names and sizes; later calls send a hash of them in the
+   * same buffer, so a rank that sends other gradients fails every rank.
    */
   allreduceGradients(grads: tf.NamedTensorMap, opts: { average?: boolean; extras?: number[] } = {}): { grads: tf.NamedTensorMap; extras: number[] } {
     const names = Object.keys(grads);
     const sizes = names.map((n) => grads[n].size);
     const extras = opts.extras ?? [];
-    const total = sizes.reduce((s, x) => s + x, 0) + extras.length;
-    this.agreeLayout(`${names.map((n, i) => `${n}:${sizes[i]}`).join(',')}|${extras.length}`);
-    const buf = new Float32Array(total);
-    let off = 0;
-    names.forEach((n, i) => { buf.set(grads[n].dataSync() as Float32Array, off); off += sizes[i]; });
-    buf.set(extras, off);
+    const nGrad = sizes.reduce((s, x) => s + x, 0);
+    const key = `${names.map((n, i) => `${n}:${sizes[i]}`).join(',')}|${extras.length}`;
+    if (!this.layout) { // the first call: every rank must send the same (a different length would be undefined behaviour in MPI)
+      try {
+        this.comm.agreeSame(key, W, 'the gradients (names, sizes and extras; every rank must build the same model)');
+      } catch (e) { tf.dispose(grads); throw e; }
+      this.layout = { key, floats: nGrad + extras.length };
+    }
+    // Later calls send the agreed length whatever happens, with the hash of what this rank has
+    // as LAYOUT_FLOATS bytes (sums exact in float32 up to 65,536 ranks): every rank must get
+    // size x its own bytes back, else some rank sent other gradients; nobody's memory is at risk.
+    const same = key === this.layout.key, n = this.layout.floats;
+    const h = fnv1a(key);
+    const hashBytes = [h >>> 24, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
+    const buf = new Float32Array(n + LAYOUT_FLOATS);
+    if (same) {
+      let off = 0;
+      names.forEach((name, i) => { buf.set(grads[name].dataSync() as Float32Array, off); off += sizes[i]; });
+      buf.set(extras, off);
+    }
+    buf.set(hashBytes, n);
     this.comm.allreduceSum(buf);
+    const agreed = hashBytes.every((x, i) => buf[n + i] === this.size * x);
+    if (!agreed || !same) tf.dispose(grads);
+    check(same, W, () => `this rank's gradients (${names.length} tensors, ${nGrad} floats, ${extras.length} extras) are not those of the first call `
+      + `(${this.layout!.key.split(',').length} tensors, ${this.layout!.floats} floats with extras); after changing the trainable variables call resetLayout() on every rank`);
+    check(agreed, W, () => 'another rank sent other gradients (names, sizes or extras) than this one; every rank must build the same model and pass the same variables');
     if (opts.average && this.size > 1) {
       const inv = 1 / this.size;
-      for (let i = 0; i < total - extras.length; i++) buf[i] *= inv; // the gradients; extras stay sums
+      for (let i = 0; i < nGrad; i++) buf[i] *= inv; // the gradients; extras stay sums
     }
     const out: tf.NamedTensorMap = {};
-    off = 0;
-    names.forEach((n, i) => {
-      out[n] = tf.tensor(buf.subarray(off, off + sizes[i]), grads[n].shape, 'float32');
+    let off = 0;
+    names.forEach((name, i) => {
+      out[name] = tf.tensor(buf.subarray(off, off + sizes[i]), grads[name].shape, 'float32');
       off += sizes[i];
     });
     tf.dispose(grads);
-    return { grads: out, extras: Array.from(buf.subarray(off)) };
+    return { grads: out, extras: Array.from(buf.subarray(nGrad, nGrad + extras.length)) };
   }
 
-  /** Overwrites every variable with rank `root`'s values (one broadcast per variable). */
+  /** Forgets the gradients' layout (call on every rank after changing the trainable variables). */
+  resetLayout(): void { this.layout = null; }
+
+  /** Overwrites every variable with rank `root`'s values (one broadcast of them all). */
   broadcastVariables(vars: readonly tf.Variable[], root = 0): void {
-    this.agreeLayout(vars.map((v) => `${v.name}:${v.size}`).join(','));
+    this.comm.agreeSame(vars.map((v) => `${v.name}:${v.size}`).join(','), W, 'the variables (names and sizes; every rank must build the same model)');
+    const all = new Float32Array(vars.reduce((s, v) => s + v.size, 0));
+    let off = 0;
+    for (const v of vars) { all.set(v.dataSync() as Float32Array, off); off += v.size; }
+    this.comm.broadcast(all, root);
+    if (this.rank === root) return;
+    off = 0;
     for (const v of vars) {
-      const data = Float32Array.from(v.dataSync() as Float32Array);
-      this.comm.broadcast(data, root);
-      if (!this.isRootOf(root)) v.assign(tf.tensor(data, v.shape, 'float32'));
+      tf.tidy(() => v.assign(tf.tensor(all.subarray(off, off + v.size), v.shape, 'float32')));
+      off += v.size;
     }
   }
 
@@ -120,14 +151,6 @@ export class DataParallel {
     });
   }
 
-  private isRootOf(root: number): boolean { return this.rank === root; }
-
-  /** Once per layout: every rank must send the same names and sizes, else every rank throws. */
-  private agreeLayout(layout: string): void {
-    if (this.agreedLayouts.has(layout)) return;
-    this.comm.agreeSame(layout, W, 'the trainable variables (names and sizes; every rank must build the same model)');
-    this.agreedLayouts.add(layout);
-  }
 }
 
 /**

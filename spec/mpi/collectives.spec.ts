@@ -30,11 +30,18 @@ describe('MPI collectives and DataParallel (2 ranks)', () => {
     expect(of('badRoot').map((c) => c?.error)).toEqual(Array(2).fill('[MpiComm.broadcast] root (2) must be a rank in [0, 2)'));
     expect(of('range').map((c) => c?.range)).toEqual([[0, 4], [4, 7]]);
     // [0,1,2] + [1,1,2] averaged; the extra (rank + 1) summed: 1 + 2.
-    expect(of('grads').map((c) => [c?.grads, c?.extras, c?.calls])).toEqual(Array(2).fill([[0.5, 1, 2], [3], 2]));
+    expect(of('grads').map((c) => [c?.grads, c?.extras, c?.calls])).toEqual(Array(2).fill([[0.5, 1, 2], [3], [2, 1]])); // one allreduce (the first call also agrees on the layout)
+    expect(of('leaks').map((c) => c?.tensors)).toEqual([0, 0]);
     expect(of('differ').map((c) => c?.error)).toEqual(Array(2).fill(
       '[DataParallel] weights (hash of 1 variables): 1 of 2 ranks differ from rank 0'));
-    expect(of('layout').map((c) => c?.error)).toEqual(Array(2).fill(
-      '[DataParallel] the trainable variables (names and sizes; every rank must build the same model): 1 of 2 ranks differ from rank 0'));
+    expect(of('layoutFirst').map((c) => c?.error)).toEqual(Array(2).fill(
+      '[DataParallel] the gradients (names, sizes and extras; every rank must build the same model): 1 of 2 ranks differ from rank 0'));
+    expect(of('layoutLater').map((c) => c?.error)).toEqual([
+      '[DataParallel] another rank sent other gradients (names, sizes or extras) than this one; every rank must build the same model and pass the same variables',
+      '[DataParallel] this rank\'s gradients (2 tensors, 8 floats, 0 extras) are not those of the first call (1 tensors, 3 floats with extras); '
+        + 'after changing the trainable variables call resetLayout() on every rank',
+    ]);
+    expect(of('layoutTensors').map((c) => c?.tensors)).toEqual([0, 0]);
     for (const c of of('fit')) expect(c!.maxRel as number).toBeLessThanOrEqual(1e-6);
   });
 

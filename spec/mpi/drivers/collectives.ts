@@ -35,15 +35,31 @@ function dataParallel(dp: DataParallel): void {
   // Gradients summed and averaged, extras summed, in one allreduce.
   const before = dp.comm.allreduceCalls;
   const r = dp.allreduceGradients({ dp_w: tf.tensor1d([dp.rank, 1, 2]) }, { average: true, extras: [dp.rank + 1] });
-  out({ rank: dp.rank, what: 'grads', grads: Array.from(r.grads.dp_w.dataSync()), extras: r.extras, calls: dp.comm.allreduceCalls - before });
+  const firstCalls = dp.comm.allreduceCalls - before; // the first call also agrees on the layout
+  const mid = dp.comm.allreduceCalls;
+  tf.dispose(dp.allreduceGradients({ dp_w: tf.tensor1d([dp.rank, 1, 2]) }, { average: true, extras: [dp.rank + 1] }).grads);
+  out({ rank: dp.rank, what: 'grads', grads: Array.from(r.grads.dp_w.dataSync()), extras: r.extras, calls: [firstCalls, dp.comm.allreduceCalls - mid] });
+  // No tensor leaks: gradients in, new ones out (inputs disposed); broadcastVariables, checkIdentical.
+  const n0 = tf.memory().numTensors;
+  tf.dispose(new DataParallel(dp.comm).allreduceGradients({ dp_w: tf.ones([3]) }, { average: true }).grads); // its own layout
+  dp.broadcastVariables([v]);
+  dp.checkIdentical([v]);
+  out({ rank: dp.rank, what: 'leaks', tensors: tf.memory().numTensors - n0 });
   // Identical weights pass; one rank's change fails every rank.
   dp.checkIdentical([v]);
   if (dp.rank === dp.size - 1) v.assign(tf.tensor1d([1, 2, 3.0001]));
   out({ rank: dp.rank, what: 'differ', error: error(() => dp.checkIdentical([v])) });
-  // A rank with other variables than rank 0 fails every rank before any gradient moves.
-  const grads: tf.NamedTensorMap = { dp_w: tf.zeros([3]) };
-  if (dp.rank === dp.size - 1) grads.extra = tf.zeros([2]);
-  out({ rank: dp.rank, what: 'layout', error: error(() => dp.allreduceGradients(grads)) });
+  // Other gradients on one rank: at the first call (agreement), and later (the hash in the buffer,
+  // a different length included); no tensor leaks.
+  const n1 = tf.memory().numTensors;
+  const last = dp.rank === dp.size - 1;
+  const first = new DataParallel(dp.comm);
+  out({ rank: dp.rank, what: 'layoutFirst', error: error(() => first.allreduceGradients({ [last ? 'dp_other' : 'dp_w']: tf.zeros([3]) })) });
+  const later = new DataParallel(dp.comm);
+  tf.dispose(later.allreduceGradients({ dp_w: tf.zeros([3]) }).grads);
+  out({ rank: dp.rank, what: 'layoutLater', error: error(() => later.allreduceGradients(last ? { dp_w: tf.zeros([3]), extra: tf.zeros([5]) } : { dp_w: tf.zeros([3]) })) });
+  tf.dispose(later.allreduceGradients({ dp_w: tf.ones([3]) }).grads); // still usable after
+  out({ rank: dp.rank, what: 'layoutTensors', tensors: tf.memory().numTensors - n1 });
 }
 
 /** model.fit with DataParallelOptimizer on each rank's rows vs one fit on the global batch. */
@@ -100,7 +116,7 @@ async function main(): Promise<void> {
   collectives(comm);
   const dp = new DataParallel(comm);
   dataParallel(dp);
-  await fit(dp);
+  await fit(new DataParallel(comm)); // its own gradients layout
 }
 
 main().catch((e) => { console.error(e); process.exitCode = 2; });
