@@ -27,6 +27,10 @@ export async function bundle(entry: string): Promise<string> {
   const hit = bundles.get(entry);
   if (hit) return hit;
   fs.mkdirSync(CACHE, { recursive: true });
+  for (const f of fs.readdirSync(CACHE)) { // bundles of jest workers that were killed, not exited
+    const pid = Number(/^mpi_.+\.(\d+)\.mjs$/.exec(f)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) fs.rmSync(path.join(CACHE, f), { force: true });
+  }
   const outfile = path.join(CACHE, `mpi_${path.basename(entry, '.ts')}.${process.pid}.mjs`);
   const esbuild = await import('esbuild');
   await esbuild.build({
@@ -37,6 +41,10 @@ export async function bundle(entry: string): Promise<string> {
   process.once('exit', () => { try { fs.unlinkSync(outfile); } catch { /* gone already */ } });
   bundles.set(entry, outfile);
   return outfile;
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 export interface JobResult { code: number | null; signal: string | null; stdout: string; stderr: string; ms: number }
