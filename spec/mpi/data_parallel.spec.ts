@@ -17,7 +17,7 @@ const skip = mpiSkipReason();
 const maybe = skip ? it.skip : it;
 if (skip) console.log(`skip spec/mpi/data_parallel: ${skip}`);
 
-const JOB = ['--steps', '50', '--batch', '16', '--eval', '1', '--backend', 'cpu'];
+const JOB = ['--steps', '50', '--batch', '8', '--eval', '1', '--backend', 'cpu'];
 
 interface Saved { losses: number[]; accs: number[]; ranks: number; weights: Map<string, Float32Array> }
 
