@@ -156,6 +156,9 @@ export class DataParallel {
 /**
  * An optimizer that averages gradients over the data-parallel ranks before `inner` applies them:
  * for `model.fit` (which calls `minimize`, hence `applyGradients`) and `opt.minimize` loops.
+ * With a mean loss, the average is the global batch's gradient when every rank's batch has the
+ * same size (a global batch divisible by the ranks); with unequal shares scale each rank's loss
+ * by its share instead and sum (`allreduceGradients`, as train/data_parallel.ts does).
  *
  * @example
  * const dp = DataParallel.init();
