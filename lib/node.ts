@@ -10,3 +10,7 @@ export * from './index.js';
 export { ShardedAttention, type ShardedAttentionOptions } from './sharding/sharded_attention.js';
 export { parseDevices, checkDevices, deviceName } from './sharding/devices.js';
 export { isolateNvidiaGpu, type Transport } from './sharding/shard_worker.js';
+export { MpiComm, type MpiCommOptions, type ThreadLevel } from './mpi/comm.js';
+export { mpiUnavailable, MPI_INSTALL_HINT } from './mpi/binding.js';
+export { DataParallel, DataParallelOptimizer } from './training/data_parallel.js';
+export { MpiShardedAttention, type MpiShardedAttentionOptions } from './sharding/mpi_sharded_attention.js';

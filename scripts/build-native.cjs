@@ -6,6 +6,11 @@
  *
  * Env: TFJS_ATTENTION_SKIP_NATIVE=1 skips the build.
  * Output: native/build/Release/tfjs_attention_native.node (loaded by kernels/cpu/native.ts).
+ *
+ * Then, where Open MPI's compiler wrapper is present (`mpicc --showme` gives its flags; Debian:
+ * apt-get install openmpi-bin libopenmpi-dev), the MPI binding native/mpi/ ->
+ * native/mpi/build/Release/tfjs_attention_mpi.node (loaded by lib/mpi/binding.ts). Without MPI it
+ * is skipped with a note; only the MPI features need it. TFJS_ATTENTION_SKIP_MPI=1 skips it.
  */
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -28,16 +33,40 @@ function findNodeGyp() {
   return candidates.find((c) => fs.existsSync(c));
 }
 
+function nodeGypArgs(gyp) {
+  const args = [gyp, 'rebuild'];
+  // Headers shipped with this node (e.g. /usr/include/node) spare node-gyp a download.
+  const prefix = path.dirname(path.dirname(process.execPath));
+  if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  return args;
+}
+
+function buildMpi(gyp) {
+  if (process.env.TFJS_ATTENTION_SKIP_MPI === '1') return note('MPI binding skipped (TFJS_ATTENTION_SKIP_MPI=1)');
+  const mpiDir = path.join(nativeDir, 'mpi');
+  if (!fs.existsSync(path.join(mpiDir, 'binding.gyp'))) return;
+  const showme = spawnSync('mpicc', ['--showme:compile'], { encoding: 'utf8' });
+  if (showme.status !== 0) {
+    return note('MPI not found (no mpicc); the MPI features need: apt-get install openmpi-bin libopenmpi-dev, then npm run install');
+  }
+  const r = spawnSync(process.execPath, nodeGypArgs(gyp), { cwd: mpiDir, stdio: 'inherit', timeout: 300000 });
+  const out = path.join(mpiDir, 'build', 'Release', 'tfjs_attention_mpi.node');
+  if (r.status !== 0 || !fs.existsSync(out)) return note(`MPI binding build failed (${r.error ? r.error.message : `exit ${r.status}`}); the MPI features are unavailable`);
+  try {
+    if (typeof require(out).allreduceSum !== 'function') throw new Error('missing exports');
+    note('MPI binding built (native/mpi)');
+  } catch (e) {
+    note(`MPI binding built but does not load (${e.message}); the MPI features are unavailable`);
+  }
+}
+
 function main() {
   if (process.env.TFJS_ATTENTION_SKIP_NATIVE === '1') return note('native build skipped (TFJS_ATTENTION_SKIP_NATIVE=1)');
   if (!fs.existsSync(path.join(nativeDir, 'binding.gyp'))) return note('no native/ sources; using the TypeScript kernels');
   const gyp = findNodeGyp();
   if (!gyp) return note('node-gyp not found; using the TypeScript kernels');
-  const args = [gyp, 'rebuild'];
-  // Headers shipped with this node (e.g. /usr/include/node) spare node-gyp a download.
-  const prefix = path.dirname(path.dirname(process.execPath));
-  if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-  const r = spawnSync(process.execPath, args, { cwd: nativeDir, stdio: 'inherit', timeout: 300000 });
+  try { buildMpi(gyp); } catch (e) { note(`MPI binding skipped: ${e && e.message}`); }
+  const r = spawnSync(process.execPath, nodeGypArgs(gyp), { cwd: nativeDir, stdio: 'inherit', timeout: 300000 });
   const out = path.join(nativeDir, 'build', 'Release', 'tfjs_attention_native.node');
   if (r.status !== 0 || !fs.existsSync(out)) {
     return note(`native build failed (${r.error ? r.error.message : `exit ${r.status}`}); using the TypeScript kernels`);

@@ -5,9 +5,12 @@
 #   2. a software Vulkan driver from Debian, so WebGPU (Dawn) runs in Node without a GPU,
 #   3. DejaVu Sans from Debian (fonts-dejavu-core), the font the main job's loss chart is drawn with,
 #   4. the TypeScript build (dist/).
+# Before the npm step: Debian's Open MPI (scripts/setup-mpi.sh), so the install step also builds
+# the MPI binding (native/mpi); without it only the MPI features are unavailable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ONNXRUNTIME_NODE_INSTALL=skip
+bash scripts/setup-mpi.sh || echo "[setup] note: Open MPI could not be installed; the MPI features (data-parallel training, MpiShardedAttention) will be unavailable and spec/mpi skips"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 else

@@ -33,10 +33,20 @@ export function packBatch(examples: Example[]): PackedBatch {
 
 /** A batch of fresh examples, none of them in `heldOut`. */
 export function sampleBatch(rng: SeededRng, task: TaskOptions, size: number, heldOut: Set<string>): PackedBatch {
+  return packBatch(sampleExamples(rng, task, size, heldOut));
+}
+
+/** `size` fresh examples, none of them in `heldOut` (a data-parallel rank packs its share). */
+export function sampleExamples(rng: SeededRng, task: TaskOptions, size: number, heldOut: Set<string>): Example[] {
   const ex: Example[] = [];
   while (ex.length < size) {
     const e = makeExample(rng, task);
     if (!heldOut.has(keyOf(e))) ex.push(e);
   }
-  return packBatch(ex);
+  return ex;
+}
+
+/** Rows the loss counts in `examples` (each answer's tokens, EOS included). */
+export function lossRows(examples: readonly Example[]): number {
+  return examples.reduce((s, e) => s + e.answer.length, 0);
 }

@@ -32,6 +32,6 @@ describe('main job', () => {
     expect(r.heldOut[r.heldOut.length - 1].loss).toBeLessThan(r.heldOut[0].loss);
     expect(r.chart).toEqual({ png: out, svg: out.replace(/\.png$/, '.svg') });
     expect(Array.from(fs.readFileSync(out).subarray(0, 4))).toEqual([137, 80, 78, 71]);
-    expect(fs.readFileSync(r.chart.svg, 'utf8')).toContain(`held-out exact match ${(100 * r.exactMatch).toFixed(1)}%`);
+    expect(fs.readFileSync(r.chart!.svg, 'utf8')).toContain(`held-out exact match ${(100 * r.exactMatch).toFixed(1)}%`);
   });
 });
