@@ -5,6 +5,7 @@
 import { check } from '../../lib/errors.js';
 import { MASK_CODE } from '../../lib/types.js';
 import type { FlashAttentionRaggedPagedAttrs, RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
+import { ATTN_ARG, packInts, ROPE_ARG } from './native_args.js';
 
 const VARIANT_CODE = { auto: 0, prefill: 1, decode: 2 } as const;
 
@@ -61,8 +62,8 @@ export function ropeArgs(a: RopeSplitStoreRaggedAttrs, shape: readonly number[],
   check(c.maxContext <= rope.maxPositions, W, () => `collection.maxContext (${c.maxContext}) must be <= rope.maxPositions (${rope.maxPositions})`);
   check(a.qkNormEps < 0 || hasNormWeights, W, () => `qkNormEps (${a.qkNormEps}) >= 0 needs qNormWeight and kNormWeight inputs`);
   const p = c.cache.params;
-  return Int32Array.of(shape[0], c.seqIds.length, nHeads, nKvHeads, headDim, rope.rotaryDim, rope.interleaved ? 1 : 0,
-    p.pageSize, c.maxPagesPerSeq);
+  return packInts(ROPE_ARG, { T: shape[0], BATCH: c.seqIds.length, N_HEADS: nHeads, N_KV: nKvHeads, HEAD_DIM: headDim,
+    ROTARY_DIM: rope.rotaryDim, INTERLEAVED: rope.interleaved ? 1 : 0, PAGE_SIZE: p.pageSize, MAX_PAGES: c.maxPagesPerSeq });
 }
 
 /** Checks FlashAttentionRaggedPaged's attrs; returns the addon's int block. */
@@ -81,6 +82,6 @@ export function attentionArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonly
   const variant = VARIANT_CODE[a.variant ?? 'auto'];
   check(variant !== undefined, W, () => `variant must be 'auto', 'prefill' or 'decode', got '${a.variant}'`);
   const p = c.cache.params;
-  return Int32Array.of(c.seqIds.length, nHeads, nKvHeads, headDim, p.pageSize, c.maxPagesPerSeq, code,
-    mask.window | 0, mask.chunk | 0, variant);
+  return packInts(ATTN_ARG, { BATCH: c.seqIds.length, N_HEADS: nHeads, N_KV: nKvHeads, HEAD_DIM: headDim, PAGE_SIZE: p.pageSize,
+    MAX_PAGES: c.maxPagesPerSeq, MASK: code, WINDOW: mask.window | 0, CHUNK: mask.chunk | 0, VARIANT: variant });
 }

@@ -12,7 +12,11 @@ import * as path from 'node:path';
 import { check } from '../../lib/errors.js';
 import { packageRoot } from '../../lib/util/package_root.js';
 
-/** The addon's functions (see native/binding.cc for the argument order). */
+/**
+ * The addon's functions (see native/binding.cc for the argument order; `ints` blocks are indexed by
+ * kernels/cpu/native_args.ts). Each checks every array's type and length against its integer
+ * arguments and throws a RangeError naming the argument, so a forged call cannot reach out of bounds.
+ */
 export interface NativeKernels {
   ropeSplitStore(
     qkv: Float32Array, qOut: Float32Array, kPool: Float32Array, vPool: Float32Array,
@@ -31,13 +35,14 @@ export interface NativeKernels {
   ): void;
   /**
    * FlashAttentionRagged of the training path (native/flash_train.h): forward when dy is null
-   * (writes out, lse), else backward (reads out, lse; writes dq, dk, dv).
-   * ints = [batch, nHeads, nKv, headDim, maskCode, window, chunk].
+   * (writes out, lse), else backward (reads out, lse; writes dq, dk, dv). ints: TRAIN_ARG.
    */
   flashTrain(
     q: Float32Array, k: Float32Array, v: Float32Array, rowOffsets: Int32Array, out: Float32Array, lse: Float32Array,
     dy: Float32Array | null, dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, ints: Int32Array, scale: number,
   ): void;
+  /** The vector ISA the addon was compiled for (absent from builds before it). */
+  isa?(): 'avx512' | 'avx2' | 'portable';
   threads(): number;
   setThreads(n: number): void;
   /**
