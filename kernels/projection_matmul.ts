@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { check } from '../lib/errors.js';
+import { check } from '../core/errors.js';
 import { nativeSgemm, projectionMatMulDims } from './cpu/ProjectionMatMul.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';

@@ -10,8 +10,8 @@
  *   mask: { variant: 'causal', window: 0, chunk: 0 }, rowOffsets: new Int32Array([0, 5, 8]) }); // [8, 64]
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../lib/errors.js';
-import type { RopeTables } from '../lib/rope/rope_tables.js';
+import { check } from '../core/errors.js';
+import type { RopeTables } from '../core/rope_tables.js';
 import { FlashAttentionRagged, type FlashAttentionRaggedAttrs, RopeRagged, type RopeRaggedAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
 import { flashAttentionRaggedReference } from './reference/FlashAttentionRagged.js';

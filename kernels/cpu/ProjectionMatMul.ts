@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative, type NativeKernels } from './native.js';

@@ -2,8 +2,8 @@
  * Argument checks shared by the CPU kernels (native and TypeScript): attrs against the input
  * shape, the cache's parameters and the collection, with errors naming kernel, argument and values.
  */
-import { check } from '../../lib/errors.js';
-import { MASK_CODE } from '../../lib/types.js';
+import { check } from '../../core/errors.js';
+import { MASK_CODE } from '../../core/types.js';
 import type { FlashAttentionRaggedPagedAttrs, RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
 import { ATTN_ARG, packInts, ROPE_ARG } from './native_args.js';
 

@@ -5,7 +5,7 @@
  * `cpu` backend when the addon loaded and `TFJS_ATTENTION_CPU_IMPL` is not `ts`. The wasm
  * backend keeps the TypeScript host kernel (flash_attention_ragged_ts.ts).
  */
-import { MASK_CODE } from '../../lib/types.js';
+import { MASK_CODE } from '../../core/types.js';
 import type { FlashAttentionRaggedAttrs } from '../kernel_names.js';
 import { activeNative } from './native.js';
 import { packInts, TRAIN_ARG } from './native_args.js';

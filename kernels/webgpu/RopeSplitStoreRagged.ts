@@ -5,8 +5,8 @@
  * WGSL and its layout: rope_split_store_wgsl.ts.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { check } from '../../lib/errors.js';
-import type { RopeTables } from '../../lib/rope/rope_tables.js';
+import { check } from '../../core/errors.js';
+import type { RopeTables } from '../../core/rope_tables.js';
 import { RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
 import { checkLayer, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';

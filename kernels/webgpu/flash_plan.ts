@@ -3,9 +3,9 @@
  * (prefill tiles or split-K decode), tile configs that fit the device, and the `meta` block
  * (layout in flash_common_wgsl.ts).
  */
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
-import { MASK_CODE } from '../../lib/types.js';
+import { MASK_CODE } from '../../core/types.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';

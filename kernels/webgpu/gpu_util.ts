@@ -6,7 +6,7 @@
  * is kept by recording into the backend's command encoder and submitting right after.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 
 /** The parts of WebGPUBackend 4.22 used here (internal fields, stable across 4.x). */
 export interface WebGpuBackendLike {
