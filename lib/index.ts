@@ -27,6 +27,7 @@ export { readSafetensors, writeSafetensors } from './loaders/safetensors.js';
 export { AttentionRopeError } from './errors.js';
 export type { DevicePlacement, MaskVariant } from './types.js';
 export { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../kernels/ops.js';
+export { attention, pagedAttention, projectionMatMul, raggedAttention, rope, type AttentionOptions, type ProjectionMatMulOptions } from './functional.js';
 export { createModel, supportedModelTypes } from '../models/registry.js';
 export { Generator, generate } from './generation/generator.js';
 export * from './training/index.js';
