@@ -4,12 +4,15 @@
  * validates its arguments first (kernels/validate.ts), the same on every path.
  *
  * Flags (tf.env()):
- * - `ATTENTION_ROPE_FORCE_COMPOSITE` (bool, default false, or the environment variable set to 1):
+ * - `ATTENTION_ROPE_FORCE_COMPOSITE` (bool, default false, or the environment switch
+ *   `TFJS_ATTENTION_FORCE_COMPOSITE=1`; its old name `ATTENTION_ROPE_FORCE_COMPOSITE=1` still works):
  *   always run the composite references.
  * - `ATTENTION_ROPE_FLASH_VARIANT` ('auto' | 'prefill' | 'decode', default 'auto'): which
  *   FlashAttentionRaggedPaged path a fused kernel takes, so specs can force each one.
  */
 import * as tf from '@tensorflow/tfjs';
+
+import { envSwitch } from '../core/env.js';
 import {
   FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant,
   RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
@@ -22,7 +25,7 @@ import { validateFlashAttentionRaggedPaged, validateRopeSplitStoreRagged } from 
 const env = tf.env();
 if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_FORCE_COMPOSITE')) {
   try { env.registerFlag('ATTENTION_ROPE_FORCE_COMPOSITE', () =>
-    typeof process !== 'undefined' && process.env?.ATTENTION_ROPE_FORCE_COMPOSITE === '1'); } catch { /* registered by a twin module */ }
+    envSwitch('FORCE_COMPOSITE', 'ATTENTION_ROPE_FORCE_COMPOSITE') === '1'); } catch { /* registered by a twin module */ }
   try { env.registerFlag('ATTENTION_ROPE_FLASH_VARIANT', () => 'auto' as unknown as boolean); } catch { /* same */ }
 }
 

@@ -1,6 +1,6 @@
 /**
  * ProjectionMatMul for the `cpu` backend: the native sgemm (native/matmul.cc: packed panels, an
- * AVX-512 register-tiled micro-kernel, 2 threads; ~400 GFLOP/s on 1024x256x512 against tfjs-cpu's
+ * AVX-512 register-tiled micro-kernel, the addon's thread pool; ~400 GFLOP/s on 2 threads on 1024x256x512 against tfjs-cpu's
  * ~1) reading the inputs and writing the output in place. Without the addon (or with
  * `TFJS_ATTENTION_CPU_IMPL=ts`) it runs tfjs-cpu's own BatchMatMul and Add kernels.
  */

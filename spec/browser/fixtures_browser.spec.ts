@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { envSwitch } from '../../core/env';
 import { chromiumMissing, launchChromium, withTimeout } from './chromium';
 import { serveStatic, type StaticServer } from './serve';
 
@@ -40,7 +41,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>loading</t
 interface FixtureRun { name: string; error: number; passed: boolean; detail: string; ms: number; leakedTensors: number }
 
 const missing = chromiumMissing();
-const maybe = missing && process.env.SKIP_BROWSER_SPEC === '1' ? describe.skip : describe;
+const maybe = missing && envSwitch('SKIP_BROWSER_SPEC', 'SKIP_BROWSER_SPEC') === '1' ? describe.skip : describe;
 
 maybe('golden attention fixtures in headless Chromium', () => {
   let browser: Browser | undefined;
@@ -50,7 +51,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
   const timings: string[] = [];
 
   beforeAll(async () => {
-    if (missing) throw new Error(`[browser spec] ${missing}; SKIP_BROWSER_SPEC=1 skips this spec`);
+    if (missing) throw new Error(`[browser spec] ${missing}; TFJS_ATTENTION_SKIP_BROWSER_SPEC=1 skips this spec`);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-attn-browser-'));
     const b = await withTimeout(bundleForBrowser(
       [path.join(REPO, 'browser', 'fixtures_page.ts'), path.join(REPO, 'browser', 'example.ts')], tmp), 60_000, 'esbuild bundle');
@@ -92,7 +93,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
       let unavailable = '';
       let hung = '';
       // Switched off on purpose: the tests are listed as skipped, with the reason in their names.
-      const skipped = backend === 'webgpu' && process.env.BROWSER_SPEC_WEBGPU === 'off';
+      const skipped = backend === 'webgpu' && envSwitch('BROWSER_SPEC_WEBGPU', 'BROWSER_SPEC_WEBGPU') === 'off';
       const errors: string[] = [];
       const runs: FixtureRun[] = [];
 
@@ -103,7 +104,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
           const a = await withTimeout(page.evaluate(() => (globalThis as any).__webgpuAvailability()), 30_000,
             'webgpu availability') as { ok: boolean; reason: string };
           if (!a.ok) {
-            // every fixture test below then fails with this reason (BROWSER_SPEC_WEBGPU=off lists them as skipped)
+            // every fixture test below then fails with this reason (TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off lists them as skipped)
             unavailable = a.reason;
             return;
           }
@@ -130,8 +131,8 @@ maybe('golden attention fixtures in headless Chromium', () => {
       }, 30_000);
 
       for (const name of NAMES) {
-        (skipped ? it.skip : it)(`${name} within ${TOLERANCE}${skipped ? ' (skipped: BROWSER_SPEC_WEBGPU=off)' : ''}`, async () => {
-          if (unavailable) throw new Error(`[browser spec] ${label} cannot run in this Chromium: ${unavailable} (BROWSER_SPEC_WEBGPU=off skips it)`);
+        (skipped ? it.skip : it)(`${name} within ${TOLERANCE}${skipped ? ' (skipped: TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off)' : ''}`, async () => {
+          if (unavailable) throw new Error(`[browser spec] ${label} cannot run in this Chromium: ${unavailable} (TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off skips it)`);
           if (hung) throw new Error(`[browser spec] not run: ${hung} timed out before, this page's ${label} queue is stuck`);
           const r = await withTimeout(page!.evaluate(([n, o]) => (globalThis as any).__runFixture(n, o), [name, opts] as const),
             FIXTURE_TIMEOUT_MS, `${label} fixture ${name}`).catch((e) => { if (/timed out/.test(String(e))) hung = name; throw e; }) as FixtureRun;
