@@ -8,6 +8,9 @@
 // One body (attendRows) serves every width through a traits struct: W16 (AVX-512 / portable) and
 // W8 for AVX2 + FMA builds (ATTN_V8: 8 lanes, scores in natural key order; D1 1.9 ms with the
 // 16-lane code there, 0.29 ms with W8; AVX-512 0.27 ms).
+// Templating A/B (bench/native_ab.ts, ONLY=D1, TFJS_ATTENTION_THREADS=1, same process, both orders)
+// on a 2-core machine at load 16-24 from other jobs, so only the minima mean much: AVX-512 D1 min
+// 2.167 (two bodies) vs 2.149 ms (template), reversed order 2.163 vs 2.209 ms; AVX2 3.30 vs 2.29 ms.
 #include <algorithm>
 #include <cmath>
 #include <limits>
