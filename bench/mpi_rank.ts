@@ -8,11 +8,12 @@
  *     data-parallel training steps of the main job's model (batch 64 split over N ranks): median
  *     ms of the whole step, of the wait for the slowest rank (a barrier) and of the allreduce after it
  */
+import '../lib/backends/node_install.js';  // the native CPU kernels (Node entry)
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/select.js';
 import { SeededRng } from '../lib/generation/rng.js';
 import { MpiComm } from '../lib/mpi/comm.js';
-import { registerTrainingKernels } from '../lib/training/kernels/ops.js';
+import { installMatMulGradient, registerTrainingKernels } from '../lib/training/index.js';
 import { maskedCrossEntropy } from '../lib/training/loss.js';
 import { DataParallel } from '../lib/training/data_parallel.js';
 import { modelRaggedTrain } from '../lib/training/ragged_train.js';
@@ -47,6 +48,7 @@ function allreduce(comm: MpiComm, sizesMb: number[], iters: number): Record<stri
 async function train(dp: DataParallel, steps: number): Promise<Record<string, unknown>> {
   await useBackend('cpu');
   registerTrainingKernels();
+  installMatMulGradient(); // as the main job does
   const model = buildModel(DEFAULTS, DEFAULT_TASK);
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const opt = tf.train.adam(1e-3);

@@ -11,6 +11,9 @@
  * apt-get install openmpi-bin libopenmpi-dev), the MPI binding native/mpi/ ->
  * native/mpi/build/Release/tfjs_attention_mpi.node (loaded by lib/mpi/binding.ts). Without MPI it
  * is skipped with a note; only the MPI features need it. TFJS_ATTENTION_SKIP_MPI=1 skips it.
+ * `--avx2`: builds the AVX2 + FMA variant (`-mno-avx512f`, what hosts without AVX-512 get from
+ * -march=native) into native/build-avx2/ instead, from a copy of the sources, exiting 1 when it
+ * fails (spec/kernels/native_avx2.spec.ts runs the cpu kernel specs against it).
  */
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -60,7 +63,31 @@ function buildMpi(gyp) {
   }
 }
 
+/** The AVX2 variant: sources copied to native/build-avx2/src, built with -mno-avx512f appended. */
+function buildAvx2(gyp) {
+  const dir = path.join(nativeDir, 'build-avx2'), src = path.join(dir, 'src');
+  fs.mkdirSync(src, { recursive: true });
+  for (const f of fs.readdirSync(nativeDir)) {
+    if (/\.(cc|h|gyp)$/.test(f)) fs.copyFileSync(path.join(nativeDir, f), path.join(src, f));
+  }
+  const args = nodeGypArgs(gyp);
+  // CXXFLAGS come after the target's -march=native on gyp's compile line, so AVX-512 is switched off.
+  const env = { ...process.env, CXXFLAGS: '-mno-avx512f' };
+  const r = spawnSync(process.execPath, args, { cwd: src, stdio: 'inherit', timeout: 600000, env });
+  const built = path.join(src, 'build', 'Release', 'tfjs_attention_native.node');
+  if (r.status !== 0 || !fs.existsSync(built)) throw new Error(`AVX2 build failed (${r.error ? r.error.message : `exit ${r.status}`})`);
+  const out = path.join(dir, 'tfjs_attention_native.node');
+  fs.copyFileSync(built, out);
+  note(`AVX2 variant built: ${path.relative(root, out)} (isa ${require(out).isa()})`);
+}
+
 function main() {
+  if (process.argv.includes('--avx2')) {
+    const gyp = findNodeGyp();
+    if (!gyp) throw new Error('node-gyp not found');
+    buildAvx2(gyp);
+    process.exit(0);
+  }
   if (process.env.TFJS_ATTENTION_SKIP_NATIVE === '1') return note('native build skipped (TFJS_ATTENTION_SKIP_NATIVE=1)');
   if (!fs.existsSync(path.join(nativeDir, 'binding.gyp'))) return note('no native/ sources; using the TypeScript kernels');
   const gyp = findNodeGyp();
@@ -80,5 +107,8 @@ function main() {
   }
 }
 
-try { main(); } catch (e) { note(`native build skipped: ${e && e.message}`); }
+try { main(); } catch (e) {
+  note(`native build skipped: ${e && e.message}`);
+  if (process.argv.includes('--avx2')) process.exit(1);
+}
 process.exit(0);

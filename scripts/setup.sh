@@ -23,6 +23,6 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core; } >/dev/null 2>&1 \
     || echo "[setup] note: fonts-dejavu-core could not be installed; the loss chart's PNG text falls back to system fonts"
 fi
-bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (SKIP_BROWSER_SPEC=1 skips it)"
+bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (TFJS_ATTENTION_SKIP_BROWSER_SPEC=1 skips it)"
 npm run --silent build
 echo "[setup] ready"

@@ -8,6 +8,7 @@
  *     (model/task knobs: --batch --lr --hidden --layers --heads --kv-heads --theta --max-len --eval; --help lists all)
  * Exit status 0 when held-out exact match reaches 95%, 1 below it, 2 on bad arguments or an error.
  */
+import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { silenceNodeBackendBanner } from '../lib/backends/quiet_banner.js';
 import { runMainJob } from './main_command.js';
 

@@ -11,6 +11,7 @@
  * `layer` (the last rank's layer has one weight changed: create must fail on every rank). Each rank prints
  * `DRILL {json}` lines: its error, cache length, free pages, and the retry's error vs unsharded.
  */
+import '../../lib/backends/node_install.js';  // the native CPU kernels (Node entry)
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
@@ -18,7 +19,8 @@ import { useBackend } from '../../lib/backends/select.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { MpiComm } from '../../lib/mpi/comm.js';
 import { MpiShardedAttention } from '../../lib/sharding/mpi_sharded_attention.js';
-import { fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from './attention_fixture.js';
+import { fixtureWeights, layerArgsFromFixture } from './attention_fixture.js';
+import { loadAttentionFixture } from './attention_fixture_files.js';
 
 const say = (rank: number, o: Record<string, unknown>) => console.log(`DRILL ${JSON.stringify({ rank, ...o })}`);
 

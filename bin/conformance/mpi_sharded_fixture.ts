@@ -8,6 +8,7 @@
  * outputs and vs the unsharded layer), then `N passed, M failed`, and `MPI_RESULT {json}`.
  * Exit status 0 when every fixture passed.
  */
+import '../../lib/backends/node_install.js';  // the native CPU kernels (Node entry)
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,7 +18,8 @@ import { useBackend } from '../../lib/backends/select.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { MpiComm } from '../../lib/mpi/comm.js';
 import { MpiShardedAttention } from '../../lib/sharding/mpi_sharded_attention.js';
-import { type FixtureStep, TOLERANCE, fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from './attention_fixture.js';
+import { type FixtureStep, TOLERANCE, fixtureWeights, layerArgsFromFixture } from './attention_fixture.js';
+import { loadAttentionFixture } from './attention_fixture_files.js';
 
 export interface MpiFixtureResult { name: string; golden: number; vsUnsharded: number; passed: boolean; skipped?: string }
 

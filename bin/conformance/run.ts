@@ -11,7 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
 import { KNOWN_BACKENDS, useBackend } from '../../lib/backends/select.js';
 import { type CliIo, applyCliSettings, exitCodeOf, intAtLeast, parseOrThrow, processIo } from '../cli_options.js';
-import { isAttentionFixture, loadAttentionFixture, runAttentionFixture, type FixtureResult } from './attention_fixture.js';
+import { runAttentionFixture, type FixtureResult } from './attention_fixture.js';
+import { isAttentionFixture, loadAttentionFixture } from './attention_fixture_files.js';
 
 export interface ConformanceArgs {
   dirs: string[];

@@ -1,4 +1,4 @@
-import type { MaskSpec } from '../../lib/types.js';
+import type { MaskSpec } from '../../core/types.js';
 
 /** Whether a query at absolute position `i` sees the key at `j` (keys 0 .. len-1 exist). */
 export function keyVisible(mask: MaskSpec, i: number, j: number): boolean {
@@ -23,4 +23,15 @@ export function additiveMask(mask: MaskSpec, start: number, n: number, group: nu
     for (let g = 1; g < group; g++) out.copyWithin((i * group + g) * len, i * group * len, (i * group + 1) * len);
   }
   return out;
+}
+
+/** Visible key range [lo, hi) of query i in a sequence of n rows, positions from 0 (the training kernels). */
+export function visibleRange(mask: MaskSpec, i: number, n: number): [number, number] {
+  switch (mask.variant) {
+    case 'causal': return [0, i + 1];
+    case 'null': return [0, n];
+    case 'sliding_window_causal': return [Math.max(0, i - mask.window + 1), i + 1];
+    case 'sliding_window': return [Math.max(0, i - mask.window + 1), Math.min(n, i + mask.window)];
+    case 'chunked_causal': return [Math.floor(i / mask.chunk) * mask.chunk, i + 1];
+  }
 }

@@ -4,23 +4,24 @@
  * installed; the layer runs there through its composite path).
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerAllKernels } from '../../kernels/register_all.js';
 import { check } from '../errors.js';
 import { silenceNodeBackendBanner } from './quiet_banner.js';
 
+/** Starts WebGPU outside a browser (Dawn); installed by the Node entry (lib/backends/node_install.ts). */
+export type NodeWebGpuInit = () => Promise<{ ok: boolean; reason?: string }>;
+let nodeWebGpuInit: NodeWebGpuInit | null = null;
+
+/** The hook `useBackend('webgpu')` runs outside a browser (the main entry itself reaches no Node built-in). */
+export function setNodeWebGpuInit(init: NodeWebGpuInit): void {
+  nodeWebGpuInit = init;
+}
+
 export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] as const;
 
-/** Registers the fused kernels of every backend this build has (no-op where a module is missing). */
+/** Registers every kernel and gradient (kernels/register_all.ts); kept name, `useBackend` runs it. */
 export async function registerFusedKernels(): Promise<void> {
-  // Literal specifiers, so that bundlers (esbuild for browsers: browser/bundle.cjs) include both.
-  for (const load of [() => import('../../kernels/cpu/register.js'), () => import('../../kernels/webgpu/register.js'),
-    () => import('../../kernels/wasm/UnsortedSegmentSum.js')]) {
-    try {
-      const m = await load() as Record<string, unknown>;
-      for (const [name, fn] of Object.entries(m)) if (/^register\w*Kernels$/.test(name) && typeof fn === 'function') fn();
-    } catch (e) {
-      if (!/Cannot find module|ERR_MODULE_NOT_FOUND|Could not locate module/.test(String(e))) throw e;
-    }
-  }
+  registerAllKernels();
 }
 
 /** Makes `name` the active tfjs backend; throws naming the backend and the reason when it cannot. */
@@ -32,10 +33,11 @@ export async function useBackend(name: string): Promise<void> {
   // Node (navigator exists from Node 21 on, without navigator.gpu) goes through Dawn; browsers have navigator.gpu.
   const inBrowser = typeof window !== 'undefined' && typeof navigator !== 'undefined' && 'gpu' in navigator;
   if (name === 'webgpu' && !inBrowser) {
-    const m = await import('./webgpu_node.js') as { initWebGpuNode(): Promise<boolean | { ok: boolean; reason?: string }> };
-    const r = await m.initWebGpuNode();
-    const ok = typeof r === 'boolean' ? r : r.ok;
-    check(ok, 'useBackend', () => `backend 'webgpu' has no adapter here${typeof r === 'object' && r.reason ? `: ${r.reason}` : ''}`);
+    const init = nodeWebGpuInit;
+    check(init !== null, 'useBackend', () =>
+      "backend 'webgpu' outside a browser needs the Node entry: import 'tfjs-attention-rope/node' (it loads Dawn from the npm webgpu package)");
+    const r = await init();
+    check(r.ok, 'useBackend', () => `backend 'webgpu' has no adapter here${r.reason ? `: ${r.reason}` : ''}`);
   } else if (name === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
   if (name === 'tensorflow') {
     const pkg = '@tensorflow/tfjs-node';
@@ -43,7 +45,7 @@ export async function useBackend(name: string): Promise<void> {
       check(false, 'useBackend', () => `backend 'tensorflow' needs ${pkg}, which could not load: ${String(e).split('\n')[0]}`);
     }
   }
-  await registerFusedKernels();
+  registerAllKernels();
   const ok = await tf.setBackend(name);
   check(ok, 'useBackend', () => `tf.setBackend('${name}') failed`);
   await tf.ready();

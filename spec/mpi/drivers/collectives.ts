@@ -6,6 +6,7 @@
  * last rank skips a collective; the others must fail within their timeout) or `idle` (ranks wait
  * for a SIGTERM).
  */
+import '../../../lib/backends/node_install.js';  // the native CPU kernels (Node entry)
 import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { MpiComm } from '../../../lib/mpi/comm';

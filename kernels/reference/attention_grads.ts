@@ -7,8 +7,8 @@
  *   y = x·w·r, r = (mean(x²) + eps)^-1/2:  dx = r·(w ⊙ g) − r³·x·mean(w ⊙ g ⊙ x),  dw = Σ g ⊙ x·r
  */
 import * as tf from '@tensorflow/tfjs';
-import { additiveMask } from '../../../kernels/reference/mask.js';
-import type { MaskSpec } from '../../types.js';
+import type { MaskSpec } from '../../core/types.js';
+import { additiveMask } from './mask.js';
 
 export interface HeadBlock {
   /** `[n*g, hd]` queries of one KV head (row i*g + gi). */
