@@ -2,7 +2,7 @@
  * `tfjs-attention-rope conformance DIR... [--backend NAME] [--unfused] [--page-size N] [--devices a,b]`
  * Finds every fixture folder under each DIR (attention fixtures: config.json + tensors.safetensors;
  * model fixtures: config.json + expected.json), runs each, prints one line per case and
- * `N passed, M failed`. Returns the exit status (1 if any failed).
+ * `N passed, M failed`. Returns the exit status (1 if any failed, or if no fixture was found: an empty run proves nothing).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -70,6 +70,10 @@ export async function runConformance(argv: string[]): Promise<number> {
   const a = parseConformanceArgs(argv);
   await useBackend(a.backend);
   const dirs = a.dirs.flatMap(findFixtures);
+  if (dirs.length === 0) {
+    console.error(`[conformance] no fixtures found under ${a.dirs.join(', ')} (a fixture folder holds config.json with tensors.safetensors or expected.json)`);
+    return 1;
+  }
   let passed = 0, failed = 0;
   const path_ = a.devices ? `sharded over ${a.devices.join('+')}` : a.unfused ? 'composite path' : 'fused where available';
   console.log(`conformance on backend '${tf.getBackend()}', ${path_}, ${dirs.length} fixtures`);
