@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { attentionCpuBench } from './attention_cpu.js';
+import { checkpointLoadBench } from './checkpoint_load.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
 import { shardingBench } from './sharding.js';
@@ -23,7 +24,7 @@ import { trainingStepBench } from './training_step.js';
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench];
+export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);
