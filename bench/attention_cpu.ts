@@ -16,7 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { attentionArgs, ropeArgs } from '../kernels/cpu/args.js';
-import { registerCpuKernels } from '../kernels/cpu/register.js';
+import { registerAllKernels } from '../kernels/register_all.js';
 import { nativeKernels, setCpuKernelImpl } from '../kernels/cpu/native.js';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
@@ -227,7 +227,7 @@ export const attentionCpuBench: BenchModule = {
   async run(opts) {
     await tf.setBackend('cpu');
     await tf.ready();
-    registerCpuKernels();
+    registerAllKernels();
     const rope = ropeTables();
     const ort = await loadOrt();
     if (!ort) opts.log('  onnxruntime-node not available: ORT rows skipped');

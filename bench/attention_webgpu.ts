@@ -18,7 +18,7 @@ import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kern
 import { webgpuFlashTuning, type NamedPrefill } from '../kernels/webgpu/flash_plan.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { WebGpuKVMirror } from '../kernels/webgpu/kv_mirror.js';
-import { registerWebGpuKernels } from '../kernels/webgpu/register.js';
+import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
@@ -342,7 +342,7 @@ async function issueShapes(): Promise<void> {
 async function main(): Promise<void> {
   // Dawn quantizes timestamps unless told not to.
   if (!(await initWebGpuNode(['disable-dawn-features=timestamp_quantization']))) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason}`);
-  registerWebGpuKernels();
+  registerAllKernels();
   await tf.setBackend('webgpu');
   const st = webGpuNodeStatus();
   console.log(`adapter: ${JSON.stringify(st.adapter)}; subgroups: ${st.features.includes('subgroups')}`);

@@ -27,9 +27,10 @@ import { pathToFileURL } from 'node:url';
 import { nativeSgemm } from '../kernels/cpu/ProjectionMatMul.js';
 import { projectionMatMul, projectionUsesNative } from '../kernels/projection_matmul.js';
 import { AttentionWithRope } from '../lib/attention/attention_with_rope.js';
-import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/kernels/matmul_grad.js';
-import { registerTrainingKernels, trainAttentionVariant } from '../lib/training/kernels/ops.js';
-import { nativeFlashTrain } from '../lib/training/kernels/flash_attention_ragged_native.js';
+import { nativeFlashTrain } from '../kernels/cpu/flash_attention_ragged_native.js';
+import { registerAllKernels } from '../kernels/register_all.js';
+import { trainAttentionVariant } from '../kernels/train_ops.js';
+import { installMatMulGradient, uninstallMatMulGradient } from '../lib/training/matmul_grad.js';
 import { attentionRaggedTrain } from '../lib/training/ragged_train.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved, timeMs } from './harness.js';
 
@@ -127,7 +128,8 @@ function maxRel(a: Float32Array[], b: Float32Array[]): number {
 async function runOn(sc: Scenario, backend: string, opts: BenchOptions): Promise<BenchRow[]> {
   await tf.setBackend(backend);
   await tf.ready();
-  registerTrainingKernels();
+  registerAllKernels();
+  installMatMulGradient();
   const { T, offsets: OFFSETS } = sc;
   const layer = makeLayer();
   tf.tidy(() => layer.weights.forEach((w, i) => w.write(tf.tensor(rand(w.shape.reduce((p, q) => p! * q!, 1)!, 100 + i, 0.06), w.shape as number[]))));

@@ -66,3 +66,47 @@ export interface ProjectionMatMulAttrs {
   transposeA: boolean;
   transposeB: boolean;
 }
+
+export const FlashAttentionRagged = 'FlashAttentionRagged';
+export const FlashAttentionRaggedGrad = 'FlashAttentionRaggedGrad';
+
+/**
+ * Kernels of the training path: attention over packed ragged rows with no cache, q, k and v as
+ * explicit (differentiable) inputs. Each sequence b owns rows rowOffsets[b] .. rowOffsets[b+1]-1
+ * at positions 0 .. n-1; query i sees key j of its own sequence when the mask allows
+ * (MaskVariant with start 0). The visible keys of a query are always one contiguous range that
+ * includes the query itself (kernels/reference/mask.ts visibleRange).
+ *
+ * - `FlashAttentionRagged`: inputs q `[T, nH*hd]`, k, v `[T, nKv*hd]`; outputs
+ *   out `[T, nH*hd]` and the log-sum-exp of each query head's scores `[T, nH]` (kept for the backward).
+ * - `FlashAttentionRaggedGrad`: inputs dy, q, k, v, out, lse; outputs dq, dk, dv (FlashAttention-2's
+ *   backward: probabilities recomputed from lse, no `[T, T]` matrix stored).
+ */
+export interface FlashAttentionRaggedAttrs {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  scale: number;
+  mask: MaskSpec;
+  /** `[batch + 1]` packed row offsets (int32, non-decreasing, last = T). */
+  rowOffsets: Int32Array;
+}
+
+export const RopeRagged = 'RopeRagged';
+
+/**
+ * RopeRagged: rotates packed rows x `[T, H*hd]` at given positions (row r at positions[r]) with
+ * the host cos/sin tables; `inverse` rotates by minus the angle (its own gradient: a rotation's
+ * transpose is its inverse). inputs: x `[T, H*hd]`. output `[T, H*hd]`.
+ */
+export interface RopeRaggedAttrs {
+  tables: RopeTables;
+  /** `[T]` position of each row. */
+  positions: Int32Array;
+  inverse: boolean;
+}
+
+/** The names of every kernel above, for listings and the registration spec. */
+export const KERNEL_NAMES = [
+  RopeSplitStoreRagged, FlashAttentionRaggedPaged, ProjectionMatMul, FlashAttentionRagged, FlashAttentionRaggedGrad, RopeRagged,
+] as const;

@@ -15,6 +15,7 @@ import {
 } from './kernel_names.js';
 import { flashAttentionRaggedPagedReference } from './reference/FlashAttentionRaggedPaged.js';
 import { ropeSplitStoreRaggedReference } from './reference/RopeSplitStoreRagged.js';
+import { registerAllKernels } from './register_all.js';
 
 const env = tf.env();
 if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_FORCE_COMPOSITE')) {
@@ -23,8 +24,13 @@ if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_FORCE_COMPOSITE')) {
   try { env.registerFlag('ATTENTION_ROPE_FLASH_VARIANT', () => 'auto' as unknown as boolean); } catch { /* same */ }
 }
 
-/** True when a fused kernel named `name` serves the active backend and is not switched off. */
+/**
+ * True when a fused kernel named `name` serves the active backend and is not switched off.
+ * Registers every kernel first (once: kernels/register_all.ts), so no op silently runs its
+ * composite path because nobody called `useBackend`.
+ */
 export function hasFusedKernel(name: string): boolean {
+  registerAllKernels();
   if (tf.env().getBool('ATTENTION_ROPE_FORCE_COMPOSITE')) return false;
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/select.js';
 import { SeededRng } from '../lib/generation/rng.js';
 import { initializeWeights } from '../lib/training/init.js';
-import { registerTrainingKernels } from '../lib/training/kernels/ops.js';
+import { installMatMulGradient } from '../lib/training/matmul_grad.js';
 import { maskedAccuracy, maskedCrossEntropy } from '../lib/training/loss.js';
 import { clipByGlobalNorm, setLearningRate, warmupCosine } from '../lib/training/optim.js';
 import { modelRaggedTrain } from '../lib/training/ragged_train.js';
@@ -62,7 +62,7 @@ export interface ExperimentResult { exactMatch: number; tokensPerSecond: number;
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
   const t00 = performance.now();
   const backend = await pickBackend(o.backend);
-  registerTrainingKernels();
+  installMatMulGradient(); // opt-in: untransposed 2-D matMul gradients (wasm hands only those to XNNPACK)
   tf.randomUniform([1]).dispose();
   const task: TaskOptions = { ...DEFAULT_TASK, maxLen: o.maxLen };
   const model = buildModel(o, task);

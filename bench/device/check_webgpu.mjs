@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged } from '../../kernels/kernel_names.ts';
 import { webgpuFlashTuning } from '../../kernels/webgpu/flash_plan.ts';
-import { registerWebGpuKernels } from '../../kernels/webgpu/register.ts';
+import { registerAllKernels } from '../../kernels/register_all.ts';
 import { initWebGpuNode, webGpuNodeStatus } from '../../lib/backends/webgpu_node.ts';
 import { attentionRef, rand, scrambledCache } from '../../spec/kernels/webgpu_support.ts';
 
@@ -53,7 +53,7 @@ async function flashCase(nH, nKv, D, ps, seqs, mask, variant, seed) {
 
 async function main() {
   if (!(await initWebGpuNode())) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason}`);
-  registerWebGpuKernels();
+  registerAllKernels();
   await tf.setBackend('webgpu');
   let pass = 0, fail = 0;
   const report = (name, err) => {

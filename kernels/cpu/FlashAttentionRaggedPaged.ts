@@ -1,5 +1,5 @@
 /**
- * FlashAttentionRaggedPaged for the `cpu` and `wasm` backends: the native addon when loaded
+ * FlashAttentionRaggedPaged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded
  * (SIMD, 2 threads), else the pure-TypeScript kernel. Reads K and V from the cache pools in place.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
@@ -10,7 +10,8 @@ import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
 
-function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
+/** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
+export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
     const qInfo = (inputs as NamedTensorInfoMap).q as TensorInfo;
@@ -36,8 +37,5 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
 }
 
 export const flashAttentionRaggedPagedCpuConfig: KernelConfig = {
-  kernelName: FlashAttentionRaggedPaged, backendName: 'cpu', kernelFunc: makeKernel('cpu'),
-};
-export const flashAttentionRaggedPagedWasmConfig: KernelConfig = {
-  kernelName: FlashAttentionRaggedPaged, backendName: 'wasm', kernelFunc: makeKernel('wasm'),
+  kernelName: FlashAttentionRaggedPaged, backendName: 'cpu', kernelFunc: flashAttentionRaggedPagedKernel('cpu'),
 };

@@ -1,5 +1,5 @@
 /**
- * RopeSplitStoreRagged for the `cpu` and `wasm` backends: the native addon when loaded (SIMD, 2
+ * RopeSplitStoreRagged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded (SIMD, 2
  * threads), else the pure-TypeScript kernel. Writes K and V into the cache pools in place.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
@@ -10,7 +10,8 @@ import { KernelIO } from './backend_io.js';
 import { activeNative } from './native.js';
 import { ropeSplitStoreTs } from './rope_split_store_ts.js';
 
-function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
+/** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
+export function ropeSplitStoreRaggedKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const a = attrs as unknown as RopeSplitStoreRaggedAttrs;
     const ins = inputs as NamedTensorInfoMap;
@@ -44,8 +45,5 @@ function makeKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
 }
 
 export const ropeSplitStoreRaggedCpuConfig: KernelConfig = {
-  kernelName: RopeSplitStoreRagged, backendName: 'cpu', kernelFunc: makeKernel('cpu'),
-};
-export const ropeSplitStoreRaggedWasmConfig: KernelConfig = {
-  kernelName: RopeSplitStoreRagged, backendName: 'wasm', kernelFunc: makeKernel('wasm'),
+  kernelName: RopeSplitStoreRagged, backendName: 'cpu', kernelFunc: ropeSplitStoreRaggedKernel('cpu'),
 };

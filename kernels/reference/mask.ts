@@ -24,3 +24,14 @@ export function additiveMask(mask: MaskSpec, start: number, n: number, group: nu
   }
   return out;
 }
+
+/** Visible key range [lo, hi) of query i in a sequence of n rows, positions from 0 (the training kernels). */
+export function visibleRange(mask: MaskSpec, i: number, n: number): [number, number] {
+  switch (mask.variant) {
+    case 'causal': return [0, i + 1];
+    case 'null': return [0, n];
+    case 'sliding_window_causal': return [Math.max(0, i - mask.window + 1), i + 1];
+    case 'sliding_window': return [Math.max(0, i - mask.window + 1), Math.min(n, i + mask.window)];
+    case 'chunked_causal': return [Math.floor(i / mask.chunk) * mask.chunk, i + 1];
+  }
+}

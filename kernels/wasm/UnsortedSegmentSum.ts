@@ -2,7 +2,8 @@
  * UnsortedSegmentSum for the `wasm` backend, which tfjs-backend-wasm 4.22 lacks. It is the
  * gradient of tf.gather, so without it `model.fit` of any model with an embedding fails on wasm.
  * out[s, ...] = sum of x[i, ...] over i with segmentIds[i] == s (ids outside [0, numSegments) dropped).
- * Registered only where the backend has none, so a later tfjs-backend-wasm wins.
+ * Registered only where the backend has none, so a later tfjs-backend-wasm wins. Reference:
+ * kernels/reference/UnsortedSegmentSum.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WasmBackendLike } from '../cpu/backend_io.js';
@@ -30,9 +31,7 @@ function unsortedSegmentSum(args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.Na
   return out;
 }
 
-/** Registers the wasm kernels tfjs-backend-wasm is missing (idempotent). */
-export function registerWasmGapKernels(): void {
-  if (tf.getKernel('UnsortedSegmentSum', 'wasm') === undefined) {
-    tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc });
-  }
-}
+/** Registered by kernels/register_all.ts only where the backend has none. */
+export const unsortedSegmentSumWasmConfig: tf.KernelConfig = {
+  kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc,
+};

@@ -4,22 +4,14 @@
  * installed; the layer runs there through its composite path).
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerAllKernels } from '../../kernels/register_all.js';
 import { check } from '../errors.js';
 
 export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] as const;
 
-/** Registers the fused kernels of every backend this build has (no-op where a module is missing). */
+/** Registers every kernel and gradient (kernels/register_all.ts); kept name, `useBackend` runs it. */
 export async function registerFusedKernels(): Promise<void> {
-  // Literal specifiers, so that bundlers (esbuild for browsers: browser/bundle.cjs) include both.
-  for (const load of [() => import('../../kernels/cpu/register.js'), () => import('../../kernels/webgpu/register.js'),
-    () => import('../../kernels/wasm/UnsortedSegmentSum.js')]) {
-    try {
-      const m = await load() as Record<string, unknown>;
-      for (const [name, fn] of Object.entries(m)) if (/^register\w*Kernels$/.test(name) && typeof fn === 'function') fn();
-    } catch (e) {
-      if (!/Cannot find module|ERR_MODULE_NOT_FOUND|Could not locate module/.test(String(e))) throw e;
-    }
-  }
+  registerAllKernels();
 }
 
 /** Makes `name` the active tfjs backend; throws naming the backend and the reason when it cannot. */
@@ -41,7 +33,7 @@ export async function useBackend(name: string): Promise<void> {
       check(false, 'useBackend', () => `backend 'tensorflow' needs ${pkg}, which could not load: ${String(e).split('\n')[0]}`);
     }
   }
-  await registerFusedKernels();
+  registerAllKernels();
   const ok = await tf.setBackend(name);
   check(ok, 'useBackend', () => `tf.setBackend('${name}') failed`);
   await tf.ready();

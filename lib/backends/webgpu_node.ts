@@ -55,7 +55,7 @@ function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unk
  * Safe to call more than once.
  *
  * @example
- * if (await initWebGpuNode()) { await tf.setBackend('webgpu'); registerWebGpuKernels(); }
+ * if (await initWebGpuNode()) { registerAllKernels(); await tf.setBackend('webgpu'); }
  * else console.log(webGpuNodeStatus().reason);
  */
 export async function initWebGpuNode(flags: string[] = []): Promise<boolean> {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { argsFromConfig } from '../attention/config.js';
 import { useBackend } from '../backends/select.js';
-import { registerCpuKernels } from '../../kernels/cpu/register.js';
+import { registerAllKernels } from '../../kernels/register_all.js';
 import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
@@ -40,7 +40,7 @@ async function init(m: InitMsg): Promise<Reply> {
   await useBackend(m.device.backend);
   const cpu = tf.backend() as unknown as { firstUse?: boolean };
   if (m.device.backend === 'cpu') cpu.firstUse = false; // one "install tfjs-node" banner per process is enough
-  registerCpuKernels(); // also when select.ts's dynamic registration cannot see it (bundled worker)
+  registerAllKernels();
   setCpuKernelImpl(m.cpuKernelImpl);
   if (nativeKernels && m.cpuKernelImpl !== 'ts') nativeKernels.setThreads(m.nativeThreads);
   tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', m.forceComposite);

@@ -12,7 +12,7 @@
  *   gradient flows through the cache; train on the no-cache paths.
  *
  * @example
- * registerTrainingKernels();
+ * installMatMulGradient();   // opt-in: untransposed 2-D matMul gradients (several times faster on wasm)
  * for (const b of model.blocks) applyLoRA(b.attn, { rank: 8, alpha: 16, targets: ['q', 'v'] });
  * const opt = tf.train.adam(1e-3);
  * const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -20,10 +20,11 @@
  * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // loads back with loadPretrained
  */
 export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, swiGluTrain } from './ragged_train.js';
-export { flashAttentionRagged, registerTrainingKernels } from './kernels/ops.js';
-export { ropeRagged } from './kernels/RopeRagged.js';
-export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from './kernels/names.js';
-export { installMatMulGradient, uninstallMatMulGradient } from './kernels/matmul_grad.js';
+export { flashAttentionRagged, ropeRagged } from '../../kernels/train_ops.js';
+/** Kept name of `registerAllKernels` (every kernel and gradient; ops also run it on first use). */
+export { registerAllKernels as registerTrainingKernels } from '../../kernels/register_all.js';
+export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from '../../kernels/kernel_names.js';
+export { installMatMulGradient, uninstallMatMulGradient } from './matmul_grad.js';
 export { LoRALinear, applyLoRA, loraLinearClass, loraClassName, loraProjections, loraTraining, mergeLoRA, splitLoRA, type LoRAOptions, type LoRATarget } from './lora.js';
 export { attentionHfTensors, exportHfWeights, exportLoRAAdapters, saveHfCheckpoint } from './export.js';
 export { maskedAccuracy, maskedCrossEntropy } from './loss.js';

@@ -13,8 +13,7 @@ import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import { headRmsNorm } from '../../kernels/reference/rope.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
-import { flashAttentionRagged } from './kernels/ops.js';
-import { ropeRagged } from './kernels/RopeRagged.js';
+import { flashAttentionRagged, ropeRagged } from '../../kernels/train_ops.js';
 
 const W = 'attentionRaggedTrain';
 

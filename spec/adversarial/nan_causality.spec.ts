@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged } from '../../kernels/kernel_names';
 import { setCpuKernelImpl, nativeKernels } from '../../kernels/cpu/native';
 import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
-import { flashAttentionRagged, registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { flashAttentionRagged } from '../../kernels/train_ops';
 import type { MaskSpec } from '../../lib/types';
 import { describeEachBackend } from '../support/backends';
 import { randomArray as seeded, rows, smallLayer } from '../support/random_layer';
@@ -22,10 +22,14 @@ const MASKS: MaskSpec[] = [
 ];
 const POISONS = [NaN, Infinity, -Infinity];
 
-/** Rows [0, upto) of `a` and `b` (width w) are bitwise equal, and row `bad` of `a` is not all finite. */
-function expectCausal(a: Float32Array, b: Float32Array, w: number, upto: number, bad: number | null, what: string): void {
+/**
+ * Rows [0, upto) of `a` and `b` (width w) are equal (bitwise, or within `tol` relative where a
+ * kernel takes another loop order for items with non-finite inputs), and row `bad` of `a` is not all finite.
+ */
+function expectCausal(a: Float32Array, b: Float32Array, w: number, upto: number, bad: number | null, what: string, tol = 0): void {
   for (let i = 0; i < upto * w; i++) {
-    if (!Object.is(a[i], b[i])) throw new Error(`${what}: earlier row ${Math.floor(i / w)} changed (${b[i]} -> ${a[i]})`);
+    const same = tol === 0 ? Object.is(a[i], b[i]) : Number.isFinite(a[i]) && Math.abs(a[i] - b[i]) <= tol * Math.max(1, Math.abs(b[i]));
+    if (!same) throw new Error(`${what}: earlier row ${Math.floor(i / w)} changed (${b[i]} -> ${a[i]})`);
   }
   if (bad !== null && a.subarray(bad * w, (bad + 1) * w).every(Number.isFinite)) throw new Error(`${what}: the poisoned row ${bad} came out finite`);
 }
@@ -35,7 +39,6 @@ afterAll(() => console.log(`NaN/Inf causality: ${checks} (path, variant, mask, p
 
 describeEachBackend('a non-finite later token cannot reach earlier ones', (backend) => {
   const paths = backend === 'cpu' ? [...(nativeKernels ? ['native'] : []), 'ts', 'composite'] : backend === 'wasm' ? ['native', 'ts', 'composite'].filter((p) => p !== 'native' || nativeKernels) : ['fused', 'composite'];
-  beforeAll(() => registerTrainingKernels());
   afterEach(() => { setCpuKernelImpl('auto'); tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false); tf.env().set('ATTENTION_ROPE_FLASH_VARIANT', 'auto' as unknown as boolean); });
 
   for (const path of paths) {
@@ -133,9 +136,11 @@ describeEachBackend('a non-finite later token cannot reach earlier ones', (backe
           };
           const [clean, cleanDq] = run(null);
           const [dirty, dirtyDq] = run(poison);
-          expectCausal(dirty, clean, nH * hd, n - 1, n - 1, `train ${variant} ${mask.variant} ${poison}`);
+          // the native training kernel runs items with a non-finite input through its reference loops (1-ulp differences)
+          const tol = variant === 'fused' && backend === 'cpu' ? 1e-6 : 0;
+          expectCausal(dirty, clean, nH * hd, n - 1, n - 1, `train ${variant} ${mask.variant} ${poison}`, tol);
           expect(Array.from(dirty.subarray(n * nH * hd))).toEqual(Array.from(clean.subarray(n * nH * hd)));
-          expectCausal(dirtyDq, cleanDq, nH * hd, n - 1, null, `train dQ ${variant} ${mask.variant} ${poison}`);
+          expectCausal(dirtyDq, cleanDq, nH * hd, n - 1, null, `train dQ ${variant} ${mask.variant} ${poison}`, tol);
           checks++;
         }
       }

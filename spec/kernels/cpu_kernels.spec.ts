@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { FlashAttentionRaggedPaged, type FlashAttentionVariant, RopeSplitStoreRagged } from '../../kernels/kernel_names';
-import { registerCpuKernels } from '../../kernels/cpu/register';
+import { registerAllKernels } from '../../kernels/register_all';
 import { type CpuKernelImpl, nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
 import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
 import { ropeSplitStoreRaggedReference } from '../../kernels/reference/RopeSplitStoreRagged';
@@ -51,7 +51,7 @@ const IMPLS: CpuKernelImpl[] = nativeKernels ? ['native', 'ts'] : ['ts'];
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
-  registerCpuKernels();
+  registerAllKernels();
 });
 afterAll(() => setCpuKernelImpl('auto'));
 
@@ -176,7 +176,7 @@ describe('CPU kernels on the wasm backend (inputs and outputs on the wasm heap)'
   beforeAll(async () => {
     require('@tensorflow/tfjs-backend-wasm');
     await tf.setBackend('wasm');
-    registerCpuKernels();
+    registerAllKernels();
   });
   afterAll(async () => {
     setCpuKernelImpl('auto');
@@ -199,7 +199,7 @@ describe('CPU kernels on the wasm backend (inputs and outputs on the wasm heap)'
 });
 
 describe('CPU kernels: collection checks (the native kernels trust every page id)', () => {
-  beforeAll(async () => { await tf.setBackend('cpu'); registerCpuKernels(); });
+  beforeAll(async () => { await tf.setBackend('cpu'); registerAllKernels(); });
 
   it('rejects a page id outside the pool before touching memory', () => {
     const cs = CASES[1];

@@ -9,7 +9,7 @@ import { nativeSgemm } from '../../kernels/cpu/ProjectionMatMul';
 import { setCpuKernelImpl } from '../../kernels/cpu/native';
 import { projectionMatMul, projectionUsesNative } from '../../kernels/projection_matmul';
 import { attentionRaggedTrain } from '../../lib/training/ragged_train';
-import { registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { registerAllKernels } from '../../kernels/register_all';
 import { applyLoRA } from '../../lib/training/lora';
 import { describeEachBackend, expectNoLeak } from '../support/backends';
 import { maxRelDiff, randomArray } from '../support/random_layer';
@@ -139,7 +139,7 @@ describe('projectionMatMul errors', () => {
 });
 
 describe('projectionMatMul fallbacks and routing on cpu', () => {
-  beforeAll(async () => { await tf.setBackend('cpu'); registerTrainingKernels(); });
+  beforeAll(async () => { await tf.setBackend('cpu'); registerAllKernels(); });
   afterEach(() => { setCpuKernelImpl('auto'); tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false); });
 
   it('without the addon (TFJS_ATTENTION_CPU_IMPL=ts) it is tf.matMul, and the kernel falls back to tfjs-cpu\'s own', () => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
 } from '../../kernels/kernel_names';
-import { syncWebGpuKVCache } from '../../kernels/webgpu/register';
+import { syncWebGpuKVCache } from '../../kernels/webgpu/kv_mirror';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 import { WebGpuKVMirror } from '../../kernels/webgpu/kv_mirror';
 import type { PagedKVCollection } from '../../lib/kv_cache/collection';

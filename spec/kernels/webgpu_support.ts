@@ -9,13 +9,13 @@ import type { PagedKVCollection } from '../../lib/kv_cache/collection';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 import type { RopeTables } from '../../lib/rope/rope_tables';
 import type { MaskSpec } from '../../lib/types';
-import { registerWebGpuKernels } from '../../kernels/webgpu/register';
+import { registerAllKernels } from '../../kernels/register_all';
 
 /** Starts webgpu (throws with the reason when there is no adapter) and registers the kernels. */
 export async function startWebGpu(): Promise<void> {
   const ok = await initWebGpuNode();
   if (!ok) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason} (run scripts/setup-vulkan.sh)`);
-  registerWebGpuKernels();
+  registerAllKernels();
   await tf.setBackend('webgpu');
   await tf.ready();
 }

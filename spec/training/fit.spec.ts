@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { initializeWeights } from '../../lib/training/init';
-import { registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { registerAllKernels } from '../../kernels/register_all';
 import { maskedCrossEntropy } from '../../lib/training/loss';
 import { loraLinearClass } from '../../lib/training/lora';
 import { modelRaggedTrain } from '../../lib/training/ragged_train';
@@ -17,7 +17,7 @@ const attnArgs = {
 };
 
 describeEachBackend('training APIs', () => {
-  beforeAll(() => registerTrainingKernels());
+  beforeAll(() => registerAllKernels());
 
   it('model.fit trains a LoRA attention layer: adapters move, frozen weights stay; save/load keeps outputs', async () => {
     const model = tf.sequential();

@@ -6,8 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setCpuKernelImpl } from '../../kernels/cpu/native';
-import { nativeFlashTrain } from '../../lib/training/kernels/flash_attention_ragged_native';
-import { flashAttentionRagged, registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { nativeFlashTrain } from '../../kernels/cpu/flash_attention_ragged_native';
+import { registerAllKernels } from '../../kernels/register_all';
+import { flashAttentionRagged } from '../../kernels/train_ops';
 import type { MaskSpec } from '../../lib/types';
 import { maxRelDiff, randomArray } from '../support/random_layer';
 
@@ -41,7 +42,7 @@ function run(shape: typeof SHAPES[number], mask: MaskSpec, offsets = OFFSETS,
 const ifNative = nativeFlashTrain() !== null ? describe : describe.skip; // skip reason: the addon did not build here
 
 ifNative('native FlashAttentionRagged vs the TypeScript host kernel [cpu]', () => {
-  beforeAll(async () => { await tf.setBackend('cpu'); registerTrainingKernels(); });
+  beforeAll(async () => { await tf.setBackend('cpu'); registerAllKernels(); });
   afterEach(() => setCpuKernelImpl('auto'));
 
   for (const shape of SHAPES) {

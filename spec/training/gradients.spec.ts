@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import type { AttentionWithRopeArgs } from '../../lib/attention/options';
-import { registerTrainingKernels, trainAttentionVariant } from '../../lib/training/kernels/ops';
+import { registerAllKernels } from '../../kernels/register_all';
+import { trainAttentionVariant } from '../../kernels/train_ops';
 import { attentionRaggedTrain } from '../../lib/training/ragged_train';
 import { describeEachBackend } from '../support/backends';
 import { randomArray } from '../support/random_layer';
@@ -47,7 +48,7 @@ function keepOffKink(layer: AttentionWithRope, clip: number): void {
 }
 
 describeEachBackend('training gradients', () => {
-  beforeAll(() => registerTrainingKernels());
+  beforeAll(() => registerAllKernels());
 
   for (const [name, over] of CASES) {
     it(`${name}: fused = composite = finite differences (and forward = padded path)`, () => {
@@ -132,7 +133,7 @@ import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 import { RotaryEmbedding } from '../../lib/rope/rotary_embedding';
 
 describeEachBackend('cached-path kernel gradients (w.r.t. q / qkv; none through the cache)', () => {
-  beforeAll(() => registerTrainingKernels());
+  beforeAll(() => registerAllKernels());
 
   it('RopeSplitStoreRagged with qk-norm and FlashAttentionRaggedPaged: fused = composite = finite differences', () => {
     const nH = 4, nKv = 2, hd = 8, W = (nH + 2 * nKv) * hd;

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { linearClassByName } from '../../lib/attention/linear';
 import { initializeWeights } from '../../lib/training/init';
-import { registerTrainingKernels } from '../../lib/training/kernels/ops';
+import { registerAllKernels } from '../../kernels/register_all';
 import { applyLoRA, LoRALinear, loraLinearClass, loraProjections, loraTraining, mergeLoRA, splitLoRA } from '../../lib/training/lora';
 import { exportHfWeights, exportLoRAAdapters, saveHfCheckpoint } from '../../lib/training/export';
 import { maskedCrossEntropy } from '../../lib/training/loss';
@@ -39,7 +39,7 @@ function trainSteps(model: ReturnType<typeof createModel>, steps: number, lr = 0
 }
 
 describe('LoRA', () => {
-  beforeAll(async () => { await tf.setBackend('cpu'); registerTrainingKernels(); });
+  beforeAll(async () => { await tf.setBackend('cpu'); registerAllKernels(); });
 
   it('a fresh adapter changes nothing; merge and split keep the outputs; split restores the kernel', () => {
     const layer = tinyLayer({ hasBias: true, hasOutputBias: true });
@@ -111,7 +111,7 @@ describe('LoRA', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-export-'));
     saveHfCheckpoint(model, dir, HF);
     const { model: loaded } = await loadPretrained(dir);
-    registerTrainingKernels();
+    registerAllKernels();
     expect(relErr(modelRaggedTrain(loaded, IDS, OFFSETS).dataSync(), logits)).toBeLessThan(1e-5);
     // and through the paged cache (generation path)
     const cache = loaded.createCache();

@@ -7,8 +7,8 @@
  *   y = x·w·r, r = (mean(x²) + eps)^-1/2:  dx = r·(w ⊙ g) − r³·x·mean(w ⊙ g ⊙ x),  dw = Σ g ⊙ x·r
  */
 import * as tf from '@tensorflow/tfjs';
-import { maskedMatMul, maskedSoftmax, type Visibility, visibility } from '../../../kernels/reference/masked_attention.js';
-import type { MaskSpec } from '../../types.js';
+import type { MaskSpec } from '../../lib/types.js';
+import { maskedMatMul, maskedSoftmax, type Visibility, visibility } from './masked_attention.js';
 
 export interface HeadBlock {
   /** `[n*g, hd]` queries of one KV head (row i*g + gi). */

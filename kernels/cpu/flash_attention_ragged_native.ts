@@ -5,9 +5,9 @@
  * `cpu` backend when the addon loaded and `TFJS_ATTENTION_CPU_IMPL` is not `ts`. The wasm
  * backend keeps the TypeScript host kernel (flash_attention_ragged_ts.ts).
  */
-import { activeNative } from '../../../kernels/cpu/native.js';
-import { MASK_CODE } from '../../types.js';
-import type { FlashAttentionRaggedAttrs } from './names.js';
+import { MASK_CODE } from '../../lib/types.js';
+import type { FlashAttentionRaggedAttrs } from '../kernel_names.js';
+import { activeNative } from './native.js';
 
 interface Views { q: Float32Array; k: Float32Array; v: Float32Array }
 

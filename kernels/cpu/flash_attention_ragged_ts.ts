@@ -1,5 +1,5 @@
 /**
- * Host (TypeScript) forward and backward of FlashAttentionRagged (see names.ts), on flat
+ * Host (TypeScript) forward and backward of FlashAttentionRagged (see kernel_names.ts), on flat
  * float32 rows. Work split: one (sequence, KV head) block at a time; its K and V rows are
  * copied once into contiguous `[n, hd]` scratch so every inner loop runs over contiguous
  * memory; each query head of the group then walks its contiguous visible key range.
@@ -8,7 +8,8 @@
  *   dV += p·dO, dS = p·(dO·V - D), dQ += scale·dS·K, dK += scale·dS·Q.
  * Versions kept out: a loop over rows with K read in place (strided by nKv*hd): 1.5-2x slower.
  */
-import { type FlashAttentionRaggedAttrs, visibleRange } from './names.js';
+import type { FlashAttentionRaggedAttrs } from '../kernel_names.js';
+import { visibleRange } from '../reference/mask.js';
 
 interface Views { q: Float32Array; k: Float32Array; v: Float32Array }
 

@@ -1,34 +1,21 @@
 /**
- * `flashAttentionRagged(q, k, v, attrs)`: attention over packed ragged rows with no cache, the
- * differentiable core of the ragged training path. Runs the fused kernel where the active
- * backend has it (cpu, wasm) and the composite reference elsewhere, or everywhere when
- * `ATTENTION_ROPE_FORCE_COMPOSITE` is set (kernels/ops.ts); see trainAttentionVariant.
+ * Ops of the training path, differentiable, with no cache:
+ * - `flashAttentionRagged(q, k, v, attrs)`: attention over packed ragged rows. Runs the fused
+ *   kernel where the active backend has it (cpu, wasm) and the composite reference elsewhere, or
+ *   everywhere when `ATTENTION_ROPE_FORCE_COMPOSITE` is set (kernels/ops.ts); see trainAttentionVariant.
+ * - `ropeRagged(x, tables, positions, inverse)`: rotates packed rows at given positions.
  *
  * @example
  * const out = flashAttentionRagged(q, k, v, { nHeads: 4, nKvHeads: 2, headDim: 16, scale: 0.25,
  *   mask: { variant: 'causal', window: 0, chunk: 0 }, rowOffsets: new Int32Array([0, 5, 8]) }); // [8, 64]
  */
 import * as tf from '@tensorflow/tfjs';
-import { hasFusedKernel } from '../../../kernels/ops.js';
-import { check } from '../../errors.js';
-import { flashAttentionRaggedConfigs } from './FlashAttentionRagged.js';
-import { registerTrainingGradients } from './gradients.js';
-import { installMatMulGradient } from './matmul_grad.js';
-import { ropeRaggedConfigs } from './RopeRagged.js';
-import { FlashAttentionRagged, type FlashAttentionRaggedAttrs } from './names.js';
-import { flashAttentionRaggedReference } from './reference.js';
-
-/**
- * Registers the training kernels (FlashAttentionRagged, its backward and RopeRagged on cpu and
- * wasm), every training gradient, and the untransposed 2-D matMul gradient (matmul_grad.ts). Idempotent.
- */
-export function registerTrainingKernels(): void {
-  for (const k of [...flashAttentionRaggedConfigs, ...ropeRaggedConfigs]) {
-    if (tf.getKernel(k.kernelName, k.backendName) === undefined) tf.registerKernel(k);
-  }
-  registerTrainingGradients();
-  installMatMulGradient();
-}
+import { check } from '../lib/errors.js';
+import type { RopeTables } from '../lib/rope/rope_tables.js';
+import { FlashAttentionRagged, type FlashAttentionRaggedAttrs, RopeRagged, type RopeRaggedAttrs } from './kernel_names.js';
+import { hasFusedKernel } from './ops.js';
+import { flashAttentionRaggedReference } from './reference/FlashAttentionRagged.js';
+import { ropeRaggedReference } from './reference/RopeRagged.js';
 
 function checkAttrs(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: FlashAttentionRaggedAttrs): void {
   const W = 'flashAttentionRagged';
@@ -78,9 +65,21 @@ export function trainAttentionVariant(a: FlashAttentionRaggedAttrs): 'fused' | '
 /** Attention of each packed sequence over itself: `[T, nH*hd]`. Differentiable in q, k and v. */
 export function flashAttentionRagged(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, attrs: FlashAttentionRaggedAttrs): tf.Tensor2D {
   checkAttrs(q, k, v, attrs);
-  registerTrainingGradients();
   if (trainAttentionVariant(attrs) === 'composite') return flashAttentionRaggedReference(q, k, v, attrs);
   const [out, lse] = tf.engine().runKernel(FlashAttentionRagged, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   lse.dispose();
   return out as tf.Tensor2D;
+}
+
+/**
+ * Rotates x `[T, H*hd]`, row r at position positions[r]; differentiable (the gradient is the
+ * inverse rotation).
+ *
+ * @example
+ * const qr = ropeRagged(q, rope.tables(), new Int32Array([0, 1, 2, 0, 1])); // [5, H*hd]
+ */
+export function ropeRagged(x: tf.Tensor2D, tables: RopeTables, positions: Int32Array, inverse = false): tf.Tensor2D {
+  const attrs: RopeRaggedAttrs = { tables, positions, inverse };
+  if (!hasFusedKernel(RopeRagged)) return ropeRaggedReference(x, attrs);
+  return tf.engine().runKernel(RopeRagged, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

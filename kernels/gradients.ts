@@ -2,8 +2,9 @@
  * Gradients of the custom kernels, registered with `tf.registerGradient`:
  * - FlashAttentionRagged (no-cache training path): the fused backward kernel
  *   FlashAttentionRaggedGrad where the backend has one, else the composite reference's gradient
- *   written out as ops (composite_grads.ts; a gradient function must not nest tf.grads).
- * - RopeRagged: RopeRagged with the inverse rotation (RopeRagged.ts).
+ *   written out as ops (reference/FlashAttentionRaggedGrad.ts; a gradient function must not nest tf.grads).
+ * - RopeRagged: RopeRagged with the inverse rotation (a rotation's transpose is its inverse).
+ * - ProjectionMatMul: the same op with the transposes passed as attrs (no materialized transpose).
  * - RopeSplitStoreRagged and FlashAttentionRaggedPaged (cached path): gradient with respect to
  *   their differentiable inputs only (qkv and the qk-norm weights; q). K and V reach attention
  *   through the cache's pages, which are not tensors, so no gradient flows through the cache:
@@ -11,11 +12,15 @@
  *   the cache again in the backward pass, so the step's pages must still be there.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../../../kernels/kernel_names.js';
-import { rowPositions } from '../../../kernels/reference/positions.js';
-import { attentionBlockBackward, fromQueryBlocks, headRmsNormBackward, maskTensor, queryBlocks } from './composite_grads.js';
-import { FlashAttentionRagged, type FlashAttentionRaggedAttrs, FlashAttentionRaggedGrad } from './names.js';
-import { ropeRagged, ropeRaggedGrad } from './RopeRagged.js';
+import {
+  FlashAttentionRagged, type FlashAttentionRaggedAttrs, FlashAttentionRaggedGrad, FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs,
+  ProjectionMatMul, type ProjectionMatMulAttrs, RopeRagged, type RopeRaggedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
+} from './kernel_names.js';
+import { projectionMatMul } from './projection_matmul.js';
+import { attentionBlockBackward, fromQueryBlocks, headRmsNormBackward, maskTensor, queryBlocks } from './reference/attention_grads.js';
+import { flashAttentionRaggedGradReference } from './reference/FlashAttentionRaggedGrad.js';
+import { rowPositions } from './reference/positions.js';
+import { ropeRagged } from './train_ops.js';
 
 const flashAttentionRaggedGrad: tf.GradConfig = {
   kernelName: FlashAttentionRagged,
@@ -24,13 +29,12 @@ const flashAttentionRaggedGrad: tf.GradConfig = {
   gradFunc: (dys, saved, attrs) => {
     const dy = (Array.isArray(dys) ? dys[0] : dys) as tf.Tensor2D; // [T, nH*hd]; lse's dy is ignored (not a model output)
     const [q, k, v, out, lse] = saved as tf.Tensor2D[];
-    const a = attrs as unknown as FlashAttentionRaggedAttrs;
     if (tf.getKernel(FlashAttentionRaggedGrad, tf.getBackend()) !== undefined) {
       // Computed here, not in the thunks: the tape runs each thunk in its own tidy.
       const [dq, dk, dv] = tf.engine().runKernel(FlashAttentionRaggedGrad, { dy, q, k, v, out, lse }, attrs) as tf.Tensor[];
       return { q: () => dq, k: () => dk, v: () => dv };
     }
-    const [dq, dk, dv] = flashAttentionRaggedCompositeGrad(q, k, v, dy, a);
+    const [dq, dk, dv] = flashAttentionRaggedGradReference(q, k, v, dy, attrs as unknown as FlashAttentionRaggedAttrs);
     return { q: () => dq, k: () => dk, v: () => dv };
   },
 };
@@ -88,37 +92,31 @@ const flashAttentionRaggedPagedGrad: tf.GradConfig = {
   },
 };
 
-/** dq, dk, dv of FlashAttentionRagged from the composite formulas (backends without the fused backward). */
-function flashAttentionRaggedCompositeGrad(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, dy: tf.Tensor2D, a: FlashAttentionRaggedAttrs): tf.Tensor2D[] {
-  const { nHeads, nKvHeads, headDim: hd, rowOffsets: r } = a;
-  const g = nHeads / nKvHeads, kvW = nKvHeads * hd;
-  const dqs: tf.Tensor2D[] = [], dks: tf.Tensor2D[] = [], dvs: tf.Tensor2D[] = [];
-  for (let b = 0; b + 1 < r.length; b++) {
-    const r0 = r[b], n = r[b + 1] - r0;
-    if (n === 0) continue;
-    const mask = maskTensor(a.mask, 0, n, g, n);
-    const qs = queryBlocks(q.slice([r0, 0], [n, nHeads * hd]), nKvHeads, g, hd);
-    const dys = queryBlocks(dy.slice([r0, 0], [n, nHeads * hd]), nKvHeads, g, hd);
-    const kb = k.slice([r0, 0], [n, kvW]), vb = v.slice([r0, 0], [n, kvW]);
-    const res = qs.map((qh, h) => attentionBlockBackward({
-      q: qh, dy: dys[h], mask, scale: a.scale, k: kb.slice([0, h * hd], [n, hd]), v: vb.slice([0, h * hd], [n, hd]),
-    }, true));
-    dqs.push(fromQueryBlocks(res.map((x) => x.dq), n, g, hd));
-    dks.push(tf.concat(res.map((x) => x.dk!), 1) as tf.Tensor2D);
-    dvs.push(tf.concat(res.map((x) => x.dv!), 1) as tf.Tensor2D);
-  }
-  if (dqs.length === 0) return [tf.zerosLike(q), tf.zerosLike(k), tf.zerosLike(v)];
-  const cat = (xs: tf.Tensor2D[]) => (xs.length === 1 ? xs[0] : tf.concat(xs, 0));
-  return [cat(dqs), cat(dks), cat(dvs)];
-}
+const ropeRaggedGrad: tf.GradConfig = {
+  kernelName: RopeRagged,
+  gradFunc: (dy, _saved, attrs) => {
+    const a = attrs as unknown as RopeRaggedAttrs;
+    return { x: () => ropeRagged(dy as tf.Tensor2D, a.tables, a.positions, !a.inverse) };
+  },
+};
 
-let registered = false;
+const projectionMatMulGrad: tf.GradConfig = {
+  kernelName: ProjectionMatMul,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a, b] = saved as tf.Tensor2D[];
+    const d = dy as tf.Tensor2D; // [M, N]
+    const pm = (x: tf.Tensor2D, y: tf.Tensor2D, tA: boolean, tB: boolean) => projectionMatMul(x, y, { transposeA: tA, transposeB: tB });
+    const { transposeA: tA, transposeB: tB } = attrs as unknown as ProjectionMatMulAttrs;
+    const bias = () => tf.sum(d, 0);
+    if (!tA && !tB) return { a: () => pm(d, b, false, true), b: () => pm(a, d, true, false), bias };
+    if (!tA && tB) return { a: () => pm(d, b, false, false), b: () => pm(d, a, true, false), bias };
+    if (tA && !tB) return { a: () => pm(b, d, false, true), b: () => pm(a, d, false, false), bias };
+    return { a: () => pm(b, d, true, true), b: () => pm(d, a, true, true), bias };
+  },
+};
 
-/** Registers the gradients (idempotent). */
-export function registerTrainingGradients(): void {
-  if (registered) return;
-  registered = true;
-  for (const g of [flashAttentionRaggedGrad, ropeRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad]) {
-    if (tf.getGradient(g.kernelName) === undefined) tf.registerGradient(g);
-  }
+/** Every custom kernel's gradient (kernels/register_all.ts registers them). */
+export function kernelGradients(): tf.GradConfig[] {
+  return [flashAttentionRaggedGrad, ropeRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad, projectionMatMulGrad];
 }

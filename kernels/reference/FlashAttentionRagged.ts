@@ -1,11 +1,11 @@
 /**
- * Composite reference of FlashAttentionRagged (names.ts) in plain tfjs ops: one sequence at a
+ * Composite reference of FlashAttentionRagged (kernels/kernel_names.ts) in plain tfjs ops: one sequence at a
  * time, the query heads of each KV head grouped into one 2-D matMul (no repeated K/V).
  * Differentiable, so it also gives the gradient where no fused backward is registered.
  */
 import * as tf from '@tensorflow/tfjs';
-import { maskedAttention, maskedScores, visibility } from '../../../kernels/reference/masked_attention.js';
-import type { FlashAttentionRaggedAttrs } from './names.js';
+import type { FlashAttentionRaggedAttrs } from '../kernel_names.js';
+import { maskedAttention, maskedScores, visibility } from './masked_attention.js';
 
 /** out `[T, nH*hd]` from rotated q `[T, nH*hd]`, k and v `[T, nKv*hd]`. */
 export function flashAttentionRaggedReference(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: FlashAttentionRaggedAttrs): tf.Tensor2D {
