@@ -147,6 +147,9 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk16 = (nk + VL - 1) / VL * VL;
     gatherKeyRows(p, b, h, kb, nk, nk16, D, kr, vr, sc.zeros.data());
+    int badN[NK];
+    const float* badRow[NK];
+    const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
     for (int m = 0; m < M; m++) {
       v16 qv[DV];
       for (int j = 0; j < DV; j++) qv[j] = vload(q + static_cast<size_t>(m) * D + j * VL);
@@ -181,6 +184,12 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
     for (int r0 = 0; r0 < M4; r0 += RPV) {
       if (r0 + RPV <= M4) rowsPV<RPV, DV>(s, vr, nk16, ow, r0, D);
       else for (int r = r0; r < M4; r++) rowsPV<1, DV>(s, vr, nk16, ow, r, D);
+    }
+    if (nBad > 0) {
+      auto slot = [&](int n) { int i = 0; while (kPerm.key[i] != n % VL) i++; return n / VL * VL + i; };  // scores are kPerm-ordered
+      addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
+                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + slot(n)]; },
+                        [&](int m, int d) -> float& { return ow[static_cast<size_t>(m) * D + d]; });
     }
   }
   if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
@@ -275,6 +284,9 @@ void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int 
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk8 = (nk + 7) / 8 * 8;
     gatherKeyRows(p, b, h, kb, nk, nk8, D, kr, vr, sc.zeros.data());
+    int badN[NK];
+    const float* badRow[NK];
+    const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
     for (int m = 0; m < M; m++) {
       const vi8 vlo = vi8set1(lo[m]), vhi = vi8set1(hi[m]);
       float* sr = s + static_cast<size_t>(m) * NK;
@@ -305,6 +317,10 @@ void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int 
     }
     for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
     for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<4>(s, vr, nk8, ow, r0, D);
+    if (nBad > 0)
+      addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
+                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + n]; },  // natural key order
+                        [&](int m, int d) -> float& { return ow[static_cast<size_t>(m) * D + d]; });
   }
   if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
 }
