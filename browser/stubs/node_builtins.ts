@@ -17,6 +17,8 @@ export function openSync(p: string): never { return noFs(`fs.openSync('${p}')`);
 export function readSync(): never { return noFs('fs.readSync'); }
 export function fstatSync(): never { return noFs('fs.fstatSync'); }
 export function closeSync(): void { /* nothing is ever open */ }
+export function realpathSync(p: string): never { return noFs(`fs.realpathSync('${p}')`); }
+export const constants = { O_RDONLY: 0, O_NONBLOCK: 0 };
 export function writeFileSync(p: string): never { return noFs(`fs.writeFileSync('${p}')`); }
 export function mkdirSync(p: string): never { return noFs(`fs.mkdirSync('${p}')`); }
 export const promises = { readFile: async (p: string) => noFs(`fs.promises.readFile('${p}')`) };
@@ -68,6 +70,6 @@ export function fileURLToPath(u: string | URL): string { return new URL(String(u
 export function pathToFileURL(p: string): URL { return new URL(`file://${p}`); }
 
 export default {
-  existsSync, readFileSync, readdirSync, statSync, openSync, readSync, fstatSync, closeSync, writeFileSync, mkdirSync, promises,
+  existsSync, readFileSync, readdirSync, statSync, openSync, readSync, fstatSync, closeSync, realpathSync, constants, writeFileSync, mkdirSync, promises,
   sep, join, resolve, dirname, basename, extname, relative, isAbsolute, posix, createRequire, fileURLToPath, pathToFileURL,
 };

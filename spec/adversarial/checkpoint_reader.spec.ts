@@ -17,7 +17,11 @@ const FIXTURE = path.join(__dirname, '..', 'fixtures', 'models', 'tiny_llama');
 const roots: string[] = [];
 const tally = { tried: 0, clear: 0 };
 
-afterAll(() => console.log(`hostile checkpoints and buffers: ${tally.tried} tried, ${tally.clear} rejected with a clear error`));
+let start = { tensors: 0, bytes: 0, rss: 0 };
+beforeAll(() => { start = { tensors: tf.memory().numTensors, bytes: tf.memory().numBytes, rss: process.memoryUsage().rss }; });
+afterAll(() => console.log(`hostile checkpoints and buffers: ${tally.tried} tried, ${tally.clear} rejected with a clear error; ` +
+  `tf.memory() ${start.tensors} tensors / ${start.bytes} bytes -> ${tf.memory().numTensors} / ${tf.memory().numBytes}, ` +
+  `RSS ${(start.rss / 2 ** 20).toFixed(0)} -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`));
 
 describe('hostile checkpoint folders', () => {
   beforeAll(async () => { await useBackend('cpu'); });
