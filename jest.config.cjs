@@ -11,6 +11,8 @@ module.exports = {
     '^(.*)/util/package_root\\.js$': '<rootDir>/spec/support/package_root.cjs.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
+  // What the Node entry does on import: install the native addon (lib/backends/native_node.ts).
+  setupFiles: ['<rootDir>/spec/support/node_setup.ts'],
   testTimeout: 120000,
   maxWorkers: 2,
 };

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { attentionCpuBench } from './attention_cpu.js';
 import { checkpointLoadBench } from './checkpoint_load.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';

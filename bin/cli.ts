@@ -4,6 +4,7 @@
  *   conformance DIR... [--backend NAME] [--unfused] [--page-size N] [--devices cpu,wasm]
  *   generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N] [--backend NAME]
  */
+import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { runConformance } from './conformance/run.js';
 
 const USAGE = `usage: tfjs-attention-rope <command> [options]

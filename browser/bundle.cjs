@@ -1,29 +1,14 @@
 /**
  * Bundles a browser entry (TypeScript, importing lib/ like a user would) into one ES module with
- * esbuild. Node-only modules are swapped for browser stand-ins in browser/stubs/:
- *   node:fs, node:path, node:module, node:url (and bare fs/path/module/url) -> stubs/node_builtins.ts
- *   lib/util/package_root.js                                        -> stubs/package_root.ts
- *   lib/backends/webgpu_node.js (Dawn addon)                         -> stubs/webgpu_node.ts
- * The native CPU addon is never reached (kernels/cpu/native.ts loads it only under Node), so the
- * cpu backend runs the pure-TypeScript kernels; webgpu and webgl come from tfjs's own packages.
+ * plain esbuild (`platform: 'browser'`, no plugins, no stubs): the main entry (lib/index.ts)
+ * reaches no Node built-in, so a bundle that needs one fails here (spec/browser/main_entry_bundle.spec.ts).
+ * The native CPU addon is installed only by the Node entry, so the cpu backend runs the
+ * pure-TypeScript kernels; webgpu and webgl come from tfjs's own packages.
  *
  *   node browser/bundle.cjs browser/example.ts /tmp/tfjs-attn-example   # writes example.js there
  */
 'use strict';
 const path = require('node:path');
-
-const STUBS = path.join(__dirname, 'stubs');
-const NODE_BUILTINS = /^(node:)?(fs|path|module|url|fs\/promises)$/;
-
-/** esbuild plugin: the redirects listed above. */
-const browserStubs = {
-  name: 'tfjs-attention-rope-browser-stubs',
-  setup(build) {
-    build.onResolve({ filter: NODE_BUILTINS }, () => ({ path: path.join(STUBS, 'node_builtins.ts') }));
-    build.onResolve({ filter: /\/util\/package_root(\.js)?$/ }, () => ({ path: path.join(STUBS, 'package_root.ts') }));
-    build.onResolve({ filter: /\/backends\/webgpu_node(\.js)?$/ }, () => ({ path: path.join(STUBS, 'webgpu_node.ts') }));
-  },
-};
 
 /**
  * Bundles each entry to `<outdir>/<entry basename>.js`; resolves to { files, warnings, ms }.
@@ -44,14 +29,13 @@ async function bundleForBrowser(entries, outdir, opts = {}) {
     minify: opts.minify ?? false,
     sourcemap: opts.sourcemap ?? false,
     logLevel: 'silent',
-    plugins: [browserStubs],
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   const files = list.map((e) => path.join(outdir, path.basename(e).replace(/\.[cm]?[tj]s$/, '') + '.js'));
   return { files, warnings: r.warnings.map((w) => w.text), ms: Date.now() - t0 };
 }
 
-module.exports = { bundleForBrowser, browserStubs };
+module.exports = { bundleForBrowser };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

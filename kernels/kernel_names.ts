@@ -9,9 +9,9 @@
  *   startPositions[b] + (r - rowOffsets[b]); it may see keys 0 .. startPositions[b] + numNewTokens[b] - 1
  *   subject to the mask (lib/types.ts MaskVariant).
  */
-import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
-import type { RopeTables } from '../lib/rope/rope_tables.js';
-import type { MaskSpec } from '../lib/types.js';
+import type { PagedKVCollection } from '../core/paged_kv_store.js';
+import type { RopeTables } from '../core/rope_tables.js';
+import type { MaskSpec } from '../core/types.js';
 
 export const RopeSplitStoreRagged = 'RopeSplitStoreRagged';
 export const FlashAttentionRaggedPaged = 'FlashAttentionRaggedPaged';

@@ -1,14 +1,18 @@
 /**
  * Dispatch of the fused ops: the kernel registered for the active backend when there is one
- * (and the composite path is not forced), else the composite reference beside it.
+ * (and the composite path is not forced), else the composite reference beside it. Every op
+ * validates its arguments first (kernels/validate.ts), the same on every path.
  *
  * Flags (tf.env()):
- * - `ATTENTION_ROPE_FORCE_COMPOSITE` (bool, default false, or the environment variable set to 1):
+ * - `ATTENTION_ROPE_FORCE_COMPOSITE` (bool, default false, or the environment switch
+ *   `TFJS_ATTENTION_FORCE_COMPOSITE=1`; its old name `ATTENTION_ROPE_FORCE_COMPOSITE=1` still works):
  *   always run the composite references.
  * - `ATTENTION_ROPE_FLASH_VARIANT` ('auto' | 'prefill' | 'decode', default 'auto'): which
  *   FlashAttentionRaggedPaged path a fused kernel takes, so specs can force each one.
  */
 import * as tf from '@tensorflow/tfjs';
+
+import { envSwitch } from '../core/env.js';
 import {
   FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant,
   RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
@@ -16,11 +20,12 @@ import {
 import { flashAttentionRaggedPagedReference } from './reference/FlashAttentionRaggedPaged.js';
 import { ropeSplitStoreRaggedReference } from './reference/RopeSplitStoreRagged.js';
 import { registerAllKernels } from './register_all.js';
+import { validateFlashAttentionRaggedPaged, validateRopeSplitStoreRagged } from './validate.js';
 
 const env = tf.env();
 if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_FORCE_COMPOSITE')) {
   try { env.registerFlag('ATTENTION_ROPE_FORCE_COMPOSITE', () =>
-    typeof process !== 'undefined' && process.env?.ATTENTION_ROPE_FORCE_COMPOSITE === '1'); } catch { /* registered by a twin module */ }
+    envSwitch('FORCE_COMPOSITE', 'ATTENTION_ROPE_FORCE_COMPOSITE') === '1'); } catch { /* registered by a twin module */ }
   try { env.registerFlag('ATTENTION_ROPE_FLASH_VARIANT', () => 'auto' as unknown as boolean); } catch { /* same */ }
 }
 
@@ -44,6 +49,7 @@ export function flashVariant(): FlashAttentionVariant {
 export function ropeSplitStoreRagged(
   qkv: tf.Tensor2D, attrs: RopeSplitStoreRaggedAttrs, qNormWeight?: tf.Tensor1D, kNormWeight?: tf.Tensor1D,
 ): tf.Tensor2D {
+  validateRopeSplitStoreRagged(qkv, attrs, qNormWeight, kNormWeight);
   if (!hasFusedKernel(RopeSplitStoreRagged)) return ropeSplitStoreRaggedReference(qkv, attrs, qNormWeight, kNormWeight);
   const inputs: tf.NamedTensorMap = attrs.qkNormEps >= 0 ? { qkv, qNormWeight: qNormWeight!, kNormWeight: kNormWeight! } : { qkv };
   return tf.engine().runKernel(RopeSplitStoreRagged, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
@@ -51,6 +57,7 @@ export function ropeSplitStoreRagged(
 
 /** FlashAttentionRaggedPaged: fused kernel or composite reference. Returns `[T, nH*hd]`. */
 export function flashAttentionRaggedPaged(q: tf.Tensor2D, attrs: FlashAttentionRaggedPagedAttrs): tf.Tensor2D {
+  validateFlashAttentionRaggedPaged(q, attrs);
   if (!hasFusedKernel(FlashAttentionRaggedPaged)) return flashAttentionRaggedPagedReference(q, attrs);
   return tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

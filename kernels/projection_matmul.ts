@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { check } from '../lib/errors.js';
+import { check } from '../core/errors.js';
 import { nativeSgemm, projectionMatMulDims } from './cpu/ProjectionMatMul.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
@@ -39,6 +39,9 @@ export function projectionUsesNative(): boolean {
 export function projectionMatMul(a: tf.Tensor2D, b: tf.Tensor2D, o: ProjectionMatMulOptions = {}): tf.Tensor2D {
   const attrs: ProjectionMatMulAttrs = { transposeA: o.transposeA ?? false, transposeB: o.transposeB ?? false };
   check(a instanceof tf.Tensor && b instanceof tf.Tensor, W, () => `a and b must be tensors, got ${typeof a} and ${typeof b}`);
+  for (const [name, t] of [['a', a], ['b', b], ['bias', o.bias]] as const) {
+    check(t === undefined || !t.isDisposed, W, () => `${name} (shape [${t!.shape}]) was disposed before the call`);
+  }
   const dims = projectionMatMulDims(W, a.shape, b.shape, o.bias?.shape, attrs); // [M, N, K]
   const floats = a.dtype === 'float32' && b.dtype === 'float32' && (o.bias === undefined || o.bias.dtype === 'float32');
   if (dims[2] === 0 || !floats || !projectionUsesNative()) return projectionMatMulReference(a, b, o.bias, attrs, dims);

@@ -10,26 +10,13 @@
  *   mask: { variant: 'causal', window: 0, chunk: 0 }, rowOffsets: new Int32Array([0, 5, 8]) }); // [8, 64]
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../lib/errors.js';
-import type { RopeTables } from '../lib/rope/rope_tables.js';
+import { check } from '../core/errors.js';
+import type { RopeTables } from '../core/rope_tables.js';
 import { FlashAttentionRagged, type FlashAttentionRaggedAttrs, RopeRagged, type RopeRaggedAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
 import { flashAttentionRaggedReference } from './reference/FlashAttentionRagged.js';
 import { ropeRaggedReference } from './reference/RopeRagged.js';
-
-function checkAttrs(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, a: FlashAttentionRaggedAttrs): void {
-  const W = 'flashAttentionRagged';
-  const T = q.shape[0], r = a.rowOffsets;
-  check(a.nHeads % a.nKvHeads === 0, W, () => `nHeads (${a.nHeads}) must be a multiple of nKvHeads (${a.nKvHeads})`);
-  check(q.rank === 2 && q.shape[1] === a.nHeads * a.headDim, W, () => `q must be [T, ${a.nHeads * a.headDim}], got [${q.shape}]`);
-  for (const [name, t] of [['k', k], ['v', v]] as const) {
-    check(t.rank === 2 && t.shape[0] === T && t.shape[1] === a.nKvHeads * a.headDim, W, () =>
-      `${name} must be [${T}, ${a.nKvHeads * a.headDim}], got [${t.shape}]`);
-  }
-  check(r instanceof Int32Array && r.length >= 1 && r[0] === 0 && r[r.length - 1] === T, W, () =>
-    `rowOffsets must be an Int32Array from 0 to T (${T}), got [${Array.from(r ?? [])}]`);
-  for (let i = 1; i < r.length; i++) check(r[i] >= r[i - 1], W, () => `rowOffsets must not decrease, got ${r[i - 1]} then ${r[i]} at index ${i}`);
-}
+import { validateFlashAttentionRagged, validateRopeRagged } from './validate.js';
 
 const env = tf.env();
 if (!env.getFlags().hasOwnProperty('ATTENTION_ROPE_TRAIN_ATTENTION')) {
@@ -64,7 +51,7 @@ export function trainAttentionVariant(a: FlashAttentionRaggedAttrs): 'fused' | '
 
 /** Attention of each packed sequence over itself: `[T, nH*hd]`. Differentiable in q, k and v. */
 export function flashAttentionRagged(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, attrs: FlashAttentionRaggedAttrs): tf.Tensor2D {
-  checkAttrs(q, k, v, attrs);
+  validateFlashAttentionRagged(q, k, v, attrs);
   if (trainAttentionVariant(attrs) === 'composite') return flashAttentionRaggedReference(q, k, v, attrs);
   const [out, lse] = tf.engine().runKernel(FlashAttentionRagged, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   lse.dispose();
@@ -80,6 +67,7 @@ export function flashAttentionRagged(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tenso
  */
 export function ropeRagged(x: tf.Tensor2D, tables: RopeTables, positions: Int32Array, inverse = false): tf.Tensor2D {
   const attrs: RopeRaggedAttrs = { tables, positions, inverse };
+  validateRopeRagged(x, attrs);
   if (!hasFusedKernel(RopeRagged)) return ropeRaggedReference(x, attrs);
   return tf.engine().runKernel(RopeRagged, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

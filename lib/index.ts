@@ -1,5 +1,7 @@
 /**
- * tfjs-attention-rope: modern LLM attention for TensorFlow.js.
+ * tfjs-attention-rope: modern LLM attention for TensorFlow.js. This entry reaches no Node
+ * built-in (browsers bundle it as is); `tfjs-attention-rope/node` adds the file-system loaders
+ * (`loadPretrained`, `saveHfCheckpoint`), the native CPU kernels, Dawn WebGPU and `ShardedAttention`.
  *
  * @example
  * import * as tf from '@tensorflow/tfjs';
@@ -25,7 +27,7 @@ export { readSafetensors, writeSafetensors } from './loaders/safetensors.js';
 export { AttentionRopeError } from './errors.js';
 export type { DevicePlacement, MaskVariant } from './types.js';
 export { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../kernels/ops.js';
-export { loadPretrained } from '../models/load.js';
+export { attention, pagedAttention, projectionMatMul, raggedAttention, rope, type AttentionOptions, type ProjectionMatMulOptions } from './functional.js';
 export { createModel, supportedModelTypes } from '../models/registry.js';
 export { Generator, generate } from './generation/generator.js';
 export * from './training/index.js';

@@ -1,12 +1,18 @@
 /**
  * Node-only entry point (`tfjs-attention-rope/node`): everything in the main entry plus the
- * tensor-parallel runtime, which uses worker threads and child processes.
+ * native CPU kernels and Dawn WebGPU (installed on import), the file-system loaders
+ * (`loadPretrained`, `saveHfCheckpoint`) and the tensor-parallel runtime (worker threads and
+ * child processes). Under Node the package's main entry resolves here too (package.json "node").
  *
  * @example
  * import { ShardedAttention, parseDevices } from 'tfjs-attention-rope/node';
  * const sharded = await ShardedAttention.create(layer, parseDevices('cpu,wasm'));
  */
+import './backends/node_install.js';  // the native CPU kernels and Dawn WebGPU
 export * from './index.js';
+export { loadNativeKernels } from './backends/native_node.js';
+export { loadPretrained } from '../models/load.js';
+export { saveHfCheckpoint } from './training/save_checkpoint.js';
 export { ShardedAttention, type ShardedAttentionOptions } from './sharding/sharded_attention.js';
 export { parseDevices, checkDevices, deviceName } from './sharding/devices.js';
 export { isolateNvidiaGpu, type Transport } from './sharding/shard_worker.js';

@@ -5,8 +5,12 @@
 // one 16-lane partial product per row, and 16 such partials are folded into one vector of 16 scores
 // by a 4-level shuffle/add tree (the scores come out in a fixed permuted key order, kPerm). Values
 // accumulate as O[r, :] += p[r, n] * V[n, :], one V row load shared by all rows of the group.
-// AVX2 + FMA builds (ATTN_V8) run attendRows8 below: 8 lanes, scores in natural key order (D1 1.9
-// ms with the v16 code there, 0.29 ms with it; AVX-512 0.27 ms).
+// One body (attendRows) serves every width through a traits struct: W16 (AVX-512 / portable) and
+// W8 for AVX2 + FMA builds (ATTN_V8: 8 lanes, scores in natural key order; D1 1.9 ms with the
+// 16-lane code there, 0.29 ms with W8; AVX-512 0.27 ms).
+// Templating A/B (bench/native_ab.ts, ONLY=D1, TFJS_ATTENTION_THREADS=1, same process, both orders)
+// on a 2-core machine at load 16-24 from other jobs, so only the minima mean much: AVX-512 D1 min
+// 2.167 (two bodies) vs 2.149 ms (template), reversed order 2.163 vs 2.209 ms; AVX2 3.30 vs 2.29 ms.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -110,93 +114,43 @@ inline void rowsPV(const float* s, const float* const* vr, int nk16, float* o, i
     for (int j = 0; j < DV; j++) vstore(o + static_cast<size_t>(r0 + r) * D + j * VL, acc[r][j]);
 }
 
-template <int DV>
-void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
-  constexpr int D = DV * VL;
-  constexpr int RPV = DV >= 8 ? 2 : 4;  // rows per PV tile (keeps R * DV accumulators in registers)
-  const int G = p.nHeads / p.nKv, M = (t1 - t0) * G, M4 = (M + 3) / 4 * 4;
-  RowScratch& sc = rs;
-  sc.ensure(M4, D);
-  float *q = sc.q.data(), *s = sc.s.data();
-  const int start = p.start[b], ctx = start + p.numNew[b], row0 = p.rowOff[b];
-  const size_t qStride = static_cast<size_t>(p.nHeads) * D;
-  std::vector<int> lo(M4, 1), hi(M4, 0);
-  int kmin = k1, kmax = k0 - 1;
-  for (int m = 0; m < M4; m++) {
-    if (m >= M) { std::fill(q + static_cast<size_t>(m) * D, q + static_cast<size_t>(m + 1) * D, 0.f); continue; }
-    int t = t0 + m / G, g = m % G;
-    const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
-    for (int d = 0; d < D; d++) q[static_cast<size_t>(m) * D + d] = qr[d] * p.scale;
-    int a, z;
-    keyRange(p, start + t, ctx, a, z);
-    a = std::max(a, k0);
-    z = std::min(z, k1 - 1);
-    lo[m] = a; hi[m] = z;
-    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
-    mr[m] = NEG_INF;
-    lr[m] = 0.f;
+// The vector width the row kernel runs at: loads, stores, reductions and the three steps that
+// differ (a row's scores for L keys, the lanes' key order, the P.V tiles). W16: 16 lanes (AVX-512,
+// or the portable vector extension elsewhere); W8 below: AVX2 + FMA.
+struct W16 {
+  using V = v16;
+  using VI = vi16;
+  static constexpr int L = VL;
+  static V load(const float* p) { return vload(p); }
+  static void store(float* p, V v) { vstore(p, v); }
+  static V set1(float x) { return vset1(x); }
+  static VI iset1(int32_t x) { return viset1(x); }
+  static V max(V a, V b) { return vmax(a, b); }
+  static V exp(V x) { return vexp(x); }
+  static float hmaxv(V v) { return hmax(v); }
+  static float hsumv(V v) { return hsum(v); }
+  /** Lane i of a score vector holds key kPerm.key[i] of its 16 (reduce16's order). */
+  static VI keyLanes() { return viload(kPerm.key); }
+  /** A row of q held for its key blocks: DV registers. */
+  template <int DV> struct RowQ { v16 qv[DV]; };
+  template <int DV> static RowQ<DV> rowQ(const float* q) {
+    RowQ<DV> r;
+    for (int j = 0; j < DV; j++) r.qv[j] = vload(q + j * VL);
+    return r;
   }
-  std::fill(o, o + static_cast<size_t>(M) * D, 0.f);
-  // Row index padding: the PV tiles write R rows at once, so pad o's rows through a local copy.
-  std::vector<float> opad;
-  float* ow = o;
-  if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
-  const float** kr = sc.kr.data();
-  const float** vr = sc.vr.data();
-  vi16 perm = viload(kPerm.key);
-  for (int kb = kmin; kb <= kmax; kb += NK) {
-    const int nk = std::min(NK, kmax + 1 - kb), nk16 = (nk + VL - 1) / VL * VL;
-    gatherKeyRows(p, b, h, kb, nk, nk16, D, kr, vr, sc.zeros.data());
-    int badN[NK];
-    const float* badRow[NK];
-    const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
-    for (int m = 0; m < M; m++) {
-      v16 qv[DV];
-      for (int j = 0; j < DV; j++) qv[j] = vload(q + static_cast<size_t>(m) * D + j * VL);
-      const vi16 vlo = viset1(lo[m]), vhi = viset1(hi[m]);
-      float* sr = s + static_cast<size_t>(m) * NK;
-      v16 bmax = vset1(NEG_INF);
-      for (int g = 0; g < nk16; g += VL) {
-        v16 sv = rowScores16<DV>(qv, kr + g);
-        vi16 kp = perm + (kb + g);
-        sv = (kp >= vlo) & (kp <= vhi) ? sv : vset1(NEG_INF);
-        vstore(sr + g, sv);
-        bmax = vmax(bmax, sv);
-      }
-      float mold = mr[m], mnew = std::max(mold, hmax(bmax));
-      float msafe = mnew == NEG_INF ? 0.f : mnew;
-      float alpha = mold == NEG_INF ? 0.f : std::exp(mold - msafe);
-      v16 lsum = v16{};
-      const v16 vm = vset1(msafe);
-      for (int g = 0; g < nk16; g += VL) {
-        v16 pv = vexp(vload(sr + g) - vm);
-        vstore(sr + g, pv);
-        lsum += pv;
-      }
-      lr[m] = lr[m] * alpha + hsum(lsum);
-      mr[m] = mnew;
-      if (alpha != 1.f) {
-        float* orow = ow + static_cast<size_t>(m) * D;
-        for (int d = 0; d < D; d++) orow[d] *= alpha;
-      }
-    }
-    for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
+  template <int DV> static V scores(const RowQ<DV>& r, const float* const* kr) { return rowScores16<DV>(r.qv, kr); }
+  /** O[0 .. M4) += P V over nkL keys, tiles of RPV rows (R * DV accumulators stay in registers). */
+  template <int DV> static void pv(const float* s, const float* const* vr, int nkL, float* ow, int M4) {
+    constexpr int RPV = DV >= 8 ? 2 : 4, D = DV * VL;
     for (int r0 = 0; r0 < M4; r0 += RPV) {
-      if (r0 + RPV <= M4) rowsPV<RPV, DV>(s, vr, nk16, ow, r0, D);
-      else for (int r = r0; r < M4; r++) rowsPV<1, DV>(s, vr, nk16, ow, r, D);
-    }
-    if (nBad > 0) {
-      auto slot = [&](int n) { int i = 0; while (kPerm.key[i] != n % VL) i++; return n / VL * VL + i; };  // scores are kPerm-ordered
-      addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
-                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + slot(n)]; },
-                        [&](int m, int d) -> float& { return ow[static_cast<size_t>(m) * D + d]; });
+      if (r0 + RPV <= M4) rowsPV<RPV, DV>(s, vr, nkL, ow, r0, D);
+      else for (int r = r0; r < M4; r++) rowsPV<1, DV>(s, vr, nkL, ow, r, D);
     }
   }
-  if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
-}
+};
 
 #if defined(ATTN_V8)
-// AVX2 + FMA: the same algorithm on 8-lane vectors, scores in natural key order. A row's scores for
+// AVX2 + FMA (W8): the same algorithm on 8-lane vectors, scores in natural key order. A row's scores for
 // 8 keys: 8 accumulators of q[j] * K[n, j] (one q vector and 8 K loads per 8 FMAs), folded by
 // hadd / 128-bit lane swaps. Values: tiles of 4 rows x up to 3 vectors of headDim (12 accumulators).
 constexpr int PVJ8 = 3;
@@ -249,9 +203,39 @@ void rowsPVAll8(const float* s, const float* const* vr, int nk8, float* o, int r
   }
 }
 
-template <int DV>
-void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
-  constexpr int D = DV * 8;
+struct W8 {
+  using V = v8;
+  using VI = vi8;
+  static constexpr int L = 8;
+  static V load(const float* p) { return v8load(p); }
+  static void store(float* p, V v) { v8store(p, v); }
+  static V set1(float x) { return v8set1(x); }
+  static VI iset1(int32_t x) { return vi8set1(x); }
+  static V max(V a, V b) { return v8max(a, b); }
+  static V exp(V x) { return vexp8(x); }
+  static float hmaxv(V v) { return hmax8(v); }
+  static float hsumv(V v) { return hsum8(v); }
+  /** Scores come out in natural key order. */
+  static VI keyLanes() { return VI{0, 1, 2, 3, 4, 5, 6, 7}; }
+  /** q stays in memory: rowScores8 streams it against 8 keys at a time. */
+  template <int DV> struct RowQ { const float* q; };
+  template <int DV> static RowQ<DV> rowQ(const float* q) { return RowQ<DV>{q}; }
+  template <int DV> static V scores(const RowQ<DV>& r, const float* const* kr) { return rowScores8<DV>(r.q, kr); }
+  template <int DV> static void pv(const float* s, const float* const* vr, int nkL, float* ow, int M4) {
+    for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<4>(s, vr, nkL, ow, r0, DV * 8);
+  }
+};
+#endif
+
+/**
+ * One item (sequence b, KV head h, tokens [t0, t1), keys [k0, k1)) at vector width W: DV vectors
+ * of headDim per row. Writes the rows' running max, sum and unnormalised output.
+ */
+template <class W, int DV>
+void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
+  using V = typename W::V;
+  using VI = typename W::VI;
+  constexpr int D = DV * W::L;
   const int G = p.nHeads / p.nKv, M = (t1 - t0) * G, M4 = (M + 3) / 4 * 4;
   RowScratch& sc = rs;
   sc.ensure(M4, D);
@@ -275,40 +259,42 @@ void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int 
     lr[m] = 0.f;
   }
   std::fill(o, o + static_cast<size_t>(M) * D, 0.f);
+  // Row index padding: the PV tiles write R rows at once, so pad o's rows through a local copy.
   std::vector<float> opad;
   float* ow = o;
   if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
   const float** kr = sc.kr.data();
   const float** vr = sc.vr.data();
-  const vi8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
+  const VI lanes = W::keyLanes();
   for (int kb = kmin; kb <= kmax; kb += NK) {
-    const int nk = std::min(NK, kmax + 1 - kb), nk8 = (nk + 7) / 8 * 8;
-    gatherKeyRows(p, b, h, kb, nk, nk8, D, kr, vr, sc.zeros.data());
+    const int nk = std::min(NK, kmax + 1 - kb), nkL = (nk + W::L - 1) / W::L * W::L;
+    gatherKeyRows(p, b, h, kb, nk, nkL, D, kr, vr, sc.zeros.data());
     int badN[NK];
     const float* badRow[NK];
     const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
     for (int m = 0; m < M; m++) {
-      const vi8 vlo = vi8set1(lo[m]), vhi = vi8set1(hi[m]);
+      const auto rq = W::template rowQ<DV>(q + static_cast<size_t>(m) * D);
+      const VI vlo = W::iset1(lo[m]), vhi = W::iset1(hi[m]);
       float* sr = s + static_cast<size_t>(m) * NK;
-      v8 bmax = v8set1(NEG_INF);
-      for (int g = 0; g < nk8; g += 8) {
-        v8 sv = rowScores8<DV>(q + static_cast<size_t>(m) * D, kr + g);
-        vi8 kp = iota + (kb + g);
-        sv = (kp >= vlo) & (kp <= vhi) ? sv : v8set1(NEG_INF);
-        v8store(sr + g, sv);
-        bmax = v8max(bmax, sv);
+      V bmax = W::set1(NEG_INF);
+      for (int g = 0; g < nkL; g += W::L) {
+        V sv = W::template scores<DV>(rq, kr + g);
+        VI kp = lanes + (kb + g);
+        sv = (kp >= vlo) & (kp <= vhi) ? sv : W::set1(NEG_INF);
+        W::store(sr + g, sv);
+        bmax = W::max(bmax, sv);
       }
-      float mold = mr[m], mnew = std::max(mold, hmax8(bmax));
+      float mold = mr[m], mnew = std::max(mold, W::hmaxv(bmax));
       float msafe = mnew == NEG_INF ? 0.f : mnew;
       float alpha = mold == NEG_INF ? 0.f : std::exp(mold - msafe);
-      v8 lsum = v8{};
-      const v8 vm = v8set1(msafe);
-      for (int g = 0; g < nk8; g += 8) {
-        v8 pv = vexp8(v8load(sr + g) - vm);
-        v8store(sr + g, pv);
+      V lsum = V{};
+      const V vm = W::set1(msafe);
+      for (int g = 0; g < nkL; g += W::L) {
+        V pv = W::exp(W::load(sr + g) - vm);
+        W::store(sr + g, pv);
         lsum += pv;
       }
-      lr[m] = lr[m] * alpha + hsum8(lsum);
+      lr[m] = lr[m] * alpha + W::hsumv(lsum);
       mr[m] = mnew;
       if (alpha != 1.f) {
         float* orow = ow + static_cast<size_t>(m) * D;
@@ -316,33 +302,35 @@ void attendRows8(const AttnParams& p, int b, int h, int t0, int t1, int k0, int 
       }
     }
     for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
-    for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<4>(s, vr, nk8, ow, r0, D);
-    if (nBad > 0)
+    W::template pv<DV>(s, vr, nkL, ow, M4);
+    if (nBad > 0) {
+      auto slot = [&](int n) { int i = 0; while (lanes[i] != n % W::L) i++; return n / W::L * W::L + i; };  // the lanes' key order
       addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
-                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + n]; },  // natural key order
+                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + slot(n)]; },
                         [&](int m, int d) -> float& { return ow[static_cast<size_t>(m) * D + d]; });
+    }
   }
   if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
 }
-#endif
+
 
 }  // namespace
 
 bool attendItemRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mOut, float* lOut, float* oOut) {
 #if defined(ATTN_V8)
   switch (p.D) {
-    case 16: attendRows8<2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 32: attendRows8<4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 64: attendRows8<8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 128: attendRows8<16>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 16: attendRows<W8, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 32: attendRows<W8, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 64: attendRows<W8, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 128: attendRows<W8, 16>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
     default: return false;
   }
 #endif
   switch (p.D) {
-    case 16: attendRows<1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 32: attendRows<2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 64: attendRows<4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 128: attendRows<8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 16: attendRows<W16, 1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 32: attendRows<W16, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 64: attendRows<W16, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+    case 128: attendRows<W16, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
     default: return false;
   }
 }

@@ -1,23 +1,27 @@
-// N-API entry points of the fused CPU kernels. The JavaScript side (kernels/cpu/native.ts) checks
-// every shape and length before calling; these functions trust their arguments.
+// N-API entry points of the fused CPU kernels. The TypeScript op layer checks every shape and
+// length first; these functions check again that every array is of the right type and long
+// enough for the integer arguments (arg_checks.h) and throw a RangeError naming it otherwise.
+// The `ints` blocks are indexed by the names in kernel_args.h (TypeScript: kernels/cpu/native_args.ts).
 //   ropeSplitStore(qkv, qOut, kPool, vPool, cos, sin, qNormW|null, kNormW|null, ints, rowOffsets,
-//                  startPositions, pageTable, eps)
-//     ints = [T, batch, nHeads, nKv, D, rotaryDim, interleaved, pageSize, maxPages]
+//                  startPositions, pageTable, eps)                     ints: RopeArg
 //   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
-//     ints = [batch, nHeads, nKv, D, pageSize, maxPages, maskCode, window, chunk, variant]
+//                                                                     ints: AttnArg
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
-//     ints = [batch, nHeads, nKv, hd, maskCode, window, chunk]; forward when dy is null (native/flash_train.h)
+//     ints: TrainArg; forward when dy is null (native/flash_train.h)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 
+#include "arg_checks.h"
 #include "attention.h"
 #include "flash_train.h"
+#include "kernel_args.h"
 #include "matmul.h"
 #include "pool.h"
 
@@ -52,17 +56,33 @@ namespace {
     }                                                               \
   } while (0)
 
-template <typename T>
-bool arrayData(napi_env env, napi_value v, T** out) {
+/** Reads a typed array of type `want` (or null / undefined when `nullable`) into `out`. */
+bool arrayArg(napi_env env, napi_value v, napi_typedarray_type want, bool nullable, ArrayArg* out) {
   napi_valuetype type;
   if (napi_typeof(env, v, &type) != napi_ok) return false;
-  if (type == napi_null || type == napi_undefined) { *out = nullptr; return true; }
+  if (type == napi_null || type == napi_undefined) { *out = ArrayArg{}; return nullable; }
   napi_typedarray_type tt;
-  size_t len;
-  void* data;
-  if (napi_get_typedarray_info(env, v, &tt, &len, &data, nullptr, nullptr) != napi_ok) return false;
-  *out = static_cast<T*>(data);
+  bool is = false;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
+  if (napi_get_typedarray_info(env, v, &tt, &out->len, &out->data, nullptr, nullptr) != napi_ok || tt != want) return false;
+  out->null = false;
   return true;
+}
+
+/** Reads `n` arguments; kinds: 'f' Float32Array, 'F' Float32Array or null, 'i' Int32Array. */
+bool readArrays(napi_env env, const napi_value* a, const char* kinds, ArrayArg* out) {
+  for (int i = 0; kinds[i]; i++) {
+    const napi_typedarray_type t = kinds[i] == 'i' ? napi_int32_array : napi_float32_array;
+    if (!arrayArg(env, a[i], t, kinds[i] == 'F', &out[i])) return false;
+  }
+  return true;
+}
+
+template <typename T> T* ptr(const ArrayArg& a) { return static_cast<T*>(a.data); }
+
+napi_value fail(napi_env env, const char* fn, const std::string& msg) {
+  napi_throw_range_error(env, nullptr, (std::string("[native.") + fn + "] " + msg).c_str());
+  return nullptr;
 }
 
 napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
@@ -70,19 +90,38 @@ napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
   napi_value a[13];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 13) { napi_throw_error(env, nullptr, "[native.ropeSplitStore] expected 13 arguments"); return nullptr; }
-  RopeParams p{};
-  int32_t* ints;
+  ArrayArg x[12];  // qkv qOut kPool vPool cos sin qNormW kNormW ints rowOffsets startPositions pageTable
   double eps;
-  bool ok = arrayData(env, a[0], const_cast<float**>(&p.qkv)) && arrayData(env, a[1], &p.qOut) &&
-            arrayData(env, a[2], &p.kPool) && arrayData(env, a[3], &p.vPool) &&
-            arrayData(env, a[4], const_cast<float**>(&p.cos)) && arrayData(env, a[5], const_cast<float**>(&p.sin)) &&
-            arrayData(env, a[6], const_cast<float**>(&p.qNormW)) && arrayData(env, a[7], const_cast<float**>(&p.kNormW)) &&
-            arrayData(env, a[8], &ints) && arrayData(env, a[9], const_cast<int32_t**>(&p.rowOff)) &&
-            arrayData(env, a[10], const_cast<int32_t**>(&p.start)) &&
-            arrayData(env, a[11], const_cast<int32_t**>(&p.pageTable)) && napi_get_value_double(env, a[12], &eps) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.ropeSplitStore] bad argument types"); return nullptr; }
-  p.T = ints[0]; p.batch = ints[1]; p.nHeads = ints[2]; p.nKv = ints[3]; p.D = ints[4];
-  p.rotaryDim = ints[5]; p.interleaved = ints[6]; p.pageSize = ints[7]; p.maxPages = ints[8];
+  if (!readArrays(env, a, "ffffffFFiiii", x) || napi_get_value_double(env, a[12], &eps) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "[native.ropeSplitStore] bad argument types");
+    return nullptr;
+  }
+  std::string err;
+  if (x[8].len < ROPE_COUNT) return fail(env, "ropeSplitStore", "ints has fewer than ROPE_COUNT values");
+  const int32_t* ints = ptr<int32_t>(x[8]);
+  RopeParams p{};
+  p.T = ints[ROPE_T]; p.batch = ints[ROPE_BATCH]; p.nHeads = ints[ROPE_N_HEADS]; p.nKv = ints[ROPE_N_KV]; p.D = ints[ROPE_HEAD_DIM];
+  p.rotaryDim = ints[ROPE_ROTARY_DIM]; p.interleaved = ints[ROPE_INTERLEAVED]; p.pageSize = ints[ROPE_PAGE_SIZE];
+  p.maxPages = ints[ROPE_MAX_PAGES];
+  const long long T = p.T, D = p.D, half = p.rotaryDim / 2;
+  const long long pageFloats = static_cast<long long>(p.nKv) * std::max(p.pageSize, 1) * D;
+  bool ok = argcheck::heads(err, p.nHeads, p.nKv, p.D) && p.T >= 0 &&
+            (p.rotaryDim >= 0 && p.rotaryDim % 2 == 0 && p.rotaryDim <= p.D ? true : (err = "rotaryDim must be even and <= headDim", false)) &&
+            argcheck::enough(err, "qkv", x[0], T * (p.nHeads + 2LL * p.nKv) * D) &&
+            argcheck::enough(err, "qOut", x[1], T * p.nHeads * D) &&
+            (x[2].len == x[3].len ? true : (err = "kPool and vPool differ in length", false)) &&
+            argcheck::pagedRows(err, p.batch, T, ptr<int32_t>(x[9]), x[9].len, ptr<int32_t>(x[10]), x[10].len, nullptr,
+                                ptr<int32_t>(x[11]), x[11].len, p.maxPages, p.pageSize, static_cast<long long>(x[2].len) / pageFloats);
+  if (ok) {
+    const long long ctx = argcheck::maxContext(p.batch, ptr<int32_t>(x[9]), ptr<int32_t>(x[10]));
+    ok = argcheck::enough(err, "cos", x[4], ctx * half) && argcheck::enough(err, "sin", x[5], ctx * half) &&
+         (eps < 0 || (!x[6].null && !x[7].null) ? true : (err = "qk-norm (eps >= 0) needs qNormW and kNormW", false)) &&
+         (x[6].null || argcheck::enough(err, "qNormW", x[6], D)) && (x[7].null || argcheck::enough(err, "kNormW", x[7], D));
+  }
+  if (!ok) return fail(env, "ropeSplitStore", err);
+  p.qkv = ptr<float>(x[0]); p.qOut = ptr<float>(x[1]); p.kPool = ptr<float>(x[2]); p.vPool = ptr<float>(x[3]);
+  p.cos = ptr<float>(x[4]); p.sin = ptr<float>(x[5]); p.qNormW = ptr<float>(x[6]); p.kNormW = ptr<float>(x[7]);
+  p.rowOff = ptr<int32_t>(x[9]); p.start = ptr<int32_t>(x[10]); p.pageTable = ptr<int32_t>(x[11]);
   p.eps = static_cast<float>(eps);
   ropeSplitStoreRagged(p);
   return nullptr;
@@ -93,18 +132,34 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
   napi_value a[10];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 10) { napi_throw_error(env, nullptr, "[native.flashAttention] expected 10 arguments"); return nullptr; }
-  AttnParams p{};
-  int32_t* ints;
+  ArrayArg x[9];  // q out kPool vPool rowOffsets startPositions numNewTokens pageTable ints
   double scale;
-  bool ok = arrayData(env, a[0], const_cast<float**>(&p.q)) && arrayData(env, a[1], &p.out) &&
-            arrayData(env, a[2], const_cast<float**>(&p.kPool)) && arrayData(env, a[3], const_cast<float**>(&p.vPool)) &&
-            arrayData(env, a[4], const_cast<int32_t**>(&p.rowOff)) && arrayData(env, a[5], const_cast<int32_t**>(&p.start)) &&
-            arrayData(env, a[6], const_cast<int32_t**>(&p.numNew)) &&
-            arrayData(env, a[7], const_cast<int32_t**>(&p.pageTable)) && arrayData(env, a[8], &ints) &&
-            napi_get_value_double(env, a[9], &scale) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.flashAttention] bad argument types"); return nullptr; }
-  p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.D = ints[3]; p.pageSize = ints[4];
-  p.maxPages = ints[5]; p.mask = ints[6]; p.window = ints[7]; p.chunk = ints[8]; p.variant = ints[9];
+  if (!readArrays(env, a, "ffffiiiii", x) || napi_get_value_double(env, a[9], &scale) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "[native.flashAttention] bad argument types");
+    return nullptr;
+  }
+  std::string err;
+  if (x[8].len < ATTN_COUNT) return fail(env, "flashAttention", "ints has fewer than ATTN_COUNT values");
+  const int32_t* ints = ptr<int32_t>(x[8]);
+  AttnParams p{};
+  p.batch = ints[ATTN_BATCH]; p.nHeads = ints[ATTN_N_HEADS]; p.nKv = ints[ATTN_N_KV]; p.D = ints[ATTN_HEAD_DIM];
+  p.pageSize = ints[ATTN_PAGE_SIZE]; p.maxPages = ints[ATTN_MAX_PAGES]; p.mask = ints[ATTN_MASK];
+  p.window = ints[ATTN_WINDOW]; p.chunk = ints[ATTN_CHUNK]; p.variant = ints[ATTN_VARIANT];
+  const long long pageFloats = static_cast<long long>(p.nKv) * std::max(p.pageSize, 1) * p.D;
+  const long long T = x[4].len > static_cast<size_t>(std::max(p.batch, 0)) ? ptr<int32_t>(x[4])[std::max(p.batch, 0)] : -1;
+  bool ok = argcheck::heads(err, p.nHeads, p.nKv, p.D) &&
+            (p.mask >= 0 && p.mask <= 4 && p.variant >= 0 && p.variant <= 2 ? true : (err = "mask or variant code out of range", false)) &&
+            ((p.mask != 2 && p.mask != 3) || p.window >= 1 ? true : (err = "sliding-window masks need window >= 1", false)) &&
+            (p.mask != 4 || p.chunk >= 1 ? true : (err = "chunked_causal needs chunk >= 1", false)) &&
+            (x[2].len == x[3].len ? true : (err = "kPool and vPool differ in length", false)) &&
+            argcheck::pagedRows(err, p.batch, T, ptr<int32_t>(x[4]), x[4].len, ptr<int32_t>(x[5]), x[5].len,
+                                x[6].len >= static_cast<size_t>(std::max(p.batch, 0)) ? ptr<int32_t>(x[6]) : nullptr,
+                                ptr<int32_t>(x[7]), x[7].len, p.maxPages, p.pageSize, static_cast<long long>(x[2].len) / pageFloats) &&
+            (x[6].len >= static_cast<size_t>(p.batch) ? true : (err = "numNewTokens is shorter than the batch", false)) &&
+            argcheck::enough(err, "q", x[0], T * p.nHeads * p.D) && argcheck::enough(err, "out", x[1], T * p.nHeads * p.D);
+  if (!ok) return fail(env, "flashAttention", err);
+  p.q = ptr<float>(x[0]); p.out = ptr<float>(x[1]); p.kPool = ptr<float>(x[2]); p.vPool = ptr<float>(x[3]);
+  p.rowOff = ptr<int32_t>(x[4]); p.start = ptr<int32_t>(x[5]); p.numNew = ptr<int32_t>(x[6]); p.pageTable = ptr<int32_t>(x[7]);
   p.scale = static_cast<float>(scale);
   flashAttentionRaggedPaged(p);
   return nullptr;
@@ -115,12 +170,19 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   napi_value a[9];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 9) { napi_throw_error(env, nullptr, "[native.sgemm] expected 9 arguments"); return nullptr; }
-  float *A, *B, *bias, *C;
+  ArrayArg x[4];  // a b bias out
   int32_t ints[5];
-  bool ok = arrayData(env, a[0], &A) && arrayData(env, a[1], &B) && arrayData(env, a[2], &bias) && arrayData(env, a[3], &C);
+  bool ok = readArrays(env, a, "ffFf", x);
   for (int i = 0; i < 5 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
   if (!ok) { napi_throw_type_error(env, nullptr, "[native.sgemm] bad argument types"); return nullptr; }
-  sgemm(ints[0], ints[1], ints[2], A, ints[3] != 0, B, ints[4] != 0, bias, C);
+  const long long M = ints[0], N = ints[1], K = ints[2];
+  std::string err;
+  if (M < 0 || N < 0 || K < 0) return fail(env, "sgemm", argcheck::fmt("M, N, K must be >= 0, got M %lld, N %lld", M, N));
+  if (!argcheck::enough(err, "a", x[0], M * K) || !argcheck::enough(err, "b", x[1], K * N) ||
+      !(x[2].null || argcheck::enough(err, "bias", x[2], N)) || !argcheck::enough(err, "out", x[3], M * N)) {
+    return fail(env, "sgemm", err);
+  }
+  sgemm(ints[0], ints[1], ints[2], ptr<float>(x[0]), ints[3] != 0, ptr<float>(x[1]), ints[4] != 0, ptr<float>(x[2]), ptr<float>(x[3]));
   return nullptr;
 }
 
@@ -129,20 +191,54 @@ napi_value FlashTrain(napi_env env, napi_callback_info info) {
   napi_value a[12];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 12) { napi_throw_error(env, nullptr, "[native.flashTrain] expected 12 arguments"); return nullptr; }
-  FlashTrainParams p{};
-  int32_t* ints;
+  ArrayArg x[11];  // q k v rowOffsets out lse dy dq dk dv ints
   double scale;
-  bool ok = arrayData(env, a[0], const_cast<float**>(&p.q)) && arrayData(env, a[1], const_cast<float**>(&p.k)) &&
-            arrayData(env, a[2], const_cast<float**>(&p.v)) && arrayData(env, a[3], const_cast<int32_t**>(&p.rowOff)) &&
-            arrayData(env, a[4], &p.out) && arrayData(env, a[5], &p.lse) && arrayData(env, a[6], const_cast<float**>(&p.dy)) &&
-            arrayData(env, a[7], &p.dq) && arrayData(env, a[8], &p.dk) && arrayData(env, a[9], &p.dv) &&
-            arrayData(env, a[10], &ints) && napi_get_value_double(env, a[11], &scale) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.flashTrain] bad argument types"); return nullptr; }
-  p.batch = ints[0]; p.nHeads = ints[1]; p.nKv = ints[2]; p.hd = ints[3];
-  p.mask = ints[4]; p.window = ints[5]; p.chunk = ints[6];
+  if (!readArrays(env, a, "fffiffFFFFi", x) || napi_get_value_double(env, a[11], &scale) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "[native.flashTrain] bad argument types");
+    return nullptr;
+  }
+  std::string err;
+  if (x[10].len < TRAIN_COUNT) return fail(env, "flashTrain", "ints has fewer than TRAIN_COUNT values");
+  const int32_t* ints = ptr<int32_t>(x[10]);
+  FlashTrainParams p{};
+  p.batch = ints[TRAIN_BATCH]; p.nHeads = ints[TRAIN_N_HEADS]; p.nKv = ints[TRAIN_N_KV]; p.hd = ints[TRAIN_HEAD_DIM];
+  p.mask = ints[TRAIN_MASK]; p.window = ints[TRAIN_WINDOW]; p.chunk = ints[TRAIN_CHUNK];
+  const int32_t* r = ptr<int32_t>(x[3]);
+  bool ok = argcheck::heads(err, p.nHeads, p.nKv, p.hd) && p.batch >= 0 &&
+            (x[3].len >= static_cast<size_t>(p.batch) + 1 ? true : (err = "rowOffsets is shorter than batch + 1", false)) &&
+            (p.mask >= 0 && p.mask <= 4 ? true : (err = "mask code out of range", false)) &&
+            ((p.mask != 2 && p.mask != 3) || p.window >= 1 ? true : (err = "sliding-window masks need window >= 1", false)) &&
+            (p.mask != 4 || p.chunk >= 1 ? true : (err = "chunked_causal needs chunk >= 1", false));
+  if (ok && r[0] != 0) { ok = false; err = "rowOffsets must start at 0"; }
+  for (int b = 0; ok && b < p.batch; b++) if (r[b + 1] < r[b]) { ok = false; err = argcheck::fmt("rowOffsets decreases at entry %lld (%lld)", b, r[b + 1]); }
+  const long long T = ok ? r[p.batch] : 0, qW = static_cast<long long>(p.nHeads) * p.hd, kW = static_cast<long long>(p.nKv) * p.hd;
+  const bool backward = !x[6].null;
+  ok = ok && argcheck::enough(err, "q", x[0], T * qW) && argcheck::enough(err, "k", x[1], T * kW) && argcheck::enough(err, "v", x[2], T * kW) &&
+       argcheck::enough(err, "out", x[4], T * qW) && argcheck::enough(err, "lse", x[5], T * p.nHeads);
+  if (ok && backward) {
+    ok = argcheck::enough(err, "dy", x[6], T * qW) && argcheck::enough(err, "dq", x[7], T * qW) &&
+         argcheck::enough(err, "dk", x[8], T * kW) && argcheck::enough(err, "dv", x[9], T * kW);
+  }
+  if (!ok) return fail(env, "flashTrain", err);
+  p.q = ptr<float>(x[0]); p.k = ptr<float>(x[1]); p.v = ptr<float>(x[2]); p.rowOff = r; p.out = ptr<float>(x[4]); p.lse = ptr<float>(x[5]);
+  p.dy = ptr<float>(x[6]); p.dq = ptr<float>(x[7]); p.dk = ptr<float>(x[8]); p.dv = ptr<float>(x[9]);
   p.scale = static_cast<float>(scale);
   if (p.dy) flashAttentionTrainBackward(p); else flashAttentionTrainForward(p);
   return nullptr;
+}
+
+// The vector ISA this build's kernels were compiled for: "avx512", "avx2" or "portable".
+napi_value Isa(napi_env env, napi_callback_info) {
+#if defined(__AVX512F__)
+  const char* isa = "avx512";
+#elif defined(__AVX2__)
+  const char* isa = "avx2";
+#else
+  const char* isa = "portable";
+#endif
+  napi_value r;
+  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &r);
+  return r;
 }
 
 napi_value Threads(napi_env env, napi_callback_info) {
@@ -169,6 +265,7 @@ NAPI_MODULE_INIT() {
       {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},

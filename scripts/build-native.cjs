@@ -6,6 +6,10 @@
  *
  * Env: TFJS_ATTENTION_SKIP_NATIVE=1 skips the build.
  * Output: native/build/Release/tfjs_attention_native.node (loaded by kernels/cpu/native.ts).
+ *
+ * `--avx2`: builds the AVX2 + FMA variant (`-mno-avx512f`, what hosts without AVX-512 get from
+ * -march=native) into native/build-avx2/ instead, from a copy of the sources, exiting 1 when it
+ * fails (spec/kernels/native_avx2.spec.ts runs the cpu kernel specs against it).
  */
 'use strict';
 const { spawnSync } = require('node:child_process');
@@ -28,7 +32,33 @@ function findNodeGyp() {
   return candidates.find((c) => fs.existsSync(c));
 }
 
+/** The AVX2 variant: sources copied to native/build-avx2/src, built with -mno-avx512f appended. */
+function buildAvx2(gyp) {
+  const dir = path.join(nativeDir, 'build-avx2'), src = path.join(dir, 'src');
+  fs.mkdirSync(src, { recursive: true });
+  for (const f of fs.readdirSync(nativeDir)) {
+    if (/\.(cc|h|gyp)$/.test(f)) fs.copyFileSync(path.join(nativeDir, f), path.join(src, f));
+  }
+  const args = [gyp, 'rebuild'];
+  const prefix = path.dirname(path.dirname(process.execPath));
+  if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  // CXXFLAGS come after the target's -march=native on gyp's compile line, so AVX-512 is switched off.
+  const env = { ...process.env, CXXFLAGS: '-mno-avx512f' };
+  const r = spawnSync(process.execPath, args, { cwd: src, stdio: 'inherit', timeout: 600000, env });
+  const built = path.join(src, 'build', 'Release', 'tfjs_attention_native.node');
+  if (r.status !== 0 || !fs.existsSync(built)) throw new Error(`AVX2 build failed (${r.error ? r.error.message : `exit ${r.status}`})`);
+  const out = path.join(dir, 'tfjs_attention_native.node');
+  fs.copyFileSync(built, out);
+  note(`AVX2 variant built: ${path.relative(root, out)} (isa ${require(out).isa()})`);
+}
+
 function main() {
+  if (process.argv.includes('--avx2')) {
+    const gyp = findNodeGyp();
+    if (!gyp) throw new Error('node-gyp not found');
+    buildAvx2(gyp);
+    process.exit(0);
+  }
   if (process.env.TFJS_ATTENTION_SKIP_NATIVE === '1') return note('native build skipped (TFJS_ATTENTION_SKIP_NATIVE=1)');
   if (!fs.existsSync(path.join(nativeDir, 'binding.gyp'))) return note('no native/ sources; using the TypeScript kernels');
   const gyp = findNodeGyp();
@@ -51,5 +81,8 @@ function main() {
   }
 }
 
-try { main(); } catch (e) { note(`native build skipped: ${e && e.message}`); }
+try { main(); } catch (e) {
+  note(`native build skipped: ${e && e.message}`);
+  if (process.argv.includes('--avx2')) process.exit(1);
+}
 process.exit(0);

@@ -15,6 +15,6 @@ fi
 if [ -f scripts/setup-vulkan.sh ]; then
   bash scripts/setup-vulkan.sh || echo "[setup] note: no software Vulkan driver could be installed; the webgpu backend will be unavailable"
 fi
-bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (SKIP_BROWSER_SPEC=1 skips it)"
+bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (TFJS_ATTENTION_SKIP_BROWSER_SPEC=1 skips it)"
 npm run --silent build
 echo "[setup] ready"

@@ -8,6 +8,7 @@
  *     (model/task knobs: --batch --lr --hidden --layers --heads --kv-heads --theta --max-len --eval)
  * Exit status 0 when held-out exact match reaches 95%, 1 below it, 2 on an error.
  */
+import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { runExperiment, type ExperimentOptions, DEFAULTS } from './experiment.js';
 
 function parseArgs(argv: string[]): Partial<ExperimentOptions> {

@@ -4,8 +4,6 @@
  * max |out - expected| / max |expected| over every step.
  */
 import * as tf from '@tensorflow/tfjs';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
 import type { AttentionWithRopeArgs } from '../../lib/attention/options.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
@@ -47,16 +45,6 @@ export interface RunOptions {
 }
 
 export const TOLERANCE = 1e-4;
-
-export function isAttentionFixture(dir: string): boolean {
-  return fs.existsSync(path.join(dir, 'config.json')) && fs.existsSync(path.join(dir, 'tensors.safetensors'));
-}
-
-export function loadAttentionFixture(dir: string): AttentionFixture {
-  const config = fs.readFileSync(path.join(dir, 'config.json'), 'utf8');
-  const bytes = new Uint8Array(fs.readFileSync(path.join(dir, 'tensors.safetensors')));
-  return attentionFixtureFromBytes(config, bytes, path.basename(dir));
-}
 
 /**
  * A fixture from its parsed (or raw JSON) config.json and the bytes of tensors.safetensors, for

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../lib/backends/select.js';
-import { isAttentionFixture, loadAttentionFixture, runAttentionFixture, type FixtureResult } from './attention_fixture.js';
+import { runAttentionFixture, type FixtureResult } from './attention_fixture.js';
+import { isAttentionFixture, loadAttentionFixture } from './attention_fixture_files.js';
 
 export interface ConformanceArgs {
   dirs: string[];

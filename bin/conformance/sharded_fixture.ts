@@ -9,8 +9,9 @@ import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { parseDevices } from '../../lib/sharding/devices.js';
 import { ShardedAttention } from '../../lib/sharding/sharded_attention.js';
 import {
-  type AttentionFixture, type FixtureResult, type FixtureStep, TOLERANCE, fixtureWeights, layerArgsFromFixture, loadAttentionFixture,
+  type AttentionFixture, type FixtureResult, type FixtureStep, TOLERANCE, fixtureWeights, layerArgsFromFixture,
 } from './attention_fixture.js';
+import { loadAttentionFixture } from './attention_fixture_files.js';
 
 export interface ShardedRunOptions {
   pageSize?: number;

@@ -1,6 +1,6 @@
 /**
  * FlashAttentionRaggedPaged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded
- * (SIMD, 2 threads), else the pure-TypeScript kernel. Reads K and V from the cache pools in place.
+ * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. Reads K and V from the cache pools in place.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 

@@ -1,13 +1,13 @@
 /**
  * ProjectionMatMul for the `cpu` backend: the native sgemm (native/matmul.cc: packed panels, an
- * AVX-512 register-tiled micro-kernel, 2 threads; ~400 GFLOP/s on 1024x256x512 against tfjs-cpu's
+ * AVX-512 register-tiled micro-kernel, the addon's thread pool; ~400 GFLOP/s on 2 threads on 1024x256x512 against tfjs-cpu's
  * ~1) reading the inputs and writing the output in place. Without the addon (or with
  * `TFJS_ATTENTION_CPU_IMPL=ts`) it runs tfjs-cpu's own BatchMatMul and Add kernels.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative, type NativeKernels } from './native.js';

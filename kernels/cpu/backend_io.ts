@@ -5,7 +5,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 
 /** What the kernels use of tfjs-backend-cpu. */
 export interface CpuBackendLike {

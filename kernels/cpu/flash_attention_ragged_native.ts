@@ -5,9 +5,10 @@
  * `cpu` backend when the addon loaded and `TFJS_ATTENTION_CPU_IMPL` is not `ts`. The wasm
  * backend keeps the TypeScript host kernel (flash_attention_ragged_ts.ts).
  */
-import { MASK_CODE } from '../../lib/types.js';
+import { MASK_CODE } from '../../core/types.js';
 import type { FlashAttentionRaggedAttrs } from '../kernel_names.js';
 import { activeNative } from './native.js';
+import { packInts, TRAIN_ARG } from './native_args.js';
 
 interface Views { q: Float32Array; k: Float32Array; v: Float32Array }
 
@@ -17,8 +18,8 @@ export interface NativeFlashTrain {
     a: FlashAttentionRaggedAttrs): void;
 }
 
-const ints = (a: FlashAttentionRaggedAttrs) => Int32Array.from([a.rowOffsets.length - 1, a.nHeads, a.nKvHeads, a.headDim,
-  MASK_CODE[a.mask.variant], a.mask.window ?? 0, a.mask.chunk ?? 0]);
+const ints = (a: FlashAttentionRaggedAttrs) => packInts(TRAIN_ARG, { BATCH: a.rowOffsets.length - 1, N_HEADS: a.nHeads, N_KV: a.nKvHeads,
+  HEAD_DIM: a.headDim, MASK: MASK_CODE[a.mask.variant], WINDOW: a.mask.window ?? 0, CHUNK: a.mask.chunk ?? 0 });
 
 /** The native training attention, or null (no addon, an addon without it, or the TS path forced). */
 export function nativeFlashTrain(): NativeFlashTrain | null {

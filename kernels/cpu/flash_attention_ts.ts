@@ -8,7 +8,7 @@
  * - prefill: items (b, h, 64 / G tokens); decode: items (b, h, key split), partial (max, sum, acc)
  *   states merged per (b, h).
  */
-import { MASK_CODE } from '../../lib/types.js';
+import { MASK_CODE } from '../../core/types.js';
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 
 const NK = 64;

@@ -1,18 +1,20 @@
 /**
- * Guarded loader of the native CPU kernels (native/, built at install by scripts/build-native.cjs)
- * and the switch between them and the pure-TypeScript kernels.
+ * The native CPU kernels (native/, built at install by scripts/build-native.cjs) as the kernels
+ * see them, and the switch between them and the pure-TypeScript kernels. This file never loads
+ * the addon itself (no Node built-in in the main entry's graph): the Node entry installs it
+ * through `installNativeKernels` (lib/backends/native_node.ts, run by `tfjs-attention-rope/node`,
+ * by the package's main entry under Node, and by the CLI, benchmarks and specs).
  *
- * `auto` (default) uses the addon when it loaded, else TypeScript. `TFJS_ATTENTION_CPU_IMPL=ts`
+ * `auto` (default) uses the addon when it is installed, else TypeScript. `TFJS_ATTENTION_CPU_IMPL=ts`
  * (or `setCpuKernelImpl('ts')`) forces TypeScript; `native` insists on the addon.
- * `TFJS_ATTENTION_NATIVE_PATH=/path/to/addon.node` loads that build instead of native/build/Release.
  */
-import { createRequire } from 'node:module';
-import * as path from 'node:path';
+import { check } from '../../core/errors.js';
 
-import { check } from '../../lib/errors.js';
-import { packageRoot } from '../../lib/util/package_root.js';
-
-/** The addon's functions (see native/binding.cc for the argument order). */
+/**
+ * The addon's functions (see native/binding.cc for the argument order; `ints` blocks are indexed by
+ * kernels/cpu/native_args.ts). Each checks every array's type and length against its integer
+ * arguments and throws a RangeError naming the argument, so a forged call cannot reach out of bounds.
+ */
 export interface NativeKernels {
   ropeSplitStore(
     qkv: Float32Array, qOut: Float32Array, kPool: Float32Array, vPool: Float32Array,
@@ -31,13 +33,14 @@ export interface NativeKernels {
   ): void;
   /**
    * FlashAttentionRagged of the training path (native/flash_train.h): forward when dy is null
-   * (writes out, lse), else backward (reads out, lse; writes dq, dk, dv).
-   * ints = [batch, nHeads, nKv, headDim, maskCode, window, chunk].
+   * (writes out, lse), else backward (reads out, lse; writes dq, dk, dv). ints: TRAIN_ARG.
    */
   flashTrain(
     q: Float32Array, k: Float32Array, v: Float32Array, rowOffsets: Int32Array, out: Float32Array, lse: Float32Array,
     dy: Float32Array | null, dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, ints: Int32Array, scale: number,
   ): void;
+  /** The vector ISA the addon was compiled for (absent from builds before it). */
+  isa?(): 'avx512' | 'avx2' | 'portable';
   threads(): number;
   setThreads(n: number): void;
   /**
@@ -52,21 +55,16 @@ export interface NativeKernels {
 
 export type CpuKernelImpl = 'auto' | 'native' | 'ts';
 
-let loadError = '';
-function load(): NativeKernels | null {
-  if (typeof process === 'undefined' || !process.versions?.node) return null;
-  try {
-    const req = createRequire(path.join(packageRoot, 'package.json'));
-    const override = process.env?.TFJS_ATTENTION_NATIVE_PATH;  // another build of the addon (e.g. an AVX2-only one)
-    return req(override ? path.resolve(override) : path.join(packageRoot, 'native', 'build', 'Release', 'tfjs_attention_native.node')) as NativeKernels;
-  } catch (e) {
-    loadError = (e as Error).message;
-    return null;
-  }
-}
+let loadError = 'not installed: import tfjs-attention-rope/node (or lib/backends/native_node.js) in Node';
 
-/** The loaded addon, or null (browser, no compiler at install, load failure). */
-export const nativeKernels: NativeKernels | null = load();
+/** The installed addon, or null (browser, no compiler at install, load failure). */
+export let nativeKernels: NativeKernels | null = null;
+
+/** Installs the addon (null with the reason when it could not load). The Node entry calls it once. */
+export function installNativeKernels(addon: NativeKernels | null, reason = ''): void {
+  nativeKernels = addon;
+  loadError = addon === null ? reason : '';
+}
 
 let impl: CpuKernelImpl = (typeof process !== 'undefined' && (process.env?.TFJS_ATTENTION_CPU_IMPL as CpuKernelImpl)) || 'auto';
 

@@ -5,7 +5,7 @@
  * as separate calls from the layer.
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 import type { RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
 import { rowPositions } from './positions.js';
 import { applyRope, headRmsNorm, ropeRows, splitQkv } from './rope.js';

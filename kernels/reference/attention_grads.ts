@@ -7,7 +7,7 @@
  *   y = x·w·r, r = (mean(x²) + eps)^-1/2:  dx = r·(w ⊙ g) − r³·x·mean(w ⊙ g ⊙ x),  dw = Σ g ⊙ x·r
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MaskSpec } from '../../lib/types.js';
+import type { MaskSpec } from '../../core/types.js';
 import { maskedMatMul, maskedSoftmax, type Visibility, visibility } from './masked_attention.js';
 
 export interface HeadBlock {

@@ -1,4 +1,4 @@
-import type { MaskSpec } from '../../lib/types.js';
+import type { MaskSpec } from '../../core/types.js';
 
 /** Whether a query at absolute position `i` sees the key at `j` (keys 0 .. len-1 exist). */
 export function keyVisible(mask: MaskSpec, i: number, j: number): boolean {

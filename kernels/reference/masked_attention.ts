@@ -9,7 +9,7 @@
  * Every op used has a tfjs gradient, so the differentiable references stay differentiable.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { MaskSpec } from '../../lib/types.js';
+import type { MaskSpec } from '../../core/types.js';
 import { keyVisible } from './mask.js';
 
 /** Visibility `[n * group, len]` (row i*group + g) as 0/1 float32 and as bool. */

@@ -1,4 +1,4 @@
-import type { PagedKVCollection } from '../../lib/kv_cache/collection.js';
+import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 
 /** Absolute position of every packed row: startPositions[b] + (row - rowOffsets[b]). `[T]` */
 export function rowPositions(c: Pick<PagedKVCollection, 'rowOffsets' | 'startPositions'>): Int32Array {

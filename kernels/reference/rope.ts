@@ -3,7 +3,7 @@
  * They are differentiable, so they also give the gradient where no hand-written one exists.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RopeTables } from '../../lib/rope/rope_tables.js';
+import type { RopeTables } from '../../core/rope_tables.js';
 
 /** Splits packed qkv rows `[T, (nH + 2 nKv) * hd]` into q `[T, nH*hd]`, k and v `[T, nKv*hd]`. */
 export function splitQkv(qkv: tf.Tensor2D, nHeads: number, nKvHeads: number, headDim: number): [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D] {

@@ -12,11 +12,11 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
-import { buildMeta, checkFlashArgs, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
+import { buildMeta, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
 import { SCALAR_WG, flashScalarWgsl } from './flash_scalar_wgsl.js';
 import {
-  checkLayer, type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
+  type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
   tensorBuffer, type WebGpuBackendLike,
 } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
@@ -28,13 +28,10 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
   const be = backend as unknown as WebGpuBackendLike;
   const q = (inputs as Record<string, TensorInfo>).q;
-  checkFlashArgs(a, q.shape);
-  const c = a.collection;
-  checkLayer(W, a.layerIdx, c.cache.params.numLayers);
+  const c = a.collection; // checked by the op (kernels/validate.ts)
   const { nHeads, nKvHeads, headDim } = a;
   const T = c.totalTokens;
   if (T === 0) return emptyOutput(be, [0, nHeads * headDim]);
-  for (let b = 0; b < c.seqIds.length; b++) c.cache.validateCollection(c, W, b);
   const mirror = WebGpuKVMirror.of(be, c.cache);
   const dev = be.device;
   const shape = { headDim, nHeads, nKvHeads };

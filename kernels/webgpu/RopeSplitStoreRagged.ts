@@ -5,10 +5,10 @@
  * WGSL and its layout: rope_split_store_wgsl.ts.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-import { check } from '../../lib/errors.js';
-import type { RopeTables } from '../../lib/rope/rope_tables.js';
+import { check } from '../../core/errors.js';
+import type { RopeTables } from '../../core/rope_tables.js';
 import { RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
-import { checkLayer, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
 import { ropeSplitStoreWgsl } from './rope_split_store_wgsl.js';
 
@@ -31,23 +31,14 @@ function ropeBuffers(device: GPUDevice, rope: RopeTables): { cos: GPUBuffer; sin
   return e;
 }
 
-/** Checks attrs against the input and the cache; returns per-token (position, slot offset). */
-export function ropeTokenTable(a: RopeSplitStoreRaggedAttrs, shape: readonly number[], hasNorm: boolean): Int32Array {
-  const { nHeads, nKvHeads, headDim, rope, collection: c } = a;
-  checkLayer(W, a.layerIdx, c.cache.params.numLayers);
-  check(nKvHeads >= 1 && nHeads % nKvHeads === 0, W, () => `nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
-  const width = (nHeads + 2 * nKvHeads) * headDim;
-  check(shape.length === 2 && shape[0] === c.totalTokens && shape[1] === width, W,
-    () => `qkv shape [${shape}] must be [totalTokens (${c.totalTokens}), ${width}]`);
+/**
+ * Per-token (position, slot offset) table. The op checked the attrs, the collection's freshness
+ * and its pages (kernels/validate.ts); a page id is checked again here since the shader trusts it.
+ */
+export function ropeTokenTable(a: RopeSplitStoreRaggedAttrs, hasNorm: boolean): Int32Array {
+  const { nKvHeads, headDim, collection: c } = a;
   const p = c.cache.params;
-  check(p.nKvHeads === nKvHeads && p.headDim === headDim, W,
-    () => `cache nKvHeads/headDim (${p.nKvHeads}/${p.headDim}) must equal attrs (${nKvHeads}/${headDim})`);
-  check(rope.headDim === headDim, W, () => `rope.headDim (${rope.headDim}) must equal headDim (${headDim})`);
-  check(rope.rotaryDim % 2 === 0 && rope.rotaryDim <= headDim, W,
-    () => `rope.rotaryDim (${rope.rotaryDim}) must be even and <= headDim (${headDim})`);
-  check(c.maxContext <= rope.maxPositions, W, () => `collection.maxContext (${c.maxContext}) must be <= rope.maxPositions (${rope.maxPositions})`);
   check(a.qkNormEps < 0 || hasNorm, W, () => `qkNormEps (${a.qkNormEps}) >= 0 needs qNormWeight and kNormWeight inputs`);
-  c.cache.validateCollection(c, W);
   const T = c.totalTokens;
   const tok = new Int32Array(2 * (T + 1)); // [(T, 0), (pos, slotBase) per token]
   tok[0] = T;
@@ -69,7 +60,7 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
   const be = backend as unknown as WebGpuBackendLike;
   const { qkv, qNormWeight, kNormWeight } = inputs as Record<string, TensorInfo | undefined>;
   const norm = a.qkNormEps >= 0;
-  const tok = ropeTokenTable(a, qkv!.shape, qNormWeight !== undefined && kNormWeight !== undefined);
+  const tok = ropeTokenTable(a, qNormWeight !== undefined && kNormWeight !== undefined);
   const { nHeads, nKvHeads, headDim, rope, collection: c } = a;
   if (norm) {
     for (const [n, w] of [['qNormWeight', qNormWeight!], ['kNormWeight', kNormWeight!]] as const) {

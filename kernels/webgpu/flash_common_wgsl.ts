@@ -12,7 +12,7 @@
  * q / out `[T, NH, HD]` as vec4; kPool / vPool `[numPages, NKV, PS, HD]` as vec4.
  * Scores live in the log2 domain (q is pre-scaled by scale * log2(e)), so softmax uses exp2.
  */
-import type { MaskVariant } from '../../lib/types.js';
+import type { MaskVariant } from '../../core/types.js';
 
 /** Masked score; far below any real one but finite, so exp2(NEG - m) is 0 and never NaN. */
 export const NEG = '-3.0e38';

@@ -3,9 +3,8 @@
  * (prefill tiles or split-K decode), tile configs that fit the device, and the `meta` block
  * (layout in flash_common_wgsl.ts).
  */
-import { check } from '../../lib/errors.js';
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
-import { MASK_CODE } from '../../lib/types.js';
+import { MASK_CODE } from '../../core/types.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
@@ -62,25 +61,6 @@ function pow2Dividing(m: number, n: number): number {
   let p = 1;
   while (p * 2 <= n && m % (p * 2) === 0) p *= 2;
   return p;
-}
-
-export function checkFlashArgs(a: FlashAttentionRaggedPagedAttrs, shape: readonly number[]): void {
-  const { nHeads, nKvHeads, headDim, mask, collection: c } = a;
-  check(Number.isInteger(nKvHeads) && nKvHeads >= 1 && nHeads % nKvHeads === 0, W,
-    () => `nHeads (${nHeads}) must be a multiple of nKvHeads (${nKvHeads})`);
-  check(shape.length === 2 && shape[0] === c.totalTokens && shape[1] === nHeads * headDim, W,
-    () => `q shape [${shape}] must be [totalTokens (${c.totalTokens}), nHeads * headDim (${nHeads * headDim})]`);
-  const p = c.cache.params;
-  check(p.nKvHeads === nKvHeads && p.headDim === headDim, W,
-    () => `cache nKvHeads/headDim (${p.nKvHeads}/${p.headDim}) must equal attrs (${nKvHeads}/${headDim})`);
-  check(MASK_CODE[mask.variant] !== undefined, W, () => `mask.variant must be one of ${Object.keys(MASK_CODE).join(', ')}, got '${mask.variant}'`);
-  if (mask.variant === 'sliding_window' || mask.variant === 'sliding_window_causal') {
-    check(Number.isInteger(mask.window) && mask.window >= 1, W, () => `mask.window (${mask.window}) must be an integer >= 1 for '${mask.variant}'`);
-  }
-  if (mask.variant === 'chunked_causal') {
-    check(Number.isInteger(mask.chunk) && mask.chunk >= 1, W, () => `mask.chunk (${mask.chunk}) must be an integer >= 1 for 'chunked_causal'`);
-  }
-  check(['auto', 'prefill', 'decode', undefined].includes(a.variant), W, () => `variant must be 'auto', 'prefill' or 'decode', got '${a.variant}'`);
 }
 
 /** The prefill config for this shape: first candidate that fits the shared memory limit. */

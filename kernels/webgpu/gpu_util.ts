@@ -6,7 +6,6 @@
  * is kept by recording into the backend's command encoder and submitting right after.
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
-import { check } from '../../lib/errors.js';
 
 /** The parts of WebGPUBackend 4.22 used here (internal fields, stable across 4.x). */
 export interface WebGpuBackendLike {
@@ -39,12 +38,6 @@ export function emptyOutput(backend: WebGpuBackendLike, shape: number[]): Tensor
   const info = backend.makeTensorInfo(shape, 'float32');
   backend.tensorMap.get(info.dataId).values = new Float32Array(0);
   return info;
-}
-
-/** Throws unless layerIdx names one of the cache's layers. */
-export function checkLayer(where: string, layerIdx: number, numLayers: number): void {
-  check(Number.isInteger(layerIdx) && layerIdx >= 0 && layerIdx < numLayers, where,
-    () => `layerIdx (${layerIdx}) must be an integer in [0, ${numLayers})`);
 }
 
 /** A new float32 output tensor and its (uninitialised) buffer. */

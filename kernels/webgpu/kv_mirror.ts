@@ -1,6 +1,6 @@
 /// <reference types="@webgpu/types" />
 /**
- * WebGPU copy of a PagedKVCache's pools: per layer one K and one V GPUBuffer of
+ * WebGPU copy of a PagedKVStore's pools: per layer one K and one V GPUBuffer of
  * `[capacityPages, nKvHeads, pageSize, headDim]` float32, the same layout as the host pools, holding
  * pages `[0, capacityPages)`.
  *
@@ -19,9 +19,9 @@
  * a cache the kernels wrote, `await syncWebGpuKVCache(cache)`; a host access without it throws
  * (naming that function) instead of returning stale data.
  */
-import { AttentionRopeError } from '../../lib/errors.js';
-import type { KVDeviceMirror } from '../../lib/kv_cache/device_mirror.js';
-import type { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
+import { AttentionRopeError } from '../../core/errors.js';
+import type { KVDeviceMirror } from '../../core/device_mirror.js';
+import type { PagedKVStore } from '../../core/paged_kv_store.js';
 import type { WebGpuBackendLike } from './gpu_util.js';
 
 const W = 'WebGpuKVMirror';
@@ -49,7 +49,7 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   ) {}
 
   /** The cache's mirror on this backend's device, uploading and attaching one if needed. */
-  static of(backend: WebGpuBackendLike, cache: PagedKVCache): WebGpuKVMirror {
+  static of(backend: WebGpuBackendLike, cache: PagedKVStore): WebGpuKVMirror {
     const m = cache.deviceMirror;
     if (m instanceof WebGpuKVMirror && m.backend === backend && !m.disposed) {
       m.ensureCapacity(cache.pageHighWater);
@@ -174,7 +174,7 @@ export class WebGpuKVMirror implements KVDeviceMirror {
  * await syncWebGpuKVCache(cache);
  * const k = cache.keys(0);
  */
-export async function syncWebGpuKVCache(cache: PagedKVCache): Promise<void> {
+export async function syncWebGpuKVCache(cache: PagedKVStore): Promise<void> {
   const m = cache.deviceMirror;
   if (m instanceof WebGpuKVMirror) await m.download();
 }

@@ -11,7 +11,7 @@ import type { ShardingStrategy } from '../sharding/strategy.js';
 import { shardLayer } from '../sharding/shard_layer.js';
 import type { DevicePlacement, MaskSpec } from '../types.js';
 import { layerConfig, argsFromConfig } from './config.js';
-import { type Initializer, type LinearLike } from './linear.js';
+import { type Initializer, type LinearCls, type LinearLike } from './linear.js';
 import { type AttentionWithRopeArgs, type ResolvedArgs, resolveArgs } from './options.js';
 import { attentionPadded, ropePadded } from './padded.js';
 import { validateRaggedCall } from './validate_call.js';
@@ -41,7 +41,9 @@ const W = 'AttentionWithRope';
  */
 export class AttentionWithRope extends tf.layers.Layer {
   static className = 'AttentionWithRope';
-  readonly opts: ResolvedArgs;
+  private resolved: ResolvedArgs;
+  /** The resolved options (read-only; `useLinearClass` replaces the object rather than mutating it). */
+  get opts(): ResolvedArgs { return this.resolved; }
   qProj: LinearLike | null = null;
   kProj: LinearLike | null = null;
   vProj: LinearLike | null = null;
@@ -54,7 +56,7 @@ export class AttentionWithRope extends tf.layers.Layer {
   constructor(args: AttentionWithRopeArgs) {
     super({ name: args?.name, trainable: args?.trainable ?? true, dtype: 'float32', inputShape: args?.inputShape ?? undefined,
       batchInputShape: args?.batchInputShape ?? undefined });
-    this.opts = resolveArgs(args);
+    this.resolved = resolveArgs(args);
     // Weights exist from construction, named `<layer name>/<weight>` whether the layer is first
     // used through apply, callRagged or loadLayersModel: saved and loaded names always match.
     this.build([null, this.opts.hiddenSize]);
@@ -221,7 +223,11 @@ export class AttentionWithRope extends tf.layers.Layer {
     return q;
   }
 
-  /** Reference-layout q/k/v weight `[qDim + 2 kvDim, hidden]` (weights clipped when clipQkv targets weights). */
+  /**
+   * Reference-layout q/k/v weight `[qDim + 2 kvDim, hidden]` (weights clipped when clipQkv targets
+   * weights). Each access builds a new tensor that the caller owns: dispose it (or read it inside
+   * `tf.tidy`), e.g. `const w = layer.wqkv; ...; w.dispose();`.
+   */
   get wqkv(): tf.Tensor2D {
     this.ensureBuilt();
     return tf.tidy(() => {
@@ -233,7 +239,7 @@ export class AttentionWithRope extends tf.layers.Layer {
     });
   }
 
-  /** q, k and v biases concatenated `[qDim + 2 kvDim]`, or null without hasBias. */
+  /** q, k and v biases concatenated `[qDim + 2 kvDim]`, or null without hasBias; a new tensor the caller disposes, as `wqkv`. */
   get wqkvBias(): tf.Tensor1D | null {
     this.ensureBuilt();
     if (!this.opts.hasBias) return null;
@@ -243,6 +249,14 @@ export class AttentionWithRope extends tf.layers.Layer {
 
   /** Loads Hugging Face tensors (`q_proj.weight` `[out, in]`, ..., `q_norm.weight`); see weights.ts. */
   setHfWeights(weights: HfWeights): void { this.ensureBuilt(); setHfWeights(this, weights); }
+
+  /**
+   * Names `cls` as the projections' class in this layer's options (and so in its config), e.g.
+   * after `applyLoRA` replaced the projections with LoRA ones. The options object is replaced.
+   */
+  useLinearClass(cls: LinearCls): void {
+    this.resolved = { ...this.resolved, linearCls: cls };
+  }
 
   /** Tensor-parallel sharding is built by the sharding module. */
   shard(devices: DevicePlacement[]): AttentionWithRope[] {

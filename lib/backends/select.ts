@@ -7,6 +7,15 @@ import * as tf from '@tensorflow/tfjs';
 import { registerAllKernels } from '../../kernels/register_all.js';
 import { check } from '../errors.js';
 
+/** Starts WebGPU outside a browser (Dawn); installed by the Node entry (lib/backends/node_install.ts). */
+export type NodeWebGpuInit = () => Promise<{ ok: boolean; reason?: string }>;
+let nodeWebGpuInit: NodeWebGpuInit | null = null;
+
+/** The hook `useBackend('webgpu')` runs outside a browser (the main entry itself reaches no Node built-in). */
+export function setNodeWebGpuInit(init: NodeWebGpuInit): void {
+  nodeWebGpuInit = init;
+}
+
 export const KNOWN_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgl', 'tensorflow'] as const;
 
 /** Registers every kernel and gradient (kernels/register_all.ts); kept name, `useBackend` runs it. */
@@ -22,10 +31,11 @@ export async function useBackend(name: string): Promise<void> {
   // Node (navigator exists from Node 21 on, without navigator.gpu) goes through Dawn; browsers have navigator.gpu.
   const inBrowser = typeof window !== 'undefined' && typeof navigator !== 'undefined' && 'gpu' in navigator;
   if (name === 'webgpu' && !inBrowser) {
-    const m = await import('./webgpu_node.js') as { initWebGpuNode(): Promise<boolean | { ok: boolean; reason?: string }> };
-    const r = await m.initWebGpuNode();
-    const ok = typeof r === 'boolean' ? r : r.ok;
-    check(ok, 'useBackend', () => `backend 'webgpu' has no adapter here${typeof r === 'object' && r.reason ? `: ${r.reason}` : ''}`);
+    const init = nodeWebGpuInit;
+    check(init !== null, 'useBackend', () =>
+      "backend 'webgpu' outside a browser needs the Node entry: import 'tfjs-attention-rope/node' (it loads Dawn from the npm webgpu package)");
+    const r = await init();
+    check(r.ok, 'useBackend', () => `backend 'webgpu' has no adapter here${r.reason ? `: ${r.reason}` : ''}`);
   } else if (name === 'webgpu') await import('@tensorflow/tfjs-backend-webgpu');
   if (name === 'tensorflow') {
     const pkg = '@tensorflow/tfjs-node';

@@ -1,5 +1,6 @@
 import { check } from '../errors.js';
 import type { PagedKVCollection } from './collection.js';
+import type { PagedKVStore } from '../../core/paged_kv_store.js';
 import type { KVDeviceMirror } from './device_mirror.js';
 import { PageAllocator } from './page_allocator.js';
 import { type SeqState, idList, isIndex, planFetch, validateFetch } from './fetch_plan.js';
@@ -31,7 +32,7 @@ const W = 'PagedKVCache';
  * cache.step(kv);                              // sequence 0 now holds 5 tokens
  * const beam = cache.forkSequence(0);          // shares sequence 0's pages, copy on write
  */
-export class PagedKVCache {
+export class PagedKVCache implements PagedKVStore {
   readonly params: ResolvedKVCacheParams;
   private readonly kPools: Float32Array[] = [];
   private readonly vPools: Float32Array[] = [];

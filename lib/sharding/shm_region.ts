@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import { nativeKernels } from '../../kernels/cpu/native.js';
+import '../backends/native_node.js';  // loads the addon that maps the shared files
 import type { ShmRef } from './protocol.js';
 
 /** Where the region files go: /dev/shm, or TFJS_ATTENTION_SHM_DIR (another tmpfs, where /dev/shm is small). */

@@ -3,6 +3,7 @@
  * own PagedKVCache shard, whose sequence bookkeeping mirrors the main thread's. See protocol.ts.
  */
 import { parentPort } from 'node:worker_threads';
+import '../backends/node_install.js';  // the native CPU kernels and Dawn WebGPU in this worker
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { argsFromConfig } from '../attention/config.js';

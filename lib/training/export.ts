@@ -4,13 +4,10 @@
  * touching the model), as `model.safetensors` beside a `config.json`: a folder `loadPretrained`
  * (and transformers) load. Adapters alone can also be written under PEFT's names.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import type { LinearLike } from '../attention/linear.js';
 import { check } from '../errors.js';
-import { writeSafetensors } from '../loaders/safetensors.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import { LoRALinear } from './lora.js';
 
@@ -78,19 +75,6 @@ export function exportHfWeights(model: DecoderForCausalLM): HfTensorMap {
     check(t.shape.join() === shape.join(), 'exportHfWeights', () => `tensor '${name}' has shape [${t.shape}], the model expects [${shape}]`);
   }
   return out;
-}
-
-/**
- * Writes `config.json` and `model.safetensors` into `dir` (created if missing).
- *
- * @example
- * saveHfCheckpoint(model, 'out/finetuned', hfConfig);
- * const { model: again } = await loadPretrained('out/finetuned');
- */
-export function saveHfCheckpoint(model: DecoderForCausalLM, dir: string, hfConfig: Record<string, unknown>): void {
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfig, null, 2));
-  fs.writeFileSync(path.join(dir, 'model.safetensors'), writeSafetensors(exportHfWeights(model), { format: 'pt' }));
 }
 
 /**

@@ -17,7 +17,7 @@
  * const opt = tf.train.adam(1e-3);
  * const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
  * opt.minimize(() => maskedCrossEntropy(modelRaggedTrain(model, ids, rowOffsets), targets, weights), false, vars);
- * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // loads back with loadPretrained
+ * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // (tfjs-attention-rope/node) loads back with loadPretrained
  */
 export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, swiGluTrain } from './ragged_train.js';
 export { flashAttentionRagged, ropeRagged } from '../../kernels/train_ops.js';
@@ -26,7 +26,7 @@ export { registerAllKernels as registerTrainingKernels } from '../../kernels/reg
 export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from '../../kernels/kernel_names.js';
 export { installMatMulGradient, uninstallMatMulGradient } from './matmul_grad.js';
 export { LoRALinear, applyLoRA, loraLinearClass, loraClassName, loraProjections, loraTraining, mergeLoRA, splitLoRA, type LoRAOptions, type LoRATarget } from './lora.js';
-export { attentionHfTensors, exportHfWeights, exportLoRAAdapters, saveHfCheckpoint } from './export.js';
+export { attentionHfTensors, exportHfWeights, exportLoRAAdapters } from './export.js';
 export { maskedAccuracy, maskedCrossEntropy } from './loss.js';
 export { clipByGlobalNorm, setLearningRate, warmupCosine } from './optim.js';
 export { initializeWeights } from './init.js';

@@ -179,7 +179,7 @@ export function applyLoRA(layer: AttentionWithRope, options: LoRAOptions): void 
     check(!(p instanceof LoRALinear), 'applyLoRA', () => `${layer.name}.${name} already has a LoRA adapter`);
     set[field[name]] = new LoRALinear({ name, inDim: p.inDim, outDim: p.outDim, useBias: p.bias !== null, addWeight }, options, { kernel: p.kernel, bias: p.bias });
   }
-  (layer.opts as { linearCls: LinearCls }).linearCls = cls;
+  layer.useLinearClass(cls);
 }
 
 /** The layer's LoRA projections. */

@@ -16,7 +16,7 @@ import { SwiGLUMLP } from './swiglu_mlp.js';
 /**
  * @example
  * const block = new DecoderBlock(config, 0, rope, kvParams);
- * const h2 = block.callRagged(0, h, kv); // [T, hidden]
+ * const h2 = block.callRagged(h, kv); // [T, hidden]; the block passes its own layerIdx to the cache
  */
 export class DecoderBlock {
   readonly inputNorm: RMSNorm;

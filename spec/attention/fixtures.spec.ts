@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadAttentionFixture, runAttentionFixture, TOLERANCE } from '../../bin/conformance/attention_fixture';
+import { runAttentionFixture, TOLERANCE } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import { describeEachBackend } from '../support/backends';
 
 const ROOT = path.join(__dirname, '..', 'fixtures', 'attention');

@@ -24,8 +24,12 @@ describe('AttentionWithRope as a tfjs layer', () => {
 
   it('exposes the reference properties', () => {
     const { layer } = smallLayer({ hasBias: true });
-    expect(layer.wqkv.shape).toEqual([4 * 16 + 2 * 2 * 16, 32]);
-    expect(layer.wqkvBias!.shape).toEqual([128]);
+    const before = tf.memory().numTensors;
+    const w = layer.wqkv, b = layer.wqkvBias!;   // new tensors the caller owns
+    expect(w.shape).toEqual([4 * 16 + 2 * 2 * 16, 32]);
+    expect(b.shape).toEqual([128]);
+    tf.dispose([w, b]);
+    expect(tf.memory().numTensors).toBe(before);   // no other tensor made or kept per access
     expect(layer.rope.headDim).toBe(16);
     expect(layer.shardingStrategy.kind).toBe('replicate');
     expect([layer.qkvWeightScale, layer.qkvInputScale, layer.qkvWeightScale2]).toEqual([null, null, null]);

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { envSwitch } from '../../core/env';
 import { chromiumMissing, launchChromium, withTimeout } from './chromium';
 import { serveStatic, type StaticServer } from './serve';
 
@@ -40,7 +41,7 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>loading</t
 interface FixtureRun { name: string; error: number; passed: boolean; detail: string; ms: number; leakedTensors: number }
 
 const missing = chromiumMissing();
-const maybe = missing && process.env.SKIP_BROWSER_SPEC === '1' ? describe.skip : describe;
+const maybe = missing && envSwitch('SKIP_BROWSER_SPEC', 'SKIP_BROWSER_SPEC') === '1' ? describe.skip : describe;
 
 maybe('golden attention fixtures in headless Chromium', () => {
   let browser: Browser | undefined;
@@ -50,7 +51,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
   const timings: string[] = [];
 
   beforeAll(async () => {
-    if (missing) throw new Error(`[browser spec] ${missing}; SKIP_BROWSER_SPEC=1 skips this spec`);
+    if (missing) throw new Error(`[browser spec] ${missing}; TFJS_ATTENTION_SKIP_BROWSER_SPEC=1 skips this spec`);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-attn-browser-'));
     const b = await withTimeout(bundleForBrowser(
       [path.join(REPO, 'browser', 'fixtures_page.ts'), path.join(REPO, 'browser', 'example.ts')], tmp), 60_000, 'esbuild bundle');
@@ -91,22 +92,20 @@ maybe('golden attention fixtures in headless Chromium', () => {
       let page: Page | undefined;
       let unavailable = '';
       let hung = '';
+      // Switched off on purpose: the tests are listed as skipped, with the reason in their names.
+      const skipped = backend === 'webgpu' && envSwitch('BROWSER_SPEC_WEBGPU', 'BROWSER_SPEC_WEBGPU') === 'off';
       const errors: string[] = [];
       const runs: FixtureRun[] = [];
 
       beforeAll(async () => {
         page = await openPage('/', "'__runFixture' in globalThis", errors);
-        if (backend === 'webgpu' && process.env.BROWSER_SPEC_WEBGPU === 'off') {
-          unavailable = 'switched off by BROWSER_SPEC_WEBGPU=off';
-          console.log(`[browser spec] webgpu not run in Chromium: ${unavailable}`);
-          return;
-        }
+        if (skipped) return;
         if (backend === 'webgpu') {
           const a = await withTimeout(page.evaluate(() => (globalThis as any).__webgpuAvailability()), 30_000,
             'webgpu availability') as { ok: boolean; reason: string };
           if (!a.ok) {
+            // every fixture test below then fails with this reason (TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off lists them as skipped)
             unavailable = a.reason;
-            console.log(`[browser spec] webgpu not run in Chromium: ${a.reason}`);
             return;
           }
           timings.push(`webgpu ${a.reason}`);
@@ -118,7 +117,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
       }, 60_000);
 
       afterAll(async () => {
-        if (backend === 'webgpu' && !unavailable && page) {
+        if (backend === 'webgpu' && !unavailable && !skipped && page) {
           const probe = await withTimeout(page.evaluate(() => (globalThis as any).__readSyncProbe()), 15_000, 'readSync probe')
             .catch((e) => String(e));
           timings.push(`webgpu ${probe}`);
@@ -132,8 +131,8 @@ maybe('golden attention fixtures in headless Chromium', () => {
       }, 30_000);
 
       for (const name of NAMES) {
-        it(`${name} within ${TOLERANCE}`, async () => {
-          if (unavailable) return;   // reason printed in beforeAll
+        (skipped ? it.skip : it)(`${name} within ${TOLERANCE}${skipped ? ' (skipped: TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off)' : ''}`, async () => {
+          if (unavailable) throw new Error(`[browser spec] ${label} cannot run in this Chromium: ${unavailable} (TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off skips it)`);
           if (hung) throw new Error(`[browser spec] not run: ${hung} timed out before, this page's ${label} queue is stuck`);
           const r = await withTimeout(page!.evaluate(([n, o]) => (globalThis as any).__runFixture(n, o), [name, opts] as const),
             FIXTURE_TIMEOUT_MS, `${label} fixture ${name}`).catch((e) => { if (/timed out/.test(String(e))) hung = name; throw e; }) as FixtureRun;

@@ -60,6 +60,8 @@ export function makeCollection(seqs: Seq[], nKv: number, D: number, pageSize: nu
   } as Record<string, unknown>;
   collection.cache = {
     params,
+    // a test double of the cache: every view it hands out is live (the real cache tracks them)
+    validateCollection: () => undefined,
     keys: () => keys,
     values: () => values,
     writeTokens(_l: number, c: PagedKVCollection, k: Float32Array, v: Float32Array) {

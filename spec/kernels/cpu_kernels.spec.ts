@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-import { FlashAttentionRaggedPaged, type FlashAttentionVariant, RopeSplitStoreRagged } from '../../kernels/kernel_names';
+import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant, RopeSplitStoreRagged } from '../../kernels/kernel_names';
+import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops';
 import { registerAllKernels } from '../../kernels/register_all';
 import { type CpuKernelImpl, nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
 import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
@@ -149,8 +150,8 @@ describe('CPU kernels: errors and isolation', () => {
   it('names kernel, argument and values on a shape mismatch', () => {
     const s = setup(CASES[1], 5);
     const bad = tf.zeros([s.c.totalTokens, 3]);
-    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv: bad }, s.attrs as unknown as tf.NamedAttrMap))
-      .toThrow(/\[RopeSplitStoreRagged\] input shape \[\d+,3\] must be \[totalTokens \(\d+\), 256\]/);
+    expect(() => ropeSplitStoreRagged(bad as tf.Tensor2D, s.attrs))
+      .toThrow(/\[RopeSplitStoreRagged\] qkv shape \[\d+,3\] must be \[totalTokens \(\d+\), 256\]/);
     bad.dispose();
   });
 
@@ -198,7 +199,7 @@ describe('CPU kernels on the wasm backend (inputs and outputs on the wasm heap)'
   });
 });
 
-describe('CPU kernels: collection checks (the native kernels trust every page id)', () => {
+describe('CPU kernels: collection checks by the ops (before any kernel touches memory)', () => {
   beforeAll(async () => { await tf.setBackend('cpu'); registerAllKernels(); });
 
   it('rejects a page id outside the pool before touching memory', () => {
@@ -207,7 +208,7 @@ describe('CPU kernels: collection checks (the native kernels trust every page id
     (s.c.pageTable as Int32Array)[1] = 9999;
     const qkv = tf.zeros([s.c.totalTokens, (cs.nH + 2 * cs.nKv) * cs.D]);
     const before = tf.engine().backend.numDataIds();
-    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv }, s.attrs as unknown as tf.NamedAttrMap))
+    expect(() => ropeSplitStoreRagged(qkv as tf.Tensor2D, s.attrs))
       .toThrow(/\[RopeSplitStoreRagged\] collection.pageTable\[0, 1\] \(9999\) must be a page id in \[0, \d+\)/);
     expect(tf.engine().backend.numDataIds()).toBe(before);
     qkv.dispose();
@@ -219,7 +220,7 @@ describe('CPU kernels: collection checks (the native kernels trust every page id
     (s.c.numNewTokens as Int32Array)[1] = 5;
     const q = tf.zeros([s.c.totalTokens, cs.nH * cs.D]);
     const attrs = { nHeads: cs.nH, nKvHeads: cs.nKv, headDim: cs.D, scale: 1, mask: MASKS.causal, collection: s.c, layerIdx: 0, variant: 'auto' };
-    expect(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attrs as unknown as tf.NamedAttrMap))
+    expect(() => flashAttentionRaggedPaged(q as tf.Tensor2D, attrs as FlashAttentionRaggedPagedAttrs))
       .toThrow(/\[FlashAttentionRaggedPaged\] collection entry 1: numNewTokens \(5\) must equal/);
     q.dispose();
   });

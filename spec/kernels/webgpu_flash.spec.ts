@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant } from '../../kernels/kernel_names';
+import { flashAttentionRaggedPaged } from '../../kernels/ops';
 import { flashAttentionRaggedPagedReference } from '../../kernels/reference/FlashAttentionRaggedPaged';
 import { webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
 import type { MaskSpec } from '../../lib/types';
@@ -147,9 +148,9 @@ describe('FlashAttentionRaggedPaged [webgpu]', () => {
     const c = cache.fetch([0], [3]);
     const q = tf.zeros([3, 4 * 16]);
     const attrs = { nHeads: 4, nKvHeads: 2, headDim: 16, scale: 1, mask: causal, collection: c, layerIdx: 0, variant: 'auto' };
-    expect(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, { ...attrs, nHeads: 3 } as unknown as tf.NamedAttrMap))
+    expect(() => flashAttentionRaggedPaged(q as tf.Tensor2D, { ...attrs, nHeads: 3 } as FlashAttentionRaggedPagedAttrs))
       .toThrow(/\[FlashAttentionRaggedPaged\] nHeads \(3\) must be a multiple of nKvHeads \(2\)/);
-    expect(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, { ...attrs, layerIdx: 1 } as unknown as tf.NamedAttrMap))
+    expect(() => flashAttentionRaggedPaged(q as tf.Tensor2D, { ...attrs, layerIdx: 1 } as FlashAttentionRaggedPagedAttrs))
       .toThrow(/layerIdx \(1\) must be an integer in \[0, 1\)/);
     q.dispose();
   });

@@ -4,6 +4,8 @@
  * sequences), the K/V it stores read back through the cache, and a prefill + decode pipeline
  * (with a forked sequence, so copy-on-write runs on the device) through both webgpu kernels.
  */
+import type { RopeSplitStoreRaggedAttrs } from '../../kernels/kernel_names';
+import { ropeSplitStoreRagged } from '../../kernels/ops';
 import * as tf from '@tensorflow/tfjs';
 import {
   FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
@@ -188,9 +190,9 @@ describe('RopeSplitStoreRagged [webgpu]', () => {
     const attrs = { nHeads: 4, nKvHeads: 2, headDim: 16, rope: ropeTables(16, 16, 8, false), qkNormEps: -1, collection: c, layerIdx: 0 };
     const x = tf.zeros([3, 8 * 16]);
     const y = tf.zeros([3, 7 * 16]);
-    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv: y }, attrs as unknown as tf.NamedAttrMap))
+    expect(() => ropeSplitStoreRagged(y as tf.Tensor2D, attrs as RopeSplitStoreRaggedAttrs))
       .toThrow(/\[RopeSplitStoreRagged\] qkv shape \[3,112\] must be \[totalTokens \(3\), 128\]/);
-    expect(() => tf.engine().runKernel(RopeSplitStoreRagged, { qkv: x }, { ...attrs, qkNormEps: 1e-6 } as unknown as tf.NamedAttrMap))
+    expect(() => ropeSplitStoreRagged(x as tf.Tensor2D, { ...attrs, qkNormEps: 1e-6 } as RopeSplitStoreRaggedAttrs))
       .toThrow(/qkNormEps \(0.000001\) >= 0 needs qNormWeight and kNormWeight inputs/);
     tf.dispose([x, y]);
   });

@@ -12,7 +12,8 @@ import { parseDevices } from '../../lib/sharding/devices';
 import { describeSplit, headCounts, splitHeads } from '../../lib/sharding/head_split';
 import { shardInfoOf } from '../../lib/sharding/shard_layer';
 import { ShardingStrategy } from '../../lib/sharding/strategy';
-import { type FixtureStep, fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { type FixtureStep, fixtureWeights, layerArgsFromFixture } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'attention');
 

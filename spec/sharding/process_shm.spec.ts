@@ -15,7 +15,8 @@ import { parseDevices } from '../../lib/sharding/devices';
 import { ShardedAttention } from '../../lib/sharding/sharded_attention';
 import type { SpawnCommand } from '../../lib/sharding/shard_worker';
 import { SHM_PREFIX, shmDir, sharedMemoryUnavailable } from '../../lib/sharding/shm_region';
-import { fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { fixtureWeights, layerArgsFromFixture } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import { runShardedFixture } from '../../bin/conformance/sharded_fixture';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'attention');

@@ -11,7 +11,8 @@ import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 import { parseDevices } from '../../lib/sharding/devices';
 import { ShardedAttention } from '../../lib/sharding/sharded_attention';
-import { fixtureWeights, layerArgsFromFixture, loadAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { fixtureWeights, layerArgsFromFixture } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import { runShardedFixture } from '../../bin/conformance/sharded_fixture';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'attention');

@@ -3,9 +3,10 @@
  * start here is reported as a skip with its reason, never silently dropped.
  */
 import * as tf from '@tensorflow/tfjs';
+import { envSwitch } from '../../core/env';
 import { useBackend } from '../../lib/backends/select';
 
-export const SPEC_BACKENDS = (process.env.SPEC_BACKENDS ?? 'cpu,wasm').split(',').filter(Boolean);
+export const SPEC_BACKENDS = (envSwitch('SPEC_BACKENDS', 'SPEC_BACKENDS') ?? 'cpu,wasm').split(',').filter(Boolean);
 
 export function describeEachBackend(title: string, body: (backend: string) => void, backends = SPEC_BACKENDS): void {
   for (const backend of backends) {
