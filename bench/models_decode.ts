@@ -56,7 +56,7 @@ async function decodeRows(opts: BenchOptions): Promise<BenchRow[]> {
 }
 
 /** Writes a random 55M-parameter BF16 Llama checkpoint, streamed (no full copy in memory). */
-function writeBigCheckpoint(dir: string): number {
+export function writeBigCheckpoint(dir: string): number {
   const cfg = {
     model_type: 'llama', hidden_size: 512, intermediate_size: 1408, num_hidden_layers: 8, num_attention_heads: 8,
     num_key_value_heads: 2, vocab_size: 32000, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000.0,

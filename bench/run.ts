@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 
 import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { attentionCpuBench } from './attention_cpu.js';
+import { checkpointLoadBench } from './checkpoint_load.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
 import { mpiBench } from './mpi.js';
@@ -25,7 +26,7 @@ import { trainingStepBench } from './training_step.js';
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench, mpiBench];
+export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

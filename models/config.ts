@@ -52,6 +52,19 @@ function num(cfg: HfConfig, key: string, fallback?: number): number {
   return v;
 }
 
+/** A size of the config: an integer in [1, 2^31). */
+function count(cfg: HfConfig, key: string, fallback?: number): number {
+  const v = num(cfg, key, fallback);
+  check(Number.isInteger(v) && v >= 1 && v < 2 ** 31, 'readDecoderConfig', () => `config.${key} must be an integer >= 1, got ${JSON.stringify(cfg[key])}`);
+  return v;
+}
+
+function positive(cfg: HfConfig, key: string, fallback: number): number {
+  const v = num(cfg, key, fallback);
+  check(v > 0, 'readDecoderConfig', () => `config.${key} must be > 0, got ${JSON.stringify(cfg[key])}`);
+  return v;
+}
+
 function ids(v: unknown): number[] {
   if (typeof v === 'number') return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
@@ -83,11 +96,12 @@ function slidingLayers(cfg: HfConfig, n: number, traits: FamilyTraits): boolean[
 
 /** Reads an HF config into a DecoderConfig; `traits` supply what the family fixes. */
 export function readDecoderConfig(cfg: HfConfig, traits: FamilyTraits = {}): DecoderConfig {
-  const hiddenSize = num(cfg, 'hidden_size');
-  const numAttentionHeads = num(cfg, 'num_attention_heads');
-  const numKeyValueHeads = num(cfg, 'num_key_value_heads', numAttentionHeads);
-  const numHiddenLayers = num(cfg, 'num_hidden_layers');
-  checkInt(numHiddenLayers, 'readDecoderConfig', 'config.num_hidden_layers', 1);
+  const hiddenSize = count(cfg, 'hidden_size');
+  const numAttentionHeads = count(cfg, 'num_attention_heads');
+  const numKeyValueHeads = count(cfg, 'num_key_value_heads', numAttentionHeads);
+  const numHiddenLayers = count(cfg, 'num_hidden_layers');
+  check(numAttentionHeads % numKeyValueHeads === 0, 'readDecoderConfig', () =>
+    `config.num_attention_heads (${numAttentionHeads}) must be a multiple of config.num_key_value_heads (${numKeyValueHeads})`);
   const headDim = typeof cfg.head_dim === 'number' ? cfg.head_dim : hiddenSize / numAttentionHeads;
   checkInt(headDim, 'readDecoderConfig', 'head_dim (config.head_dim or hidden_size / num_attention_heads)', 1);
   const window = typeof cfg.sliding_window === 'number' ? cfg.sliding_window : 0;
@@ -97,15 +111,15 @@ export function readDecoderConfig(cfg: HfConfig, traits: FamilyTraits = {}): Dec
   const clip = cfg.clip_qkv;
   return {
     modelType: String(cfg.model_type),
-    vocabSize: num(cfg, 'vocab_size'),
+    vocabSize: count(cfg, 'vocab_size'),
     hiddenSize,
-    intermediateSize: num(cfg, 'intermediate_size'),
+    intermediateSize: count(cfg, 'intermediate_size'),
     numHiddenLayers,
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
-    rmsNormEps: traits.normEps ?? num(cfg, 'rms_norm_eps', 1e-6),
-    maxPositionEmbeddings: num(cfg, 'max_position_embeddings', 2048),
+    rmsNormEps: traits.normEps ?? positive(cfg, 'rms_norm_eps', 1e-6),
+    maxPositionEmbeddings: count(cfg, 'max_position_embeddings', 2048),
     tieWordEmbeddings: cfg.tie_word_embeddings === true,
     qkvBias: traits.qkvBias ? traits.qkvBias(cfg) : cfg.attention_bias === true,
     outputBias: traits.outputBias ? traits.outputBias(cfg) : cfg.attention_bias === true,

@@ -3,14 +3,14 @@
  * model with zero weights -> shapes checked against the safetensors headers -> tensors streamed in.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../lib/errors.js';
 import { checkTensorShapes, locateTensors, readHfConfig, readTensors, type TensorLocation } from '../lib/loaders/checkpoint.js';
+import { confinedPath, readJsonObject } from '../lib/loaders/checkpoint_files.js';
 import { type HfTokenizer, loadTokenizer } from '../lib/loaders/tokenizer.js';
-import type { HfConfig } from './config.js';
-import type { DecoderForCausalLM, ModelBuildOptions } from './decoder_lm.js';
-import { createModel } from './registry.js';
+import { type DecoderConfig, type HfConfig, readDecoderConfig } from './config.js';
+import { DecoderForCausalLM, type ModelBuildOptions } from './decoder_lm.js';
+import { createModel, familyOf } from './registry.js';
 
 export interface Pretrained {
   model: DecoderForCausalLM;
@@ -79,8 +79,14 @@ export function loadWeights(model: DecoderForCausalLM, locations: Map<string, Te
  * const { model, tokenizer } = await loadPretrained('spec/fixtures/models/tiny_llama');
  */
 export async function loadPretrained(dir: string, options: ModelBuildOptions = {}): Promise<Pretrained> {
+  // Everything that can fail is read and checked before the first weight is allocated.
   const hfConfig = readHfConfig(dir);
+  const genFile = confinedPath(dir, 'generation_config.json', 'loadPretrained', 'generation_config.json');
+  const generationConfig = fs.existsSync(genFile) ? readJsonObject(genFile, 'loadPretrained') : null;
+  const tokenizer = await loadTokenizer(dir);
   const locations = locateTensors(dir);
+  const config = readDecoderConfig(hfConfig, familyOf(hfConfig).traits);
+  checkTensorShapes(locations, expectedWeightShapes(config), 'loadWeights');
   const model = createModel(hfConfig, options);
   try {
     loadWeights(model, locations);
@@ -88,10 +94,13 @@ export async function loadPretrained(dir: string, options: ModelBuildOptions = {
     model.dispose();
     throw e;
   }
-  const genFile = path.join(dir, 'generation_config.json');
-  const generationConfig = fs.existsSync(genFile) ? (JSON.parse(fs.readFileSync(genFile, 'utf8')) as Record<string, unknown>) : null;
-  const tokenizer = await loadTokenizer(dir);
   return { model, hfConfig, generationConfig, tokenizer };
+}
+
+/** HF names and shapes of every weight a config's model loads, computed without building (allocating) it. */
+export function expectedWeightShapes(config: DecoderConfig): Map<string, number[]> {
+  const probe = Object.assign(Object.create(DecoderForCausalLM.prototype) as DecoderForCausalLM, { config });
+  return probe.weightSpecs();
 }
 
 /** Stop tokens of a checkpoint: generation_config's `eos_token_id`, else config's. */

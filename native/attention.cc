@@ -312,6 +312,9 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nk4 = (nk + 3) & ~3;
     gatherKeyRows(p, b, h, kb, nk, nk4, D, kr, vr, s.zeros.data());
+    int badN[NK_MAX];
+    const float* badRow[NK_MAX];
+    const int nBad = divertNonFiniteValues(vr, nk, D, s.zeros.data(), badN, badRow);
     // Scores, and their per-row maxima (used where no mask applies in the block).
     v16* bm = s.bmax.data();
     v16* va = s.alpha.data();
@@ -418,6 +421,10 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
     for (; d + 4 <= D; d += 4) pvRows<4>(vr, nk, st, Mp, ot, d, pa);
     for (; d < D; d++) pvRows<1>(vr, nk, st, Mp, ot, d, pa);
 #endif
+    if (nBad > 0)
+      addDivertedValues(nBad, badN, badRow, kb, M, lo, hi, D,
+                        [&](int m, int n) { return st[static_cast<size_t>(n) * Mp + m]; },
+                        [&](int m, int dd) -> float& { return ot[static_cast<size_t>(dd) * Mp + m]; });
   }
   return Mp;
 }

@@ -2,6 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 
 #include "attention.h"
 
@@ -36,6 +38,52 @@ inline void gatherKeyRows(const AttnParams& p, int b, int h, int kb, int nk, int
     for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
   }
   for (int n = nk; n < nkPad; n++) kr[n] = vr[n] = zeros;
+}
+
+/** True when any of x[0 .. n) is NaN or +-inf (exponent bits all set; immune to -ffast-math). */
+inline bool anyNonFinite(const float* x, int n) {
+  uint32_t bad = 0;
+  for (int i = 0; i < n; i++) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    bad |= static_cast<uint32_t>((u & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad != 0;
+}
+
+/**
+ * Causality with non-finite values: the vectorised P·V multiplies every key's weight into its V
+ * row, and a masked key's weight 0 times a NaN / inf is NaN. So V rows (of keys 0 .. nk-1 of a
+ * block) holding a NaN or inf are diverted: their pointer in vr becomes `zeros` and they are listed
+ * in badN / badRow; after the block's P·V the caller adds p · v of each listed row only to the
+ * query rows that see that key (addDivertedValues). Returns how many rows were diverted.
+ */
+inline int divertNonFiniteValues(const float** vr, int nk, int D, const float* zeros, int* badN, const float** badRow) {
+  int nb = 0;
+  for (int n = 0; n < nk; n++) {
+    if (!anyNonFinite(vr[n], D)) continue;
+    badN[nb] = n;
+    badRow[nb++] = vr[n];
+    vr[n] = zeros;
+  }
+  return nb;
+}
+
+/**
+ * out[m, d] += p(m, n) * v[d] for each diverted row (n, v) and each row m in [0, M) with
+ * lo[m] <= kb + n <= hi[m]; `pAt(m, n)` and `outAt(m, d)` give the caller's layouts.
+ */
+template <typename PAt, typename OutAt>
+inline void addDivertedValues(int nb, const int* badN, const float* const* badRow, int kb, int M, const int* lo, const int* hi,
+                              int D, PAt pAt, OutAt outAt) {
+  for (int i = 0; i < nb; i++) {
+    const int key = kb + badN[i];
+    for (int m = 0; m < M; m++) {
+      if (key < lo[m] || key > hi[m]) continue;
+      const float pm = pAt(m, badN[i]);
+      for (int d = 0; d < D; d++) outAt(m, d) += pm * badRow[i][d];
+    }
+  }
 }
 
 /** Row-major attention of one item for D % 16 == 0 (the decode kernel): see attention_rows.cc. */

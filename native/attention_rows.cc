@@ -269,6 +269,9 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nkL = (nk + W::L - 1) / W::L * W::L;
     gatherKeyRows(p, b, h, kb, nk, nkL, D, kr, vr, sc.zeros.data());
+    int badN[NK];
+    const float* badRow[NK];
+    const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
     for (int m = 0; m < M; m++) {
       const auto rq = W::template rowQ<DV>(q + static_cast<size_t>(m) * D);
       const VI vlo = W::iset1(lo[m]), vhi = W::iset1(hi[m]);
@@ -300,6 +303,12 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
     }
     for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
     W::template pv<DV>(s, vr, nkL, ow, M4);
+    if (nBad > 0) {
+      auto slot = [&](int n) { int i = 0; while (lanes[i] != n % W::L) i++; return n / W::L * W::L + i; };  // the lanes' key order
+      addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
+                        [&](int m, int n) { return s[static_cast<size_t>(m) * NK + slot(n)]; },
+                        [&](int m, int d) -> float& { return ow[static_cast<size_t>(m) * D + d]; });
+    }
   }
   if (ow != o) std::copy(ow, ow + static_cast<size_t>(M) * D, o);
 }

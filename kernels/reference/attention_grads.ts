@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { MaskSpec } from '../../core/types.js';
-import { additiveMask } from './mask.js';
+import { maskedMatMul, maskedSoftmax, type Visibility, visibility } from './masked_attention.js';
 
 export interface HeadBlock {
   /** `[n*g, hd]` queries of one KV head (row i*g + gi). */
@@ -18,25 +18,36 @@ export interface HeadBlock {
   v: tf.Tensor2D;
   /** `[n*g, hd]` gradient of the block's output. */
   dy: tf.Tensor2D;
-  mask: tf.Tensor2D;
+  /** Which keys each query row sees `[n*g, len]`. */
+  mask: Visibility;
   scale: number;
 }
 
-/** dQ, dK, dV of one block. */
+/**
+ * dQ, dK, dV of one block. Masked pairs contribute exactly nothing, NaN and Inf included
+ * (masked_attention.ts): dS is 0 there by tf.where, and each product by P or dS zeroes the
+ * non-finite rows it must not see.
+ */
 export function attentionBlockBackward(b: HeadBlock, wantKv: boolean): { dq: tf.Tensor2D; dk?: tf.Tensor2D; dv?: tf.Tensor2D } {
-  const p = tf.softmax(tf.add(tf.mul(tf.matMul(b.q, b.k, false, true), b.scale), b.mask)) as tf.Tensor2D; // [n*g, len]
-  const o = tf.matMul(p, b.v); // [n*g, hd]
+  const vis = b.mask;
+  const p = maskedSoftmax(tf.mul(tf.matMul(b.q, b.k, false, true), b.scale), vis) as tf.Tensor2D; // [n*g, len]
+  const o = maskedMatMul(p, b.v, vis.f32); // [n*g, hd]
   const dp = tf.matMul(b.dy, b.v, false, true); // [n*g, len]
   const d = tf.sum(tf.mul(b.dy, o), 1, true); // [n*g, 1]
-  const ds = tf.mul(p, tf.sub(dp, d)) as tf.Tensor2D; // [n*g, len]
-  const dq = tf.mul(tf.matMul(ds, b.k), b.scale) as tf.Tensor2D; // [n*g, hd]
+  const ds = tf.where(vis.bool, tf.mul(p, tf.sub(dp, d)), tf.scalar(0)) as tf.Tensor2D; // [n*g, len]
+  const dq = tf.mul(maskedMatMul(ds, b.k, vis.f32), b.scale) as tf.Tensor2D; // [n*g, hd]
   if (!wantKv) return { dq };
-  return { dq, dk: tf.mul(tf.matMul(ds, b.q, true, false), b.scale) as tf.Tensor2D, dv: tf.matMul(p, b.dy, true, false) as tf.Tensor2D };
+  const visT = tf.transpose(vis.f32) as tf.Tensor2D; // [len, n*g]
+  return {
+    dq,
+    dk: tf.mul(maskedMatMul(ds, b.q, visT, true), b.scale) as tf.Tensor2D, // [len, hd]
+    dv: maskedMatMul(p, b.dy, visT, true) as tf.Tensor2D, // [len, hd]
+  };
 }
 
-/** The mask tensor `[n*g, len]` of queries at start..start+n-1. */
-export function maskTensor(mask: MaskSpec, start: number, n: number, g: number, len: number): tf.Tensor2D {
-  return tf.tensor2d(additiveMask(mask, start, n, g, len), [n * g, len]);
+/** Visibility `[n*g, len]` of queries at start..start+n-1. */
+export function maskTensor(mask: MaskSpec, start: number, n: number, g: number, len: number): Visibility {
+  return visibility(mask, start, n, g, len);
 }
 
 /** `[n, nH*hd]` rows -> `[nKv]` blocks `[n*g, hd]`. */

@@ -70,7 +70,7 @@ ${R.map((r) => `    {
       m${r} = mn;
 ${X.map((x) => `      let p${x} = exp2(s${r}_${x} - mn);`).join('\n')}
       l${r} = l${r} * al + ${X.map((x) => `p${x}`).join(' + ')};
-${C.map((u) => `      a${r}_${u} = a${r}_${u} * al + ${X.map((x) => `p${x} * v${x}_${u}`).join(' + ')};`).join('\n')}
+${C.map((u) => `      a${r}_${u} = a${r}_${u} * al + ${X.map((x) => `select(vec4<f32>(0.0), p${x} * v${x}_${u}, ok${x})`).join(' + ')};`).join('\n')}
     }`).join('\n')}
   }
 ${R.map((r) => `  if (lane == 0u) { Cm[w * G + ${r}u] = m${r}; Cl[w * G + ${r}u] = l${r}; }

@@ -8,7 +8,8 @@
  * tile, and output vec4 columns tx + TC*c (c < CPT). Per key tile of BC keys:
  *   K tile -> shared (zero past the range), S = Q K^T in registers, mask, row max across the TC
  *   threads of a row (subgroup shuffles, or shared memory), online-softmax rescale, P -> shared,
- *   V tile -> shared (same buffer as K), O += P V in registers.
+ *   V tile -> shared (same buffer as K), O += P V in registers, skipping P = 0 (a masked key's
+ *   weight times a NaN or inf value would be NaN: a later token's NaN must not reach earlier ones).
  * Shared memory: Qs [MR][D4] vec4 (pre-scaled q), KV [BC][D4] vec4, Ps [MR][BC + 4] f32
  * (+ red [MR][TC] without subgroups). Rows of Qs are XOR-swizzled by (row / RM) and rows of KV by
  * (key) within aligned groups of vec4 columns, so the threads of a warp hit distinct banks.
@@ -203,7 +204,7 @@ ${c.prefetch ? regLoad(false, '(kb + i32(BC))') : ''}
       let vb = k * D4;
 ${CP.map((cc) => `      let v${cc} = KV[vb + ((tx + ${tc * cc}u) ^ vsw)];`).join('\n')}
 ${RM.map((i) => `      let pp${i} = Ps[(r0 + ${i}u) * PSTR + k];`).join('\n')}
-${RM.map((i) => CP.map((cc) => `      a${i}_${cc} += pp${i} * v${cc};`).join('\n')).join('\n')}
+${RM.map((i) => CP.map((cc) => `      a${i}_${cc} += select(vec4<f32>(0.0), pp${i} * v${cc}, pp${i} != 0.0);`).join('\n')).join('\n')}
     }
   }
 ${rowSum}

@@ -4,7 +4,7 @@
  * this is what `tf.sequential`, functional models and `model.fit` run.
  */
 import * as tf from '@tensorflow/tfjs';
-import { additiveMask } from '../../kernels/reference/mask.js';
+import { maskedAttention, maskedScores, visibility } from '../../kernels/reference/masked_attention.js';
 import { applyRope, ropeRows } from '../../kernels/reference/rope.js';
 import type { RopeTables } from '../rope/rope_tables.js';
 import type { MaskSpec } from '../types.js';
@@ -40,9 +40,9 @@ export function attentionPadded(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, 
       .reshape([batch * nKvHeads, seq, headDim]); // [B*nKv, S, hd]
     const vh = v.reshape([batch, seq, nKvHeads, headDim]).transpose([0, 2, 1, 3])
       .reshape([batch * nKvHeads, seq, headDim]); // [B*nKv, S, hd]
-    const mask = tf.tensor2d(additiveMask(s.mask, 0, seq, g, seq), [seq * g, seq]); // [S*g, S]
-    const scores = tf.add(tf.mul(tf.matMul(qg, kh, false, true), s.scale), mask); // [B*nKv, S*g, S]
-    const out = tf.matMul(tf.softmax(scores), vh); // [B*nKv, S*g, hd]
+    const vis = visibility(s.mask, 0, seq, g, seq); // [S*g, S]
+    const scores = maskedScores(qg, kh, vis, s.scale); // [B*nKv, S*g, S]; its autodiff never meets a masked NaN
+    const out = maskedAttention(scores, vh, vis); // [B*nKv, S*g, hd]; a later token's NaN cannot reach earlier ones
     return out.reshape([batch, nKvHeads, seq, g, headDim]).transpose([0, 2, 1, 3, 4])
       .reshape([batch * seq, nHeads * headDim]) as tf.Tensor2D; // [B*S, nH*hd]
   });

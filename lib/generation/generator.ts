@@ -79,6 +79,7 @@ export class Generator {
     const maxNew = req.maxNewTokens ?? 32;
     checkInt(maxNew, where, 'maxNewTokens', 1);
     checkSampling(req.sampling ?? {}, where);
+    checkRequestOptions(req, where);
     const seq = new SequenceState(this.nextId++, req, maxNew, req.seed ?? this.opts.seed);
     const maxPos = this.model.rope.maxSeqLen;
     check(seq.maxLength <= maxPos, where, () =>
@@ -103,12 +104,32 @@ export class Generator {
     }
   }
 
-  private finish(seq: SequenceState, reason: 'stop' | 'length'): void {
+  private finish(seq: SequenceState, reason: 'stop' | 'length' | 'error', error?: unknown): void {
     seq.finishReason = reason;
     this.cache.releaseSequence(seq.cacheId);
     this.reservedPages -= this.pagesFor(seq.maxLength);
     this.running.splice(this.running.indexOf(seq), 1);
-    seq.resolve(seq.tokens.slice());
+    if (reason === 'error') seq.reject(error);
+    else seq.resolve(seq.tokens.slice());
+  }
+
+  /**
+   * Hands a sampled token to its request: the token is kept first, then the callback runs; a
+   * callback that throws fails this request only (the others of the step keep their tokens).
+   */
+  private deliver(s: SequenceState, token: number, finished: SequenceHandle[]): void {
+    s.tokens.push(token);
+    try {
+      s.req.onToken?.(token, s);
+    } catch (e) {
+      const message = `[${W}] onToken of sequence ${s.id} threw after token ${s.tokens.length - 1} (${token}): ${(e as Error)?.message ?? String(e)}`;
+      const err = new Error(message, { cause: e });
+      if (this.running.includes(s)) { this.finish(s, 'error', err); finished.push(s); }
+      return;
+    }
+    if (!this.running.includes(s)) return; // the callback disposed the generator
+    const stop = s.req.stopTokens?.includes(token) ?? false;
+    if (stop || s.tokens.length >= s.maxNewTokens) { this.finish(s, stop ? 'stop' : 'length'); finished.push(s); }
   }
 
   /** Runs one ragged step; returns what it did (0 tokens when nothing is pending). */
@@ -159,13 +180,9 @@ export class Generator {
     seqs.forEach((s, i) => { if (s.inPrefill) s.prefilled += counts[i]; });
     const vocab = this.model.config.vocabSize;
     const finished: SequenceHandle[] = [];
-    sampled.forEach((s, r) => {
-      const token = sampleToken(rows, s.req.sampling ?? {}, s.rng, r * vocab, vocab);
-      s.tokens.push(token);
-      s.req.onToken?.(token, s);
-      const stop = s.req.stopTokens?.includes(token) ?? false;
-      if (stop || s.tokens.length >= s.maxNewTokens) { this.finish(s, stop ? 'stop' : 'length'); finished.push(s); }
-    });
+    // Sample every row before any callback runs, so no callback can change what another request gets.
+    const tokens = sampled.map((s, r) => sampleToken(rows, s.req.sampling ?? {}, s.rng, r * vocab, vocab));
+    sampled.forEach((s, r) => this.deliver(s, tokens[r], finished));
     return { tokens: ids.length, decodes, prefillTokens: ids.length - decodes, finished };
   }
 
@@ -193,6 +210,17 @@ export class Generator {
     this.waiting.length = 0;
     this.reservedPages = 0;
   }
+}
+
+/** Types of the request's options that are only used mid-run, checked at submit. */
+function checkRequestOptions(req: GenerationRequest, where: string): void {
+  const stops = req.stopTokens;
+  check(stops === undefined || (Array.isArray(stops) && stops.every((t) => Number.isInteger(t))), where, () =>
+    `stopTokens must be an array of integer token ids, got ${JSON.stringify(stops)}`);
+  check(req.seed === undefined || (typeof req.seed === 'number' && Number.isFinite(req.seed)), where, () =>
+    `seed must be a finite number, got ${JSON.stringify(req.seed)}`);
+  check(req.onToken === undefined || typeof req.onToken === 'function', where, () =>
+    `onToken must be a function, got ${typeof req.onToken}`);
 }
 
 /**

@@ -11,11 +11,15 @@ export interface GenerationRequest {
   sampling?: SamplingParams;
   /** RNG seed of this request (default: the generator's seed). Same seed, same tokens, batched or alone. */
   seed?: number;
-  /** Called with each new token as soon as it is chosen. */
+  /**
+   * Called with each new token as soon as it is chosen. If it throws, this request alone fails
+   * (its `done` rejects with the error, its pages go back to the pool); other requests go on.
+   */
   onToken?: (token: number, seq: SequenceHandle) => void;
 }
 
-export type FinishReason = 'stop' | 'length';
+/** `error`: its onToken callback threw (the handle's `done` rejects with that error). */
+export type FinishReason = 'stop' | 'length' | 'error';
 
 /** What the caller sees of a request: its tokens so far and, at the end, why it finished. */
 export interface SequenceHandle {

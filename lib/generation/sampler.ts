@@ -16,11 +16,12 @@ export interface SamplingParams {
 
 /** Validates sampling parameters; `where` names the caller in errors. */
 export function checkSampling(p: SamplingParams, where: string): void {
+  check(typeof p === 'object' && p !== null && !Array.isArray(p), where, () => `sampling must be an object, got ${JSON.stringify(p)}`);
   const t = p.temperature ?? 0;
-  check(Number.isFinite(t) && t >= 0, where, () => `temperature must be >= 0, got ${p.temperature}`);
+  check(typeof t === 'number' && Number.isFinite(t) && t >= 0, where, () => `temperature must be >= 0, got ${JSON.stringify(p.temperature)}`);
   if (p.topK !== undefined) checkInt(p.topK, where, 'topK', 0);
   const topP = p.topP ?? 1;
-  check(topP > 0 && topP <= 1, where, () => `topP must be in (0, 1], got ${p.topP}`);
+  check(typeof topP === 'number' && topP > 0 && topP <= 1, where, () => `topP must be in (0, 1], got ${JSON.stringify(p.topP)}`);
 }
 
 /** Index of the largest value; the first one on ties (as torch.argmax). */

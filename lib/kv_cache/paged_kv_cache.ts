@@ -171,6 +171,30 @@ export class PagedKVCache implements PagedKVStore {
     });
   }
 
+  /**
+   * Gives back what a fetch reserved when its step will not be committed (a failed call): each of
+   * its sequences not stepped or re-fetched since keeps only the pages of its committed tokens.
+   * Lengths and committed contents are untouched (a copy-on-write copy made by the fetch stays, with
+   * the same contents). Idempotent; a collection that is no longer the latest of a sequence is ignored there.
+   *
+   * @example
+   * const kv = cache.fetch([0], [100]);
+   * try { layer.callRagged(0, x, kv); cache.step(kv); } catch (e) { cache.abandon(kv); throw e; }
+   */
+  abandon(collection: PagedKVCollection): void {
+    check(collection?.cache === this, W, () => 'abandon: collection belongs to another PagedKVCache');
+    const stamp = this.issued.get(collection);
+    check(stamp !== undefined, W, () => 'abandon: collection was not made by fetch of this cache');
+    const ps = this.params.pageSize;
+    for (const id of collection.seqIds) {
+      const s = this.seqs.get(id);
+      if (!s || s.gen !== stamp) continue;
+      const keep = Math.ceil(s.length / ps);
+      while (s.pages.length > keep) this.alloc.release(s.pages.pop()!);
+      s.gen = 0;
+    }
+  }
+
   /** K pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
   keys(layerIdx: number): Float32Array {
     this.checkLayer(layerIdx, 'keys');

@@ -2,13 +2,18 @@
  * Hugging Face checkpoint folders: `config.json`, `model.safetensors` or a sharded
  * `model.safetensors.index.json`, tensors streamed straight into float32 arrays.
  *
- * Memory: only the headers are read up front; each tensor's bytes are then read once, in file
- * order, directly into its own float32 array (F32) or through one small per-tensor buffer
- * (F16/BF16/F64). Nothing holds a whole file, so peak memory stays near the weights' float32 size.
+ * Memory: only the headers are read (and validated, see safetensors_header.ts) up front; each
+ * tensor's bytes are then read once, in file order, directly into its own float32 array (F32)
+ * or through one fixed 1 MiB chunk widened in place (BF16 with WebAssembly SIMD, F16 and F64 in
+ * JS). Nothing holds a whole file, so peak memory stays near the weights' float32 size.
+ * Every file is opened through checkpoint_files.ts: confined to the folder, regular files only.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { check } from '../errors.js';
+import { CHECKPOINT_LIMITS, confinedPath, openRegularFile, readFully, readJsonObject } from './checkpoint_files.js';
+import { checkHeaderLength, parseSafetensorsHeader } from './safetensors_header.js';
+import { bf16Widener } from './widen_bf16.js';
 
 const WHERE = 'loadHfCheckpoint';
 
@@ -31,30 +36,38 @@ export interface LoadedTensor {
 
 const BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
 
-/** Reads `config.json` of a checkpoint folder. */
+/** Reads `config.json` of a checkpoint folder (confined to the folder, a regular file, a JSON object). */
 export function readHfConfig(dir: string): Record<string, unknown> {
-  const file = path.join(dir, 'config.json');
+  checkFolder(dir);
+  const file = confinedPath(dir, 'config.json', WHERE, 'config.json');
   check(fs.existsSync(file), WHERE, () => `no config.json in '${dir}'`);
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  return readJsonObject(file, WHERE);
 }
 
-/** Reads the header of one safetensors file (8-byte little-endian length, then JSON). */
+function checkFolder(dir: string): void {
+  check(typeof dir === 'string' && dir.length > 0, WHERE, () => `dir must be a folder path, got ${JSON.stringify(dir)}`);
+  let st: fs.Stats;
+  try { st = fs.statSync(dir); } catch { return check(false, WHERE, () => `checkpoint folder '${dir}' does not exist`); }
+  check(st.isDirectory(), WHERE, () => `checkpoint folder '${dir}' is not a directory`);
+}
+
+/**
+ * Reads and validates the header of one safetensors file (8-byte little-endian length, then
+ * JSON): every tensor's dtype, shape and data_offsets are checked against the file's size and
+ * against each other (no overlaps) before any tensor byte is read.
+ */
 export function readSafetensorsLocations(file: string): Map<string, TensorLocation> {
-  const fd = fs.openSync(file, 'r');
+  const { fd, size } = openRegularFile(file, WHERE);
   try {
     const lenBuf = Buffer.alloc(8);
-    check(fs.readSync(fd, lenBuf, 0, 8, 0) === 8, WHERE, () => `'${file}' is shorter than a safetensors header`);
-    const n = Number(lenBuf.readBigUInt64LE(0));
-    const size = fs.fstatSync(fd).size;
-    check(n > 0 && 8 + n <= size, WHERE, () => `'${file}' header length (${n}) exceeds the file size (${size})`);
+    if (size >= 8) readFully(fd, lenBuf, 0, file, WHERE, 'the header length field');
+    const n = checkHeaderLength(size >= 8 ? lenBuf.readBigUInt64LE(0) : 0n, size, `'${file}'`, WHERE, CHECKPOINT_LIMITS.safetensorsHeader);
     const headerBuf = Buffer.alloc(n);
-    fs.readSync(fd, headerBuf, 0, n, 8);
-    const header = JSON.parse(headerBuf.toString('utf8')) as Record<string, any>;
+    readFully(fd, headerBuf, 8, file, WHERE, 'the header');
+    const { entries } = parseSafetensorsHeader(headerBuf.toString('utf8'), size - 8 - n, `'${file}'`, WHERE);
     const out = new Map<string, TensorLocation>();
-    for (const [name, info] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const [b, e] = info.data_offsets as [number, number];
-      out.set(name, { name, file, dtype: info.dtype, shape: info.shape, begin: 8 + n + b, end: 8 + n + e });
+    for (const [name, e] of entries) {
+      out.set(name, { name, file, dtype: e.dtype, shape: e.shape, begin: 8 + n + e.data_offsets[0], end: 8 + n + e.data_offsets[1] });
     }
     return out;
   } finally {
@@ -64,25 +77,33 @@ export function readSafetensorsLocations(file: string): Map<string, TensorLocati
 
 /**
  * Locates every tensor of a checkpoint folder: `model.safetensors`, or the shards named by
- * `model.safetensors.index.json` (`weight_map`: tensor name -> shard file).
+ * `model.safetensors.index.json` (`weight_map`: tensor name -> shard file inside the folder).
+ * Each tensor is taken from the shard the index names for it.
  */
 export function locateTensors(dir: string): Map<string, TensorLocation> {
-  const index = path.join(dir, 'model.safetensors.index.json');
-  const single = path.join(dir, 'model.safetensors');
+  checkFolder(dir);
+  const index = confinedPath(dir, 'model.safetensors.index.json', WHERE, 'model.safetensors.index.json');
   if (fs.existsSync(index)) {
-    const weightMap = (JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map?: Record<string, string> }).weight_map;
-    check(weightMap && typeof weightMap === 'object', WHERE, () => `'${index}' has no weight_map`);
+    const weightMap = readJsonObject(index, WHERE).weight_map;
+    check(typeof weightMap === 'object' && weightMap !== null && !Array.isArray(weightMap), WHERE, () =>
+      `'${index}' field weight_map must be an object {tensor name: shard file}, got ${JSON.stringify(weightMap) ?? 'nothing'}`);
+    const shards = new Map<string, Map<string, TensorLocation>>();
     const out = new Map<string, TensorLocation>();
-    for (const shard of new Set(Object.values(weightMap))) {
-      const file = path.join(dir, shard);
-      check(fs.existsSync(file), WHERE, () => `shard '${shard}' named by model.safetensors.index.json is missing in '${dir}'`);
-      for (const [name, loc] of readSafetensorsLocations(file)) out.set(name, loc);
+    for (const [name, shard] of Object.entries(weightMap as Record<string, unknown>)) {
+      const field = `'${index}' field weight_map['${name}']`;
+      const file = confinedPath(dir, shard, WHERE, field);
+      if (!shards.has(file)) {
+        check(fs.existsSync(file), WHERE, () => `${field}: shard '${shard as string}' is missing in '${dir}'`);
+        shards.set(file, readSafetensorsLocations(file));
+      }
+      const loc = shards.get(file)!.get(name);
+      check(loc, WHERE, () => `${field}: tensor '${name}' is not in shard '${shard as string}' although the index names it there`);
+      out.set(name, loc);
     }
-    for (const name of Object.keys(weightMap)) {
-      check(out.has(name), WHERE, () => `tensor '${name}' is not in shard '${weightMap[name]}' although the index names it`);
-    }
+    for (const locs of shards.values()) for (const [name, loc] of locs) if (!out.has(name)) out.set(name, loc);
     return out;
   }
+  const single = confinedPath(dir, 'model.safetensors', WHERE, 'model.safetensors');
   check(fs.existsSync(single), WHERE, () => `no model.safetensors or model.safetensors.index.json in '${dir}'`);
   return readSafetensorsLocations(single);
 }
@@ -124,36 +145,41 @@ function halfTable(): Float32Array {
   return f16Table;
 }
 
+/** Bytes converted per chunk for F16/F64 (the chunk stays in cache while it is widened; BF16 goes through bf16Widener). */
+const CHUNK_BYTES = 1 << 20;
+let chunkBuffer: ArrayBuffer | undefined;
+
 function readTensor(fd: number, loc: TensorLocation): Float32Array {
   const count = loc.shape.reduce((a, b) => a * b, 1);
-  const nbytes = loc.end - loc.begin;
   const out = new Float32Array(count);
-  const readInto = (buf: Uint8Array) => {
-    let done = 0;
-    while (done < nbytes) {
-      const n = fs.readSync(fd, buf, done, nbytes - done, loc.begin + done);
-      check(n > 0, WHERE, () => `'${loc.file}' ends inside tensor '${loc.name}'`);
-      done += n;
-    }
-  };
+  const what = `tensor '${loc.name}'`;
   if (loc.dtype === 'F32') {
-    readInto(new Uint8Array(out.buffer));
-  } else if (loc.dtype === 'F16' || loc.dtype === 'BF16') {
-    const half = new Uint16Array(count);
-    readInto(new Uint8Array(half.buffer));
-    if (loc.dtype === 'BF16') {
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < count; i++) bits[i] = half[i] << 16;
-    } else {
-      const t = halfTable();
-      for (let i = 0; i < count; i++) out[i] = t[half[i]];
+    readFully(fd, new Uint8Array(out.buffer), loc.begin, loc.file, WHERE, what);
+    return out;
+  }
+  const size = BYTES[loc.dtype];
+  check(size !== undefined, WHERE, () => `tensor '${loc.name}' has dtype ${loc.dtype}; supported: ${Object.keys(BYTES).join(', ')}`);
+  if (loc.dtype === 'BF16') {
+    const w = bf16Widener();
+    for (let first = 0; first < count; first += w.chunkValues) {
+      const n = Math.min(w.chunkValues, count - first);
+      readFully(fd, w.input(n), loc.begin + 2 * first, loc.file, WHERE, what);
+      w.widen(n, out, first);
     }
-  } else if (loc.dtype === 'F64') {
-    const wide = new Float64Array(count);
-    readInto(new Uint8Array(wide.buffer));
-    out.set(wide);
-  } else {
-    check(false, WHERE, () => `tensor '${loc.name}' has dtype ${loc.dtype}; supported: ${Object.keys(BYTES).join(', ')}`);
+    return out;
+  }
+  chunkBuffer ??= new ArrayBuffer(CHUNK_BYTES);
+  const perChunk = CHUNK_BYTES / size;
+  const table = loc.dtype === 'F16' ? halfTable() : undefined;
+  for (let first = 0; first < count; first += perChunk) {
+    const n = Math.min(perChunk, count - first);
+    readFully(fd, new Uint8Array(chunkBuffer, 0, n * size), loc.begin + first * size, loc.file, WHERE, what);
+    if (table) {
+      const half = new Uint16Array(chunkBuffer, 0, n);
+      for (let i = 0; i < n; i++) out[first + i] = table[half[i]];
+    } else {
+      out.set(new Float64Array(chunkBuffer, 0, n), first);
+    }
   }
   return out;
 }
@@ -179,7 +205,7 @@ export function* readTensors(locations: Map<string, TensorLocation>, names?: Ite
   }
   for (const [file, locs] of byFile) {
     locs.sort((a, b) => a.begin - b.begin);
-    const fd = fs.openSync(file, 'r');
+    const { fd } = openRegularFile(file, WHERE);
     try {
       for (const loc of locs) yield { name: loc.name, shape: loc.shape.slice(), data: readTensor(fd, loc) };
     } finally {

@@ -4,12 +4,10 @@
  * Float types (F32, F16, BF16, F64) come out as Float32Array, integer types (I32, I64, I8, U8, I16) as Int32Array.
  */
 import { check } from '../errors.js';
+import { CHECKPOINT_LIMITS } from './limits.js';
+import { checkHeaderLength, parseSafetensorsHeader, type SafetensorsEntry } from './safetensors_header.js';
 
-export interface SafetensorsEntry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
-}
+export type { SafetensorsEntry } from './safetensors_header.js';
 
 export interface LoadedTensor {
   dtype: string;
@@ -17,17 +15,21 @@ export interface LoadedTensor {
   data: Float32Array | Int32Array;
 }
 
+/** dtypes `readSafetensors` decodes (float ones to Float32Array, integer ones to Int32Array). */
 const BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-/** Parses the header; returns the entries and where the data section starts. */
+/**
+ * Parses and validates the header of safetensors bytes (every entry's dtype, shape and offsets
+ * checked against this view's own byteLength: a pooled Buffer's neighbours are never read).
+ */
 export function safetensorsHeader(bytes: Uint8Array): { entries: Record<string, SafetensorsEntry>; dataStart: number; metadata?: Record<string, string> } {
-  check(bytes.byteLength >= 8, 'readSafetensors', () => `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(view.getBigUint64(0, true));
-  check(8 + headerLen <= bytes.byteLength, 'readSafetensors', () => `header length ${headerLen} runs past the file's ${bytes.byteLength} bytes`);
-  const json = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<string, unknown>;
-  const { __metadata__: metadata, ...entries } = json;
-  return { entries: entries as Record<string, SafetensorsEntry>, dataStart: 8 + headerLen, metadata: metadata as Record<string, string> | undefined };
+  check(bytes instanceof Uint8Array, 'readSafetensors', () => `bytes must be a Uint8Array or Buffer, got ${Object.prototype.toString.call(bytes)}`);
+  const size = bytes.byteLength;
+  const lenField = size >= 8 ? new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true) : 0n;
+  const headerLen = checkHeaderLength(lenField, size, 'the buffer', 'readSafetensors', CHECKPOINT_LIMITS.safetensorsHeader);
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + headerLen));
+  const { entries, metadata } = parseSafetensorsHeader(text, size - 8 - headerLen, 'the buffer', 'readSafetensors');
+  return { entries: Object.fromEntries(entries), dataStart: 8 + headerLen, metadata };
 }
 
 function f16ToF32(h: number): number {
@@ -40,11 +42,11 @@ function f16ToF32(h: number): number {
 /** Decodes one entry of a safetensors file to float32 or int32. */
 export function decodeEntry(bytes: Uint8Array, dataStart: number, name: string, e: SafetensorsEntry): LoadedTensor {
   const size = BYTES[e.dtype];
-  check(size !== undefined, 'readSafetensors', () => `tensor '${name}' has unsupported dtype ${e.dtype}`);
+  check(size !== undefined, 'readSafetensors', () => `tensor '${name}' has dtype ${e.dtype}; readSafetensors decodes ${Object.keys(BYTES).join(', ')}`);
   const n = e.shape.reduce((a, b) => a * b, 1);
   const [begin, end] = e.data_offsets;
-  check(end - begin === n * size, 'readSafetensors', () =>
-    `tensor '${name}' spans ${end - begin} bytes, its shape [${e.shape}] of ${e.dtype} needs ${n * size}`);
+  check(end - begin === n * size && dataStart + end <= bytes.byteLength, 'readSafetensors', () =>
+    `tensor '${name}' data_offsets [${begin}, ${end}] do not fit its shape [${e.shape}] of ${e.dtype} inside the ${bytes.byteLength - dataStart}-byte data section`);
   const at = dataStart + begin;
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, n * size);
   const isFloat = e.dtype[0] === 'F' || e.dtype === 'BF16';
@@ -70,7 +72,14 @@ export function decodeEntry(bytes: Uint8Array, dataStart: number, name: string, 
   return { dtype: e.dtype, shape: e.shape, data: out };
 }
 
-/** Reads every tensor of a safetensors file. */
+/**
+ * Reads every tensor of safetensors bytes (a Buffer view of a larger pool is fine: only its own
+ * byteOffset..byteLength range is read).
+ *
+ * @example
+ * const tensors = readSafetensors(fs.readFileSync('weights.safetensors'));
+ * tensors.get('lm_head.weight')?.shape; // [vocab, hidden]
+ */
 export function readSafetensors(bytes: Uint8Array): Map<string, LoadedTensor> {
   const { entries, dataStart } = safetensorsHeader(bytes);
   const out = new Map<string, LoadedTensor>();

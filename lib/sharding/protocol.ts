@@ -71,6 +71,8 @@ export type WorkerMsg =
   | InitMsg | CallMsg | CommitMsg
   | { op: 'seq'; seq: SeqAction }
   | { op: 'inspect'; id: number }
+  /** The call `id` failed or timed out elsewhere: give back what its fetch reserved (nothing was committed). */
+  | { op: 'abort'; id: number }
   | { op: 'fault'; mode: 'throw' | 'exit' }
   | { op: 'dispose' };
 

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
+import { AttentionRopeError } from '../errors.js';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
 import type { Reply, WorkerMsg } from './protocol.js';
@@ -15,6 +16,9 @@ export type Transport = 'thread' | 'process';
 
 /** The command that starts a process worker running `script` (default: this Node on the script). */
 export type SpawnCommand = (device: DevicePlacement, script: string) => { command: string; args: string[] };
+
+/** A worker that did not answer in time (it may still be alive: stopped, hung or slow). */
+export class TimeoutError extends AttentionRopeError {}
 
 export class ShardWorker {
   private readonly thread: Worker | null = null;
@@ -50,12 +54,25 @@ export class ShardWorker {
   }
 
   get name(): string { return `device ${this.index} (${deviceName(this.device)})`; }
+  /** The process id of a process worker (null for a thread). */
+  get pid(): number | null { return this.child?.pid ?? null; }
 
-  /** Sends `msg` and resolves with the worker's reply; rejects if the worker dies first. */
-  request(msg: WorkerMsg & { id: number }, transfer: ArrayBuffer[] = []): Promise<Reply> {
+  /**
+   * Sends `msg` and resolves with the worker's reply; rejects if the worker dies first, or after
+   * `timeoutMs` without a reply (a stopped or hung worker: its late reply is then ignored).
+   */
+  request(msg: WorkerMsg & { id: number }, transfer: ArrayBuffer[] = [], timeoutMs = Infinity): Promise<Reply> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
-      this.waiting.set(msg.id, { resolve, reject });
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => { if (timer) clearTimeout(timer); };
+      this.waiting.set(msg.id, { resolve: (r) => { done(); resolve(r); }, reject: (e) => { done(); reject(e); } });
+      if (Number.isFinite(timeoutMs)) {
+        timer = setTimeout(() => {
+          if (!this.waiting.delete(msg.id)) return;
+          reject(new TimeoutError(`[${W}] ${this.name} did not answer '${msg.op}' (call ${msg.id}) within ${timeoutMs} ms (callTimeoutMs)`));
+        }, timeoutMs);
+      }
       this.send({ ...msg, slot: this.index } as unknown as WorkerMsg, transfer);
     });
   }

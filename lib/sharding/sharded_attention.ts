@@ -44,7 +44,15 @@ export interface ShardedAttentionOptions {
   sharedMemory?: boolean;
   /** How a process worker starts (transport 'process'); default: this Node on the worker script. */
   spawnCommand?: SpawnCommand;
+  /**
+   * Most ms a call waits for every device (default 120000: a first WebGPU call compiles its
+   * shaders). A device that does not answer in time (hung, or a process stopped with SIGSTOP)
+   * fails the call: it rejects naming the device, and no cache shard nor the sequence book moves.
+   */
+  callTimeoutMs?: number;
 }
+
+const DEFAULT_CALL_TIMEOUT_MS = 120_000;
 
 /**
  * A tensor-parallel AttentionWithRope: `layer.shard(devices)` placed one shard per worker thread.
@@ -69,8 +77,11 @@ export class ShardedAttention {
   /** Timing of the last call, see `lastCallStats`. */
   private stats: CallStats | null = null;
 
+  /** Set when a device failed while committing: shards may disagree, so no further call is allowed. */
+  private broken: string | null = null;
+
   private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams'],
-    private region: SharedRegion | null, private readonly paths: DataPath[]) {
+    private region: SharedRegion | null, private readonly paths: DataPath[], private readonly timeoutMs: number) {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
   }
 
@@ -84,6 +95,8 @@ export class ShardedAttention {
     check(devices !== undefined, W, () => 'no devices: pass them or give the layer a `devices` option');
     const nativeThreads = opts.nativeThreads ?? 1;
     checkInt(nativeThreads, W, 'nativeThreads', 1);
+    const timeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    checkInt(timeoutMs, W, 'callTimeoutMs', 1);
     const shards = layer.shard(devices);
     check(shardInfoOf(shards[0])!.mode === 'tensor_parallel', W, () =>
       `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); ShardedAttention runs tensor_parallel only`);
@@ -118,7 +131,7 @@ export class ShardedAttention {
     }
     region?.unlink(); // every worker that uses it has mapped it: the name is no longer needed
     if (!paths.includes('shm')) region = null;
-    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams, region, paths);
+    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams, region, paths, timeoutMs);
   }
 
   get numDevices(): number { return this.slots.length; }
@@ -130,6 +143,8 @@ export class ShardedAttention {
    * a shared /dev/shm mapping) or 'ipc' (process, copied in the messages).
    */
   get dataPaths(): DataPath[] { return [...this.paths]; }
+  /** Process ids of process workers (null for thread workers), e.g. to watch or signal them. */
+  get workerPids(): (number | null)[] { return this.slots.map((s) => s.pid); }
   /** Rows the shared /dev/shm region holds now (0: none; it grows with the largest call). */
   get sharedRows(): number { return this.region?.capacity ?? 0; }
   /** Where the time of the last callRagged went (null before the first). */
@@ -159,8 +174,9 @@ export class ShardedAttention {
   /**
    * The sharded ragged call: fetches room for `numNewTokens[b]` new tokens of each sequence,
    * runs every shard, commits the step on every cache shard only when all succeeded, and returns
-   * the summed output `[totalTokens, hidden]`. On any device's failure it rejects with that
-   * device's error and no cache shard has moved.
+   * the summed output `[totalTokens, hidden]`. On any device's failure (or no answer within
+   * `callTimeoutMs`) it rejects with that device's error; no cache shard nor the book has moved
+   * and the pages the call reserved are free again.
    */
   async callRagged(hidden: tf.Tensor2D | Float32Array, seqIds: number[], numNewTokens: number[]): Promise<tf.Tensor2D> {
     return (await this.run(hidden, seqIds, numNewTokens, false))!;
@@ -175,13 +191,17 @@ export class ShardedAttention {
     this.checkIdle(materialize ? 'materializeKvFromHidden' : 'callRagged');
     const t0 = performance.now();
     const H = this.hiddenSize;
-    const kv = this.book.fetch(seqIds, counts); // validates ids, counts and pages before any worker moves
-    const T = kv.totalTokens;
-    const data = hidden instanceof Float32Array ? hidden : hidden.dataSync() as Float32Array;
+    // The whole call is validated before the book reserves a page.
+    check(Array.isArray(counts) && counts.every((n) => Number.isInteger(n) && n >= 0), W, () =>
+      `numNewTokens must be an array of integers >= 0, got ${JSON.stringify(counts)}`);
+    const T = counts.reduce((a, b) => a + b, 0);
     if (!(hidden instanceof Float32Array)) {
-      check(hidden.rank === 2 && hidden.shape[1] === H, W, () => `hidden must be [totalTokens, ${H}], got [${hidden.shape}]`);
+      check(hidden instanceof tf.Tensor && hidden.rank === 2 && hidden.shape[1] === H, W, () =>
+        `hidden must be [totalTokens, ${H}], got [${(hidden as tf.Tensor)?.shape}]`);
     }
+    const data = hidden instanceof Float32Array ? hidden : hidden.dataSync() as Float32Array;
     check(data.length === T * H, W, () => `hidden has ${data.length} values, expected totalTokens * hiddenSize (${T} * ${H})`);
+    const kv = this.book.fetch(seqIds, counts); // validates ids, counts and pages before any worker moves
     const threads = this.slots[0].transport === 'thread';
     if (threads) {
       this.ensureCapacity(T);
@@ -193,15 +213,21 @@ export class ShardedAttention {
     const region = this.region;
     const id = this.nextId++;
     this.busy = true;
+    let phase: 'call' | 'commit' = 'call';
     try {
       const slotFloats = this.capacity * H;
-      const replies = await this.all((s, i) => s.request({
-        op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize, slotFloats,
-        ...(this.paths[i] === 'sab' ? { input: this.input, partials: this.partials }
-          : this.paths[i] === 'shm' ? { input: null, partials: null, shm: region!.ref }
-            : { input: data.slice(0, T * H), partials: null }),
-      }));
-      region?.unlink(); // every worker mapped it (a grown region is named in this call only)
+      let replies: Reply[];
+      try {
+        replies = await this.all((s, i) => s.request({
+          op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize, slotFloats,
+          ...(this.paths[i] === 'sab' ? { input: this.input, partials: this.partials }
+            : this.paths[i] === 'shm' ? { input: null, partials: null, shm: region!.ref }
+              : { input: data.slice(0, T * H), partials: null }),
+        }, [], this.timeoutMs));
+      } finally {
+        region?.unlink(); // every worker mapped it, or failed: a grown region is named in this call only
+      }
+      phase = 'commit';
       const computeMs = Math.max(...replies.map((r) => r.computeMs ?? 0));
       const tReduce = performance.now();
       let out: Float32Array | null = null;
@@ -214,11 +240,11 @@ export class ShardedAttention {
             out: sab, partials: this.partials, slotFloats, numSlots: n, hidden: H,
             rowStart: Math.floor((j * T) / n), rowEnd: Math.floor(((j + 1) * T) / n),
           } : undefined,
-        }));
+        }, [], this.timeoutMs));
         if (sab) out = new Float32Array(sab);
       } else {
         // Processes: the main thread sums the partials (shared slots or IPC payloads) while the workers commit.
-        const committed = this.all((s) => s.request({ op: 'commit', id }));
+        const committed = this.all((s) => s.request({ op: 'commit', id }, [], this.timeoutMs));
         if (!materialize) out = sumPartials(replies.map((r, i) => (this.paths[i] === 'shm' ? region!.slot(i, T * H) : r.partial!)));
         await committed;
       }
@@ -227,12 +253,25 @@ export class ShardedAttention {
       const totalMs = performance.now() - t0;
       this.stats = { totalMs, computeMs, reduceMs, moveMs: Math.max(0, totalMs - computeMs - reduceMs) };
       return out ? tf.tensor2d(out, [T, H]) : null; // [T, hidden]
+    } catch (e) {
+      if (phase === 'call') {
+        // Nothing was committed anywhere: every shard and the book give back what this call reserved
+        // (a stopped worker does so when it resumes: its messages run in order).
+        this.book.abandon(kv);
+        for (const s of this.slots) s.post({ op: 'abort', id });
+      } else {
+        this.broken = `${(e as Error).message} while committing call ${id}: the cache shards may disagree`;
+      }
+      throw e;
     } finally {
       this.busy = false;
     }
   }
 
-  /** Sends to every worker, waits for every answer (so none still reads shared memory), throws the first device's error. */
+  /**
+   * Sends to every worker, waits for every answer (so none still reads shared memory), throws the
+   * first device's error (a worker's own error, its death, or its timeout).
+   */
   private async all(send: (s: ShardWorker, i: number) => Promise<Reply>): Promise<Reply[]> {
     const results = await Promise.allSettled(this.slots.map((s, i) => send(s, i)));
     return results.map((r, i) => {
@@ -267,6 +306,7 @@ export class ShardedAttention {
 
   private checkUsable(): void {
     check(!this.disposed, W, () => 'disposed');
+    check(this.broken === null, W, () => `unusable: ${this.broken}; create a new ShardedAttention`);
     const dead = this.slots.findIndex((s) => s.dead);
     check(dead < 0, W, () => `${this.slots[dead].name} is gone (${this.slots[dead].dead!.message}); its cache shard is lost, create a new ShardedAttention`);
   }

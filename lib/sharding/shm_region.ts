@@ -8,8 +8,10 @@
  * worker (worker d writes slot d, the main process sums the slots).
  *
  * The file's name is only needed until every worker has mapped it: the main process unlinks it as
- * soon as every worker answered the message that named it (init, or the call after a grow), and
- * again (best effort) on dispose and at process exit, so no /dev/shm file outlives its users.
+ * soon as every worker answered (or failed) the message that named it (init, or the call after a
+ * grow), and again (best effort) on dispose, at exit and on SIGINT / SIGTERM / SIGHUP. A process
+ * killed with SIGKILL inside that window leaves its file: the next process to create a region
+ * removes files of processes that are gone (sweepStaleRegions).
  */
 import * as fs from 'node:fs';
 import { nativeKernels } from '../../kernels/cpu/native.js';
@@ -35,6 +37,46 @@ export function sharedMemoryUnavailable(): string | null {
 
 let counter = 0;
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Unlinks the live files on exit and on SIGINT / SIGTERM / SIGHUP; where no one else listens for
+ * that signal, it is raised again afterwards so the process still ends as it would have.
+ */
+function hookExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => live.forEach(unlinkQuietly));
+  for (const sig of SIGNALS) {
+    const onSignal = () => {
+      live.forEach(unlinkQuietly);
+      live.clear();
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, onSignal);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Removes region files left by processes that are gone (killed with SIGKILL mid-call, say). */
+export function sweepStaleRegions(): number {
+  let removed = 0;
+  let names: string[];
+  try { names = fs.readdirSync(shmDir()); } catch { return 0; }
+  for (const f of names) {
+    const pid = Number(new RegExp(`^${SHM_PREFIX.replace(/\./g, '\\.')}(\\d+)\\.\\d+$`).exec(f)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    try { fs.unlinkSync(`${shmDir()}/${f}`); removed++; } catch { /* raced with another sweeper */ }
+  }
+  return removed;
+}
+
 /** The main process's side: creates the file and holds its mapping. */
 export class SharedRegion {
   readonly path = `${shmDir()}/${SHM_PREFIX}${process.pid}.${counter++}`;
@@ -43,10 +85,8 @@ export class SharedRegion {
 
   /** Throws (the addon's error) when the file cannot be created, sized or mapped. */
   constructor(readonly capacity: number, readonly hidden: number, readonly numSlots: number) {
-    if (!exitHooked) {
-      exitHooked = true;
-      process.once('exit', () => live.forEach(unlinkQuietly));
-    }
+    if (!exitHooked) sweepStaleRegions();
+    hookExit();
     live.add(this.path);
     try {
       this.buffer = nativeKernels!.mapShared!(this.path, (1 + numSlots) * capacity * hidden * 4, true);

@@ -28,12 +28,20 @@ function useRegion(ref: ShmRef): ArrayBuffer {
   return region.buffer;
 }
 
-/** The channel to the main thread: worker_threads' parentPort, or the IPC channel of a child process. */
+/**
+ * The channel to the main thread: worker_threads' parentPort, or the IPC channel of a child
+ * process. A process worker whose parent is gone exits quietly (code 0): no EPIPE trace from a
+ * reply or from writing to the inherited stdout / stderr.
+ */
 const port = parentPort ?? {
   on: (ev: 'message', fn: (m: never) => void) => process.on(ev, fn as (m: unknown) => void),
-  postMessage: (r: unknown) => process.send!(r),
+  postMessage: (r: unknown) => { if (process.connected) process.send!(r, undefined, undefined, (e) => { if (e) process.exit(0); }); },
   close: () => process.disconnect(),
 };
+if (!parentPort) {
+  process.on('disconnect', () => process.exit(0));
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => process.exit(0));
+}
 const reply = (r: Reply) => port.postMessage(r);
 const msgOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -134,6 +142,9 @@ port.on('message', (m: WorkerMsg & { slot?: number }) => {
         case 'commit': reply(commit(m)); break;
         case 'inspect':
           reply({ id, ok: true, lengths: cache!.sequenceIds.map((s) => [s, cache!.cacheLength(s)]), numFreePages: cache!.numFreePages });
+          break;
+        case 'abort':
+          if (pending?.id === m.id) { cache!.abandon(pending.kv); pending = null; }
           break;
         case 'fault': fault = m.mode; break;
         case 'dispose': layer?.dispose(); port.close(); break;
