@@ -56,6 +56,10 @@ export class WebGpuKVMirror implements KVDeviceMirror {
       return m;
     }
     const { numLayers, numPages, nKvHeads, pageSize, headDim } = cache.params;
+    if (cache.params.dtype !== 'float32') {
+      throw new AttentionRopeError(
+        `[WebGpuKVMirror] kvParams.dtype '${cache.params.dtype}' has no webgpu kernels yet; use a 'float32' cache on webgpu (cpu and wasm run every dtype)`);
+    }
     // Host pools first: attaching below detaches (and syncs) any other mirror.
     cache.attachDeviceMirror(null);
     const hostK: Float32Array[] = [];
