@@ -56,3 +56,26 @@ describeEachBackend('quantized KV cache fixtures', () => {
     });
   }
 });
+
+// webgpu in Node (Dawn; lavapipe in CI): the fused store and every attention path read the
+// packed pages in place (the composite store cannot read back synchronously there).
+describeEachBackend('quantized KV cache fixtures, fused', () => {
+  for (const name of KV_CASES) {
+    for (const pageSize of [4, 16]) {
+      it(`${name} page size ${pageSize} within its tolerance`, async () => {
+        const f = loadAttentionFixture(path.join(QUANT, name));
+        const r = await runAttentionFixture(f, { scramblePages: true, pageSize });
+        expect(r.error).toBeLessThanOrEqual(fixtureTolerance(f.config));
+      });
+    }
+  }
+  for (const dtype of Object.keys(KV_DTYPE_TOLERANCE) as (keyof typeof KV_DTYPE_TOLERANCE)[]) {
+    it(`every float32 fixture through a ${dtype} cache within ${KV_DTYPE_TOLERANCE[dtype]}`, async () => {
+      for (const name of FLOAT_CASES) {
+        const r = await runAttentionFixture(loadAttentionFixture(path.join(FLOAT_ROOT, name)),
+          { kvFormat: { dtype }, tolerance: KV_DTYPE_TOLERANCE[dtype], scramblePages: true, pageSize: 4 });
+        expect({ name, passed: r.passed, error: r.error }).toEqual({ name, passed: true, error: r.error });
+      }
+    });
+  }
+}, ['webgpu']);
