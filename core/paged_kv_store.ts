@@ -3,14 +3,20 @@
  * (lib/kv_cache/paged_kv_cache.ts) implements it; kernels see only this interface, so the
  * bottom layer (core/, kernels/) never imports the cache's bookkeeping.
  *
- * Storage per layer, K and V each: `[numPages, nKvHeads, pageSize, headDim]` float32. A token at
+ * Storage per layer, K and V each: `[numPages, nKvHeads, pageSize, headDim]` elements of `params.dtype`
+ * (core/kv_dtype.ts; int8 adds `[numPages, nKvHeads, pageSize]` float32 row scales). A token at
  * position `p` of a sequence lives in page `pageTable[floor(p / pageSize)]`, slot `p % pageSize`.
  */
 import type { KVDeviceMirror } from './device_mirror.js';
+import type { KVCacheDType, KVPool } from './kv_dtype.js';
 
 /** The cache's shape, every default resolved. */
 export interface KVStoreParams {
-  readonly dtype: 'float32';
+  readonly dtype: KVCacheDType;
+  /** float8_e4m3: K = e4m3 code * kScale (1 for other dtypes). */
+  readonly kScale: number;
+  /** float8_e4m3: V = e4m3 code * vScale (1 for other dtypes). */
+  readonly vScale: number;
   readonly nKvHeads: number;
   readonly headDim: number;
   readonly pageSize: number;
@@ -21,8 +27,15 @@ export interface KVStoreParams {
 /** The pools and checks kernels use; every method names `where` in its errors. */
 export interface PagedKVStore {
   readonly params: KVStoreParams;
-  /** K pool of a layer `[numPages, nKvHeads, pageSize, headDim]` (syncs and drops a device mirror). */
+  /** K pool of a float32 cache `[numPages, nKvHeads, pageSize, headDim]` (syncs and drops a device mirror; other dtypes: pools). */
   keys(layerIdx: number): Float32Array;
+  /** A layer's packed pools of any dtype, and int8's row scales `[numPages, nKvHeads, pageSize]` (syncs and drops a device mirror). */
+  pools(layerIdx: number): KVLayerPools;
+  /**
+   * The pages `pages` of a layer decoded to float32, packed in that order: `{k, v}` each
+   * `[pages.length, nKvHeads, pageSize, headDim]` (page `pages[i]` becomes page i).
+   */
+  decodePages(layerIdx: number, pages: Int32Array): { k: Float32Array; v: Float32Array };
   /** V pool of a layer, as keys. */
   values(layerIdx: number): Float32Array;
   /** Writes the new tokens' K and V (`[totalTokens, nKvHeads * headDim]` each, packed rows) into their slots. */
@@ -40,6 +53,14 @@ export interface PagedKVStore {
   readonly deviceMirror: KVDeviceMirror | null;
   /** Makes `m` the authority on pool contents (null: sync back and detach). */
   attachDeviceMirror(m: KVDeviceMirror | null): void;
+}
+
+/** One layer's storage. `kRowScales` / `vRowScales` are non-null for int8 only. */
+export interface KVLayerPools {
+  readonly k: KVPool;
+  readonly v: KVPool;
+  readonly kRowScales: Float32Array | null;
+  readonly vRowScales: Float32Array | null;
 }
 
 /**

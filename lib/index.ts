@@ -20,6 +20,7 @@ export type { RopeTables } from './rope/rope_tables.js';
 export { PagedKVCache } from './kv_cache/paged_kv_cache.js';
 export type { KVDeviceMirror } from './kv_cache/device_mirror.js';
 export type { KVCacheParams } from './kv_cache/params.js';
+export { KV_CACHE_DTYPES, type KVCacheDType } from '../core/kv_dtype.js';
 export type { PagedKVCollection } from './kv_cache/collection.js';
 export { ShardingStrategy } from './sharding/strategy.js';
 export { useBackend, registerFusedKernels } from './backends/select.js';

@@ -10,6 +10,7 @@ import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { readSafetensors, type LoadedTensor } from '../../lib/loaders/safetensors.js';
 import { ropeOptionsFromHfConfig } from '../../lib/rope/rotary_embedding.js';
 import type { MaskVariant } from '../../lib/types.js';
+import type { KVCacheParams } from '../../lib/kv_cache/params.js';
 
 export interface FixtureStep {
   input: string;
@@ -42,6 +43,10 @@ export interface RunOptions {
   layerOverrides?: Partial<AttentionWithRopeArgs>;
   /** Hand out pages in a scrambled order so no page maps to itself. */
   scramblePages?: boolean;
+  /** Cache format instead of the fixture's own (e.g. a float32 fixture through a float16 cache). */
+  kvFormat?: Pick<KVCacheParams, 'dtype' | 'kScale' | 'vScale'>;
+  /** Pass bar instead of the fixture's (fixtureTolerance). */
+  tolerance?: number;
 }
 
 export const TOLERANCE = 1e-4;
@@ -71,6 +76,20 @@ function maxContext(steps: FixtureStep[]): number {
   return m;
 }
 
+/** The cache format a fixture's `kv_cache` asks for (fixtures README, quant/); float32 when absent. */
+export function kvCacheFormat(c: Record<string, any>): Pick<KVCacheParams, 'dtype' | 'kScale' | 'vScale'> {
+  const kv = c.kv_cache;
+  if (kv === undefined || kv === null) return {};
+  return {
+    dtype: kv.dtype, ...(kv.k_scale !== undefined ? { kScale: kv.k_scale } : {}), ...(kv.v_scale !== undefined ? { vScale: kv.v_scale } : {}),
+  };
+}
+
+/** The case's bar: its config's `tolerance` (quant/ cases), else TOLERANCE. */
+export function fixtureTolerance(c: Record<string, any>): number {
+  return typeof c.tolerance === 'number' ? c.tolerance : TOLERANCE;
+}
+
 /** Layer options that reproduce a fixture's config. */
 export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): AttentionWithRopeArgs {
   const steps = c.steps as FixtureStep[];
@@ -92,6 +111,7 @@ export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): 
     kvParams: {
       nKvHeads: c.num_key_value_heads, headDim: c.head_dim, pageSize, numLayers: 1,
       numPages: 2 * batch * (Math.ceil(maxContext(steps) / pageSize) + 1) + 8,
+      ...kvCacheFormat(c),
     },
     hasBias: c.has_bias ?? false,
     hasOutputBias: c.weights?.['o_proj.bias'] !== undefined,
@@ -129,6 +149,7 @@ export async function runAttentionFixture(f: AttentionFixture, opts: RunOptions 
   const steps = c.steps as FixtureStep[];
   const args = { ...layerArgsFromFixture(c, opts.pageSize ?? 16), ...opts.layerOverrides };
   if (opts.unfused) args.fuseRopeAndStore = false;
+  if (opts.kvFormat) args.kvParams = { ...args.kvParams, dtype: undefined, kScale: undefined, vScale: undefined, ...opts.kvFormat };
   const layer = new AttentionWithRope(args);
   layer.setHfWeights(fixtureWeights(f));
   const cache = new PagedKVCache(args.kvParams);
@@ -173,7 +194,7 @@ export async function runAttentionFixture(f: AttentionFixture, opts: RunOptions 
     tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', prevForce);
     layer.dispose();
   }
-  return { name: f.name, error: worst, passed: worst <= TOLERANCE, detail: details.join(' ') };
+  return { name: f.name, error: worst, passed: worst <= (opts.tolerance ?? fixtureTolerance(c)), detail: details.join(' ') };
 }
 
 /** Takes and returns pages so the free list hands them out in a scrambled order. */

@@ -1,6 +1,7 @@
 /**
  * FlashAttentionRaggedPaged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded
- * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. Reads K and V from the cache pools in place.
+ * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. Reads K and V from the cache pools in place; a compact
+ * cache (kvParams.dtype other than float32) runs the TypeScript kernel on its decoded pages (kernels/cpu/packed_kv.ts).
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
@@ -9,6 +10,7 @@ import { attentionArgs, checkPools } from './args.js';
 import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
+import { decodedStep } from './packed_kv.js';
 
 /** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
 export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
@@ -18,19 +20,24 @@ export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): Ke
     const ints = attentionArgs(a, qInfo.shape);
     const io: KernelIO = new KernelIO(FlashAttentionRaggedPaged, backendName, backend);
     const c = a.collection;
-    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
-    checkPools(FlashAttentionRaggedPaged, c, kPool, vPool);
+    const packed = c.cache.params.dtype !== 'float32';
+    const kPool = packed ? null : c.cache.keys(a.layerIdx), vPool = packed ? null : c.cache.values(a.layerIdx);
+    if (!packed) checkPools(FlashAttentionRaggedPaged, c, kPool!, vPool!);
     io.require(qInfo, 'q');
-    const native = activeNative();
+    const native = packed ? null : activeNative();
     const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null); // [T, nHeads * headDim]
     if (qInfo.shape[0] === 0) return out;
     const q = io.input(qInfo, 'q');
     const o = io.outputValues();
-    if (native) {
-      native.flashAttention(q, o, kPool, vPool, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);
+    if (packed) {
+      o.fill(0);
+      const d = decodedStep(a);
+      flashAttentionTs(q, o, d.kPool, d.vPool, d.attrs);
+    } else if (native) {
+      native.flashAttention(q, o, kPool!, vPool!, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);
     } else {
       o.fill(0);
-      flashAttentionTs(q, o, kPool, vPool, a);
+      flashAttentionTs(q, o, kPool!, vPool!, a);
     }
     return out;
   };

@@ -1,6 +1,7 @@
 /**
  * RopeSplitStoreRagged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded (SIMD, 2
- * threads), else the pure-TypeScript kernel. Writes K and V into the cache pools in place.
+ * threads), else the pure-TypeScript kernel. Writes K and V into the cache pools in place; a compact cache
+ * (kvParams.dtype other than float32) gets them from the TypeScript kernel as rows and encodes them itself.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
@@ -23,11 +24,15 @@ export function ropeSplitStoreRaggedKernel(backendName: 'cpu' | 'wasm'): KernelF
     const io: KernelIO = new KernelIO(RopeSplitStoreRagged, backendName, backend);
     const T = qkvInfo.shape[0], width = a.nHeads * a.headDim;
     const c = a.collection;
-    const kPool = c.cache.keys(a.layerIdx), vPool = c.cache.values(a.layerIdx);
-    checkPools(RopeSplitStoreRagged, c, kPool, vPool);
+    const packed = c.cache.params.dtype !== 'float32';
+    const kvRows = T * a.nKvHeads * a.headDim;
+    const kPool = packed ? new Float32Array(kvRows) : c.cache.keys(a.layerIdx); // packed: [T, nKv * D]
+    const vPool = packed ? new Float32Array(kvRows) : c.cache.values(a.layerIdx);
+    if (packed) c.cache.validateCollection(c, RopeSplitStoreRagged);
+    else checkPools(RopeSplitStoreRagged, c, kPool, vPool);
     io.require(qkvInfo, 'qkv');
     if (useNorm) { io.require(qNormInfo, 'qNormWeight'); io.require(kNormInfo, 'kNormWeight'); }
-    const native = activeNative();
+    const native = packed ? null : activeNative();
     const out = io.output([T, width], native !== null); // [T, nHeads * headDim]
     if (T === 0) return out;
     const qkv = io.input(qkvInfo, 'qkv');
@@ -38,7 +43,8 @@ export function ropeSplitStoreRaggedKernel(backendName: 'cpu' | 'wasm'): KernelF
       native.ropeSplitStore(qkv, qOut, kPool, vPool, a.rope.cos, a.rope.sin, qw, kw, ints, c.rowOffsets,
         c.startPositions, c.pageTable, a.qkNormEps);
     } else {
-      ropeSplitStoreTs(qkv, qOut, kPool, vPool, a, qw, kw);
+      ropeSplitStoreTs(qkv, qOut, kPool, vPool, a, qw, kw, packed);
+      if (packed) c.cache.writeTokens(a.layerIdx, c, kPool, vPool);
     }
     return out;
   };

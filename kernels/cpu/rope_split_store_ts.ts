@@ -1,7 +1,8 @@
 /**
  * RopeSplitStoreRagged in plain TypeScript (the browser / no-compiler path): per token, optional
  * qk RMSNorm per head, rotate q and k with the cos/sin row of the token's position, write k and v
- * into their page slots, write rotated q to `qOut`.
+ * into their page slots, write rotated q to `qOut`. With `rowsOut`, k and v go to packed rows
+ * `[T, nKv * D]` instead (for a compact cache, which encodes them itself; kernels/cpu/packed_kv.ts).
  */
 import type { RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
 
@@ -9,7 +10,7 @@ export function ropeSplitStoreTs(
   qkv: Float32Array, // [T, (nHeads + 2 nKv) * D]
   qOut: Float32Array, // [T, nHeads * D]
   kPool: Float32Array, vPool: Float32Array, // [numPages, nKv, pageSize, D]
-  a: RopeSplitStoreRaggedAttrs, qNormW: Float32Array | null, kNormW: Float32Array | null,
+  a: RopeSplitStoreRaggedAttrs, qNormW: Float32Array | null, kNormW: Float32Array | null, rowsOut = false,
 ): void {
   const { nHeads, nKvHeads: nKv, headDim: D, rope, collection: c } = a;
   const { rotaryDim, interleaved, cos, sin } = rope;
@@ -41,7 +42,7 @@ export function ropeSplitStoreTs(
       for (let h = 0; h < nHeads; h++) head(row + h * D, qOut, (t * nHeads + h) * D, qNormW, cs);
       const page = c.pageTable[b * c.maxPagesPerSeq + Math.floor(pos / ps)], slot = pos % ps;
       for (let h = 0; h < nKv; h++) {
-        const off = ((page * nKv + h) * ps + slot) * D;
+        const off = rowsOut ? (t * nKv + h) * D : ((page * nKv + h) * ps + slot) * D;
         head(row + (nHeads + h) * D, kPool, off, kNormW, cs);
         vPool.set(qkv.subarray(row + (nHeads + nKv + h) * D, row + (nHeads + nKv + h + 1) * D), off);
       }

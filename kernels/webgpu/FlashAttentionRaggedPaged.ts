@@ -34,9 +34,13 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   if (T === 0) return emptyOutput(be, [0, nHeads * headDim]);
   const mirror = WebGpuKVMirror.of(be, c.cache);
   const dev = be.device;
-  const shape = { headDim, nHeads, nKvHeads };
+  const { dtype, kScale, vScale } = c.cache.params;
+  const shape = { headDim, nHeads, nKvHeads, kv: { dtype, kScale, vScale } };
   const sharedLimit = dev.limits.maxComputeWorkgroupStorageSize;
   const kv = [mirror.k[a.layerIdx], mirror.v[a.layerIdx]];
+  // int8 row scales at bindings 10 / 11 (holes in between are skipped by runDispatches).
+  const scales = dtype === 'int8' ? { 10: mirror.kScales[a.layerIdx], 11: mirror.vScales[a.layerIdx] } : {};
+  const withScales = (bufs: GPUBuffer[]): GPUBuffer[] => Object.assign(bufs, scales);
   const qBuf = tensorBuffer(be, q);
   const dispatches: Dispatch[] = [];
   let out: ReturnType<typeof newOutput> | undefined;
@@ -55,7 +59,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
     dispatches.push({
       pipeline: pipelineFor(dev, flashPrefillWgsl(cfg, shape), `${W}:prefill:${cfg.name}`),
-      buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
+      buffers: withScales([qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)]),
       grid: [numTiles, nKvHeads, 1],
     });
   } else {
@@ -68,7 +72,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       pipeline: cfg.kind === 'tiles'
         ? pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`)
         : pipelineFor(dev, flashDecodeSubgroupWgsl(cfg, shape), `${W}:decode-subgroup`),
-      buffers: [qBuf, output().buffer, ...kv, metaBuf, part],
+      buffers: withScales([qBuf, output().buffer, ...kv, metaBuf, part]),
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });
     if (numSplits > 1) {

@@ -75,6 +75,7 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
   const code = ropeSplitStoreWgsl({
     nHeads, nKvHeads, headDim, rotaryDim: rope.rotaryDim, interleaved: rope.interleaved,
     pageSize: c.cache.params.pageSize, eps: norm ? a.qkNormEps : -1, wg: WG,
+    kv: { dtype: c.cache.params.dtype, kScale: c.cache.params.kScale, vScale: c.cache.params.vScale },
   });
   const buffers = [tensorBuffer(be, qkv!), out.buffer, mirror.k[a.layerIdx], mirror.v[a.layerIdx], cos, sin, scratchBuffer(be, tok.byteLength, tok)];
   if (norm) {
@@ -86,6 +87,7 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
     be.commandEncoder!.copyBufferToBuffer(tensorBuffer(be, kNormWeight!), 0, w, 4 * headDim, 4 * headDim);
     buffers.push(w);
   }
+  if (c.cache.params.dtype === 'int8') { buffers[8] = mirror.kScales[a.layerIdx]; buffers[9] = mirror.vScales[a.layerIdx]; }
   const slots = nHeads + 2 * nKvHeads;
   runDispatches(be, [{
     pipeline: pipelineFor(be.device, code, W), buffers,

@@ -9,17 +9,23 @@
  *   [16 + 4b ..] (startPositions[b], numNewTokens[b], rowOffsets[b], 0)
  *   [pagesOff ..] page table `[batch, maxPagesPerSeq]`
  *   [tilesOff ..] (b, first new token of the tile within its sequence) per workgroup tile
- * q / out `[T, NH, HD]` as vec4; kPool / vPool `[numPages, NKV, PS, HD]` as vec4.
+ * q / out `[T, NH, HD]` as vec4; kPool / vPool `[numPages, NKV, PS, HD]` read as vec4 through ldK / ldV
+ * (kv_format_wgsl.ts: f32, or codes of a compact cache widened in registers).
  * Scores live in the log2 domain (q is pre-scaled by scale * log2(e)), so softmax uses exp2.
  */
 import type { MaskVariant } from '../../core/types.js';
+import type { KVCacheDType } from '../../core/kv_dtype.js';
+import { kvLoadWgsl } from './kv_format_wgsl.js';
 
 /** Masked score; far below any real one but finite, so exp2(NEG - m) is 0 and never NaN. */
 export const NEG = '-3.0e38';
 /** Running max before any key: finite so that exp2(m_old - m_new) never sees inf - inf. */
 export const M_INIT = '-1.0e30';
 
-export function flashPrelude(headDim: number, nHeads: number, nKv: number): string {
+/** A cache's storage format as the kernels need it. */
+export interface KvFormat { dtype: KVCacheDType; kScale: number; vScale: number }
+
+export function flashPrelude(headDim: number, nHeads: number, nKv: number, kv?: KvFormat): string {
   return /* wgsl */ `
 const HD: u32 = ${headDim}u;
 const D4: u32 = ${headDim / 4}u;
@@ -29,8 +35,7 @@ const G: u32 = ${nHeads / nKv}u;
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> kp: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> vp: array<vec4<f32>>;
+${kvLoadWgsl(kv?.dtype ?? 'float32', kv?.kScale ?? 1, kv?.vScale ?? 1)}
 @group(0) @binding(4) var<storage, read> mt: array<i32>;
 
 /** Offset (in vec4) of key position j of batch entry b, KV head h. */

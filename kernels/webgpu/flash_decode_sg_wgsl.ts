@@ -38,7 +38,7 @@ export function flashDecodeSubgroupWgsl(c: SubgroupDecodeConfig, s: DecodeShape)
   const cGuard = (u: number) => (cpl * c.sgs === d4 ? 'true' : `cl${u} < D4`);
   return /* wgsl */ `enable subgroups;
 diagnostic(off, subgroup_uniformity);
-${flashPrelude(s.headDim, s.nHeads, s.nKvHeads)}
+${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.kv)}
 ${maskWgsl()}
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 const SGS: u32 = ${c.sgs}u;
@@ -61,7 +61,7 @@ ${R.map((r) => `  var m${r} = ${M_INIT};\n  var l${r} = 0.0;\n${C.map((u) => `  
   for (var kb = s0 + i32(w * U); kb < s1; kb += i32(NW * U)) {
 ${X.map((x) => `    let j${x} = kb + ${x};
     let ad${x} = kvAddr(b, min(j${x}, s1 - 1), h);
-${C.map((u) => `    let k${x}_${u} = kp[ad${x} + cc${u}];\n    let v${x}_${u} = vp[ad${x} + cc${u}];`).join('\n')}`).join('\n')}
+${C.map((u) => `    let k${x}_${u} = ldK(ad${x} + cc${u});\n    let v${x}_${u} = ldV(ad${x} + cc${u});`).join('\n')}`).join('\n')}
 ${X.map((x) => `    let ok${x} = j${x} < s1 && visible(i, j${x});
 ${R.map((r) => `    let s${r}_${x} = select(${NEG}, subgroupAdd(${C.map((u) => `dot(q${r}_${u}, k${x}_${u})`).join(' + ')}), ok${x});`).join('\n')}`).join('\n')}
 ${R.map((r) => `    {

@@ -14,7 +14,7 @@
  * (acc[D4], (m, l)) goes to `part[(s * T + t) * NH + head][D4 + 1]` and the merge pass
  * (one workgroup per (t, head)) combines the splits: sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s.
  */
-import { decodeItemHeader, flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
+import { type KvFormat, decodeItemHeader, flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 import { swizzleMask } from './flash_prefill_wgsl.js';
 
 export interface DecodeConfig {
@@ -30,6 +30,8 @@ export interface DecodeShape {
   headDim: number;
   nHeads: number;
   nKvHeads: number;
+  /** Cache format (default float32; kernels/webgpu/kv_format_wgsl.ts). */
+  kv?: KvFormat;
 }
 
 function dims(c: DecodeConfig, s: DecodeShape) {
@@ -63,8 +65,8 @@ export function flashDecodeWgsl(c: DecodeConfig, s: DecodeShape): string {
       pv${n} = vec4<f32>(0.0);
       if (idx < BCD * D4 && j < s1) {
         let a = kvAddr(b, j, h) + idx % D4;
-        pk${n} = kp[a];
-        pv${n} = vp[a];
+        pk${n} = ldK(a);
+        pv${n} = ldV(a);
       }
     }`);
   const tileStore = rep(nl, (n) => `    {
@@ -78,7 +80,7 @@ export function flashDecodeWgsl(c: DecodeConfig, s: DecodeShape): string {
     }`);
   const score = (p: string) => `Ss[${p}]${sd > 1 ? rep(sd - 1, (x) => ` + Ss[${(x + 1) * pairs}u + ${p}]`).replace(/\n/g, '') : ''}`;
   return /* wgsl */ `
-${flashPrelude(s.headDim, s.nHeads, s.nKvHeads)}
+${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.kv)}
 ${maskWgsl()}
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 const BCD: u32 = ${c.bcd}u;

@@ -15,7 +15,7 @@
  * (key) within aligned groups of vec4 columns, so the threads of a warp hit distinct banks.
  * The register tiles are unrolled by the generator (named scalars), so they stay in registers.
  */
-import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
+import { type KvFormat, flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 
 export interface PrefillConfig {
   /** Tokens per workgroup. */
@@ -36,6 +36,8 @@ export interface PrefillShape {
   headDim: number;
   nHeads: number;
   nKvHeads: number;
+  /** Cache format (default float32; kernels/webgpu/kv_format_wgsl.ts). */
+  kv?: KvFormat;
 }
 
 /** Rows per workgroup (TQ * G rounded up to RM) and threads. */
@@ -92,14 +94,14 @@ ${rep(rm, (i) => `  l${i} = ls${i};`)}`;
       let idx = li + ${n * wg}u;
       let j = ${kbExpr} + i32(idx / D4);
       pf${n} = vec4<f32>(0.0);
-      if (idx < BC * D4 && j < range.y) { pf${n} = ${isV ? 'vp' : 'kp'}[kvAddr(b, j, h) + idx % D4]; }
+      if (idx < BC * D4 && j < range.y) { pf${n} = ${isV ? 'ldV' : 'ldK'}(kvAddr(b, j, h) + idx % D4); }
     }`);
   const regStore = rep(nl, (n) => `    {
       let idx = li + ${n * wg}u;
       if (idx < BC * D4) { let kk = idx / D4; KV[kk * D4 + ((idx % D4) ^ (kk & SWM))] = pf${n}; }
     }`);
   return /* wgsl */ `${c.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);' : ''}
-${flashPrelude(s.headDim, s.nHeads, s.nKvHeads)}
+${flashPrelude(s.headDim, s.nHeads, s.nKvHeads, s.kv)}
 ${maskWgsl()}
 const TQ: u32 = ${c.tq}u;
 const MR: u32 = ${mr}u;
@@ -123,7 +125,7 @@ fn loadTile(isV: bool, b: i32, kb: i32, hi: i32, h: u32, li: u32) {
     var val = vec4<f32>(0.0);
     if (j < hi) {
       let a = kvAddr(b, j, h) + c;
-      if (isV) { val = vp[a]; } else { val = kp[a]; }
+      if (isV) { val = ldV(a); } else { val = ldK(a); }
     }
     KV[kk * D4 + (c ^ (kk & SWM))] = val;
   }

@@ -100,7 +100,8 @@ export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]
     if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
     const bindGroup = backend.device.createBindGroup({
       layout: d.pipeline.getBindGroupLayout(0),
-      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      // A sparse array leaves holes (e.g. int8 cache scales at bindings 10 / 11): map skips them.
+      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })).filter((e) => e !== undefined),
     });
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, bindGroup);

@@ -1,8 +1,10 @@
 /// <reference types="@webgpu/types" />
 /**
  * WebGPU copy of a PagedKVStore's pools: per layer one K and one V GPUBuffer of
- * `[capacityPages, nKvHeads, pageSize, headDim]` float32, the same layout as the host pools, holding
- * pages `[0, capacityPages)`.
+ * `[capacityPages, nKvHeads, pageSize, headDim]` elements of the cache's dtype (the host pools'
+ * bytes as they are: float32, float16/bfloat16 pairs or int8/e4m3 quads per u32 word), and for
+ * int8 one K and one V row-scale buffer `[capacityPages, nKvHeads, pageSize]` float32, holding
+ * pages `[0, capacityPages)`. Every page operation below moves codes and scales together.
  *
  * The first webgpu kernel that touches a cache uploads every layer once and attaches the mirror
  * (lib/kv_cache/device_mirror.ts). From then on RopeSplitStoreRagged writes K/V slots in place
@@ -22,6 +24,7 @@
 import { AttentionRopeError } from '../../core/errors.js';
 import type { KVDeviceMirror } from '../../core/device_mirror.js';
 import type { PagedKVStore } from '../../core/paged_kv_store.js';
+import type { KVPool } from '../../core/kv_dtype.js';
 import type { WebGpuBackendLike } from './gpu_util.js';
 
 const W = 'WebGpuKVMirror';
@@ -30,9 +33,16 @@ const MIN_CAPACITY_PAGES = 64;
 /** Usage of the pool buffers (a function: the WebGPU globals exist only once a backend started). */
 const poolUsage = (): number => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+/** One kind of per-layer buffer (K codes, V codes, K scales, V scales): host arrays and bytes per page. */
+interface PoolGroup { bufs: GPUBuffer[]; hosts: ArrayBufferView[]; pageBytes: number }
+
 export class WebGpuKVMirror implements KVDeviceMirror {
+  /** Per layer: K codes, V codes; int8 adds K and V row scales (empty otherwise). */
   readonly k: GPUBuffer[] = [];
   readonly v: GPUBuffer[] = [];
+  readonly kScales: GPUBuffer[] = [];
+  readonly vScales: GPUBuffer[] = [];
+  private readonly groups: PoolGroup[];
   /** True when the device holds writes the host pools lack. */
   dirty = false;
   /** Pages `[0, capacityPages)` live on the device. */
@@ -42,11 +52,16 @@ export class WebGpuKVMirror implements KVDeviceMirror {
 
   private constructor(
     private readonly backend: WebGpuBackendLike,
-    private readonly hostK: Float32Array[],
-    private readonly hostV: Float32Array[],
-    private readonly pageFloats: number,
+    hosts: { k: ArrayBufferView[]; v: ArrayBufferView[]; kS: Float32Array[]; vS: Float32Array[] },
+    pageBytes: number,
+    rowsPerPage: number,
     private readonly numPages: number,
-  ) {}
+  ) {
+    this.groups = [
+      { bufs: this.k, hosts: hosts.k, pageBytes }, { bufs: this.v, hosts: hosts.v, pageBytes },
+      { bufs: this.kScales, hosts: hosts.kS, pageBytes: rowsPerPage * 4 }, { bufs: this.vScales, hosts: hosts.vS, pageBytes: rowsPerPage * 4 },
+    ].filter((g) => g.hosts.length > 0);
+  }
 
   /** The cache's mirror on this backend's device, uploading and attaching one if needed. */
   static of(backend: WebGpuBackendLike, cache: PagedKVStore): WebGpuKVMirror {
@@ -55,16 +70,22 @@ export class WebGpuKVMirror implements KVDeviceMirror {
       m.ensureCapacity(cache.pageHighWater);
       return m;
     }
-    const { numLayers, numPages, nKvHeads, pageSize, headDim } = cache.params;
+    const { numLayers, numPages, nKvHeads, pageSize, headDim, dtype } = cache.params;
+    if (dtype !== 'float32' && headDim % 4 !== 0) {
+      throw new AttentionRopeError(`[${W}] a '${dtype}' cache on webgpu needs headDim (${headDim}) to be a multiple of 4 ` +
+        '(codes are read in u32 words); use a float32 cache, or the cpu / wasm backend');
+    }
     // Host pools first: attaching below detaches (and syncs) any other mirror.
     cache.attachDeviceMirror(null);
-    const hostK: Float32Array[] = [];
-    const hostV: Float32Array[] = [];
+    const hosts = { k: [] as ArrayBufferView[], v: [] as ArrayBufferView[], kS: [] as Float32Array[], vS: [] as Float32Array[] };
     for (let l = 0; l < numLayers; l++) {
-      hostK.push(cache.keys(l));
-      hostV.push(cache.values(l));
+      const p = cache.pools(l);
+      hosts.k.push(p.k);
+      hosts.v.push(p.v);
+      if (p.kRowScales && p.vRowScales) { hosts.kS.push(p.kRowScales); hosts.vS.push(p.vRowScales); }
     }
-    const mirror = new WebGpuKVMirror(backend, hostK, hostV, nKvHeads * pageSize * headDim, numPages);
+    const rows = nKvHeads * pageSize;
+    const mirror = new WebGpuKVMirror(backend, hosts, rows * headDim * (hosts.k[0] as KVPool).BYTES_PER_ELEMENT, rows, numPages);
     mirror.ensureCapacity(Math.max(1, cache.pageHighWater));
     cache.attachDeviceMirror(mirror);
     return mirror;
@@ -79,30 +100,30 @@ export class WebGpuKVMirror implements KVDeviceMirror {
     if (pages <= this.capacityPages) return;
     const b = this.backend;
     const cap = Math.min(this.numPages, Math.max(pages, 2 * this.capacityPages, MIN_CAPACITY_PAGES));
-    const pageBytes = this.pageFloats * 4;
-    const bytes = cap * pageBytes;
+    const bytes = cap * this.groups[0].pageBytes;
     const lim = b.device.limits;
     if (bytes > lim.maxStorageBufferBindingSize || bytes > lim.maxBufferSize) {
       throw new AttentionRopeError(`[${W}] ${cap} pages of one layer's K pool (${bytes} bytes) exceed this device's ` +
         `maxStorageBufferBindingSize (${lim.maxStorageBufferBindingSize}) or maxBufferSize (${lim.maxBufferSize}); ` +
         'use fewer pages at once (pageHighWater) or smaller pages');
     }
-    const oldBytes = this.capacityPages * pageBytes;
-    const old = [...this.k, ...this.v];
-    if (oldBytes > 0) {
+    const hadPages = this.capacityPages > 0;
+    const old = this.groups.flatMap((g) => g.bufs);
+    if (hadPages) {
       b.ensureCommandEncoderReady();
       b.endComputePassEncoder();
     }
-    for (const [bufs, hosts] of [[this.k, this.hostK], [this.v, this.hostV]] as const) {
+    for (const { bufs, hosts, pageBytes } of this.groups) {
+      const oldBytes = this.capacityPages * pageBytes, size = cap * pageBytes;
       hosts.forEach((host, l) => {
-        const buf = b.device.createBuffer({ size: bytes, usage: poolUsage(), label: `kv-layer${l}` });
+        const buf = b.device.createBuffer({ size, usage: poolUsage(), label: `kv-layer${l}` });
         if (oldBytes > 0) b.commandEncoder!.copyBufferToBuffer(bufs[l], 0, buf, 0, oldBytes);
-        b.queue.writeBuffer(buf, oldBytes, host.buffer, host.byteOffset + oldBytes, bytes - oldBytes);
+        b.queue.writeBuffer(buf, oldBytes, host.buffer, host.byteOffset + oldBytes, size - oldBytes);
         bufs[l] = buf;
       });
     }
     this.capacityPages = cap;
-    if (oldBytes > 0) {
+    if (hadPages) {
       // The copies must be submitted before the old buffers can be destroyed.
       b.submitQueue();
       for (const buf of old) buf.destroy();
@@ -112,14 +133,15 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   copyPage(srcPage: number, dstPage: number): void {
     this.ensureCapacity(Math.max(srcPage, dstPage) + 1);
     const b = this.backend;
-    const n = this.pageFloats * 4;
     // WebGPU copies never have the same buffer on both sides: go through a one-page buffer.
-    this.tmp ??= b.device.createBuffer({ size: n, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    this.tmp ??= b.device.createBuffer({ size: this.groups[0].pageBytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     b.ensureCommandEncoderReady();
     b.endComputePassEncoder();
-    for (const buf of [...this.k, ...this.v]) {
-      b.commandEncoder!.copyBufferToBuffer(buf, srcPage * n, this.tmp, 0, n);
-      b.commandEncoder!.copyBufferToBuffer(this.tmp, 0, buf, dstPage * n, n);
+    for (const { bufs, pageBytes: n } of this.groups) {
+      for (const buf of bufs) {
+        b.commandEncoder!.copyBufferToBuffer(buf, srcPage * n, this.tmp, 0, n);
+        b.commandEncoder!.copyBufferToBuffer(this.tmp, 0, buf, dstPage * n, n);
+      }
     }
     // The cache copies its host pages too, so a clean mirror stays clean.
   }
@@ -134,22 +156,20 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   async download(): Promise<void> {
     if (!this.dirty || this.disposed) return;
     const b = this.backend;
-    const size = this.k[0].size;
     const pending: Promise<void>[] = [];
     b.ensureCommandEncoderReady();
     b.endComputePassEncoder();
-    const staging: [GPUBuffer, Float32Array][] = [];
-    this.k.forEach((buf, l) => staging.push([buf, this.hostK[l]]));
-    this.v.forEach((buf, l) => staging.push([buf, this.hostV[l]]));
+    const staging: [GPUBuffer, ArrayBufferView][] = [];
+    for (const g of this.groups) g.bufs.forEach((buf, l) => staging.push([buf, g.hosts[l]]));
     const reads = staging.map(([src, host]) => {
-      const st = b.device.createBuffer({ size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
-      b.commandEncoder!.copyBufferToBuffer(src, 0, st, 0, size);
+      const st = b.device.createBuffer({ size: src.size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+      b.commandEncoder!.copyBufferToBuffer(src, 0, st, 0, src.size);
       return [st, host] as const;
     });
     b.submitQueue();
     for (const [st, host] of reads) {
       pending.push(st.mapAsync(GPUMapMode.READ).then(() => {
-        host.set(new Float32Array(st.getMappedRange()));
+        new Uint8Array(host.buffer, host.byteOffset, st.size).set(new Uint8Array(st.getMappedRange()));
         st.unmap();
         st.destroy();
       }));
@@ -161,7 +181,7 @@ export class WebGpuKVMirror implements KVDeviceMirror {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const buf of [...this.k, ...this.v]) buf.destroy();
+    for (const g of this.groups) for (const buf of g.bufs) buf.destroy();
     this.tmp?.destroy();
   }
 }

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import { check, checkInt } from '../errors.js';
-import type { KVCacheParams } from '../kv_cache/params.js';
+import { type KVCacheParams, checkKvDtype } from '../kv_cache/params.js';
 import { RotaryEmbedding, type RotaryEmbeddingOptions } from '../rope/rotary_embedding.js';
 import { ShardingStrategy } from '../sharding/strategy.js';
 import { type DType, type DevicePlacement, MASK_VARIANTS, type MaskVariant } from '../types.js';
@@ -77,7 +77,7 @@ export function resolveArgs(a: AttentionWithRopeArgs): ResolvedArgs {
     `kvParams.headDim (${a.kvParams.headDim}) must equal rope.headDim (${headDim})`);
   const dtype = a.dtype ?? 'float32';
   check(dtype === 'float32', W, () => `dtype must be 'float32', got '${dtype}'`);
-  check((a.kvParams.dtype ?? 'float32') === 'float32', W, () => `kvParams.dtype must be 'float32', got '${a.kvParams.dtype}'`);
+  checkKvDtype(a.kvParams, W, 'kvParams.');
   check(a.quantConfig === undefined || a.quantConfig === null, W, () =>
     `quantConfig is not supported yet (quantized projections are not built); got ${JSON.stringify(a.quantConfig)}`);
   const clipQkv = a.clipQkv ?? null;

@@ -22,6 +22,8 @@ export interface WebGpuNodeStatus {
 }
 
 let status: WebGpuNodeStatus | null = null;
+/** Dawn toggles on an NVIDIA adapter: f16 in shaders on Vulkan and the experimental subgroup-matrix feature. */
+export const NVIDIA_DAWN_FEATURES = 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia';
 let gpuDevice: GPUDevice | null = null;
 
 /** Loads `dawn.node` (`{create, globals}`) or throws with the paths tried. */
@@ -63,8 +65,15 @@ export async function initWebGpuNode(flags: string[] = []): Promise<boolean> {
   try {
     const dawn = loadDawn();
     Object.assign(globalThis, dawn.globals);
-    const gpu = dawn.create(flags);
-    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    let gpu = dawn.create(flags);
+    let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const vendor = (adapter as unknown as { info?: GPUAdapterInfo } | null)?.info?.vendor ?? '';
+    if (adapter && /nvidia/i.test(vendor) && !flags.some((f) => f.startsWith('enable-dawn-features='))) {
+      // NVIDIA: Dawn keeps shader-f16 off on Vulkan and hides chromium-experimental-subgroup-matrix
+      // (tensor cores) behind allow_unsafe_apis; start it again with both on (NVIDIA_DAWN_FEATURES).
+      gpu = dawn.create([...flags, `enable-dawn-features=${NVIDIA_DAWN_FEATURES}`]);
+      adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    }
     if (!adapter) {
       status = { ok: false, reason: 'no WebGPU adapter (is a Vulkan driver installed? run scripts/setup-vulkan.sh)', features: [] };
       return false;

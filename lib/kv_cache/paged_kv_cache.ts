@@ -1,10 +1,11 @@
 import { check } from '../errors.js';
 import type { PagedKVCollection } from './collection.js';
-import type { PagedKVStore } from '../../core/paged_kv_store.js';
+import type { KVLayerPools, PagedKVStore } from '../../core/paged_kv_store.js';
+import { allocKvPool, kvBytesPerElement } from '../../core/kv_dtype.js';
 import type { KVDeviceMirror } from './device_mirror.js';
 import { PageAllocator } from './page_allocator.js';
 import { type SeqState, idList, isIndex, planFetch, validateFetch } from './fetch_plan.js';
-import { copyPage, readRows, writeRows } from './page_io.js';
+import { type PoolSide, copyPage, decodePages, readRows, writeRows } from './page_io.js';
 import { type KVCacheParams, type ResolvedKVCacheParams, resolveKVCacheParams } from './params.js';
 
 export type { KVDeviceMirror } from './device_mirror.js';
@@ -15,8 +16,10 @@ const W = 'PagedKVCache';
  * A pool of fixed-size pages shared by all sequences, a page table per sequence and its
  * cache length (the reference's paged KV cache manager).
  *
- * Storage: per layer one K and one V `Float32Array` of `[numPages, nKvHeads, pageSize, headDim]`,
- * allocated once. Appending writes only the new tokens' slots. Pages have refcounts: a fork shares
+ * Storage: per layer one K and one V pool of `[numPages, nKvHeads, pageSize, headDim]` elements of
+ * `params.dtype` (packed codes for the compact dtypes, core/kv_dtype.ts; int8 keeps a float32 scale
+ * per token and KV head beside each pool), allocated once. Scales travel with their pages through
+ * copy-on-write and the device mirror. Appending writes only the new tokens' slots. Pages have refcounts: a fork shares
  * its source's pages, and `fetch` copies a shared page before a sequence writes into it. Free pages
  * sit on a stack, so fetch/step/write cost depends on the batch, never on the pool size.
  *
@@ -31,11 +34,12 @@ const W = 'PagedKVCache';
  * layer.callRagged(0, hidden, kv, undefined, kv.rowOffsets);
  * cache.step(kv);                              // sequence 0 now holds 5 tokens
  * const beam = cache.forkSequence(0);          // shares sequence 0's pages, copy on write
+ * const small = new PagedKVCache({ dtype: 'float16', nKvHeads: 2, headDim: 16, numPages: 64 }); // half the bytes
  */
 export class PagedKVCache implements PagedKVStore {
   readonly params: ResolvedKVCacheParams;
-  private readonly kPools: Float32Array[] = [];
-  private readonly vPools: Float32Array[] = [];
+  private readonly kPools: PoolSide[] = [];
+  private readonly vPools: PoolSide[] = [];
   private readonly alloc: PageAllocator;
   private readonly seqs = new Map<number, SeqState>();
   /** Stamp of each view made by fetch. */
@@ -46,23 +50,32 @@ export class PagedKVCache implements PagedKVStore {
 
   constructor(params: KVCacheParams) {
     this.params = resolveKVCacheParams(params, W);
-    const { numLayers, numPages, nKvHeads, pageSize, headDim } = this.params;
-    const size = numPages * nKvHeads * pageSize * headDim;
+    const { numLayers, numPages, nKvHeads, pageSize, headDim, dtype, kScale, vScale } = this.params;
+    const size = numPages * nKvHeads * pageSize * headDim, rows = numPages * nKvHeads * pageSize;
+    const side = (scale: number): PoolSide => ({
+      codes: allocKvPool(dtype, size), // [numPages, nKvHeads, pageSize, headDim]
+      rowScales: dtype === 'int8' ? new Float32Array(rows) : null, // [numPages, nKvHeads, pageSize]
+      scale,
+    });
     try {
       for (let l = 0; l < numLayers; l++) {
-        this.kPools.push(new Float32Array(size)); // [numPages, nKvHeads, pageSize, headDim]
-        this.vPools.push(new Float32Array(size)); // [numPages, nKvHeads, pageSize, headDim]
+        this.kPools.push(side(kScale));
+        this.vPools.push(side(vScale));
       }
     } catch (e) {
-      throw new Error(`[${W}] cannot allocate ${2 * numLayers} pools of ${size} floats (${this.memoryBytes} bytes): ${(e as Error).message}`);
+      throw new Error(`[${W}] cannot allocate ${2 * numLayers} pools of ${size} ${dtype} elements (${this.memoryBytes} bytes): ${(e as Error).message}`);
     }
     this.alloc = new PageAllocator(numPages);
   }
 
-  /** Bytes of the K and V pools: 2 * numLayers * numPages * pageSize * nKvHeads * headDim * 4. */
+  /**
+   * Bytes of the K and V pools: 2 * numLayers * numPages * pageSize * nKvHeads * (headDim * bytes
+   * per element, + 4 for int8's row scale).
+   */
   get memoryBytes(): number {
     const p = this.params;
-    return 2 * p.numLayers * p.numPages * p.pageSize * p.nKvHeads * p.headDim * 4;
+    const perRow = p.headDim * kvBytesPerElement(p.dtype) + (p.dtype === 'int8' ? 4 : 0);
+    return 2 * p.numLayers * p.numPages * p.pageSize * p.nKvHeads * perRow;
   }
   get numFreePages(): number { return this.alloc.numFree; }
   get numPagesInUse(): number { return this.params.numPages - this.alloc.numFree; }
@@ -195,17 +208,30 @@ export class PagedKVCache implements PagedKVStore {
     }
   }
 
-  /** K pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
+  /** K pool of a float32 cache's layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
   keys(layerIdx: number): Float32Array {
-    this.checkLayer(layerIdx, 'keys');
-    this.syncToHostIfMirrored();
-    return this.kPools[layerIdx];
+    return this.floatPool(layerIdx, 'keys', this.kPools);
   }
-  /** V pool of a layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
+  /** V pool of a float32 cache's layer: `[numPages, nKvHeads, pageSize, headDim]`. Syncs (and drops) a device mirror. */
   values(layerIdx: number): Float32Array {
-    this.checkLayer(layerIdx, 'values');
+    return this.floatPool(layerIdx, 'values', this.vPools);
+  }
+  /** A layer's pools in the cache's dtype (codes, and int8's row scales). Syncs (and drops) a device mirror. */
+  pools(layerIdx: number): KVLayerPools {
+    this.checkLayer(layerIdx, 'pools');
     this.syncToHostIfMirrored();
-    return this.vPools[layerIdx];
+    const k = this.kPools[layerIdx], v = this.vPools[layerIdx];
+    return { k: k.codes, v: v.codes, kRowScales: k.rowScales, vRowScales: v.rowScales };
+  }
+  /** Pages `pages` of a layer decoded to float32: `{k, v}` each `[pages.length, nKvHeads, pageSize, headDim]`. */
+  decodePages(layerIdx: number, pages: Int32Array): { k: Float32Array; v: Float32Array } {
+    this.checkLayer(layerIdx, 'decodePages');
+    const n = this.params.numPages;
+    for (let i = 0; i < pages.length; i++) {
+      check(isIndex(pages[i]) && pages[i] < n, W, () => `decodePages: pages[${i}] (${pages[i]}) must be an integer in [0, ${n})`);
+    }
+    this.syncToHostIfMirrored();
+    return { k: decodePages(this.kPools[layerIdx], pages, this.params), v: decodePages(this.vPools[layerIdx], pages, this.params) };
   }
 
   /**
@@ -301,6 +327,14 @@ export class PagedKVCache implements PagedKVStore {
     const s = this.seqs.get(seqId);
     check(s !== undefined, W, () => `${where}: ${name} (${seqId}) is not a known sequence (known: ${idList(this.seqs.keys())})`);
     return s;
+  }
+
+  private floatPool(layerIdx: number, where: string, side: PoolSide[]): Float32Array {
+    this.checkLayer(layerIdx, where);
+    check(this.params.dtype === 'float32', W, () =>
+      `${where}: the pools of a '${this.params.dtype}' cache hold packed codes, not floats; use pools(layerIdx) or decodePages`);
+    this.syncToHostIfMirrored();
+    return side[layerIdx].codes as Float32Array;
   }
 
   private checkLayer(layerIdx: number, where: string): void {
