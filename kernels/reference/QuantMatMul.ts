@@ -81,7 +81,13 @@ export function quantizeActivationsReference(x: tf.Tensor2D, a: QuantMatMulAttrs
 function fields(words: tf.Tensor, bits: number, count: number, axis: number): tf.Tensor {
   return tf.tidy(() => {
     const parts: tf.Tensor[] = [];
-    for (let k = 0; k < count; k++) parts.push(tf.mod(tf.floorDiv(words, tf.scalar(2 ** (bits * k), 'int32')), tf.scalar(2 ** bits, 'int32')));
+    // Mask first (tf.bitwiseAnd where the backend has it): some backends (wasm) run int32 floorDiv / mod through
+    // float32, exact only while the value has at most 24 significant bits; a masked field has `bits`.
+    const masked = tf.getKernel('BitwiseAnd', tf.getBackend()) !== undefined;
+    for (let k = 0; k < count; k++) {
+      const field = masked ? tf.bitwiseAnd(words as tf.Tensor<tf.Rank>, tf.fill(words.shape, ((2 ** bits - 1) * 2 ** (bits * k)) | 0, 'int32')) : words;
+      parts.push(tf.mod(tf.floorDiv(field, tf.scalar(2 ** (bits * k), 'int32')), tf.scalar(2 ** bits, 'int32')));
+    }
     return tf.stack(parts, axis);
   });
 }
