@@ -111,21 +111,21 @@ export function dequantizeWeightReference(weight: tf.Tensor, scale: tf.Tensor | 
     if (a.weightFormat === 'gptq') {
       const q = fields(weight, 4, 8, 1).reshape([K, N]); // [K, N]
       const z = tf.add(fields(zeros!, 4, 8, 2).reshape([-1, N]), 1); // [groups, N]
-      const g = gIdx as tf.Tensor1D;
-      return tf.mul(tf.sub(q, tf.gather(z, g, 0)), tf.gather(scale!, g, 0)).toFloat() as tf.Tensor2D;
+      const g = gIdx!.reshape([K]) as tf.Tensor1D;
+      return tf.mul(tf.sub(q, tf.gather(z, g, 0)), tf.gather(scale!.reshape([-1, N]), g, 0)).toFloat() as tf.Tensor2D;
     }
     const [bits, count, name] = a.weightFormat === 'nvfp4' ? [4, 8, 'e2m1' as const]
       : a.weightFormat === 'bf16' || a.weightFormat === 'f16' ? [16, 2, a.weightFormat] : [8, 4, a.weightFormat];
     const codes = fields(weight, bits, count, 2).reshape([N, -1]).slice([0, 0], [N, K]); // [N, K]
     let w = tf.gather(tf.tensor1d(table(name)), codes.toInt()); // [N, K]
     if (a.weightFormat === 'nvfp4') {
-      w = tf.mul(tf.mul(w, tf.gather(scale!, tf.range(0, K, 1, 'int32').div(16).floor().toInt(), 1)), a.weightScale2);
+      w = tf.mul(tf.mul(w, tf.gather(scale!.reshape([N, K / 16]), tf.range(0, K, 1, 'int32').div(16).floor().toInt(), 1)), a.weightScale2);
     } else if (a.weightScale === 'tensor') w = tf.mul(w, scale!.reshape([]));
     else if (a.weightScale === 'rowwise') w = tf.mul(w, scale!.reshape([N, 1]));
     else if (a.weightScale === 'block') {
       const rows = tf.range(0, N, 1, 'int32').div(a.blockRows).floor().toInt();
       const cols = tf.range(0, K, 1, 'int32').div(a.blockCols).floor().toInt();
-      w = tf.mul(w, tf.gather(tf.gather(scale!, rows, 0), cols, 1));
+      w = tf.mul(w, tf.gather(tf.gather(scale!.reshape([Math.ceil(N / a.blockRows), Math.ceil(K / a.blockCols)]), rows, 0), cols, 1));
     }
     return w.transpose() as tf.Tensor2D;
   });
