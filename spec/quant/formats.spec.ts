@@ -105,33 +105,60 @@ describeEachBackend('QuantMatMul packing and edges', () => {
     ['int8 rowwise, per-token int8 activations', { weightFormat: 'int8', weightScale: 'rowwise', activation: 'int8_token' }],
     ['f16 weights, odd inDim', { weightFormat: 'f16', weightScale: 'none' }],
   ];
-  for (const [title, o] of cases) {
-    it(`${title}: kernel = composite reference = float product of the widened weight`, async () => {
-      const T = 3, K = 19, N = 13;
-      const a = base({ ...o, inDim: K, outDim: N });
-      const bits = a.weightFormat === 'f16' ? 16 : 8;
-      const codes = Array.from({ length: N }, (_, r) => Array.from({ length: K }, (_, j) => (r * 31 + j * 17 + 5) % (bits === 16 ? 0x3c00 : 0x7e)));
-      const weight = packCodes(codes, bits);
-      const scale = a.weightScale === 'tensor' ? Float32Array.of(0.5) : a.weightScale === 'rowwise' ? Float32Array.from({ length: N }, (_, i) => 0.1 + i / 50)
-        : a.weightScale === 'block' ? Float32Array.from({ length: 3 * 3 }, (_, i) => 0.2 + i / 10) : undefined;
-      const x = Float32Array.from(randomArray(T * K, 9));
-      const wd = dequantizeWeight({ weight, scale }, a), xq = quantizeActivations(x, T, K, a);
-      const expected = new Float32Array(T * N);
-      for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) { let s = 0; for (let j = 0; j < K; j++) s += xq[t * K + j] * wd[n * K + j]; expected[t * N + n] = s; }
-      const ws = { weight: tf.tensor(weight, [N, Math.ceil(K / (32 / bits))], 'int32'), scale: scale && tf.tensor(scale) };
-      const xt = tf.tensor2d(x, [T, K]);
-      const got = await quantMatMul(xt, ws, a).data();
-      tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
-      const ref = await quantMatMul(xt, ws, a).data();
-      tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false);
-      const maxE = Math.max(...expected.map(Math.abs));
-      for (let i = 0; i < expected.length; i++) {
-        expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(1e-5 * maxE);
-        expect(Math.abs(ref[i] - expected[i])).toBeLessThanOrEqual(1e-5 * maxE);
-      }
-      const refQ = quantizeActivationsReference(xt, a).dataSync();
-      xq.forEach((v, i) => expect(Math.abs(refQ[i] - v)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(v))));
-    });
+  /** Packed words for a case: codes from a formula (no NaN codes), or random words where every code is valid. */
+  function words(a: QuantMatMulAttrs): { weight: Int32Array; shape: number[] } {
+    const K = a.inDim, N = a.outDim;
+    if (a.weightFormat === 'gptq' || a.weightFormat === 'nvfp4') {
+      const shape = a.weightFormat === 'gptq' ? [K / 8, N] : [N, Math.ceil(K / 8)];
+      return { weight: Int32Array.from({ length: shape[0] * shape[1] }, (_, i) => (Math.imul(i + 7, 2654435761) ^ (i << 13)) | 0), shape };
+    }
+    const bits = a.weightFormat === 'f16' ? 16 : 8;
+    const codes = Array.from({ length: N }, (_, r) => Array.from({ length: K }, (_, j) => (r * 31 + j * 17 + 5) % (bits === 16 ? 0x3c00 : 0x7e)));
+    return { weight: packCodes(codes, bits), shape: [N, Math.ceil(K / (32 / bits))] };
+  }
+  const allCases: [string, Partial<QuantMatMulAttrs>, number, number][] = [
+    ...cases.map(([t, o]): [string, Partial<QuantMatMulAttrs>, number, number] => [t, o, 19, 13]),
+    ['nvfp4 blocks with NVFP4 activations', { weightFormat: 'nvfp4', weightScale: 'block', blockRows: 1, blockCols: 16, activation: 'nvfp4', actGroup: 16, inputScale: 0.003, weightScale2: 0.7 }, 48, 13],
+    ['gptq int4 groups of 16 (odd g_idx order)', { weightFormat: 'gptq', weightScale: 'block', blockRows: 1, blockCols: 16 }, 48, 24],
+  ];
+  for (const [title, o, K, N] of allCases) {
+    for (const T of [3, 20]) {
+      it(`${title}, ${T} rows (${T <= 8 ? 'GEMV' : 'prefill'}): kernel = composite reference = float product of the widened weight`, async () => {
+        const a = base({ ...o, inDim: K, outDim: N });
+        const { weight, shape } = words(a);
+        const groups = K / (a.blockCols || 1);
+        const scale = a.weightFormat === 'gptq' ? Float32Array.from({ length: groups * N }, (_, i) => 0.01 + (i % 7) / 100)
+          : a.weightFormat === 'nvfp4' ? Float32Array.from({ length: N * K / 16 }, (_, i) => 0.5 + (i % 5) / 4)
+            : a.weightScale === 'tensor' ? Float32Array.of(0.5) : a.weightScale === 'rowwise' ? Float32Array.from({ length: N }, (_, i) => 0.1 + i / 50)
+              : a.weightScale === 'block' ? Float32Array.from({ length: 3 * 3 }, (_, i) => 0.2 + i / 10) : undefined;
+        const zeros = a.weightFormat === 'gptq' ? Int32Array.from({ length: groups * N / 8 }, (_, i) => Math.imul(i + 3, 40503) | 0) : undefined;
+        const gIdx = a.weightFormat === 'gptq' ? Int32Array.from({ length: K }, (_, k) => (k * 5) % groups) : undefined;
+        const x = Float32Array.from(randomArray(T * K, 9 + T));
+        const wd = dequantizeWeight({ weight, scale, zeros, gIdx }, a), xq = quantizeActivations(x, T, K, a);
+        const expected = new Float32Array(T * N);
+        for (let t = 0; t < T; t++) for (let n = 0; n < N; n++) { let s = 0; for (let j = 0; j < K; j++) s += xq[t * K + j] * wd[n * K + j]; expected[t * N + n] = s; }
+        const ws = { weight: tf.tensor(weight, shape, 'int32'), scale: scale && tf.tensor(scale),
+          zeros: zeros && tf.tensor(zeros, [groups, N / 8], 'int32'), gIdx: gIdx && tf.tensor(gIdx, [K], 'int32') };
+        const xt = tf.tensor2d(x, [T, K]);
+        const got = await quantMatMul(xt, ws, a).data();
+        tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', true);
+        const ref = await quantMatMul(xt, ws, a).data();
+        tf.env().set('ATTENTION_ROPE_FORCE_COMPOSITE', false);
+        const maxE = Math.max(...expected.map(Math.abs));
+        let errGot = 0, errRef = 0;
+        for (let i = 0; i < expected.length; i++) {
+          errGot = Math.max(errGot, Math.abs(got[i] - expected[i]));
+          errRef = Math.max(errRef, Math.abs(ref[i] - expected[i]));
+        }
+        const tol = 1e-5; // same activation codes on every path: only float32 summation order differs
+        expect(errGot / maxE).toBeLessThanOrEqual(tol);
+        expect(errRef / maxE).toBeLessThanOrEqual(tol);
+        const refQ = quantizeActivationsReference(xt, a).dataSync();
+        let flips = 0;
+        xq.forEach((v, i) => { if (Math.abs(refQ[i] - v) > 1e-6 * Math.max(1, Math.abs(v))) flips++; });
+        expect(flips).toBe(0);
+      });
+    }
   }
 
   it('NaN in a row gives NaN in that row only', async () => {
