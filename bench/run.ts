@@ -18,13 +18,14 @@ import '../lib/backends/native_node.js';  // the native CPU kernels (Node)
 import { attentionCpuBench } from './attention_cpu.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
+import { quantBench } from './quant.js';
 import { shardingBench } from './sharding.js';
 import { trainingStepBench } from './training_step.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench];
+export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench, quantBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

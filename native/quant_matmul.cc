@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "fp8.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include "matmul.h"
 #include "pool.h"
 
@@ -92,6 +95,17 @@ float widenRow(const Q& q, int n, float* buf) {
     case QW_NVFP4: {
       const uint8_t* b = reinterpret_cast<const uint8_t*>(q.w + static_cast<size_t>(n) * ((K + 7) / 8));
       const float* s = q.scale + static_cast<size_t>(n) * (K / 16);
+#ifdef __AVX512F__
+      // one block = 8 bytes = 16 codes: nibbles interleaved low first, widened by a 16-lane table permute
+      const __m512 table = _mm512_loadu_ps(kE2m1);
+      const __m128i low4 = _mm_set1_epi8(0x0f);
+      for (int blk = 0; blk < K / 16; blk++) {
+        const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + blk * 8));
+        const __m128i codes = _mm_unpacklo_epi8(_mm_and_si128(bytes, low4), _mm_and_si128(_mm_srli_epi16(bytes, 4), low4));
+        const __m512 v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(codes), table);
+        _mm512_storeu_ps(buf + blk * 16, _mm512_mul_ps(v, _mm512_set1_ps(s[blk])));
+      }
+#else
       for (int blk = 0; blk < K / 16; blk++) {
         const float sb = s[blk];
         for (int j = 0; j < 8; j++) {
@@ -100,6 +114,7 @@ float widenRow(const Q& q, int n, float* buf) {
           buf[blk * 16 + 2 * j + 1] = kE2m1[v >> 4] * sb;
         }
       }
+#endif
       return q.ws2;
     }
     case QW_BF16: case QW_F16: {
@@ -150,6 +165,69 @@ void widenGptqPanel(const Q& q, int n0, int cols, float* panel) {
   }
 }
 
+/**
+ * GPTQ decode over output columns n0 .. n0+cols (<= 64). qweight rows run along k with the columns
+ * contiguous, so one word load feeds 8 k's of 64 lanes. Per group: Σ_k x·q and Σ_k x are
+ * accumulated, then folded in once as scale · (Σ x·q − zero · Σ x) when the group changes (any
+ * g_idx order works; a word whose 8 k's span groups takes the per-k path).
+ */
+void gptqColumns(const Q& q, const float* xq, int n0, int cols, const float* bias, float* out) {
+  const int K = q.K, N = q.N, T = q.T, zw = N / 8;
+  float acc[8][64] = {}, gacc[8][64] = {}, sx[8] = {}, zf[64] = {}, sf[64] = {};
+  int group = -1;
+  auto flush = [&] {
+    if (group < 0) return;
+    for (int t = 0; t < T; t++) {
+      for (int c = 0; c < 64; c++) { acc[t][c] += sf[c] * (gacc[t][c] - zf[c] * sx[t]); gacc[t][c] = 0.f; }
+      sx[t] = 0.f;
+    }
+  };
+  auto enter = [&](int g) {
+    flush();
+    group = g;
+    const int32_t* z = q.zeros + static_cast<size_t>(g) * zw;
+    const float* s = q.scale + static_cast<size_t>(g) * N + n0;
+    for (int c = 0; c < cols; c++) {
+      const int n = n0 + c;
+      zf[c] = static_cast<float>(((static_cast<uint32_t>(z[n >> 3]) >> (4 * (n & 7))) & 15) + 1);
+      sf[c] = s[c];
+    }
+  };
+  uint32_t qw[64] = {};
+  for (int k0 = 0; k0 < K; k0 += 8) {
+    std::memcpy(qw, reinterpret_cast<const uint32_t*>(q.w) + static_cast<size_t>(k0 >> 3) * N + n0, sizeof(uint32_t) * cols);
+    const int g = q.gIdx[k0];
+    bool uniform = true;
+    for (int i = 1; i < 8; i++) uniform = uniform && q.gIdx[k0 + i] == g;
+    if (uniform) {
+      if (g != group) enter(g);
+      for (int t = 0; t < T; t++) {
+        const float* xs = xq + static_cast<size_t>(t) * K + k0;
+        sx[t] += ((xs[0] + xs[1]) + (xs[2] + xs[3])) + ((xs[4] + xs[5]) + (xs[6] + xs[7]));
+        for (int c = 0; c < 64; c++) {
+          const uint32_t w = qw[c];
+          float a = gacc[t][c];
+          for (int i = 0; i < 8; i++) a += xs[i] * static_cast<float>((w >> (4 * i)) & 15);
+          gacc[t][c] = a;
+        }
+      }
+      continue;
+    }
+    for (int i = 0; i < 8; i++) {
+      if (q.gIdx[k0 + i] != group) enter(q.gIdx[k0 + i]);
+      for (int t = 0; t < T; t++) {
+        const float xv = xq[static_cast<size_t>(t) * K + k0 + i];
+        sx[t] += xv;
+        for (int c = 0; c < 64; c++) gacc[t][c] += xv * static_cast<float>((qw[c] >> (4 * i)) & 15);
+      }
+    }
+  }
+  flush();
+  for (int t = 0; t < T; t++) {
+    for (int c = 0; c < cols; c++) out[static_cast<size_t>(t) * N + n0 + c] = acc[t][c] + (bias ? bias[n0 + c] : 0.f);
+  }
+}
+
 void gemv(const Q& q, const float* xq, const float* bias, float* out) {
   const int K = q.K, N = q.N, T = q.T;
   const int chunk = q.wfmt == QW_GPTQ ? 64 : 32, chunks = (N + chunk - 1) / chunk;
@@ -157,13 +235,7 @@ void gemv(const Q& q, const float* xq, const float* bias, float* out) {
     thread_local std::vector<float> buf;
     const int n0 = c * chunk, n1 = std::min(N, n0 + chunk);
     if (q.wfmt == QW_GPTQ) {
-      buf.resize(static_cast<size_t>(K) * chunk);
-      widenGptqPanel(q, n0, n1 - n0, buf.data());
-      for (int n = n0; n < n1; n++) {
-        for (int t = 0; t < T; t++) {
-          out[static_cast<size_t>(t) * N + n] = dot(xq + static_cast<size_t>(t) * K, buf.data() + static_cast<size_t>(n - n0) * K, K) + (bias ? bias[n] : 0.f);
-        }
-      }
+      gptqColumns(q, xq, n0, n1 - n0, bias, out);
       return;
     }
     buf.resize(K);
