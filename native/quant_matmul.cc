@@ -45,7 +45,7 @@ void e4m3Span(const float* x, float* o, int n, float s) {
 
 void quantizeActivations(const Q& q, const float* x, float* xq) {
   const int K = q.K;
-  for (int t = 0; t < q.T; t++) {
+  pool().parallelFor(q.T, [&](int t) {
     const float* r = x + static_cast<size_t>(t) * K;
     float* o = xq + static_cast<size_t>(t) * K;
     switch (q.act) {
@@ -75,7 +75,7 @@ void quantizeActivations(const Q& q, const float* x, float* xq) {
         break;
       default: std::memcpy(o, r, sizeof(float) * K);
     }
-  }
+  });
 }
 
 /** Row n of W widened into buf[K], block scales applied; returns the factor for the whole row. */
@@ -146,6 +146,26 @@ float dot(const float* a, const float* b, int n) {
   for (; j < n; j++) s += a[j] * b[j];
   for (int l = 0; l < 16; l++) s += acc[l];
   return s;
+}
+
+/** dots[t] = x[t] · w for the T (<= 8) rows of x: each widened weight vector is loaded once for all rows. */
+void dotRows(const float* x, int T, int K, const float* w, float* dots) {
+#ifdef __AVX512F__
+  __m512 acc[8];
+  for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= K; j += 16) {
+    const __m512 wv = _mm512_loadu_ps(w + j);
+    for (int t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + static_cast<size_t>(t) * K + j), wv, acc[t]);
+  }
+  for (int t = 0; t < T; t++) {
+    float s = _mm512_reduce_add_ps(acc[t]);
+    for (int i = j; i < K; i++) s += x[static_cast<size_t>(t) * K + i] * w[i];
+    dots[t] = s;
+  }
+#else
+  for (int t = 0; t < T; t++) dots[t] = dot(x + static_cast<size_t>(t) * K, w, K);
+#endif
 }
 
 /** W^T rows k of gptq columns n0 .. n0+cols into panel[(n - n0) * K + k]. */
@@ -239,11 +259,11 @@ void gemv(const Q& q, const float* xq, const float* bias, float* out) {
       return;
     }
     buf.resize(K);
+    float dots[8];
     for (int n = n0; n < n1; n++) {
       const float f = widenRow(q, n, buf.data());
-      for (int t = 0; t < T; t++) {
-        out[static_cast<size_t>(t) * N + n] = dot(xq + static_cast<size_t>(t) * K, buf.data(), K) * f + (bias ? bias[n] : 0.f);
-      }
+      dotRows(xq, T, K, buf.data(), dots);
+      for (int t = 0; t < T; t++) out[static_cast<size_t>(t) * N + n] = dots[t] * f + (bias ? bias[n] : 0.f);
     }
   });
 }
