@@ -4,7 +4,7 @@
  * product, both called straight into preallocated outputs and timed in alternation in one process.
  * Shapes: decode `[1, 4096] x [4096, 4096]` and `[8, 4096]`, prefill `[512, 4096]`. Targets (issue 12):
  * fp8 / int8 >= 2.5x, nvfp4 / int4 >= 4x, bf16 / f16 >= 1.7x on decode; prefill no slower than 1.5x float32
- * (ratio >= 0.67).
+ * (ratio >= 0.67). `QUANT_BENCH_ROWS=512` times only the given row counts.
  */
 import { nativeSgemm } from '../kernels/cpu/ProjectionMatMul.js';
 import { nativeArgs } from '../kernels/cpu/QuantMatMul.js';
@@ -45,7 +45,9 @@ export const quantBench: BenchModule = {
     const q = native.quantMatMul.bind(native);
     const rows: BenchRow[] = [];
     const wF32 = Float32Array.from({ length: K * N }, (_, i) => ((i * 2654435761) % 1000) / 1000 - 0.5); // [K, N] as the layer stores it
-    for (const T of opts.quick ? [1] : [1, 8, 512]) {
+    // QUANT_BENCH_ROWS=8,512 times only those row counts
+    const rowCounts = process.env.QUANT_BENCH_ROWS ? process.env.QUANT_BENCH_ROWS.split(',').map(Number) : opts.quick ? [1] : [1, 8, 512];
+    for (const T of rowCounts) {
       const x = Float32Array.from({ length: T * K }, (_, i) => Math.sin(i)), yF = new Float32Array(T * N), yQ = new Float32Array(T * N);
       const iters = T >= 512 ? { minIters: 4, minMs: 1500, chunk: 2, skip: 0, warmup: 1 } : { minIters: 20, minMs: 1500, chunk: 6, skip: 1 };
       for (const c of CASES) {

@@ -1,6 +1,6 @@
 // QuantMatMul on the cpu: see quant_matmul.h. The weight is never widened as a whole: the GEMV
 // widens one row at a time into an L1 buffer (bit tricks for e4m3 / bf16 / f16, a 16-entry table
-// for e2m1, shifts for int4) and dots it with every input row; prefill widens 256-row panels
+// for e2m1, shifts for int4) and dots it with every input row; prefill widens 1024-row panels
 // and hands them to sgemm (matmul.cc). Activations are quantized first, exactly as
 // kernels/cpu/quant_ts.ts does (float32 arithmetic here, doubles there).
 #include "quant_matmul.h"
@@ -269,7 +269,7 @@ void gemv(const Q& q, const float* xq, const float* bias, float* out) {
 }
 
 void prefill(const Q& q, const float* xq, const float* bias, float* out) {
-  const int K = q.K, N = q.N, T = q.T, P = 256;
+  const int K = q.K, N = q.N, T = q.T, P = 1024;
   std::vector<float> panel(static_cast<size_t>(P) * K), tmp(static_cast<size_t>(T) * P);
   for (int n0 = 0; n0 < N; n0 += P) {
     const int cols = std::min(P, N - n0);
