@@ -17,7 +17,7 @@ import { check } from '../core/errors.js';
 import { checkQuantMatMulInputs } from './cpu/QuantMatMul.js';
 import { QuantMatMul, type QuantMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
-import { dequantizeWeightReference, quantMatMulReference } from './reference/QuantMatMul.js';
+import { dequantizeWeightReference, quantizeActivationsReference, quantMatMulReference } from './reference/QuantMatMul.js';
 
 const W = 'quantMatMul';
 
@@ -36,6 +36,11 @@ export function quantMatMul(x: tf.Tensor2D, w: QuantTensors, attrs: QuantMatMulA
   checkQuantMatMulInputs(W, x, { weight: w.weight, scale: w.scale, zeros: w.zeros, gIdx: w.gIdx, bias: w.bias }, attrs);
   check(w.weight.dtype === 'int32', W, () => `weight must hold int32 packed words, got ${w.weight.dtype}`);
   if (!hasFusedKernel(QuantMatMul)) return quantMatMulReference(x, w.weight, w.scale, w.zeros, w.gIdx, w.bias, attrs);
+  if (tf.getBackend() === 'webgpu' && attrs.activation !== 'none') {
+    // the WGSL kernel widens the weights; the rows are quantized first by the same tf ops as the reference
+    const xq = quantizeActivationsReference(x, attrs);
+    try { return quantMatMul(xq, w, { ...attrs, activation: 'none' }); } finally { xq.dispose(); }
+  }
   // Every input present (a one-element placeholder where the format has none): the gradient saves them by name.
   const placeholders: tf.Tensor[] = [];
   const orPlaceholder = (t: tf.Tensor | undefined, dtype: 'float32' | 'int32') => {

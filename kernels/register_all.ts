@@ -26,6 +26,7 @@ import { ropeRaggedWasmConfig } from './wasm/RopeRagged.js';
 import { ropeSplitStoreRaggedWasmConfig } from './wasm/RopeSplitStoreRagged.js';
 import { unsortedSegmentSumWasmConfig } from './wasm/UnsortedSegmentSum.js';
 import { flashAttentionRaggedPagedWebGpuConfig } from './webgpu/FlashAttentionRaggedPaged.js';
+import { quantMatMulWebGpuConfig } from './webgpu/QuantMatMul.js';
 import { ropeSplitStoreRaggedWebGpuConfig } from './webgpu/RopeSplitStoreRagged.js';
 
 /**
@@ -43,7 +44,7 @@ export function kernelConfigs(): tf.KernelConfig[] {
     ropeSplitStoreRaggedWasmConfig, flashAttentionRaggedPagedWasmConfig,
     flashAttentionRaggedWasmConfig, flashAttentionRaggedGradWasmConfig, ropeRaggedWasmConfig, unsortedSegmentSumWasmConfig, quantMatMulWasmConfig,
     // webgpu
-    ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig,
+    ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig, quantMatMulWebGpuConfig,
   ];
 }
 

@@ -66,3 +66,15 @@ describeEachBackend('quantized-weight fixtures', (backend) => {
     }
   });
 });
+
+// webgpu in Node (Dawn on a software Vulkan driver in CI): the WGSL QuantMatMul with the fused
+// attention kernels (the composite store cannot read back synchronously there; see spec/attention).
+describeEachBackend('quantized-weight fixtures, fused', () => {
+  for (const name of CASES) {
+    it(`${name} within its tolerance`, async () => {
+      const f = loadAttentionFixture(path.join(ROOT, name));
+      const r = await runAttentionFixture(f, { scramblePages: true, pageSize: 4 });
+      expect(r.error).toBeLessThanOrEqual(f.config.tolerance as number);
+    });
+  }
+}, ['webgpu']);
