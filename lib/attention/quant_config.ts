@@ -86,7 +86,7 @@ export function resolveQuantConfig(q: unknown, shapes: { name: string; inDim: nu
     inputScale = { ...inputScale!, blockSize: 16 };
   }
   if (c.format === 'fp8_block') {
-    const ib = inputScale!.blockSize ?? blockSize[1];
+    const ib = c.inputScale?.blockSize ?? blockSize[1]; // defaults follow the weight blocks
     check(ib === blockSize[1], W, () => `quantConfig.inputScale.blockSize (${ib}) must equal weightScale.blockSize[1] (${blockSize[1]}): activation groups line up with weight blocks`);
     inputScale = { ...inputScale!, blockSize: ib };
   }
