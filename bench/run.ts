@@ -20,13 +20,14 @@ import { checkpointLoadBench } from './checkpoint_load.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
 import { mpiBench } from './mpi.js';
+import { quantBench } from './quant.js';
 import { shardingBench } from './sharding.js';
 import { trainingStepBench } from './training_step.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench];
+export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench, quantBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

@@ -8,6 +8,7 @@
  * f16BitsToF32(f32ToF16Bits(1 / 3));   // 0.333251953125
  * e4m3ToF32(f32ToE4m3(500));           // 448
  */
+import { check } from './errors.js';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -120,3 +121,45 @@ function codeOfExactE4m3(v: number): number {
   const man = Math.round((v / 2 ** ee - 1) * 8);
   return ((ee + 7) << 3) | man;
 }
+
+// ---- Quantized-weight formats (issue 12): e2m1 (NVFP4 element), grid rounding, and the short
+// aliases the quantizers use (same functions as the *Bits ones above).
+
+/** Code -> value for every e2m1 nibble (bit 3 is the sign): {0, 0.5, 1, 1.5, 2, 3, 4, 6}. */
+export const E2M1_TABLE: Float32Array = Float32Array.from({ length: 16 }, (_, c) => (c & 8 ? -1 : 1) * [0, 0.5, 1, 1.5, 2, 3, 4, 6][c & 7]);
+export const E2M1_MAX = 6;
+
+/** Code of the grid value nearest |a| among the first `n` codes of a rising table; ties to the even code; saturates. */
+function nearestCode(table: Float32Array, n: number, a: number): number {
+  if (a >= table[n - 1]) return n - 1;
+  let lo = 0, hi = n - 1; // table[lo] <= a < table[hi]
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (table[mid] <= a) lo = mid; else hi = mid;
+  }
+  const dLo = a - table[lo], dHi = table[hi] - a;
+  return dLo < dHi ? lo : dHi < dLo ? hi : (lo % 2 === 0 ? lo : hi);
+}
+
+/** float -> e2m1 code (saturating at ±6); throws on NaN, which e2m1 cannot hold. */
+export function f32ToE2m1(x: number): number {
+  check(!Number.isNaN(x), 'fp_formats', () => `e2m1 has no NaN: cannot encode ${x}`);
+  const sign = x < 0 || Object.is(x, -0) ? 8 : 0;
+  return sign | nearestCode(E2M1_TABLE, 8, Math.abs(x));
+}
+
+/** x rounded to the e4m3 grid (saturating), NaN stays NaN. */
+export function roundE4m3(x: number): number { return Number.isNaN(x) ? NaN : E4M3_TABLE[f32ToE4m3(x)]; }
+/** x rounded to the e2m1 grid (saturating), NaN stays NaN. */
+export function roundE2m1(x: number): number { return Number.isNaN(x) ? NaN : E2M1_TABLE[f32ToE2m1(x)]; }
+
+/** Rounds to the nearest integer, ties to even (numpy's np.round). */
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v), d = v - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : (f % 2 === 0 ? f : f + 1);
+}
+
+export const f32ToBf16 = f32ToBf16Bits;
+export const bf16ToF32 = bf16BitsToF32;
+export const f16ToF32 = f16BitsToF32;
+export const f32ToF16 = f32ToF16Bits;

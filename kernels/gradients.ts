@@ -17,6 +17,7 @@ import {
   ProjectionMatMul, type ProjectionMatMulAttrs, RopeRagged, type RopeRaggedAttrs, RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs,
 } from './kernel_names.js';
 import { projectionMatMul } from './projection_matmul.js';
+import { quantMatMulGrad } from './quant_matmul.js';
 import { attentionBlockBackward, fromQueryBlocks, headRmsNormBackward, maskTensor, queryBlocks } from './reference/attention_grads.js';
 import { flashAttentionRaggedGradReference } from './reference/FlashAttentionRaggedGrad.js';
 import { rowPositions } from './reference/positions.js';
@@ -118,5 +119,5 @@ const projectionMatMulGrad: tf.GradConfig = {
 
 /** Every custom kernel's gradient (kernels/register_all.ts registers them). */
 export function kernelGradients(): tf.GradConfig[] {
-  return [flashAttentionRaggedGrad, ropeRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad, projectionMatMulGrad];
+  return [flashAttentionRaggedGrad, ropeRaggedGrad, ropeSplitStoreRaggedGrad, flashAttentionRaggedPagedGrad, projectionMatMulGrad, quantMatMulGrad];
 }

@@ -106,7 +106,47 @@ export interface RopeRaggedAttrs {
   inverse: boolean;
 }
 
+
+export const QuantMatMul = 'QuantMatMul';
+
+/** How a QuantMatMul weight is stored (packed little-endian into int32 words). */
+export type QuantWeightFormat = 'e4m3' | 'int8' | 'nvfp4' | 'gptq' | 'bf16' | 'f16';
+/**
+ * How QuantMatMul quantizes its input rows before the product (emulated exactly, see
+ * spec/fixtures/README.md "quant/"): none; e4m3 with the static `inputScale`; e4m3 per token
+ * (`s = max|row| / 448`); e4m3 per token and `actGroup`-column group; int8 per token
+ * (`s = max|row| / 127`); NVFP4 per token and 16-column block under the global `inputScale`.
+ */
+export type QuantActivation = 'none' | 'e4m3_static' | 'e4m3_token' | 'e4m3_group' | 'int8_token' | 'nvfp4';
+
+/**
+ * QuantMatMul: `quantize(x) · dequantize(W)ᵀ (+ bias)` with W `[outDim, inDim]` kept packed.
+ * inputs: x `[T, inDim]` float32; weight int32 words: e4m3 / int8 `[outDim, ceil(inDim/4)]` (byte j of a row
+ * in bits 8(j%4)..), nvfp4 `[outDim, ceil(inDim/8)]` (low nibble first), bf16 / f16 `[outDim, ceil(inDim/2)]`
+ * (low half first), gptq `[inDim/8, outDim]` (GPTQ v1 qweight); scale float32: `[1]` (tensor), `[outDim]`
+ * (rowwise), `[ceil(outDim/blockRows), ceil(inDim/blockCols)]` (block; nvfp4 `[outDim, inDim/16]`; gptq
+ * `[inDim/g, outDim]`), absent for bf16 / f16; gptq also zeros int32 `[inDim/g, outDim/8]` (stored zero
+ * minus one) and gIdx int32 `[inDim]`; optional bias `[outDim]`. output `[T, outDim]` float32.
+ */
+export interface QuantMatMulAttrs {
+  weightFormat: QuantWeightFormat;
+  /** How the weight scale applies: none (bf16/f16), one for all, one per output row, per block. */
+  weightScale: 'none' | 'tensor' | 'rowwise' | 'block';
+  /** Block of the `[out, in]` weight per scale (block granularity; gptq `[1, g]`; nvfp4 `[1, 16]`). */
+  blockRows: number;
+  blockCols: number;
+  activation: QuantActivation;
+  /** Columns per activation group (e4m3_group; nvfp4: 16). */
+  actGroup: number;
+  /** Static input scale (e4m3_static) or NVFP4's global activation scale; 0 when unused. */
+  inputScale: number;
+  /** NVFP4's global weight scale (weight_scale_2); 1 elsewhere. */
+  weightScale2: number;
+  inDim: number;
+  outDim: number;
+}
+
 /** The names of every kernel above, for listings and the registration spec. */
 export const KERNEL_NAMES = [
-  RopeSplitStoreRagged, FlashAttentionRaggedPaged, ProjectionMatMul, FlashAttentionRagged, FlashAttentionRaggedGrad, RopeRagged,
+  RopeSplitStoreRagged, FlashAttentionRaggedPaged, ProjectionMatMul, FlashAttentionRagged, FlashAttentionRaggedGrad, RopeRagged, QuantMatMul,
 ] as const;

@@ -14,16 +14,19 @@ import { flashAttentionRaggedCpuConfig } from './cpu/FlashAttentionRagged.js';
 import { flashAttentionRaggedGradCpuConfig } from './cpu/FlashAttentionRaggedGrad.js';
 import { flashAttentionRaggedPagedCpuConfig } from './cpu/FlashAttentionRaggedPaged.js';
 import { projectionMatMulCpuConfig } from './cpu/ProjectionMatMul.js';
+import { quantMatMulCpuConfig } from './cpu/QuantMatMul.js';
 import { ropeRaggedCpuConfig } from './cpu/RopeRagged.js';
 import { ropeSplitStoreRaggedCpuConfig } from './cpu/RopeSplitStoreRagged.js';
 import { kernelGradients } from './gradients.js';
 import { flashAttentionRaggedWasmConfig } from './wasm/FlashAttentionRagged.js';
 import { flashAttentionRaggedGradWasmConfig } from './wasm/FlashAttentionRaggedGrad.js';
 import { flashAttentionRaggedPagedWasmConfig } from './wasm/FlashAttentionRaggedPaged.js';
+import { quantMatMulWasmConfig } from './wasm/QuantMatMul.js';
 import { ropeRaggedWasmConfig } from './wasm/RopeRagged.js';
 import { ropeSplitStoreRaggedWasmConfig } from './wasm/RopeSplitStoreRagged.js';
 import { unsortedSegmentSumWasmConfig } from './wasm/UnsortedSegmentSum.js';
 import { flashAttentionRaggedPagedWebGpuConfig } from './webgpu/FlashAttentionRaggedPaged.js';
+import { quantMatMulWebGpuConfig } from './webgpu/QuantMatMul.js';
 import { ropeSplitStoreRaggedWebGpuConfig } from './webgpu/RopeSplitStoreRagged.js';
 
 /**
@@ -36,12 +39,12 @@ export function kernelConfigs(): tf.KernelConfig[] {
   return [
     // cpu
     ropeSplitStoreRaggedCpuConfig, flashAttentionRaggedPagedCpuConfig, projectionMatMulCpuConfig,
-    flashAttentionRaggedCpuConfig, flashAttentionRaggedGradCpuConfig, ropeRaggedCpuConfig,
+    flashAttentionRaggedCpuConfig, flashAttentionRaggedGradCpuConfig, ropeRaggedCpuConfig, quantMatMulCpuConfig,
     // wasm (ProjectionMatMul: tfjs-wasm's XNNPACK matMul already serves it)
     ropeSplitStoreRaggedWasmConfig, flashAttentionRaggedPagedWasmConfig,
-    flashAttentionRaggedWasmConfig, flashAttentionRaggedGradWasmConfig, ropeRaggedWasmConfig, unsortedSegmentSumWasmConfig,
+    flashAttentionRaggedWasmConfig, flashAttentionRaggedGradWasmConfig, ropeRaggedWasmConfig, unsortedSegmentSumWasmConfig, quantMatMulWasmConfig,
     // webgpu
-    ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig,
+    ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig, quantMatMulWebGpuConfig,
   ];
 }
 

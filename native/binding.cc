@@ -9,6 +9,8 @@
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints: TrainArg; forward when dy is null (native/flash_train.h)
+//   quantMatMul(x, weight, scale|null, zeros|null, gIdx|null, bias|null, out, ints, inputScale, weightScale2)
+//     ints: QuantArg (native/quant_matmul.h)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
@@ -24,6 +26,7 @@
 #include "kernel_args.h"
 #include "matmul.h"
 #include "pool.h"
+#include "quant_matmul.h"
 
 // native/shm.cc
 napi_value MapShared(napi_env env, napi_callback_info info);
@@ -69,11 +72,11 @@ bool arrayArg(napi_env env, napi_value v, napi_typedarray_type want, bool nullab
   return true;
 }
 
-/** Reads `n` arguments; kinds: 'f' Float32Array, 'F' Float32Array or null, 'i' Int32Array. */
+/** Reads `n` arguments; kinds: 'f' Float32Array, 'F' Float32Array or null, 'i' Int32Array, 'I' Int32Array or null. */
 bool readArrays(napi_env env, const napi_value* a, const char* kinds, ArrayArg* out) {
   for (int i = 0; kinds[i]; i++) {
-    const napi_typedarray_type t = kinds[i] == 'i' ? napi_int32_array : napi_float32_array;
-    if (!arrayArg(env, a[i], t, kinds[i] == 'F', &out[i])) return false;
+    const napi_typedarray_type t = kinds[i] == 'i' || kinds[i] == 'I' ? napi_int32_array : napi_float32_array;
+    if (!arrayArg(env, a[i], t, kinds[i] == 'F' || kinds[i] == 'I', &out[i])) return false;
   }
   return true;
 }
@@ -257,6 +260,51 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// --- QuantMatMul (native/quant_matmul.h) ---------------------------------------------------
+napi_value QuantMatMulEntry(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value a[10];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 10) { napi_throw_error(env, nullptr, "[native.quantMatMul] expected 10 arguments"); return nullptr; }
+  ArrayArg v[8];  // x weight scale zeros gIdx bias out ints
+  double inputScale = 0, weightScale2 = 1;
+  bool ok = readArrays(env, a, "fiFIIFfi", v) && napi_get_value_double(env, a[8], &inputScale) == napi_ok &&
+            napi_get_value_double(env, a[9], &weightScale2) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.quantMatMul] bad argument types"); return nullptr; }
+  std::string err;
+  if (!argcheck::enough(err, "ints", v[7], QA_COUNT)) return fail(env, "quantMatMul", err);
+  const int32_t* ints = ptr<int32_t>(v[7]);
+  const long long T = ints[QA_T], K = ints[QA_K], N = ints[QA_N], fmt = ints[QA_WFMT];
+  if (T < 0 || K < 0 || N < 0) return fail(env, "quantMatMul", argcheck::fmt("T, K must be >= 0, got T %lld, K %lld", T, K));
+  if (fmt < QW_E4M3 || fmt > QW_F16) return fail(env, "quantMatMul", argcheck::fmt("weight format (%lld) must be in [0, %lld]", fmt, QW_F16));
+  const bool block = fmt == QW_GPTQ || (ints[QA_WSCALE] == QS_BLOCK && fmt != QW_NVFP4);
+  if (block && (ints[QA_BROWS] < 1 || ints[QA_BCOLS] < 1)) {
+    return fail(env, "quantMatMul", argcheck::fmt("block rows (%lld) and cols (%lld) must be >= 1", ints[QA_BROWS], ints[QA_BCOLS]));
+  }
+  if (fmt == QW_NVFP4 && K % 16 != 0) return fail(env, "quantMatMul", argcheck::fmt("K (%lld) must be a multiple of %lld for nvfp4", K, 16));
+  if (fmt == QW_GPTQ && (K % ints[QA_BCOLS] != 0 || ints[QA_BCOLS] % 8 != 0 || N % 8 != 0)) {
+    return fail(env, "quantMatMul", argcheck::fmt("gptq needs K (%lld) a multiple of the group size (%lld, itself a multiple of 8) and N a multiple of 8", K, ints[QA_BCOLS]));
+  }
+  if (ints[QA_ACT] == QACT_E4M3_GROUP && ints[QA_GROUP] < 1) return fail(env, "quantMatMul", argcheck::fmt("group (%lld) must be >= %lld", ints[QA_GROUP], 1));
+  const long long scales = quantScaleCount(ints);
+  if (!argcheck::enough(err, "x", v[0], T * K) || !argcheck::enough(err, "weight", v[1], quantWeightWords(ints)) ||
+      !(scales == 0 || argcheck::enough(err, "scale", v[2], scales)) || !argcheck::enough(err, "out", v[6], T * N) ||
+      !(v[5].null || argcheck::enough(err, "bias", v[5], N))) {
+    return fail(env, "quantMatMul", err);
+  }
+  if (fmt == QW_GPTQ) {
+    const long long groups = K / ints[QA_BCOLS];
+    if (!argcheck::enough(err, "zeros", v[3], groups * (N / 8)) || !argcheck::enough(err, "gIdx", v[4], K)) return fail(env, "quantMatMul", err);
+    const int32_t* g = ptr<int32_t>(v[4]);
+    for (long long k = 0; k < K; k++) {
+      if (g[k] < 0 || g[k] >= groups) return fail(env, "quantMatMul", argcheck::fmt("gIdx[%lld] must be a group in [0, groups), got %lld", k, g[k]));
+    }
+  }
+  quantMatMul(ints, ptr<float>(v[0]), ptr<int32_t>(v[1]), ptr<float>(v[2]), ptr<int32_t>(v[3]), ptr<int32_t>(v[4]), ptr<float>(v[5]),
+              ptr<float>(v[6]), static_cast<float>(inputScale), static_cast<float>(weightScale2));
+  return nullptr;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -264,6 +312,7 @@ NAPI_MODULE_INIT() {
       {"ropeSplitStore", nullptr, RopeSplitStore, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"quantMatMul", nullptr, QuantMatMulEntry, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},

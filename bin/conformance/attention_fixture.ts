@@ -6,8 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
 import type { AttentionWithRopeArgs } from '../../lib/attention/options.js';
+import type { HfWeights } from '../../lib/attention/weights.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
-import { readSafetensors, type LoadedTensor } from '../../lib/loaders/safetensors.js';
+import type { RawTensor } from '../../lib/attention/quant_weights.js';
+import { readSafetensors, safetensorsHeader, type LoadedTensor } from '../../lib/loaders/safetensors.js';
 import { ropeOptionsFromHfConfig } from '../../lib/rope/rotary_embedding.js';
 import type { MaskVariant } from '../../lib/types.js';
 import type { KVCacheParams } from '../../lib/kv_cache/params.js';
@@ -26,6 +28,8 @@ export interface AttentionFixture {
   name: string;
   config: Record<string, any>;
   tensors: Map<string, LoadedTensor>;
+  /** quant/ fixtures: every tensor's bytes as stored (F8_E4M3, U8, I8, I32, F16, BF16, F32). */
+  raw?: Map<string, RawTensor>;
 }
 
 export interface FixtureResult {
@@ -57,6 +61,17 @@ export const TOLERANCE = 1e-4;
  */
 export function attentionFixtureFromBytes(config: Record<string, any> | string, bytes: Uint8Array, fallbackName = 'fixture'): AttentionFixture {
   const c = typeof config === 'string' ? JSON.parse(config) as Record<string, any> : config;
+  if (c.quant) {
+    // quantized weights stay as stored; inputs and expected outputs are F32
+    const { entries, dataStart } = safetensorsHeader(bytes);
+    const raw = new Map<string, RawTensor>(), tensors = new Map<string, LoadedTensor>();
+    for (const [name, e] of Object.entries(entries)) {
+      const b = bytes.subarray(dataStart + e.data_offsets[0], dataStart + e.data_offsets[1]);
+      raw.set(name, { dtype: e.dtype, shape: e.shape, bytes: b });
+      if (e.dtype === 'F32') tensors.set(name, { dtype: 'F32', shape: e.shape, data: new Float32Array(b.slice().buffer) });
+    }
+    return { name: c.name ?? fallbackName, config: c, tensors, raw };
+  }
   return { name: c.name ?? fallbackName, config: c, tensors: readSafetensors(bytes) };
 }
 
@@ -123,13 +138,32 @@ export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): 
     slidingWindow: c.sliding_window ?? undefined,
     chunkSize: c.chunk_size ?? undefined,
     scale: c.scale ?? undefined,
+    ...quantArgs(c),
   };
 }
 
+/** quantConfig / dtype of a quant/ fixture (`quant.format`; bf16 and f16 are weight dtypes). */
+function quantArgs(c: Record<string, any>): Partial<AttentionWithRopeArgs> {
+  if (c.kv_cache) {
+    throw new Error(`[conformance] fixture ${c.name ?? ''}: quantized KV cache (kv_cache.dtype '${c.kv_cache.dtype}') is not supported yet (the KV-cache dtype issue)`);
+  }
+  const format = c.quant?.format as string | undefined;
+  if (format === undefined) return {};
+  if (format === 'bf16') return { dtype: 'bfloat16' };
+  if (format === 'f16') return { dtype: 'float16' };
+  return { quantConfig: { format: format as never } };
+}
+
 /** Fixture weights keyed by Hugging Face name. */
-export function fixtureWeights(f: AttentionFixture): Record<string, Float32Array> {
-  const w: Record<string, Float32Array> = {};
+export function fixtureWeights(f: AttentionFixture): HfWeights {
+  const w: HfWeights = {};
   for (const name of Object.keys(f.config.weights)) {
+    if (f.raw) {
+      const r = f.raw.get(name);
+      if (!r) throw new Error(`[conformance] fixture ${f.name}: tensor '${name}' missing from tensors.safetensors`);
+      w[name] = r;
+      continue;
+    }
     const t = f.tensors.get(name);
     if (!t) throw new Error(`[conformance] fixture ${f.name}: tensor '${name}' missing from tensors.safetensors`);
     w[name] = t.data as Float32Array;

@@ -39,6 +39,14 @@ export interface NativeKernels {
     q: Float32Array, k: Float32Array, v: Float32Array, rowOffsets: Int32Array, out: Float32Array, lse: Float32Array,
     dy: Float32Array | null, dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, ints: Int32Array, scale: number,
   ): void;
+  /**
+   * QuantMatMul (native/quant_matmul.h): out[T, N] = quantize(x) · widen(weight)ᵀ (+ bias), the weight
+   * read packed. ints: kernels/cpu/QuantMatMul.ts nativeArgs. Absent from addons built before it.
+   */
+  quantMatMul?(
+    x: Float32Array, weight: Int32Array, scale: Float32Array | null, zeros: Int32Array | null, gIdx: Int32Array | null,
+    bias: Float32Array | null, out: Float32Array, ints: Int32Array, inputScale: number, weightScale2: number,
+  ): void;
   /** The vector ISA the addon was compiled for (absent from builds before it). */
   isa?(): 'avx512' | 'avx2' | 'portable';
   threads(): number;

@@ -11,10 +11,13 @@ import type { ShardingStrategy } from '../sharding/strategy.js';
 import { shardLayer } from '../sharding/shard_layer.js';
 import type { DevicePlacement, MaskSpec } from '../types.js';
 import { layerConfig, argsFromConfig } from './config.js';
-import { type Initializer, type LinearCls, type LinearLike } from './linear.js';
+import { type Initializer, Linear, type LinearCls, type LinearLike } from './linear.js';
+import { isQuantized, qkvInputScale, qkvWeightScale, qkvWeightScale2, quantOf } from './quant_layer.js';
+import { QuantLinear, type ProjectionQuant } from './quant_linear.js';
 import { type AttentionWithRopeArgs, type ResolvedArgs, resolveArgs } from './options.js';
 import { attentionPadded, ropePadded } from './padded.js';
 import { validateRaggedCall } from './validate_call.js';
+import { setQuantHfWeights } from './quant_layer.js';
 import { setHfWeights, type HfWeights } from './weights.js';
 
 const W = 'AttentionWithRope';
@@ -71,10 +74,15 @@ export class AttentionWithRope extends tf.layers.Layer {
   get mask(): MaskSpec {
     return { variant: this.opts.maskVariant, window: this.opts.slidingWindow, chunk: this.opts.chunkSize };
   }
-  /** Quantization scales: null until quantized projections exist (quantConfig is refused). */
-  get qkvWeightScale(): tf.Tensor | null { return null; }
-  get qkvInputScale(): tf.Tensor | null { return null; }
-  get qkvWeightScale2(): tf.Tensor | null { return null; }
+  /**
+   * q/k/v weight scales concatenated (per-tensor broadcast to `[rows, 1]`; rowwise `[rows, 1]`; block
+   * scales stacked), or null without quantConfig. See lib/attention/quant_layer.ts.
+   */
+  get qkvWeightScale(): tf.Tensor | null { this.ensureBuilt(); return qkvWeightScale(this); }
+  /** Max of the q/k/v static input scales (scalar); null when activations are quantized dynamically or not at all. */
+  get qkvInputScale(): tf.Tensor | null { this.ensureBuilt(); return qkvInputScale(this); }
+  /** NVFP4: max of the q/k/v global weight scales (`weight_scale_2`, scalar); null otherwise. */
+  get qkvWeightScale2(): tf.Tensor | null { this.ensureBuilt(); return qkvWeightScale2(this); }
 
   override build(inputShape: tf.Shape | tf.Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
@@ -84,8 +92,16 @@ export class AttentionWithRope extends tf.layers.Layer {
     const o = this.opts;
     const addWeight = (name: string, shape: number[], init: Initializer, trainable = true) =>
       this.addWeight(`${this.name}/${name}`, shape, 'float32', init, undefined, trainable);
-    const make = (name: string, outDim: number, useBias: boolean, inDim = o.hiddenSize) =>
-      new o.linearCls({ name, inDim, outDim, useBias, addWeight });
+    const addTypedWeight = (name: string, shape: number[], dtype: 'float32' | 'int32', init: tf.serialization.Serializable, trainable: boolean) =>
+      this.addWeight(`${this.name}/${name}`, shape, dtype, init as Initializer, undefined, trainable);
+    const quant: ProjectionQuant | undefined = isQuantized(this) ? { quant: o.quantConfig, dtype: o.dtype } : undefined;
+    const make = (name: string, outDim: number, useBias: boolean, inDim = o.hiddenSize) => {
+      const opts = { name, inDim, outDim, useBias, addWeight, addTypedWeight, quant, stacked: name === 'qkv_proj' };
+      const p = quant && o.linearCls === Linear ? new QuantLinear({ ...opts, quant }) : new o.linearCls(opts);
+      check(!quant || quantOf(p) !== null, W, () =>
+        `linearCls ${o.linearCls.name} does not support packed weights (quantConfig ${JSON.stringify(o.quantConfig?.format ?? null)}, dtype '${o.dtype}'); use Linear or LoRALinear`);
+      return p;
+    };
     if (o.stackedQkv) this.qkvProj = make('qkv_proj', this.qDim + 2 * this.kvDim, o.hasBias);
     else {
       this.qProj = make('q_proj', this.qDim, o.hasBias);
@@ -232,8 +248,9 @@ export class AttentionWithRope extends tf.layers.Layer {
     this.ensureBuilt();
     return tf.tidy(() => {
       const { clipQkv, clipQkvTarget } = this.opts;
-      const kernel = this.qkvProj ? this.qkvProj.kernel.read()
-        : tf.concat([this.qProj!.kernel.read(), this.kProj!.kernel.read(), this.vProj!.kernel.read()], 1); // [hidden, qkv]
+      const read = (p: LinearLike) => quantOf(p)?.dequantized() ?? p.kernel.read(); // [hidden, out]
+      const kernel = this.qkvProj ? read(this.qkvProj)
+        : tf.concat([read(this.qProj!), read(this.kProj!), read(this.vProj!)], 1); // [hidden, qkv]
       const clipped = clipQkv !== null && clipQkvTarget === 'weights' ? tf.clipByValue(kernel, -clipQkv, clipQkv) : kernel;
       return clipped.transpose() as tf.Tensor2D;
     });
@@ -248,7 +265,11 @@ export class AttentionWithRope extends tf.layers.Layer {
   }
 
   /** Loads Hugging Face tensors (`q_proj.weight` `[out, in]`, ..., `q_norm.weight`); see weights.ts. */
-  setHfWeights(weights: HfWeights): void { this.ensureBuilt(); setHfWeights(this, weights); }
+  setHfWeights(weights: HfWeights): void {
+    this.ensureBuilt();
+    if (isQuantized(this)) setQuantHfWeights(this, weights);
+    else setHfWeights(this, weights);
+  }
 
   /**
    * Names `cls` as the projections' class in this layer's options (and so in its config), e.g.

@@ -20,6 +20,7 @@ export function layerConfig(o: ResolvedArgs): tf.serialization.ConfigDict {
     linearCls: linear!, stackedQkv: o.stackedQkv, scale: o.scale, hasBias: o.hasBias, hasOutputBias: o.hasOutputBias,
     clipQkv: o.clipQkv, clipQkvTarget: o.clipQkvTarget, useQkNorm: o.useQkNorm, rmsNormEps: o.rmsNormEps,
     maskVariant: o.maskVariant, slidingWindow: o.slidingWindow, chunkSize: o.chunkSize, fuseRopeAndStore: o.fuseRopeAndStore,
+    dtype: o.dtype, quantConfig: o.quantConfig ? JSON.parse(JSON.stringify(o.quantConfig)) : null,
   };
 }
 
@@ -38,6 +39,7 @@ export function argsFromConfig(c: tf.serialization.ConfigDict): AttentionWithRop
     devices: (c.devices as unknown as DevicePlacement[] | null) ?? undefined,
     maskVariant: (c.maskVariant === undefined ? undefined : snake(c.maskVariant)) as MaskVariant,
     clipQkv: (c.clipQkv as number | null) ?? null,
+    quantConfig: c.quantConfig ? { ...(c.quantConfig as object), format: snake((c.quantConfig as { format: string }).format) } as AttentionWithRopeArgs['quantConfig'] : null,
     scale: (c.scale as number | null) ?? undefined,
     name: c.name as string | undefined,
     trainable: c.trainable as boolean | undefined,

@@ -16,6 +16,15 @@ export interface LinearOptions {
   outDim: number;
   useBias: boolean;
   addWeight: AddWeight;
+  /** The layer's addWeight with a dtype (packed int32 words of quantized projections). */
+  addTypedWeight?: (name: string, shape: number[], dtype: 'float32' | 'int32', init: tf.serialization.Serializable, trainable: boolean) => tf.LayerVariable;
+  /**
+   * Set when the layer's weights are packed (quantConfig or a float16 / bfloat16 dtype): the class
+   * must keep them packed (LoRALinear builds a QuantLinear base), or the layer refuses it.
+   */
+  quant?: import('./quant_linear.js').ProjectionQuant;
+  /** The stacked q/k/v projection. */
+  stacked?: boolean;
 }
 
 /** A projection the layer can use: y = x · kernel (+ bias), kernel `[inDim, outDim]`. */

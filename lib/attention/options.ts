@@ -3,8 +3,10 @@ import { check, checkInt } from '../errors.js';
 import { type KVCacheParams, checkKvDtype } from '../kv_cache/params.js';
 import { RotaryEmbedding, type RotaryEmbeddingOptions } from '../rope/rotary_embedding.js';
 import { ShardingStrategy } from '../sharding/strategy.js';
-import { type DType, type DevicePlacement, MASK_VARIANTS, type MaskVariant } from '../types.js';
+import { type DevicePlacement, MASK_VARIANTS, type MaskVariant } from '../types.js';
 import { Linear, type LinearCls } from './linear.js';
+import { type QuantConfig, type ResolvedQuantConfig, resolveQuantConfig } from './quant_config.js';
+import { WEIGHT_DTYPES, type WeightDType } from './quant_linear.js';
 
 /** Constructor options of AttentionWithRope (the reference API's parameters, camelCased). */
 export interface AttentionWithRopeArgs {
@@ -18,7 +20,11 @@ export interface AttentionWithRopeArgs {
   kvParams: KVCacheParams;
   shardingStrategy?: ShardingStrategy | { kind: 'replicate' | 'tensor_parallel'; numDevices: number };
   devices?: DevicePlacement[];
-  dtype?: DType;
+  /**
+   * Storage of the projection weights: float32 (default), or float16 / bfloat16 kept packed at
+   * that size and widened inside the QuantMatMul kernel (computation in float32).
+   */
+  dtype?: WeightDType;
   /** Projection class (default Linear). */
   linearCls?: LinearCls;
   /** One `qkv_proj` weight instead of three. */
@@ -29,8 +35,8 @@ export interface AttentionWithRopeArgs {
   hasBias?: boolean;
   /** The output projection has a bias (Hugging Face Llama `attention_bias`). */
   hasOutputBias?: boolean;
-  /** Quantized projections: not built yet; any value other than null/undefined is an error. */
-  quantConfig?: unknown;
+  /** Quantized projections (lib/attention/quant_config.ts): fp8_static, fp8_dynamic, fp8_block, nvfp4, int8_w8a8, gptq_int4. */
+  quantConfig?: QuantConfig | null;
   /** Clamp to ±clipQkv: the q/k/v weights (default, the reference API) or activations (OLMo). */
   clipQkv?: number | null;
   clipQkvTarget?: 'weights' | 'activations';
@@ -55,6 +61,7 @@ export type ResolvedArgs = Required<Omit<AttentionWithRopeArgs, 'quantConfig' | 
   clipQkv: number | null;
   devices: DevicePlacement[] | null;
   shardingStrategy: ShardingStrategy;
+  quantConfig: ResolvedQuantConfig | null;
 };
 
 const W = 'AttentionWithRope';
@@ -76,11 +83,18 @@ export function resolveArgs(a: AttentionWithRopeArgs): ResolvedArgs {
   check(a.kvParams.headDim === headDim, W, () =>
     `kvParams.headDim (${a.kvParams.headDim}) must equal rope.headDim (${headDim})`);
   const dtype = a.dtype ?? 'float32';
-  check(dtype === 'float32', W, () => `dtype must be 'float32', got '${dtype}'`);
+  check(WEIGHT_DTYPES.includes(dtype), W, () => `dtype must be one of ${WEIGHT_DTYPES.join(', ')}, got '${dtype}'`);
   checkKvDtype(a.kvParams, W, 'kvParams.');
-  check(a.quantConfig === undefined || a.quantConfig === null, W, () =>
-    `quantConfig is not supported yet (quantized projections are not built); got ${JSON.stringify(a.quantConfig)}`);
+  const qDim = a.numAttentionHeads * headDim, kvDim = a.numKeyValueHeads * headDim;
+  const quantConfig = a.quantConfig === undefined || a.quantConfig === null ? null : resolveQuantConfig(a.quantConfig, (a.stackedQkv
+    ? [{ name: 'qkv_proj', inDim: a.hiddenSize, outDim: qDim + 2 * kvDim }]
+    : [{ name: 'q_proj', inDim: a.hiddenSize, outDim: qDim }, { name: 'k_proj', inDim: a.hiddenSize, outDim: kvDim }, { name: 'v_proj', inDim: a.hiddenSize, outDim: kvDim }])
+    .concat([{ name: 'o_proj', inDim: qDim, outDim: a.hiddenSize }]));
+  check(quantConfig === null || dtype === 'float32', W, () =>
+    `dtype ('${dtype}') must be 'float32' with quantConfig (format '${quantConfig!.format}' sets the weight storage)`);
   const clipQkv = a.clipQkv ?? null;
+  check(clipQkv === null || (quantConfig === null && dtype === 'float32') || a.clipQkvTarget === 'activations', W, () =>
+    `clipQkv (${clipQkv}) on weights cannot clip packed weights (${quantConfig ? `quantConfig format '${quantConfig.format}'` : `dtype '${dtype}'`}); use clipQkvTarget 'activations'`);
   check(clipQkv === null || (typeof clipQkv === 'number' && clipQkv > 0), W, () => `clipQkv must be > 0 or null, got ${clipQkv}`);
   const stackedQkv = a.stackedQkv ?? false;
   check(!(stackedQkv && clipQkv !== null), W, () => `clipQkv (${clipQkv}) is not supported with stackedQkv (true)`);
@@ -110,6 +124,6 @@ export function resolveArgs(a: AttentionWithRopeArgs): ResolvedArgs {
     kvParams: { ...a.kvParams }, shardingStrategy, devices, dtype, linearCls: a.linearCls ?? Linear, stackedQkv, scale,
     hasBias: a.hasBias ?? false, hasOutputBias: a.hasOutputBias ?? false, clipQkv, clipQkvTarget,
     useQkNorm: a.useQkNorm ?? false, rmsNormEps, maskVariant, slidingWindow: a.slidingWindow ?? 0, chunkSize: a.chunkSize ?? 0,
-    fuseRopeAndStore: a.fuseRopeAndStore ?? true,
+    fuseRopeAndStore: a.fuseRopeAndStore ?? true, quantConfig,
   };
 }

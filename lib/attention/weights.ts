@@ -2,13 +2,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { check } from '../errors.js';
 import type { AttentionWithRope } from './attention_with_rope.js';
+import { isRawTensor, rawToFloat, type RawTensor } from './quant_weights.js';
 
-export type HfWeights = Record<string, Float32Array | tf.Tensor>;
+/** Tensors by Hugging Face name: float values, or (quantized / half-precision layers) the bytes as stored. */
+export type HfWeights = Record<string, Float32Array | tf.Tensor | RawTensor>;
 
 const W = 'AttentionWithRope.setHfWeights';
 
 function tensorOf(w: HfWeights, name: string, shape: number[]): tf.Tensor {
-  const v = w[name];
+  const given = w[name];
+  const v = isRawTensor(given) ? rawToFloat(name, given) : given;
   check(v !== undefined, W, () => `missing tensor '${name}' (expected shape [${shape}]); given: ${Object.keys(w).join(', ')}`);
   const size = shape.reduce((a, b) => a * b, 1);
   if (v instanceof tf.Tensor) {

@@ -18,6 +18,7 @@ import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { type AddWeight, type LinearCls, type LinearLike, type LinearOptions, registerLinearClass, registerLinearClassResolver } from '../attention/linear.js';
 import { check, checkInt } from '../errors.js';
+import { QuantLinear } from '../attention/quant_linear.js';
 
 export type LoRATarget = 'q' | 'k' | 'v' | 'o' | 'qkv';
 const TARGETS: readonly LoRATarget[] = ['q', 'k', 'v', 'o', 'qkv'];
@@ -68,18 +69,25 @@ export class LoRALinear implements LinearLike {
   training = false;
   /** True while the adapter is folded into the kernel. */
   merged = false;
+  /** The packed base projection when the layer's weights are quantized (QLoRA): always frozen. */
+  readonly base: QuantLinear | null = null;
 
-  constructor(o: LinearOptions, lora: LoRAOptions, existing?: { kernel: tf.LayerVariable; bias: tf.LayerVariable | null }) {
+  constructor(o: LinearOptions, lora: LoRAOptions, existing?: { kernel: tf.LayerVariable; bias: tf.LayerVariable | null; base?: QuantLinear | null }) {
     this.options = resolve(lora);
     this.inDim = o.inDim;
     this.outDim = o.outDim;
     this.scaling = this.options.alpha / this.options.rank;
     const baseTrainable = !this.options.freezeBase;
-    this.kernel = existing?.kernel ?? o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}), baseTrainable);
-    this.bias = existing ? existing.bias : o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros(), baseTrainable) : null;
+    if (existing?.base) this.base = existing.base;
+    else if (o.quant && !existing) {
+      check(o.addTypedWeight !== undefined, 'LoRALinear', () => 'a quantized base needs the layer\'s addTypedWeight');
+      this.base = new QuantLinear({ ...o, addTypedWeight: o.addTypedWeight!, quant: o.quant });
+    }
+    this.kernel = this.base?.kernel ?? existing?.kernel ?? o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}), baseTrainable);
+    this.bias = this.base ? this.base.bias : existing ? existing.bias : o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros(), baseTrainable) : null;
     const target = targetOf(o.name);
     if (target && this.options.targets.includes(target)) {
-      if (this.options.freezeBase) { this.kernel.trainable = false; if (this.bias) this.bias.trainable = false; }
+      if (this.options.freezeBase || this.base) { this.kernel.trainable = false; if (this.bias) this.bias.trainable = false; }
       const r = this.options.rank;
       this.loraA = o.addWeight(`${o.name}/lora_A`, [o.inDim, r], tf.initializers.randomNormal({ stddev: 1 / Math.sqrt(o.inDim) }), true);
       this.loraB = o.addWeight(`${o.name}/lora_B`, [r, o.outDim], tf.initializers.zeros(), true);
@@ -94,6 +102,7 @@ export class LoRALinear implements LinearLike {
 
   /** The kernel the projection applies: W, plus the delta unless merged. `[in, out]` */
   effectiveKernel(): tf.Tensor2D {
+    if (this.base) return tf.tidy(() => { const d = this.delta(), w = this.base!.dequantized(); return d ? tf.add(w, d) as tf.Tensor2D : w; });
     const d = this.merged ? null : this.delta();
     if (!d) return (this.kernel.read() as tf.Tensor2D).clone();
     return tf.tidy(() => tf.add(this.kernel.read(), d) as tf.Tensor2D);
@@ -101,7 +110,8 @@ export class LoRALinear implements LinearLike {
 
   apply(x: tf.Tensor2D, kernelOverride?: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const y = projectionMatMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D), { bias: this.bias?.read() }); // [T, out]
+      const y = this.base ? this.base.apply(x, kernelOverride)
+        : projectionMatMul(x, kernelOverride ?? (this.kernel.read() as tf.Tensor2D), { bias: this.bias?.read() }); // [T, out]
       if (!this.loraA || this.merged) return y;
       const xin = this.training && this.options.dropout > 0 ? tf.dropout(x, this.options.dropout) : x;
       const low = projectionMatMul(xin as tf.Tensor2D, this.loraA.read() as tf.Tensor2D); // [T, r]
@@ -112,6 +122,7 @@ export class LoRALinear implements LinearLike {
   /** Folds the adapter into the kernel: W <- W + scaling·A·B. */
   merge(): void {
     if (!this.loraA || this.merged) return;
+    check(this.base === null, 'LoRALinear.merge', () => `cannot fold the adapter into packed weights (format '${this.base!.attrs.weightFormat}'); serve with the adapter on`);
     tf.tidy(() => { this.kernel.write(tf.add(this.kernel.read(), this.delta()!)); });
     this.merged = true;
   }
@@ -177,7 +188,7 @@ export function applyLoRA(layer: AttentionWithRope, options: LoRAOptions): void 
   for (const [name, p] of projections(layer)) {
     if (!p) continue;
     check(!(p instanceof LoRALinear), 'applyLoRA', () => `${layer.name}.${name} already has a LoRA adapter`);
-    set[field[name]] = new LoRALinear({ name, inDim: p.inDim, outDim: p.outDim, useBias: p.bias !== null, addWeight }, options, { kernel: p.kernel, bias: p.bias });
+    set[field[name]] = new LoRALinear({ name, inDim: p.inDim, outDim: p.outDim, useBias: p.bias !== null, addWeight }, options, { kernel: p.kernel, bias: p.bias, base: p instanceof QuantLinear ? p : null });
   }
   layer.useLinearClass(cls);
 }

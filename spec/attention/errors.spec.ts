@@ -30,9 +30,9 @@ describe('AttentionWithRope rejects bad options in the constructor', () => {
     [{ stackedQkv: true, clipQkv: 0.5 }, /clipQkv \(0.5\) is not supported with stackedQkv \(true\)/],
     [{ maskVariant: 'sliding_window_causal' as const }, /maskVariant 'sliding_window_causal' needs slidingWindow >= 1, got undefined/],
     [{ maskVariant: 'chunked_causal' as const }, /needs chunkSize >= 1, got undefined/],
-    [{ quantConfig: { bits: 4 } }, /quantConfig is not supported yet/],
+    [{ quantConfig: { bits: 4 } }, /quantConfig.format must be one of .*got 'undefined'/],
     [{ kvParams: { ...base.kvParams, nKvHeads: 4 } }, /kvParams.nKvHeads \(4\) must equal numKeyValueHeads \(2\)/],
-    [{ dtype: 'float16' as 'float32' }, /dtype must be 'float32', got 'float16'/],
+    [{ dtype: 'float8' as 'float32' }, /dtype must be one of float32, float16, bfloat16, got 'float8'/],
     [{ maskVariant: 'diagonal' as 'causal' }, /maskVariant must be one of .*got 'diagonal'/],
   ])('%#: %j', (over, message) => {
     expect(() => new AttentionWithRope({ ...base, ...over } as never)).toThrow(message);

@@ -1,0 +1,110 @@
+/// <reference types="@webgpu/types" />
+/**
+ * QuantMatMul on webgpu: one invocation per output element reads its weight row packed (u32 words:
+ * e4m3 / int8 bytes via extractBits, e2m1 nibbles by table, bf16 / f16 halves via bitcast /
+ * unpack2x16float, gptq int4 columns with zeros and g_idx) and accumulates in float32. The input rows
+ * arrive already quantized (the op runs the activation quantizer first, kernels/quant_matmul.ts), so
+ * the kernel itself is called with activation 'none'.
+ */
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+
+import { check } from '../../core/errors.js';
+import { checkQuantMatMulInputs } from '../cpu/QuantMatMul.js';
+import { QuantMatMul, type QuantMatMulAttrs } from '../kernel_names.js';
+import { emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+
+const WG = 64;
+const FORMATS = { e4m3: 0, int8: 1, nvfp4: 2, gptq: 3, bf16: 4, f16: 5 } as const;
+const SCALES = { none: 0, tensor: 1, rowwise: 2, block: 3 } as const;
+
+const WGSL = /* wgsl */`
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> scale: array<f32>;
+@group(0) @binding(3) var<storage, read> zeros: array<u32>;
+@group(0) @binding(4) var<storage, read> gidx: array<i32>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read> p: array<i32>; // T K N fmt scaleKind bRows bCols hasBias; f32 bits of weightScale2
+@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+
+const E2M1 = array<f32, 8>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0);
+
+fn e4m3(b: u32) -> f32 {
+  let e = (b >> 3u) & 15u;
+  let m = f32(b & 7u);
+  if ((b & 127u) == 127u) { return bitcast<f32>(0x7fc00000u | (b & 0u)); } // NaN (runtime: WGSL refuses a constant NaN)
+  var v = select(ldexp(1.0 + m / 8.0, i32(e) - 7), m * 0.001953125, e == 0u);
+  return select(v, -v, (b & 128u) != 0u);
+}
+
+fn e2m1(c: u32) -> f32 { let v = E2M1[c & 7u]; return select(v, -v, (c & 8u) != 0u); }
+
+// weight (n, k) widened, block / per-16 scales applied (row-wide scales applied by the caller)
+fn weightAt(n: u32, k: u32, K: u32, N: u32, fmt: i32) -> f32 {
+  switch fmt {
+    case 0, 1: {
+      let word = w[n * ((K + 3u) / 4u) + k / 4u];
+      let b = extractBits(word, 8u * (k % 4u), 8u);
+      return select(e4m3(b), f32(extractBits(i32(word), 8u * (k % 4u), 8u)), fmt == 1);
+    }
+    case 2: {
+      let word = w[n * ((K + 7u) / 8u) + k / 8u];
+      return e2m1(extractBits(word, 4u * (k % 8u), 4u)) * scale[n * (K / 16u) + k / 16u];
+    }
+    case 3: {
+      let g = u32(gidx[k]);
+      let q = extractBits(w[(k / 8u) * N + n], 4u * (k % 8u), 4u);
+      let z = extractBits(zeros[g * (N / 8u) + n / 8u], 4u * (n % 8u), 4u) + 1u;
+      return (f32(q) - f32(z)) * scale[g * N + n];
+    }
+    case 4: { return bitcast<f32>(extractBits(w[n * ((K + 1u) / 2u) + k / 2u], 16u * (k % 2u), 16u) << 16u); }
+    default: {
+      let h = unpack2x16float(w[n * ((K + 1u) / 2u) + k / 2u]);
+      return select(h.x, h.y, k % 2u == 1u);
+    }
+  }
+}
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
+  let fmt = p[3]; let sk = p[4]; let bR = u32(max(p[5], 1)); let bC = u32(max(p[6], 1));
+  let n = gid.x; let t = gid.y;
+  if (n >= N || t >= T) { return; }
+  let blocks = (K + bC - 1u) / bC;
+  var acc = 0.0;
+  for (var k = 0u; k < K; k++) {
+    var v = weightAt(n, k, K, N, fmt);
+    if (sk == 3 && fmt <= 1) { v *= scale[(n / bR) * blocks + k / bC]; }
+    acc += x[t * K + k] * v;
+  }
+  var f = 1.0;
+  if (fmt <= 1 && sk == 1) { f = scale[0]; }
+  if (fmt <= 1 && sk == 2) { f = scale[n]; }
+  if (fmt == 2) { f = bitcast<f32>(p[8]); }
+  out[t * N + n] = acc * f + select(0.0, bias[n], p[7] == 1);
+}
+`;
+
+const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
+  const a = attrs as unknown as QuantMatMulAttrs;
+  const be = backend as unknown as WebGpuBackendLike;
+  const { x, weight, scale, zeros, gIdx, bias } = inputs as Record<string, TensorInfo | undefined>;
+  check(x !== undefined && x.dtype === 'float32', QuantMatMul, () => `input x must be a float32 tensor, got ${x?.dtype}`);
+  checkQuantMatMulInputs(QuantMatMul, x, { weight, scale, zeros, gIdx, bias }, a);
+  check(a.activation === 'none', QuantMatMul, () => `the webgpu kernel takes rows already quantized (activation 'none'), got '${a.activation}'`);
+  const T = x.shape[0];
+  if (T * a.outDim === 0) return emptyOutput(be, [T, a.outDim]);
+  const out = newOutput(be, [T, a.outDim]); // [T, outDim]
+  const params = new Int32Array(9);
+  params.set([T, a.inDim, a.outDim, FORMATS[a.weightFormat], SCALES[a.weightScale], a.blockRows, a.blockCols, bias ? 1 : 0]);
+  params[8] = new Int32Array(Float32Array.of(a.weightScale2).buffer)[0];
+  const placeholder = () => scratchBuffer(be, 16);
+  const buffers = [tensorBuffer(be, x), tensorBuffer(be, weight!), scale ? tensorBuffer(be, scale) : placeholder(),
+    zeros ? tensorBuffer(be, zeros) : placeholder(), gIdx ? tensorBuffer(be, gIdx) : placeholder(), bias ? tensorBuffer(be, bias) : placeholder(),
+    scratchBuffer(be, params.byteLength, params), out.buffer];
+  runDispatches(be, [{ pipeline: pipelineFor(be.device, WGSL, QuantMatMul), buffers, grid: [Math.ceil(a.outDim / WG), T, 1] }]);
+  return out.info;
+};
+
+export const quantMatMulWebGpuConfig: KernelConfig = { kernelName: QuantMatMul, backendName: 'webgpu', kernelFunc };
