@@ -144,9 +144,6 @@ export function layerArgsFromFixture(c: Record<string, any>, pageSize: number): 
 
 /** quantConfig / dtype of a quant/ fixture (`quant.format`; bf16 and f16 are weight dtypes). */
 function quantArgs(c: Record<string, any>): Partial<AttentionWithRopeArgs> {
-  if (c.kv_cache) {
-    throw new Error(`[conformance] fixture ${c.name ?? ''}: quantized KV cache (kv_cache.dtype '${c.kv_cache.dtype}') is not supported yet (the KV-cache dtype issue)`);
-  }
   const format = c.quant?.format as string | undefined;
   if (format === undefined) return {};
   if (format === 'bf16') return { dtype: 'bfloat16' };
