@@ -3,7 +3,6 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/spec'],
   testMatch: ['**/*.spec.ts'],
-  setupFiles: ['<rootDir>/spec/support/quiet_banner.ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/spec/tsconfig.json', diagnostics: false }],
   },
@@ -13,7 +12,7 @@ module.exports = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   // What the Node entry does on import: install the native addon (lib/backends/native_node.ts).
-  setupFiles: ['<rootDir>/spec/support/node_setup.ts'],
+  setupFiles: ['<rootDir>/spec/support/quiet_banner.ts', '<rootDir>/spec/support/node_setup.ts'],
   testTimeout: 120000,
   maxWorkers: 2,
 };

@@ -10,11 +10,10 @@ describe('conformance with nothing to run', () => {
     fs.mkdirSync(path.join(dir, 'sub'));
     fs.writeFileSync(path.join(dir, 'sub', 'notes.txt'), 'not a fixture');
     const errors: string[] = [];
-    const spy = jest.spyOn(console, 'error').mockImplementation((m: string) => { errors.push(m); });
+    const io = { out: (_s: string) => undefined, err: (s: string) => { errors.push(s); } };
     try {
-      expect(await runConformance([dir])).toBe(1);
+      expect(await runConformance([dir], io)).toBe(1);
     } finally {
-      spy.mockRestore();
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(errors.join('\n')).toContain(`[conformance] no fixtures found under ${dir}`);

@@ -6,7 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fixtureTolerance, loadAttentionFixture, runAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { fixtureTolerance, runAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import type { KVCacheDType } from '../../core/kv_dtype';
 import { describeEachBackend } from '../support/backends';
 

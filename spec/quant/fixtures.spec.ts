@@ -6,7 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { layerArgsFromFixture, fixtureWeights, loadAttentionFixture, runAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { layerArgsFromFixture, fixtureWeights, runAttentionFixture } from '../../bin/conformance/attention_fixture';
+import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
 import { setCpuKernelImpl, getCpuKernelImpl } from '../../kernels/cpu/native';
 import { describeEachBackend } from '../support/backends';
