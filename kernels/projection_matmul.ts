@@ -1,9 +1,10 @@
 /**
  * `projectionMatMul(a, b, { transposeA, transposeB, bias })`: the product of a dense projection,
- * `op(a) · op(b) (+ bias)`. On `cpu` with the native addon (and `ATTENTION_ROPE_FORCE_COMPOSITE`
- * off) it runs the ProjectionMatMul kernel (kernels/cpu/ProjectionMatMul.ts, a compiled sgemm);
- * everywhere else it is `tf.matMul` then `tf.add`, exactly what a tfjs user would write (wasm
- * already hands untransposed 2-D matMuls to XNNPACK).
+ * `op(a) · op(b) (+ bias)`. On `cpu` and `wasm` with the native addon (and
+ * `ATTENTION_ROPE_FORCE_COMPOSITE` off) it runs the ProjectionMatMul kernel
+ * (kernels/cpu/ProjectionMatMul.ts, kernels/wasm/ProjectionMatMul.ts: a compiled sgemm, and for
+ * up to 16 rows a GEMV that streams each weight once); everywhere else it is `tf.matMul` then
+ * `tf.add` (kernels/reference/ProjectionMatMul.ts), exactly what a tfjs user would write.
  *
  * The kernel's gradient runs this same op: `dA = dY · op(B)ᵀ`, `dB = op(A)ᵀ · dY` with the
  * transposes passed as attrs (no materialized transpose), `dBias = Σ_rows dY`. Gradients are
@@ -19,6 +20,8 @@ import { check } from '../lib/errors.js';
 import { nativeSgemm, projectionMatMulCpuConfig, projectionMatMulDims } from './cpu/ProjectionMatMul.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
+import { projectionMatMulReference } from './reference/ProjectionMatMul.js';
+import { projectionMatMulWasmConfig } from './wasm/ProjectionMatMul.js';
 
 const W = 'projectionMatMul';
 
@@ -48,16 +51,19 @@ function registerGradient(): void {
   });
 }
 
-/** Registers the cpu kernel and its gradient (idempotent; projectionMatMul does it on first use). */
+/** Registers the cpu and wasm kernels and the gradient (idempotent; projectionMatMul does it on first use). */
 export function registerProjectionMatMul(): void {
-  if (tf.getKernel(ProjectionMatMul, 'cpu') === undefined) tf.registerKernel(projectionMatMulCpuConfig);
+  for (const k of [projectionMatMulCpuConfig, projectionMatMulWasmConfig]) {
+    if (tf.getKernel(ProjectionMatMul, k.backendName) === undefined) tf.registerKernel(k);
+  }
   registerGradient();
 }
 
-/** True when projectionMatMul runs the native kernel: cpu, addon loaded, composite not forced. */
+/** True when projectionMatMul runs the native kernel: cpu or wasm, addon loaded, composite not forced. */
 export function projectionUsesNative(): boolean {
   registerProjectionMatMul();
-  return tf.getBackend() === 'cpu' && hasFusedKernel(ProjectionMatMul) && nativeSgemm() !== null;
+  const backend = tf.getBackend();
+  return (backend === 'cpu' || backend === 'wasm') && hasFusedKernel(ProjectionMatMul) && nativeSgemm() !== null;
 }
 
 /** `op(a) · op(b) (+ bias)`: a `[M, K]` (`[K, M]` transposed), b `[K, N]` (`[N, K]` transposed) -> `[M, N]`. */
@@ -73,12 +79,7 @@ export function projectionMatMul(a: tf.Tensor2D, b: tf.Tensor2D, o: ProjectionMa
     });
   }
   const floats = a.dtype === 'float32' && b.dtype === 'float32' && (o.bias === undefined || o.bias.dtype === 'float32');
-  if (!floats || !projectionUsesNative()) {
-    return tf.tidy((): tf.Tensor2D => {
-      const y = tf.matMul(a, b, attrs.transposeA, attrs.transposeB) as tf.Tensor2D; // [M, N]
-      return o.bias ? tf.add(y, o.bias) as tf.Tensor2D : y;
-    });
-  }
+  if (!floats || !projectionUsesNative()) return projectionMatMulReference(a, b, attrs, o.bias); // [M, N]
   const inputs: tf.NamedTensorMap = o.bias ? { a, b, bias: o.bias } : { a, b };
   return tf.engine().runKernel(ProjectionMatMul, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

@@ -8,6 +8,8 @@
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints = [batch, nHeads, nKv, hd, maskCode, window, chunk]; forward when dy is null (native/flash_train.h)
+//   rmsNorm(x, w|null, out, T, H, eps, center)           (native/decoder_steps.h)
+//   swiglu(x, gate, up, down, gateBias|null, upBias|null, downBias|null, residual|null, out, T, H, I)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
@@ -17,6 +19,7 @@
 #include <thread>
 
 #include "attention.h"
+#include "decoder_steps.h"
 #include "flash_train.h"
 #include "matmul.h"
 #include "pool.h"
@@ -145,6 +148,43 @@ napi_value FlashTrain(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// --- decoder-block steps (native/decoder_steps.cc) ---
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value a[7];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 7) { napi_throw_error(env, nullptr, "[native.rmsNorm] expected 7 arguments"); return nullptr; }
+  float *x, *w, *out;
+  int32_t T, H, center;
+  double eps;
+  bool ok = arrayData(env, a[0], &x) && arrayData(env, a[1], &w) && arrayData(env, a[2], &out) &&
+            napi_get_value_int32(env, a[3], &T) == napi_ok && napi_get_value_int32(env, a[4], &H) == napi_ok &&
+            napi_get_value_double(env, a[5], &eps) == napi_ok && napi_get_value_int32(env, a[6], &center) == napi_ok;
+  if (!ok || x == nullptr || out == nullptr) { napi_throw_type_error(env, nullptr, "[native.rmsNorm] bad argument types"); return nullptr; }
+  rmsNormRows(x, w, out, T, H, static_cast<float>(eps), center != 0);
+  return nullptr;
+}
+
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value a[12];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 12) { napi_throw_error(env, nullptr, "[native.swiglu] expected 12 arguments"); return nullptr; }
+  SwiGLUParams p{};
+  bool ok = arrayData(env, a[0], const_cast<float**>(&p.x)) && arrayData(env, a[1], const_cast<float**>(&p.gate)) &&
+            arrayData(env, a[2], const_cast<float**>(&p.up)) && arrayData(env, a[3], const_cast<float**>(&p.down)) &&
+            arrayData(env, a[4], const_cast<float**>(&p.gateBias)) && arrayData(env, a[5], const_cast<float**>(&p.upBias)) &&
+            arrayData(env, a[6], const_cast<float**>(&p.downBias)) && arrayData(env, a[7], const_cast<float**>(&p.residual)) &&
+            arrayData(env, a[8], &p.out) && napi_get_value_int32(env, a[9], &p.T) == napi_ok &&
+            napi_get_value_int32(env, a[10], &p.H) == napi_ok && napi_get_value_int32(env, a[11], &p.I) == napi_ok;
+  if (!ok || !p.x || !p.gate || !p.up || !p.down || !p.out) {
+    napi_throw_type_error(env, nullptr, "[native.swiglu] bad argument types");
+    return nullptr;
+  }
+  swigluMlp(p);
+  return nullptr;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value r;
   napi_create_int32(env, pool().active(), &r);
@@ -169,6 +209,8 @@ NAPI_MODULE_INIT() {
       {"flashAttention", nullptr, FlashAttention, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},

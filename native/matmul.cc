@@ -23,6 +23,7 @@
 #include <cstring>
 #include <functional>
 
+#include "gemv.h"
 #include "pool.h"
 
 namespace {
@@ -150,6 +151,7 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
     }
     return;
   }
+  if (M <= GEMV_MAX_M) { gemvSmallM(M, N, K, A, transA, B, transB, bias, C); return; }  // decode: stream B once
   ThreadPool& tp = pool();
   const bool serial = 2.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();

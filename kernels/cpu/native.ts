@@ -38,6 +38,12 @@ export interface NativeKernels {
     q: Float32Array, k: Float32Array, v: Float32Array, rowOffsets: Int32Array, out: Float32Array, lse: Float32Array,
     dy: Float32Array | null, dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, ints: Int32Array, scale: number,
   ): void;
+  /** out[T, H] = RMSNorm (LayerNorm with center) of x's rows times w (native/decoder_steps.h). Absent from older builds. */
+  rmsNorm?(x: Float32Array, w: Float32Array | null, out: Float32Array, T: number, H: number, eps: number, center: number): void;
+  /** out[T, H] = (residual +) down(silu(x · gate + gb) * (x · up + ub)) + db (native/decoder_steps.h). Absent from older builds. */
+  swiglu?(x: Float32Array, gate: Float32Array, up: Float32Array, down: Float32Array, gateBias: Float32Array | null,
+    upBias: Float32Array | null, downBias: Float32Array | null, residual: Float32Array | null, out: Float32Array,
+    T: number, H: number, I: number): void;
   threads(): number;
   setThreads(n: number): void;
   /**

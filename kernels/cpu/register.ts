@@ -11,6 +11,8 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { flashAttentionRaggedPagedCpuConfig, flashAttentionRaggedPagedWasmConfig } from './FlashAttentionRaggedPaged.js';
+import { fusedRmsNormCpuConfig } from './FusedRMSNorm.js';
+import { fusedSwiGluMlpCpuConfig } from './FusedSwiGLUMLP.js';
 import { projectionMatMulCpuConfig } from './ProjectionMatMul.js';
 import { ropeSplitStoreRaggedCpuConfig, ropeSplitStoreRaggedWasmConfig } from './RopeSplitStoreRagged.js';
 
@@ -18,6 +20,8 @@ const CONFIGS: tf.KernelConfig[] = [
   ropeSplitStoreRaggedCpuConfig,
   flashAttentionRaggedPagedCpuConfig,
   projectionMatMulCpuConfig,
+  fusedRmsNormCpuConfig,
+  fusedSwiGluMlpCpuConfig,
   ropeSplitStoreRaggedWasmConfig,
   flashAttentionRaggedPagedWasmConfig,
 ];
