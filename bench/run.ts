@@ -17,13 +17,15 @@ import { pathToFileURL } from 'node:url';
 import { attentionCpuBench } from './attention_cpu.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
+import { modelsLlamaCppBench } from './models_llamacpp.js';
 import { shardingBench } from './sharding.js';
 import { trainingStepBench } from './training_step.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench];
+/** Modules with `optIn` (minutes long, need a peer installed) run only when `--only` names them. */
+export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, modelsDecodeBench, trainingStepBench, shardingBench, modelsLlamaCppBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);
@@ -33,6 +35,7 @@ export async function runBenches(opts: { only?: RegExp; quick?: boolean; json?: 
   const rows: BenchRow[] = [];
   for (const m of BENCH_MODULES) {
     if (opts.only && !opts.only.test(m.name)) continue;
+    if (m.optIn && !opts.only) continue;
     console.log(`# ${m.name}`);
     rows.push(...(await m.run({ quick: opts.quick ?? false, log: (s) => console.log(s) })));
   }
