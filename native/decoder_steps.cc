@@ -9,6 +9,7 @@
 
 #include "matmul.h"
 #include "pool.h"
+#include "simd.h"
 
 namespace {
 
@@ -70,10 +71,13 @@ void swigluMlp(const SwiGLUParams& p) {
   sgemm(T, I, H, p.x, false, p.gate, false, p.gateBias, g);  // [T, I]
   sgemm(T, I, H, p.x, false, p.up, false, p.upBias, u);      // [T, I]
   forRows(T, 20.0 * I, [&](int r0, int r1) {
-    for (size_t i = static_cast<size_t>(r0) * I; i < static_cast<size_t>(r1) * I; i++) {
-      const float a = g[i];
-      g[i] = a / (1.f + std::exp(-a)) * u[i];  // silu(gate) * up
+    size_t i = static_cast<size_t>(r0) * I;
+    const size_t end = static_cast<size_t>(r1) * I;
+    for (; i + VL <= end; i += VL) {  // vexp (simd.h, rel. error ~2e-7): std::exp was ~10% of a prefill MLP
+      const v16 a = vload(g + i);
+      vstore(g + i, a / (1.f + vexp(-a)) * vload(u + i));  // silu(gate) * up
     }
+    for (; i < end; i++) g[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
   });
   sgemm(T, H, I, g, false, p.down, false, p.downBias, p.out);  // [T, H]
   if (p.residual) {

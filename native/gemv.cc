@@ -3,15 +3,16 @@
 // A decode step multiplies a handful of rows by every weight of the model once, so the time is
 // the weight's trip from memory: the packed sgemm (matmul.cc) would read B, write a packed copy and
 // read that again. Here each weight element is read exactly once per call for all M rows, straight
-// from its row-major storage, and the two threads split the output columns (B [K, N]) or the
-// output rows' columns = B's rows (B [N, K], e.g. the LM head [vocab, hidden]) into contiguous
-// ranges, so each streams its own part of the weight front to back.
+// from its row-major storage, in contiguous blocks claimed dynamically by the pool's threads
+// (several blocks per thread, so a thread the OS preempts on a busy machine does not stall the call).
 //
-// B [K, N] (projections, MLP kernels `[in, out]`): C rows start at 0; then for 4 rows of
-// B at a time, C[m, n0..n1) += Σ_4 A[m, k+i] · B[k+i, n0..n1): four sequential weight streams, one
-// load and store of C (L1-resident) per 4 FMAs; the bias is added last.
-// B [N, K] (transposed): 8 (M <= 2) or 4 weight rows at a time, dot products with up to 4 rows of
-// A held in L1 (at most 16 vector accumulators), horizontal sums at the end.
+// B [K, N] (projections, MLP kernels `[in, out]`), 4 rows of B at a time,
+// P[m, :] += Σ_4 A[m, k+i] · B[k+i, :]: for M <= 3, K split into blocks of whole rows (one
+// contiguous stretch of B each) with a partial P per block, then C = Σ partials in block order
+// (deterministic); for M >= 4, column ranges with C itself as P (its rows stay in L1). Bias last.
+// B [N, K] (transposed, e.g. the LM head [vocab, hidden]): ranges of 8 weight rows; 8 (M <= 2) or 4
+// rows at a time, dot products with up to 4 rows of A held in L1 (at most 16 vector accumulators),
+// horizontal sums at the end.
 #include "gemv.h"
 
 #include <algorithm>
@@ -42,23 +43,25 @@ inline float hsum(vf v) {
   return s;
 }
 
-/** C[m, n0..n1) for all m over B [K, N] rows. */
-void rowsKN(int M, int N, int K, const float* A, const float* B, const float* bias, float* C, int n0, int n1) {
+/** P[m, n0..n1) = Σ_{k0 <= k < k1} A[m, k] · B[k, n0..n1) over B [K, N] (P's rows N apart). */
+void blockKN(int M, int N, int K, const float* A, const float* B, float* P, int k0, int k1, int n0, int n1) {
   const int w = n1 - n0;
-  for (int m = 0; m < M; m++) std::memset(C + static_cast<size_t>(m) * N + n0, 0, sizeof(float) * w);
-  const int wv = w - w % VLEN;
-  int k = 0;
-  for (; k + 4 <= K; k += 4) {
-    const float* b0 = B + static_cast<size_t>(k) * N + n0;
+  B += n0;
+  P += n0;
+  for (int m = 0; m < M; m++) std::memset(P + static_cast<size_t>(m) * N, 0, sizeof(float) * w);
+  const int nv = w - w % VLEN;
+  int k = k0;
+  for (; k + 4 <= k1; k += 4) {
+    const float* b0 = B + static_cast<size_t>(k) * N;
     const float* b1 = b0 + N;
     const float* b2 = b1 + N;
     const float* b3 = b2 + N;
     for (int m = 0; m < M; m++) {
       const float* a = A + static_cast<size_t>(m) * K + k;
       const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-      float* c = C + static_cast<size_t>(m) * N + n0;
+      float* c = P + static_cast<size_t>(m) * N;
       int j = 0;
-      for (; j < wv; j += VLEN) {
+      for (; j < nv; j += VLEN) {
         vf acc = loadu(c + j);
         acc += a0 * loadu(b0 + j);
         acc += a1 * loadu(b1 + j);
@@ -69,18 +72,59 @@ void rowsKN(int M, int N, int K, const float* A, const float* B, const float* bi
       for (; j < w; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
     }
   }
-  for (; k < K; k++) {
-    const float* b0 = B + static_cast<size_t>(k) * N + n0;
+  for (; k < k1; k++) {
+    const float* b0 = B + static_cast<size_t>(k) * N;
     for (int m = 0; m < M; m++) {
       const float a0 = A[static_cast<size_t>(m) * K + k];
-      float* c = C + static_cast<size_t>(m) * N + n0;
+      float* c = P + static_cast<size_t>(m) * N;
       for (int j = 0; j < w; j++) c[j] += a0 * b0[j];
     }
   }
+}
+
+thread_local std::vector<float> tPartials;  // per calling thread: the K blocks' partial products
+
+/**
+ * B [K, N], few rows: K split into blocks (several per thread, claimed dynamically, so a thread the
+ * OS preempts does not hold the call up), each streaming one contiguous block of B into its own
+ * partial [M, N]; then C = Σ partials in block order (deterministic).
+ */
+void gemvKNBlocks(int M, int N, int K, const float* A, const float* B, float* C, int threads) {
+  const int blocks = threads <= 1 ? 1 : std::max(1, std::min(threads * 4, K / 32));
+  const size_t mn = static_cast<size_t>(M) * N;
+  if (blocks == 1) { blockKN(M, N, K, A, B, C, 0, K, 0, N); return; }
+  if (tPartials.size() < mn * blocks) tPartials.resize(mn * blocks);
+  float* parts = tPartials.data();
+  pool().parallelFor(blocks, [&](int p) {
+    const int k0 = static_cast<int>(static_cast<long>(K) * p / blocks) & ~3;
+    const int k1 = p + 1 == blocks ? K : static_cast<int>(static_cast<long>(K) * (p + 1) / blocks) & ~3;
+    blockKN(M, N, K, A, B, parts + mn * p, k0, k1, 0, N);
+  });
+  std::memcpy(C, parts, sizeof(float) * mn);
+  for (int p = 1; p < blocks; p++) {
+    const float* q = parts + mn * p;
+    for (size_t i = 0; i < mn; i++) C[i] += q[i];
+  }
+}
+
+/** B [K, N]: K blocks for up to 3 rows, column ranges for more; then the bias. */
+void gemvKN(int M, int N, int K, const float* A, const float* B, const float* bias, float* C, int threads) {
+  if (M >= 4 && threads > 1) {
+    // several rows: C [M, N] would not stay in L1 next to a partial per block; split the columns
+    // instead (ranges of whole cache lines, 2 per thread), each range's C rows stay in L1
+    const int units = (N + 15) / 16, parts = std::max(1, std::min(threads * 2, units));
+    pool().parallelFor(parts, [&](int p) {
+      const int n0 = std::min(N, static_cast<int>(static_cast<long>(units) * p / parts) * 16);
+      const int n1 = std::min(N, static_cast<int>(static_cast<long>(units) * (p + 1) / parts) * 16);
+      if (n0 < n1) blockKN(M, N, K, A, B, C, 0, K, n0, n1);
+    });
+  } else {
+    gemvKNBlocks(M, N, K, A, B, C, threads);
+  }
   if (bias) {  // added after the sum, as the packed sgemm does (same rounding)
     for (int m = 0; m < M; m++) {
-      float* c = C + static_cast<size_t>(m) * N + n0;
-      for (int j = 0; j < w; j++) c[j] += bias[n0 + j];
+      float* c = C + static_cast<size_t>(m) * N;
+      for (int j = 0; j < N; j++) c[j] += bias[j];
     }
   }
 }
@@ -147,10 +191,11 @@ void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B
   ThreadPool& tp = pool();
   const bool serial = 2.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();
-  // Column ranges: multiples of 16 floats (whole cache lines of a row) for B [K, N]; of 4 rows for B [N, K].
-  const int align = transB ? 8 : 16;
+  if (!transB) { gemvKN(M, N, K, A, B, bias, C, threads); return; }
+  // B [N, K]: ranges of 8 weight rows, several per thread (claimed dynamically)
+  const int align = 8;
   const int units = (N + align - 1) / align;
-  const int parts = std::max(1, std::min(threads, units));
+  const int parts = std::max(1, std::min(threads == 1 ? 1 : threads * 4, units));
   auto range = [&](int p, int* n0, int* n1) {
     *n0 = std::min(N, static_cast<int>(static_cast<long>(units) * p / parts) * align);
     *n1 = std::min(N, static_cast<int>(static_cast<long>(units) * (p + 1) / parts) * align);
@@ -159,8 +204,7 @@ void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B
     int n0, n1;
     range(p, &n0, &n1);
     if (n0 >= n1) return;
-    if (transB) rowsNK(M, N, K, A, B, bias, C, n0, n1);
-    else rowsKN(M, N, K, A, B, bias, C, n0, n1);
+    rowsNK(M, N, K, A, B, bias, C, n0, n1);
   };
   if (parts == 1) work(0);
   else tp.parallelFor(parts, work);
