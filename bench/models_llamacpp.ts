@@ -7,7 +7,8 @@
  *
  *   bash bench/peers/setup-llamacpp.sh                        # once: node-llama-cpp 3.22.1 from npm
  *   node dist/bench/models_llamacpp.js [--rounds 3] [--sides ours-cpu,ours-wasm,llama-f32] [--quick] [--json FILE]
- *       [--prompt 512 --new 128 --batch 8 --batch-prompt 64 --batch-new 128] [--work DIR]
+ *       [--prompt 512 --new 128 --batch 8 --batch-prompt 64 --batch-new 128] [--work DIR] [--peer DIR]
+ *       [--quiet-wait 300 --quiet-max 15]   # wait (s) before each child for < 15% CPU used by others
  *   npm run bench -- --only models_llamacpp                   # the same through the bench runner (opt-in)
  *
  * single: 1 sequence, prompt then `new` tokens; prefill = time to the first token, decode =
@@ -17,7 +18,8 @@
  * (default out/bench-models). Ratio = llama.cpp ms / ours ms (above 1: ours faster).
  */
 import { spawnSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -30,10 +32,31 @@ const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - 
 export interface ModelsLlamaCppOptions {
   rounds: number; sides: string[]; prompt: number; newTokens: number; batch: number; batchPrompt: number; batchNew: number;
   work: string; peerDir: string; json?: string; log(s: string): void;
+  /** Before each child, wait up to this many seconds for other processes to use < quietMaxPct of the CPUs. */
+  quietWaitS: number; quietMaxPct: number;
 }
 
 interface SeqResult { ttftMs: number; decodeTokS: number; tokens: number[][] }
-interface SideResult { side: string; single?: SeqResult; batch?: SeqResult; loadMs?: number }
+interface SideResult { side: string; single?: SeqResult; batch?: SeqResult; loadMs?: number; cpuSec: number; othersCpuPct?: number }
+
+/** Busy and total jiffies of all CPUs (/proc/stat). */
+function cpuJiffies(): { busy: number; total: number } {
+  const l = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = l.reduce((a, b) => a + b, 0);
+  return { busy: total - l[3] - (l[4] ?? 0), total };
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (up to quietWaitS) until the machine's CPUs are below quietMaxPct busy over 2 s; returns the last share. */
+async function waitQuiet(o: ModelsLlamaCppOptions): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    const a = cpuJiffies(); await sleep(2000); const b = cpuJiffies();
+    const share = (100 * (b.busy - a.busy)) / Math.max(1, b.total - a.total);
+    if (share <= o.quietMaxPct || Date.now() - t0 > o.quietWaitS * 1000) return share;
+    o.log(`  (waiting for a quiet machine: ${share.toFixed(0)}% of the CPUs busy)`);
+  }
+}
 
 function ensureCheckpoint(o: ModelsLlamaCppOptions, f16: boolean): { hf: string; f32: string; f16: string } {
   const hf = path.join(o.work, 'ckpt-135m');
@@ -54,6 +77,7 @@ function runSide(side: string, ck: { hf: string; f32: string; f16: string }, o: 
     '--batch-new', String(o.batchNew), '--threads', '2'];
   if (o.batch === 0) args.push('--skip-batch');
   return new Promise((resolve, reject) => {
+    const a = cpuJiffies(), t0 = Date.now();
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LLAMACPP_PEER_DIR: o.peerDir } });
     let out = '', err = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -61,7 +85,12 @@ function runSide(side: string, ck: { hf: string; f32: string; f16: string }, o: 
     child.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       if (code !== 0 || !line) reject(new Error(`[models_llamacpp] side ${side} exited ${code}\n${err.slice(-2000)}\n${out.slice(-1000)}`));
-      else resolve(JSON.parse(line.slice(7)) as SideResult);
+      else {
+        const r = JSON.parse(line.slice(7)) as SideResult, b = cpuJiffies(), wallS = (Date.now() - t0) / 1000;
+        // CPU other processes used while the child ran, as a share of the machine (USER_HZ = 100)
+        r.othersCpuPct = +Math.max(0, (100 * ((b.busy - a.busy) / 100 - r.cpuSec)) / (wallS * os.cpus().length)).toFixed(1);
+        resolve(r);
+      }
     });
   });
 }
@@ -91,21 +120,27 @@ export async function runModelsLlamaCpp(o: ModelsLlamaCppOptions): Promise<Bench
   for (let r = 0; r < o.rounds; r++) {
     for (let i = 0; i < o.sides.length; i++) {
       const side = o.sides[(i + r) % o.sides.length];
+      await waitQuiet(o);
       const res = await runSide(side, ck, o);
       results.get(side)!.push(res);
       o.log(`round ${r + 1}/${o.rounds} ${side}: prefill ${res.single?.ttftMs.toFixed(0)} ms, decode ${res.single?.decodeTokS.toFixed(1)} tok/s`
-        + `${res.batch ? `, batch-${o.batch} decode ${res.batch.decodeTokS.toFixed(1)} tok/s` : ''}`);
+        + `${res.batch ? `, batch-${o.batch} decode ${res.batch.decodeTokS.toFixed(1)} tok/s` : ''}; other processes ${res.othersCpuPct}% of the CPUs`);
     }
   }
   const med = (side: string, f: (x: SideResult) => number | undefined) => median(results.get(side)!.map(f).filter((v): v is number => v !== undefined));
-  const peer = o.sides.find((s) => s.startsWith('llama-'));
+  // ratios against llama.cpp's defaults; greedy ids against its all-float32 mode when it ran (flash attention
+  // with an F16 KV cache is ~1e-3 off, enough to flip near-ties in long greedy runs)
+  const peer = o.sides.find((s) => s === 'llama-f32') ?? o.sides.find((s) => s.startsWith('llama-'));
+  const exact = o.sides.includes('llama-f32-exact') ? 'llama-f32-exact' : peer;
   const rows: BenchRow[] = [];
-  const lines = [`| side | prefill ${o.prompt} ms | decode tok/s | batch-${o.batch} decode tok/s | greedy ids = ${peer ?? '-'} (single; batch) |`, '| --- | --- | --- | --- | --- |'];
+  const lines = [`| side | prefill ${o.prompt} ms | decode tok/s | batch-${o.batch} decode tok/s | greedy ids = ${exact ?? '-'} (single; batch) | other processes, % CPU |`,
+    '| --- | --- | --- | --- | --- | --- |'];
   for (const side of o.sides) {
     const pre = med(side, (x) => x.single?.ttftMs), dec = med(side, (x) => x.single?.decodeTokS), bat = med(side, (x) => x.batch?.decodeTokS);
-    const last = results.get(side)!.at(-1)!, ref = peer ? results.get(peer)!.at(-1)! : undefined;
+    const last = results.get(side)!.at(-1)!, ref = exact ? results.get(exact)!.at(-1)! : undefined;
     lines.push(`| ${side} | ${pre.toFixed(0)} | ${dec.toFixed(1)} | ${Number.isNaN(bat) ? '-' : bat.toFixed(1)} | `
-      + `${agreement(last.single?.tokens, ref?.single?.tokens)}; ${agreement(last.batch?.tokens, ref?.batch?.tokens)} |`);
+      + `${agreement(last.single?.tokens, ref?.single?.tokens)}; ${agreement(last.batch?.tokens, ref?.batch?.tokens)} | `
+      + `${results.get(side)!.map((x) => x.othersCpuPct).join(' / ')} |`);
     if (!peer || side === peer || side.startsWith('llama-')) continue;
     const backend = side.slice(5);
     rows.push(row(`135M whole model, prefill ${o.prompt}`, backend, pre, peer, med(peer, (x) => x.single?.ttftMs)));
@@ -124,7 +159,7 @@ export function defaultModelsLlamaCppOptions(quick: boolean, log: (s: string) =>
   return {
     rounds: quick ? 1 : 3, sides: ['ours-cpu', 'ours-wasm', 'llama-f32'], prompt: 512, newTokens: quick ? 32 : 128, batch: 8, batchPrompt: 64,
     batchNew: quick ? 32 : 128, work: path.join(packageRoot, 'out', 'bench-models'),
-    peerDir: process.env.LLAMACPP_PEER_DIR ?? path.join(packageRoot, 'out', 'peers', 'llamacpp'), log,
+    peerDir: process.env.LLAMACPP_PEER_DIR ?? path.join(packageRoot, 'out', 'peers', 'llamacpp'), log, quietWaitS: 300, quietMaxPct: 15,
   };
 }
 
@@ -151,6 +186,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     else if (k === '--work') o.work = path.resolve(v());
     else if (k === '--peer') o.peerDir = path.resolve(v());
     else if (k === '--json') o.json = v();
+    else if (k === '--quiet-wait') o.quietWaitS = num(k);
+    else if (k === '--quiet-max') o.quietMaxPct = num(k);
     else if (k !== '--quick') throw new Error(`[models_llamacpp] unknown argument '${k}'`);
   }
   runModelsLlamaCpp(o).then((rows) => console.log(`\n${formatTable(rows)}`)).catch((e) => { console.error(e); process.exit(1); });
