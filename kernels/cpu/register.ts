@@ -1,8 +1,9 @@
 /**
  * Registers the fused CPU kernels with tfjs: `RopeSplitStoreRagged` and `FlashAttentionRaggedPaged`
  * for backend `cpu`, and for `wasm` too (inputs and outputs are read in place on the wasm heap; the
- * native addon runs there as well when loaded); `ProjectionMatMul` for `cpu` only (wasm has
- * XNNPACK; kernels/projection_matmul.ts registers it on first use as well). Idempotent.
+ * native addon runs there as well when loaded); `ProjectionMatMul`, `FusedRMSNorm` and
+ * `FusedSwiGLUMLP` for `cpu` (their wasm configs live in kernels/wasm/ and are registered by
+ * kernels/projection_matmul.ts and kernels/decoder_steps.ts on first use). Idempotent.
  *
  * @example
  * import { registerCpuKernels } from './kernels/cpu/register.js';
