@@ -21,13 +21,15 @@ import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
 import { mpiBench } from './mpi.js';
 import { quantBench } from './quant.js';
+import { modelsLlamaCppBench } from './models_llamacpp.js';
 import { shardingBench } from './sharding.js';
 import { trainingStepBench } from './training_step.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
-export const BENCH_MODULES: BenchModule[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench, quantBench];
+/** Modules with `optIn` (minutes long, need a peer installed) run only when `--only` names them. */
+export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench, quantBench, modelsLlamaCppBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);
@@ -37,6 +39,7 @@ export async function runBenches(opts: { only?: RegExp; quick?: boolean; json?: 
   const rows: BenchRow[] = [];
   for (const m of BENCH_MODULES) {
     if (opts.only && !opts.only.test(m.name)) continue;
+    if (m.optIn && !opts.only) continue;
     console.log(`# ${m.name}`);
     rows.push(...(await m.run({ quick: opts.quick ?? false, log: (s) => console.log(s) })));
   }

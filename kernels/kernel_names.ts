@@ -146,7 +146,31 @@ export interface QuantMatMulAttrs {
   outDim: number;
 }
 
+export const FusedRMSNorm = 'FusedRMSNorm';
+
+/**
+ * FusedRMSNorm: `y = (x - mean) / sqrt(mean((x - mean)²) + eps) · weight` over the last axis, with
+ * mean = 0 unless `center` (Hugging Face LlamaRMSNorm; `center` without weight is OLMo's LayerNorm).
+ * inputs: x `[T, H]`, optional weight `[H]`. output `[T, H]`. Inference only (no gradient: the
+ * op layer, kernels/decoder_steps.ts, runs the reference while gradients are recorded).
+ */
+export interface FusedRMSNormAttrs {
+  eps: number;
+  center: boolean;
+}
+
+export const FusedSwiGLUMLP = 'FusedSwiGLUMLP';
+
+/**
+ * FusedSwiGLUMLP: the gated MLP of the Llama family with its residual,
+ * `y = residual + (silu(x · gate + gateBias) * (x · up + upBias)) · down + downBias`.
+ * inputs: x `[T, H]`, gate `[H, I]`, up `[H, I]`, down `[I, H]`; optional gateBias `[I]`, upBias `[I]`,
+ * downBias `[H]`, residual `[T, H]`. output `[T, H]`. No attrs. Inference only (see FusedRMSNorm).
+ */
+export type FusedSwiGLUMLPAttrs = Record<string, never>;
+
 /** The names of every kernel above, for listings and the registration spec. */
 export const KERNEL_NAMES = [
   RopeSplitStoreRagged, FlashAttentionRaggedPaged, ProjectionMatMul, FlashAttentionRagged, FlashAttentionRaggedGrad, RopeRagged, QuantMatMul,
+  FusedRMSNorm, FusedSwiGLUMLP,
 ] as const;

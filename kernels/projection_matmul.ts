@@ -1,9 +1,10 @@
 /**
  * `projectionMatMul(a, b, { transposeA, transposeB, bias })`: the product of a dense projection,
- * `op(a) · op(b) (+ bias)`. On `cpu` with the native addon (and `ATTENTION_ROPE_FORCE_COMPOSITE`
- * off) it runs the ProjectionMatMul kernel (kernels/cpu/ProjectionMatMul.ts, a compiled sgemm);
- * everywhere else its composite reference (kernels/reference/ProjectionMatMul.ts: `tf.matMul`
- * then `tf.add`, exactly what a tfjs user would write).
+ * `op(a) · op(b) (+ bias)`. On `cpu` and `wasm` with the native addon (and the composite path not
+ * forced) it runs the ProjectionMatMul kernel (kernels/cpu/ProjectionMatMul.ts,
+ * kernels/wasm/ProjectionMatMul.ts: a compiled sgemm, and for up to 16 rows a GEMV that streams
+ * each weight once); everywhere else its composite reference (kernels/reference/ProjectionMatMul.ts:
+ * `tf.matMul` then `tf.add`, exactly what a tfjs user would write).
  *
  * The kernel's gradient (kernels/gradients.ts) runs this same op: `dA = dY · op(B)ᵀ`, `dB = op(A)ᵀ · dY` with the
  * transposes passed as attrs (no materialized transpose), `dBias = Σ_rows dY`. Gradients are
@@ -30,9 +31,10 @@ export interface ProjectionMatMulOptions {
   bias?: tf.Tensor1D | tf.Tensor;
 }
 
-/** True when projectionMatMul runs the native kernel: cpu, addon loaded, composite not forced. */
+/** True when projectionMatMul runs the native kernel: cpu or wasm, addon loaded, composite not forced. */
 export function projectionUsesNative(): boolean {
-  return tf.getBackend() === 'cpu' && hasFusedKernel(ProjectionMatMul) && nativeSgemm() !== null;
+  const backend = tf.getBackend();
+  return (backend === 'cpu' || backend === 'wasm') && hasFusedKernel(ProjectionMatMul) && nativeSgemm() !== null;
 }
 
 /** `op(a) · op(b) (+ bias)`: a `[M, K]` (`[K, M]` transposed), b `[K, N]` (`[N, K]` transposed) -> `[M, N]`. */

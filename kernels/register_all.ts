@@ -13,6 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { flashAttentionRaggedCpuConfig } from './cpu/FlashAttentionRagged.js';
 import { flashAttentionRaggedGradCpuConfig } from './cpu/FlashAttentionRaggedGrad.js';
 import { flashAttentionRaggedPagedCpuConfig } from './cpu/FlashAttentionRaggedPaged.js';
+import { fusedRmsNormCpuConfig } from './cpu/FusedRMSNorm.js';
+import { fusedSwiGluMlpCpuConfig } from './cpu/FusedSwiGLUMLP.js';
 import { projectionMatMulCpuConfig } from './cpu/ProjectionMatMul.js';
 import { quantMatMulCpuConfig } from './cpu/QuantMatMul.js';
 import { ropeRaggedCpuConfig } from './cpu/RopeRagged.js';
@@ -21,6 +23,9 @@ import { kernelGradients } from './gradients.js';
 import { flashAttentionRaggedWasmConfig } from './wasm/FlashAttentionRagged.js';
 import { flashAttentionRaggedGradWasmConfig } from './wasm/FlashAttentionRaggedGrad.js';
 import { flashAttentionRaggedPagedWasmConfig } from './wasm/FlashAttentionRaggedPaged.js';
+import { fusedRmsNormWasmConfig } from './wasm/FusedRMSNorm.js';
+import { fusedSwiGluMlpWasmConfig } from './wasm/FusedSwiGLUMLP.js';
+import { projectionMatMulWasmConfig } from './wasm/ProjectionMatMul.js';
 import { quantMatMulWasmConfig } from './wasm/QuantMatMul.js';
 import { ropeRaggedWasmConfig } from './wasm/RopeRagged.js';
 import { ropeSplitStoreRaggedWasmConfig } from './wasm/RopeSplitStoreRagged.js';
@@ -40,8 +45,9 @@ export function kernelConfigs(): tf.KernelConfig[] {
     // cpu
     ropeSplitStoreRaggedCpuConfig, flashAttentionRaggedPagedCpuConfig, projectionMatMulCpuConfig,
     flashAttentionRaggedCpuConfig, flashAttentionRaggedGradCpuConfig, ropeRaggedCpuConfig, quantMatMulCpuConfig,
-    // wasm (ProjectionMatMul: tfjs-wasm's XNNPACK matMul already serves it)
-    ropeSplitStoreRaggedWasmConfig, flashAttentionRaggedPagedWasmConfig,
+    fusedRmsNormCpuConfig, fusedSwiGluMlpCpuConfig,
+    // wasm (in Node the native addon runs on the wasm heap; without it these fall back to TypeScript / the reference)
+    ropeSplitStoreRaggedWasmConfig, flashAttentionRaggedPagedWasmConfig, projectionMatMulWasmConfig, fusedRmsNormWasmConfig, fusedSwiGluMlpWasmConfig,
     flashAttentionRaggedWasmConfig, flashAttentionRaggedGradWasmConfig, ropeRaggedWasmConfig, unsortedSegmentSumWasmConfig, quantMatMulWasmConfig,
     // webgpu
     ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig, quantMatMulWebGpuConfig,

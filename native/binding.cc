@@ -11,6 +11,8 @@
 //     ints: TrainArg; forward when dy is null (native/flash_train.h)
 //   quantMatMul(x, weight, scale|null, zeros|null, gIdx|null, bias|null, out, ints, inputScale, weightScale2)
 //     ints: QuantArg (native/quant_matmul.h)
+//   rmsNorm(x, w|null, out, T, H, eps, center)           (native/decoder_steps.h)
+//   swiglu(x, gate, up, down, gateBias|null, upBias|null, downBias|null, residual|null, out, T, H, I)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
@@ -22,6 +24,7 @@
 
 #include "arg_checks.h"
 #include "attention.h"
+#include "decoder_steps.h"
 #include "flash_train.h"
 #include "kernel_args.h"
 #include "matmul.h"
@@ -244,6 +247,54 @@ napi_value Isa(napi_env env, napi_callback_info) {
   return r;
 }
 
+// --- decoder-block steps (native/decoder_steps.cc), bounds-checked like the others ---
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value a[7];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 7) { napi_throw_error(env, nullptr, "[native.rmsNorm] expected 7 arguments"); return nullptr; }
+  ArrayArg x[3];  // x w|null out
+  int32_t T, H, center;
+  double eps;
+  bool ok = readArrays(env, a, "fFf", x) && napi_get_value_int32(env, a[3], &T) == napi_ok && napi_get_value_int32(env, a[4], &H) == napi_ok &&
+            napi_get_value_double(env, a[5], &eps) == napi_ok && napi_get_value_int32(env, a[6], &center) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.rmsNorm] bad argument types"); return nullptr; }
+  std::string err;
+  if (T < 0 || H < 1) return fail(env, "rmsNorm", argcheck::fmt("T (%lld) must be >= 0 and H (%lld) >= 1", T, H));
+  const long long TH = static_cast<long long>(T) * H;
+  if (!argcheck::enough(err, "x", x[0], TH) || !(x[1].null || argcheck::enough(err, "w", x[1], H)) || !argcheck::enough(err, "out", x[2], TH)) {
+    return fail(env, "rmsNorm", err);
+  }
+  rmsNormRows(ptr<float>(x[0]), ptr<float>(x[1]), ptr<float>(x[2]), T, H, static_cast<float>(eps), center != 0);
+  return nullptr;
+}
+
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value a[12];
+  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+  if (argc < 12) { napi_throw_error(env, nullptr, "[native.swiglu] expected 12 arguments"); return nullptr; }
+  ArrayArg x[9];  // x gate up down gateBias upBias downBias residual out
+  SwiGLUParams p{};
+  bool ok = readArrays(env, a, "ffffFFFFf", x) && napi_get_value_int32(env, a[9], &p.T) == napi_ok &&
+            napi_get_value_int32(env, a[10], &p.H) == napi_ok && napi_get_value_int32(env, a[11], &p.I) == napi_ok;
+  if (!ok) { napi_throw_type_error(env, nullptr, "[native.swiglu] bad argument types"); return nullptr; }
+  std::string err;
+  if (p.T < 0 || p.H < 1 || p.I < 1) return fail(env, "swiglu", argcheck::fmt("T must be >= 0, H (%lld) and I (%lld) >= 1", p.H, p.I));
+  const long long TH = static_cast<long long>(p.T) * p.H, HI = static_cast<long long>(p.H) * p.I;
+  if (!argcheck::enough(err, "x", x[0], TH) || !argcheck::enough(err, "gate", x[1], HI) || !argcheck::enough(err, "up", x[2], HI) ||
+      !argcheck::enough(err, "down", x[3], HI) || !(x[4].null || argcheck::enough(err, "gateBias", x[4], p.I)) ||
+      !(x[5].null || argcheck::enough(err, "upBias", x[5], p.I)) || !(x[6].null || argcheck::enough(err, "downBias", x[6], p.H)) ||
+      !(x[7].null || argcheck::enough(err, "residual", x[7], TH)) || !argcheck::enough(err, "out", x[8], TH)) {
+    return fail(env, "swiglu", err);
+  }
+  p.x = ptr<float>(x[0]); p.gate = ptr<float>(x[1]); p.up = ptr<float>(x[2]); p.down = ptr<float>(x[3]);
+  p.gateBias = ptr<float>(x[4]); p.upBias = ptr<float>(x[5]); p.downBias = ptr<float>(x[6]); p.residual = ptr<float>(x[7]);
+  p.out = ptr<float>(x[8]);
+  swigluMlp(p);
+  return nullptr;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value r;
   napi_create_int32(env, pool().active(), &r);
@@ -315,6 +366,8 @@ NAPI_MODULE_INIT() {
       {"quantMatMul", nullptr, QuantMatMulEntry, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"flashTrain", nullptr, FlashTrain, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},

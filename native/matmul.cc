@@ -13,8 +13,10 @@
 // AVX/AVX2 -> 8 lanes, 6 x 16 tile (12 of 16 ymm); anything else -> 4 lanes, 6 x 8 tile (SSE, NEON).
 //
 // Work split: row blocks sized so their count is a multiple of the thread count (2 blocks of 84
-// rows for M = 320 would leave one thread idle for a third of the call); when there are fewer row
-// blocks than threads (small M), each block's panels are split across items too.
+// rows for M = 320 would leave one thread idle for a third of the call), up to 4 per thread (of at
+// least 4 x MR rows) so a preempted thread's share moves to the other; when there are fewer row
+// blocks than threads (small M), each block's panels are split across items too. M <= 16 goes to
+// the weight-streaming GEMV (gemv.cc).
 #include "matmul.h"
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include <cstring>
 #include <functional>
 
+#include "gemv.h"
 #include "pool.h"
 
 namespace {
@@ -150,6 +153,7 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
     }
     return;
   }
+  if (M <= GEMV_MAX_M) { gemvSmallM(M, N, K, A, transA, B, transB, bias, C); return; }  // decode: stream B once
   ThreadPool& tp = pool();
   const bool serial = 2.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();
@@ -162,6 +166,9 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
   const int kcStep = ceilDiv(K, nK);
   // row blocks: a multiple of the thread count when M is large enough to split evenly
   int nIc = ceilDiv(M, MC_MAX);
+  // up to 4 row blocks per thread while each keeps >= 4 micro-tiles of rows: items are claimed
+  // dynamically, so when the OS preempts one thread (a busy machine) the other takes its share
+  if (threads > 1) nIc = std::max(nIc, std::min(4 * threads, M / (4 * MR)));
   if (threads > 1 && nIc % threads != 0 && M >= threads * MR * 4) nIc += threads - nIc % threads;
   nIc = std::min(nIc, ceilDiv(M, MR));
   const int mc = ceilDiv(ceilDiv(M, nIc), MR) * MR;

@@ -39,17 +39,19 @@ export function nativeSgemm(): NativeKernels['sgemm'] | null {
   return n !== null && typeof n.sgemm === 'function' ? n.sgemm : null;
 }
 
-interface CpuBackendDisposer { disposeIntermediateTensorInfo(t: TensorInfo): void }
+interface BackendDisposer { disposeIntermediateTensorInfo?(t: TensorInfo): void; disposeData(dataId: object): boolean }
 
-/** tfjs-cpu's own kernels: BatchMatMul, then Add for the bias. */
-function viaCpuKernels(a: TensorInfo, b: TensorInfo, bias: TensorInfo | undefined, backend: unknown, attrs: ProjectionMatMulAttrs): TensorInfo {
-  const mm = tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc;
+/** The backend's own kernels: BatchMatMul, then Add for the bias. */
+function viaBackendKernels(backendName: 'cpu' | 'wasm', a: TensorInfo, b: TensorInfo, bias: TensorInfo | undefined,
+  backend: unknown, attrs: ProjectionMatMulAttrs): TensorInfo {
+  const mm = tf.getKernel('BatchMatMul', backendName)!.kernelFunc;
   const y = mm({ inputs: { a, b }, backend: backend as tf.KernelBackend,
     attrs: { transposeA: attrs.transposeA, transposeB: attrs.transposeB } }) as TensorInfo; // [M, N]
   if (!bias) return y;
-  const add = tf.getKernel('Add', 'cpu')!.kernelFunc;
+  const add = tf.getKernel('Add', backendName)!.kernelFunc;
   const out = add({ inputs: { a: y, b: bias }, backend: backend as tf.KernelBackend, attrs: {} }) as TensorInfo;
-  (backend as CpuBackendDisposer).disposeIntermediateTensorInfo(y);
+  const d = backend as BackendDisposer;
+  if (d.disposeIntermediateTensorInfo) d.disposeIntermediateTensorInfo(y); else d.disposeData(y.dataId);
   return out;
 }
 
@@ -58,21 +60,27 @@ function floats(io: KernelIO, t: TensorInfo, name: string): Float32Array {
   return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
 }
 
-const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
-  const at = attrs as unknown as ProjectionMatMulAttrs;
-  const { a, b, bias } = inputs as { a?: TensorInfo; b?: TensorInfo; bias?: TensorInfo };
-  const io: KernelIO = new KernelIO(ProjectionMatMul, 'cpu', backend);
-  io.require(a, 'a');
-  io.require(b, 'b');
-  if (bias !== undefined) io.require(bias, 'bias');
-  const [M, N, K] = projectionMatMulDims(ProjectionMatMul, a.shape, b.shape, bias?.shape, at);
-  const sgemm = nativeSgemm();
-  if (sgemm === null) return viaCpuKernels(a, b, bias, backend, at);
-  const out = io.output([M, N], true); // [M, N], every element written
-  if (M * N === 0) return out;
-  sgemm(floats(io, a, 'a'), floats(io, b, 'b'), bias ? floats(io, bias, 'bias') : null, io.outputValues(),
-    M, N, K, at.transposeA ? 1 : 0, at.transposeB ? 1 : 0);
-  return out;
-};
+/**
+ * The kernel for `cpu` or `wasm` (on wasm the addon reads and writes the wasm heap in place; the
+ * output is allocated before the input views are taken, as allocation may grow the heap).
+ */
+export function makeProjectionMatMulKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const at = attrs as unknown as ProjectionMatMulAttrs;
+    const { a, b, bias } = inputs as { a?: TensorInfo; b?: TensorInfo; bias?: TensorInfo };
+    const io: KernelIO = new KernelIO(ProjectionMatMul, backendName, backend);
+    io.require(a, 'a');
+    io.require(b, 'b');
+    if (bias !== undefined) io.require(bias, 'bias');
+    const [M, N, K] = projectionMatMulDims(ProjectionMatMul, a.shape, b.shape, bias?.shape, at);
+    const sgemm = nativeSgemm();
+    if (sgemm === null) return viaBackendKernels(backendName, a, b, bias, backend, at);
+    const out = io.output([M, N], true); // [M, N], every element written
+    if (M * N === 0) return out;
+    sgemm(floats(io, a, 'a'), floats(io, b, 'b'), bias ? floats(io, bias, 'bias') : null, io.outputValues(),
+      M, N, K, at.transposeA ? 1 : 0, at.transposeB ? 1 : 0);
+    return out;
+  };
+}
 
-export const projectionMatMulCpuConfig: KernelConfig = { kernelName: ProjectionMatMul, backendName: 'cpu', kernelFunc };
+export const projectionMatMulCpuConfig: KernelConfig = { kernelName: ProjectionMatMul, backendName: 'cpu', kernelFunc: makeProjectionMatMulKernel('cpu') };

@@ -49,6 +49,12 @@ export interface NativeKernels {
   ): void;
   /** The vector ISA the addon was compiled for (absent from builds before it). */
   isa?(): 'avx512' | 'avx2' | 'portable';
+  /** out[T, H] = RMSNorm (LayerNorm with center) of x's rows times w (native/decoder_steps.h). Absent from older builds. */
+  rmsNorm?(x: Float32Array, w: Float32Array | null, out: Float32Array, T: number, H: number, eps: number, center: number): void;
+  /** out[T, H] = (residual +) down(silu(x · gate + gb) * (x · up + ub)) + db (native/decoder_steps.h). Absent from older builds. */
+  swiglu?(x: Float32Array, gate: Float32Array, up: Float32Array, down: Float32Array, gateBias: Float32Array | null,
+    upBias: Float32Array | null, downBias: Float32Array | null, residual: Float32Array | null, out: Float32Array,
+    T: number, H: number, I: number): void;
   threads(): number;
   setThreads(n: number): void;
   /**

@@ -14,11 +14,14 @@ import { checkSampling, sampleToken } from './sampler.js';
 const W = 'Generator';
 
 export interface GeneratorOptions {
-  /** Most tokens (decodes + prefill chunks) in one step (default 256). */
+  /**
+   * Most tokens (decodes + prefill chunks) in one step (default 512). Larger steps read every
+   * weight once for more rows (the native sgemm on cpu / wasm); was 256.
+   */
   maxBatchTokens?: number;
   /** Most sequences running at once (default 64). */
   maxBatchSize?: number;
-  /** Largest prefill chunk of one prompt in one step (default 128). */
+  /** Largest prefill chunk of one prompt in one step (default 512, llama.cpp's batch; was 128: 4 passes over the weights for a 512-token prompt). */
   prefillChunk?: number;
   /** Pages of the cache the generator makes (default: the model's). */
   numPages?: number;
@@ -54,9 +57,9 @@ export class Generator {
 
   constructor(readonly model: DecoderForCausalLM, options: GeneratorOptions = {}) {
     this.opts = {
-      maxBatchTokens: options.maxBatchTokens ?? 256,
+      maxBatchTokens: options.maxBatchTokens ?? 512,
       maxBatchSize: options.maxBatchSize ?? 64,
-      prefillChunk: options.prefillChunk ?? 128,
+      prefillChunk: options.prefillChunk ?? 512,
       seed: options.seed ?? 0,
     };
     checkInt(this.opts.maxBatchTokens, W, 'maxBatchTokens', 1);

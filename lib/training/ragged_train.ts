@@ -68,9 +68,9 @@ export function attentionRaggedTrain(layer: AttentionWithRope, hidden: tf.Tensor
 }
 
 /**
- * The SwiGLU MLP with plain 2-D matMuls (the layer's own call uses tf.fused.matMul, whose
- * gradient takes transposed batched matMuls: a scalar loop on wasm), through projectionMatMul
- * (the native sgemm on cpu). Same numbers.
+ * The SwiGLU MLP with plain 2-D matMuls through projectionMatMul (the native sgemm on cpu and
+ * wasm), the same as the layer's own call under a gradient tape (its earlier tf.fused.matMul had a
+ * gradient of transposed batched matMuls: a scalar loop on wasm). Same numbers.
  */
 export function swiGluTrain(mlp: SwiGLUMLP, x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy((): tf.Tensor2D => {

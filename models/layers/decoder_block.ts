@@ -56,7 +56,7 @@ export class DecoderBlock {
     return tf.tidy(() => {
       const a = this.attn.callRagged(this.layerIdx, this.inputNorm.call(h) as tf.Tensor2D, kv); // [T, hidden]
       const h1 = tf.add(h, a); // [T, hidden]
-      return tf.add(h1, this.mlp.call(this.postNorm.call(h1))) as tf.Tensor2D; // [T, hidden]
+      return this.mlp.callWithResidual(this.postNorm.call(h1) as tf.Tensor2D, h1 as tf.Tensor2D); // [T, hidden] = h1 + mlp(norm(h1))
     });
   }
 

@@ -5,6 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { projectionMatMul } from '../../kernels/projection_matmul.js';
+
 export interface LMHeadArgs {
   hiddenSize: number;
   vocabSize: number;
@@ -45,7 +47,8 @@ export class LMHead extends tf.layers.Layer {
       const x = Array.isArray(inputs) ? inputs[0] : inputs; // [..., hidden]
       const lead = x.shape.slice(0, -1);
       const x2 = tf.reshape(x, [-1, this.hiddenSize]) as tf.Tensor2D; // [N, hidden]
-      const logits = tf.matMul(x2, this.weight.read() as tf.Tensor2D, false, true); // [N, vocab]
+      // native sgemm / GEMV on cpu and wasm (reads W [vocab, hidden] in place), tf.matMul elsewhere
+      const logits = projectionMatMul(x2, this.weight.read() as tf.Tensor2D, { transposeB: true }); // [N, vocab]
       return tf.reshape(logits, [...lead, this.vocabSize]);
     });
   }

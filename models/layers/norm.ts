@@ -4,6 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { fusedRmsNorm } from '../../kernels/decoder_steps.js';
+
 export interface NormArgs {
   /** Size of the last axis. */
   size: number;
@@ -45,13 +47,9 @@ export class RMSNorm extends tf.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      let x = Array.isArray(inputs) ? inputs[0] : inputs; // [..., size]
-      if (this.center) x = tf.sub(x, tf.mean(x, -1, true));
-      const ms = tf.mean(tf.square(x), -1, true); // [..., 1]
-      const y = tf.mul(x, tf.rsqrt(tf.add(ms, this.eps))); // [..., size]
-      return this.weight ? tf.mul(y, this.weight.read()) : y;
-    });
+    const x = Array.isArray(inputs) ? inputs[0] : inputs; // [..., size]
+    // one FusedRMSNorm kernel at inference on cpu / wasm; plain tfjs ops otherwise (and under a gradient)
+    return fusedRmsNorm(x, this.weight ? this.weight.read() : null, { eps: this.eps, center: this.center }); // [..., size]
   }
 
   override getConfig(): tf.serialization.ConfigDict {

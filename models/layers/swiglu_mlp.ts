@@ -4,6 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+import { fusedSwiGluMlp } from '../../kernels/decoder_steps.js';
+
 export interface SwiGLUArgs {
   hiddenSize: number;
   intermediateSize: number;
@@ -53,14 +55,21 @@ export class SwiGLUMLP extends tf.layers.Layer {
     return tf.tidy(() => {
       const x = Array.isArray(inputs) ? inputs[0] : inputs; // [..., hidden]
       const lead = x.shape.slice(0, -1);
-      const x2 = tf.reshape(x, [-1, this.hiddenSize]) as tf.Tensor2D; // [N, hidden]
-      const proj = (k: tf.LayerVariable, bias: tf.LayerVariable | null) =>
-        tf.fused.matMul({ a: x2, b: k.read() as tf.Tensor2D, bias: bias?.read() });
-      const g = proj(this.gateKernel, this.gateBias); // [N, inter]
-      const h = tf.mul(tf.mul(g, tf.sigmoid(g)), proj(this.upKernel, this.upBias)); // [N, inter] silu(gate) * up
-      const y = tf.fused.matMul({ a: h as tf.Tensor2D, b: this.downKernel.read() as tf.Tensor2D, bias: this.downBias?.read() }); // [N, hidden]
+      const y = this.callWithResidual(tf.reshape(x, [-1, this.hiddenSize]) as tf.Tensor2D); // [N, hidden]
       return tf.reshape(y, [...lead, this.hiddenSize]);
     });
+  }
+
+  /**
+   * `x [T, hidden]` -> `(residual +) mlp(x)` `[T, hidden]`: one FusedSwiGLUMLP kernel at inference
+   * on cpu / wasm with the addon; projectionMatMul (native sgemm, differentiable) and tfjs ops
+   * otherwise. Earlier versions ran tf.fused.matMul: tfjs-cpu's JavaScript matMul (~0.7 GFLOP/s).
+   */
+  callWithResidual(x: tf.Tensor2D, residual?: tf.Tensor2D): tf.Tensor2D {
+    return fusedSwiGluMlp({
+      x, gate: this.gateKernel.read() as tf.Tensor2D, up: this.upKernel.read() as tf.Tensor2D, down: this.downKernel.read() as tf.Tensor2D,
+      gateBias: this.gateBias?.read(), upBias: this.upBias?.read(), downBias: this.downBias?.read(), residual,
+    }); // [T, hidden]
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -1,0 +1,87 @@
+// Fused steps of a decoder block at inference (kernels RMSNorm and SwiGLUMLP): the activations
+// stay in the addon's scratch between the matMuls, with no tfjs tensor per intermediate.
+#include "decoder_steps.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "matmul.h"
+#include "pool.h"
+#include "simd.h"
+
+namespace {
+
+/** A grow-only 64-byte-aligned float buffer (per calling thread). */
+struct Scratch {
+  float* p = nullptr;
+  size_t n = 0;
+  float* get(size_t want) {
+    if (want > n) {
+      std::free(p);
+      n = (want + 1023) & ~size_t(1023);
+      p = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+    }
+    return p;
+  }
+};
+thread_local Scratch tGate, tUp;
+
+/** fn over [0, rows) in contiguous chunks on the pool (one thread when the work is small). */
+template <typename F>
+void forRows(int rows, double workPerRow, F fn) {
+  ThreadPool& tp = pool();
+  const int parts = workPerRow * rows < 1e5 ? 1 : std::min(tp.active(), rows);
+  if (parts <= 1) { fn(0, rows); return; }
+  tp.parallelFor(parts, [&](int p) {
+    const int r0 = static_cast<int>(static_cast<long>(rows) * p / parts);
+    const int r1 = static_cast<int>(static_cast<long>(rows) * (p + 1) / parts);
+    fn(r0, r1);
+  });
+}
+
+}  // namespace
+
+void rmsNormRows(const float* x, const float* w, float* out, int T, int H, float eps, bool center) {
+  forRows(T, 4.0 * H, [&](int r0, int r1) {
+    for (int t = r0; t < r1; t++) {
+      const float* xr = x + static_cast<size_t>(t) * H;
+      float* o = out + static_cast<size_t>(t) * H;
+      float mean = 0.f;
+      if (center) {
+        double s = 0;
+        for (int j = 0; j < H; j++) s += xr[j];
+        mean = static_cast<float>(s / H);
+      }
+      float ss = 0.f;
+      for (int j = 0; j < H; j++) { const float d = xr[j] - mean; ss += d * d; }
+      const float inv = 1.f / std::sqrt(ss / H + eps);
+      if (w) for (int j = 0; j < H; j++) o[j] = (xr[j] - mean) * inv * w[j];
+      else for (int j = 0; j < H; j++) o[j] = (xr[j] - mean) * inv;
+    }
+  });
+}
+
+void swigluMlp(const SwiGLUParams& p) {
+  const int T = p.T, H = p.H, I = p.I;
+  if (T <= 0) return;
+  float* g = tGate.get(static_cast<size_t>(T) * I);
+  float* u = tUp.get(static_cast<size_t>(T) * I);
+  sgemm(T, I, H, p.x, false, p.gate, false, p.gateBias, g);  // [T, I]
+  sgemm(T, I, H, p.x, false, p.up, false, p.upBias, u);      // [T, I]
+  forRows(T, 20.0 * I, [&](int r0, int r1) {
+    size_t i = static_cast<size_t>(r0) * I;
+    const size_t end = static_cast<size_t>(r1) * I;
+    for (; i + VL <= end; i += VL) {  // vexp (simd.h, rel. error ~2e-7): std::exp was ~10% of a prefill MLP
+      const v16 a = vload(g + i);
+      vstore(g + i, a / (1.f + vexp(-a)) * vload(u + i));  // silu(gate) * up
+    }
+    for (; i < end; i++) g[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+  });
+  sgemm(T, H, I, g, false, p.down, false, p.downBias, p.out);  // [T, H]
+  if (p.residual) {
+    const size_t n = static_cast<size_t>(T) * H;
+    for (size_t i = 0; i < n; i++) p.out[i] += p.residual[i];
+  }
+}

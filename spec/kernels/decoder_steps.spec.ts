@@ -1,0 +1,107 @@
+/**
+ * FusedRMSNorm and FusedSwiGLUMLP (kernels/decoder_steps.ts): the fused kernels against their
+ * composite references (plain tfjs ops) on every spec backend, with and without weight / center /
+ * biases / residual, odd sizes and decode-sized rows (the GEMV path); the TypeScript fallbacks;
+ * shape errors naming the argument; and that gradients still flow (the reference path under a tape).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { rmsNormRowsTs } from '../../kernels/cpu/FusedRMSNorm';
+import { swigluTs } from '../../kernels/cpu/FusedSwiGLUMLP';
+import { nativeKernels } from '../../kernels/cpu/native';
+import { decoderStepFused, fusedRmsNorm, fusedSwiGluMlp, registerDecoderStepKernels } from '../../kernels/decoder_steps';
+import { FusedRMSNorm, FusedSwiGLUMLP } from '../../kernels/kernel_names';
+import { fusedRmsNormReference } from '../../kernels/reference/FusedRMSNorm';
+import { fusedSwiGluMlpReference } from '../../kernels/reference/FusedSwiGLUMLP';
+import { describeEachBackend, expectNoLeak } from '../support/backends';
+import { maxRelDiff, randomArray } from '../support/random_layer';
+
+const t2 = (r: number, c: number, seed: number, scale = 1) => tf.tensor2d(randomArray(r * c, seed, scale), [r, c]);
+const t1 = (n: number, seed: number) => tf.tensor1d(randomArray(n, seed));
+const withAddon = nativeKernels?.swiglu !== undefined;
+
+describeEachBackend('fused decoder steps vs composite', (backend) => {
+  beforeAll(() => registerDecoderStepKernels());
+  const fusedHere = (backend === 'cpu' || backend === 'wasm') && withAddon;
+
+  it(`${fusedHere ? 'runs' : 'does not run'} the fused kernels on ${backend}`, () => {
+    expect(decoderStepFused(FusedRMSNorm)).toBe(fusedHere);
+    expect(decoderStepFused(FusedSwiGLUMLP)).toBe(fusedHere);
+  });
+
+  for (const [T, H] of [[1, 7], [5, 64], [33, 576]] as const) {
+    for (const [weighted, center] of [[true, false], [false, true], [false, false]] as const) {
+      it(`RMSNorm ${T}x${H} weight=${weighted} center=${center}`, () => {
+        const x = t2(T, H, T + H, 3), w = weighted ? t1(H, 5) : null;
+        const attrs = { eps: 1e-5, center };
+        const got = expectNoLeak(() => { const y = fusedRmsNorm(x, w, attrs); const v = y.dataSync(); y.dispose(); return v; });
+        const want = fusedRmsNormReference(x, w, attrs);
+        expect(maxRelDiff(got as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(2e-6);
+        tf.dispose([x, w, want].filter((t): t is tf.Tensor => t !== null));
+      });
+    }
+  }
+
+  it('RMSNorm keeps the input rank ([2, 3, 16])', () => {
+    const x = tf.tensor3d(randomArray(96, 9), [2, 3, 16]), w = t1(16, 2);
+    const y = fusedRmsNorm(x, w, { eps: 1e-6, center: false });
+    expect(y.shape).toEqual([2, 3, 16]);
+    const want = fusedRmsNormReference(x, w, { eps: 1e-6, center: false });
+    expect(maxRelDiff(y.dataSync() as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(2e-6);
+    tf.dispose([x, w, y, want]);
+  });
+
+  // T <= 16 runs the weight-streaming GEMV, 40 the packed sgemm; H, I not multiples of the vector width
+  for (const [T, H, I] of [[1, 16, 40], [3, 37, 75], [8, 64, 160], [16, 33, 70], [40, 48, 130]] as const) {
+    for (const extras of [false, true]) {
+      it(`SwiGLU MLP ${T}x${H} -> ${I}${extras ? ' + biases + residual' : ''}`, () => {
+        const inputs = {
+          x: t2(T, H, 1 + T), gate: t2(H, I, 2, 0.3), up: t2(H, I, 3, 0.3), down: t2(I, H, 4, 0.3),
+          ...(extras ? { gateBias: t1(I, 5), upBias: t1(I, 6), downBias: t1(H, 7), residual: t2(T, H, 8) } : {}),
+        };
+        const got = expectNoLeak(() => { const y = fusedSwiGluMlp(inputs); const v = y.dataSync(); y.dispose(); return v; });
+        const want = fusedSwiGluMlpReference(inputs);
+        expect(maxRelDiff(got as Float32Array, want.dataSync() as Float32Array)).toBeLessThan(1e-5);
+        tf.dispose([...Object.values(inputs), want]);
+      });
+    }
+  }
+
+  it('gradients flow through the MLP and the norm (reference path while taped)', () => {
+    const x = t2(4, 8, 11), gate = t2(8, 12, 12), up = t2(8, 12, 13), down = t2(12, 8, 14), w = t1(8, 15);
+    const f = (xx: tf.Tensor) => tf.sum(fusedSwiGluMlp({ x: fusedRmsNorm(xx, w, { eps: 1e-5, center: false }) as tf.Tensor2D, gate, up, down }));
+    const g = tf.grad(f)(x);
+    const ref = tf.grad((xx: tf.Tensor) => tf.sum(fusedSwiGluMlpReference({ x: fusedRmsNormReference(xx, w, { eps: 1e-5, center: false }) as tf.Tensor2D, gate, up, down })))(x);
+    expect(maxRelDiff(g.dataSync() as Float32Array, ref.dataSync() as Float32Array)).toBeLessThan(1e-5);
+    expect(tf.max(tf.abs(g)).dataSync()[0]).toBeGreaterThan(0);
+    tf.dispose([x, gate, up, down, w, g, ref]);
+  });
+
+  (fusedHere ? it : it.skip)('kernel shape errors name the argument and both shapes', () => {
+    const x = t2(2, 4, 1), gate = t2(4, 6, 2), up = t2(4, 5, 3), down = t2(6, 4, 4), w = t1(3, 5);
+    expectNoLeak(() => expect(() => tf.engine().runKernel(FusedSwiGLUMLP, { x, gate, up, down }, {}))
+      .toThrow('[FusedSwiGLUMLP] up must be [4,6], got shape [4,5]'));
+    expectNoLeak(() => expect(() => tf.engine().runKernel(FusedRMSNorm, { x, weight: w }, { eps: 1e-5, center: false }))
+      .toThrow('[FusedRMSNorm] weight must be [4] (x\'s last axis), got shape [3]'));
+    expectNoLeak(() => expect(() => tf.engine().runKernel(FusedRMSNorm, { x }, { eps: -1, center: false }))
+      .toThrow('[FusedRMSNorm] eps (-1) must be a finite number >= 0'));
+    tf.dispose([x, gate, up, down, w]);
+  });
+}, ['cpu', 'wasm']);
+
+describe('TypeScript fallbacks of the fused decoder steps (no addon)', () => {
+  beforeAll(async () => { await tf.setBackend('cpu'); });
+  it('rmsNormRowsTs and swigluTs equal the references', () => {
+    const T = 3, H = 10, I = 14;
+    const x = t2(T, H, 21), w = t1(H, 22), gate = t2(H, I, 23), up = t2(H, I, 24), down = t2(I, H, 25), gb = t1(I, 26), res = t2(T, H, 27);
+    const n = new Float32Array(T * H);
+    rmsNormRowsTs(x.dataSync() as Float32Array, w.dataSync() as Float32Array, n, T, H, 1e-5, false);
+    const nWant = fusedRmsNormReference(x, w, { eps: 1e-5, center: false });
+    expect(maxRelDiff(n, nWant.dataSync() as Float32Array)).toBeLessThan(2e-6);
+    const y = new Float32Array(T * H);
+    swigluTs(x.dataSync() as Float32Array, gate.dataSync() as Float32Array, up.dataSync() as Float32Array, down.dataSync() as Float32Array,
+      gb.dataSync() as Float32Array, null, null, res.dataSync() as Float32Array, y, T, H, I);
+    const yWant = fusedSwiGluMlpReference({ x, gate, up, down, gateBias: gb, residual: res });
+    expect(maxRelDiff(y, yWant.dataSync() as Float32Array)).toBeLessThan(1e-5);
+    tf.dispose([x, w, gate, up, down, gb, res, nWant, yWant]);
+  });
+});
