@@ -8,7 +8,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
-import { check } from '../../lib/errors.js';
+import { check } from '../../core/errors.js';
 import { FusedRMSNorm, type FusedRMSNormAttrs } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative } from './native.js';
