@@ -131,3 +131,41 @@ export function fixedSubgroupSize(device: GPUDevice): number {
   const lo = info?.subgroupMinSize ?? 0;
   return lo > 0 && lo === info?.subgroupMaxSize ? lo : 0;
 }
+
+/**
+ * Like runDispatches, but leaves the submit to tfjs's batching (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE
+ * dispatches per submit, and before any readback): a decode step's ~100 small dispatches then
+ * cost a handful of queue submits instead of one each. Scratch buffers stay reserved until that
+ * submit (tfjs releases `uniformPendingDisposal` there), and so do the `tensors` named (inputs and
+ * outputs: tfjs defers their disposal to the submit), so no buffer is reused while still pending.
+ */
+export function recordDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[], batchSize: number, tensors: TensorInfo[]): void {
+  // Tensors the pending commands use: tfjs defers their disposal (and buffer reuse) to the submit.
+  const owned = (backend as unknown as { commandQueueOwnedIds: WeakSet<object> }).commandQueueOwnedIds;
+  for (const t of tensors) owned.add(t.dataId);
+  const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  backend.ensureCommandEncoderReady();
+  backend.endComputePassEncoder();
+  const tw = passTimestamps?.(backend.device);
+  const pass = backend.commandEncoder!.beginComputePass(tw ? { timestampWrites: tw } : {});
+  for (const d of dispatches) {
+    if (d.grid.some((n) => n === 0)) continue;
+    if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
+    const bindGroup = backend.device.createBindGroup({
+      layout: d.pipeline.getBindGroupLayout(0),
+      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+  }
+  pass.end();
+  const be = backend as unknown as { dispatchCountInPass: number };
+  be.dispatchCountInPass = (be.dispatchCountInPass ?? 0) + dispatches.length;
+  if (tw || be.dispatchCountInPass >= batchSize) backend.submitQueue();
+}
+
+/** A small read-only storage buffer of u32 words (dims, eps bits), from the scratch pool. */
+export function dimsBuffer(backend: WebGpuBackendLike, words: number[]): GPUBuffer {
+  return scratchBuffer(backend, 4 * words.length, Uint32Array.from(words));
+}

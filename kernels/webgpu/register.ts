@@ -7,15 +7,20 @@
  * if (await initWebGpuNode()) { registerWebGpuKernels(); await tf.setBackend('webgpu'); }
  */
 import * as tf from '@tensorflow/tfjs';
+import { argMaxRowsWebGpuConfig } from './ArgMaxRows.js';
+import { denseMatMulWebGpuConfig } from './DenseMatMul.js';
 import { flashAttentionRaggedPagedWebGpuConfig } from './FlashAttentionRaggedPaged.js';
+import { rmsNormWebGpuConfig } from './RmsNorm.js';
 import { ropeSplitStoreRaggedWebGpuConfig } from './RopeSplitStoreRagged.js';
+import { swiGluMlpWebGpuConfig } from './SwiGluMlp.js';
 
 export { syncWebGpuKVCache } from './kv_mirror.js';
 export { webgpuFlashTuning } from './flash_plan.js';
 
 /** Registers every webgpu kernel once; later calls do nothing. */
 export function registerWebGpuKernels(): void {
-  for (const k of [ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig]) {
+  for (const k of [ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig, denseMatMulWebGpuConfig, rmsNormWebGpuConfig,
+    swiGluMlpWebGpuConfig, argMaxRowsWebGpuConfig]) {
     if (tf.getKernel(k.kernelName, k.backendName) === undefined) tf.registerKernel(k);
   }
 }

@@ -1,0 +1,45 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The dispatch of one `x · wᵀ` product (DenseMatMul, and both steps of SwiGluMlp): the GEMV
+ * (gemv_wgsl.ts) when M <= GEMV_MAX_M and K % 4 == 0, else the 128 x 128 tiled matmul
+ * (matmul_nt_wgsl.ts). `rows` counts weight rows; `outCols` the output's columns (= rows for
+ * `dense`, the intermediate size for `swiglu`).
+ */
+import { GEMV_MAX_M, GEMV_ROWS, gemvWgsl } from './gemv_wgsl.js';
+import { type Dispatch, dimsBuffer, pipelineFor, type WebGpuBackendLike } from './gpu_util.js';
+import { MM_TILE, matmulNtWgsl } from './matmul_nt_wgsl.js';
+
+export interface ProductArgs {
+  mode: 'dense' | 'swiglu';
+  M: number;
+  K: number;
+  rows: number;
+  outCols: number;
+  x: GPUBuffer;
+  w: GPUBuffer;
+  y: GPUBuffer;
+  bias?: GPUBuffer;
+  residual?: GPUBuffer;
+}
+
+/** Tuning knobs (a bench may change them): largest M served by the GEMV. */
+export const webgpuDenseTuning = { gemvMaxM: GEMV_MAX_M };
+
+const MAXG = 65535;
+
+export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch {
+  const flags = { bias: a.bias !== undefined, residual: a.residual !== undefined };
+  const buffers = [a.x, a.w, a.y];
+  const tail = [...(a.bias ? [a.bias] : []), ...(a.residual ? [a.residual] : [])];
+  const tag = `${a.mode}${flags.bias ? '+b' : ''}${flags.residual ? '+r' : ''}`;
+  if (a.M <= Math.min(webgpuDenseTuning.gemvMaxM, GEMV_MAX_M) && a.K % 4 === 0) {
+    const groups = Math.ceil(a.outCols / GEMV_ROWS);
+    const code = gemvWgsl({ m: a.M, mode: a.mode, ...flags });
+    const bound = [...buffers, dimsBuffer(be, [a.outCols, a.K / 4]), ...tail];
+    return { pipeline: pipelineFor(be.device, code, `gemv:${tag}:m${a.M}`), buffers: bound, grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1] };
+  }
+  const code = matmulNtWgsl({ mode: a.mode, ...flags, vec4: a.K % 4 === 0 });
+  const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols]);
+  const bound = [...buffers, dims, ...tail];
+  return { pipeline: pipelineFor(be.device, code, `matmul:${tag}`), buffers: bound, grid: [Math.ceil(a.rows / MM_TILE), Math.ceil(a.M / MM_TILE), 1] };
+}
