@@ -1,17 +1,19 @@
 /**
- * `tfjs-attention-rope generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N]
- *  [--backend NAME] [--temperature T] [--top-k K] [--top-p P] [--seed S]`
+ * `tfjs-attention-rope generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE) [--batch N]
+ *  [--max-new-tokens N] [--backend NAME] [--temperature T] [--top-k K] [--top-p P] [--seed S]`
  * Loads a Hugging Face checkpoint folder, streams the new tokens to stdout as they come and
- * prints tokens/s at the end (to stderr).
+ * prints tokens/s at the end (to stderr). With `--batch N` (the prompt N times) or `--prompts FILE`
+ * (one prompt a line) the sequences are decoded together (bin/generate_batch.ts).
  */
 import { performance } from 'node:perf_hooks';
 import { useBackend } from '../lib/backends/select.js';
 import { Generator } from '../lib/generation/generator.js';
 import type { SamplingParams } from '../lib/generation/sampler.js';
 import { loadPretrained, stopTokensOf } from '../models/load.js';
+import { generateBatch, readPromptsFile } from './generate_batch.js';
 
-export const GENERATE_USAGE = `usage: tfjs-attention-rope generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3)
-  [--max-new-tokens N (32)] [--backend cpu|wasm|webgpu|... (cpu)] [--temperature T (0: greedy)]
+export const GENERATE_USAGE = `usage: tfjs-attention-rope generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3 | --prompts FILE)
+  [--batch N (the prompt N times; with --prompts: most sequences at once)] [--max-new-tokens N (32)] [--backend cpu|wasm|webgpu|... (cpu)] [--temperature T (0: greedy)]
   [--top-k K] [--top-p P] [--seed S] [--no-stop]`;
 
 interface GenerateArgs {
@@ -23,6 +25,8 @@ interface GenerateArgs {
   sampling: SamplingParams;
   seed: number;
   stop: boolean;
+  batch?: number;
+  promptsFile?: string;
 }
 
 /** Parses argv; throws `[generate] ...` on bad input. */
@@ -59,11 +63,14 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs {
       case '--top-p': out.sampling.topP = num(a, next(), false); break;
       case '--seed': out.seed = num(a, next(), true); break;
       case '--no-stop': out.stop = false; break;
+      case '--batch': out.batch = num(a, next(), true); if (out.batch < 1) throw new Error(`[generate] --batch (${out.batch}) must be >= 1`); break;
+      case '--prompts': out.promptsFile = next(); break;
       default: throw new Error(`[generate] unknown option '${a}'`);
     }
   }
   if (!out.model) throw new Error('[generate] --model DIR is required');
-  if ((out.prompt === undefined) === (out.promptIds === undefined)) throw new Error('[generate] give exactly one of --prompt TEXT or --prompt-ids 1,2,3');
+  const given = [out.prompt, out.promptIds, out.promptsFile].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new Error('[generate] give exactly one of --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE');
   return out as GenerateArgs;
 }
 
@@ -82,6 +89,20 @@ export async function runGenerate(argv: string[], write: (s: string) => void = (
   const { model, tokenizer } = pre;
   try {
     const loadS = (performance.now() - t0) / 1000;
+    if (args.batch !== undefined || args.promptsFile !== undefined) {
+      const prompts = args.promptsFile !== undefined ? readPromptsFile(args.promptsFile, tokenizer, model.config.vocabSize)
+        : Array.from({ length: args.batch! }, () => args.promptIds ?? tokenizer?.encode(args.prompt!) ?? []);
+      if (prompts[0].length === 0) throw new Error(`[generate] --prompt needs tokenizer.json in '${args.model}'; use --prompt-ids instead`);
+      const r = await generateBatch(model, prompts, {
+        maxNewTokens: args.maxNewTokens, maxBatchSize: args.batch ?? prompts.length, sampling: args.sampling, seed: args.seed,
+        stopTokens: args.stop ? stopTokensOf(pre) : [], tokenizer,
+      }, write);
+      const total = r.outputs.reduce((n, t) => n + t.length, 0);
+      console.error(`${prompts.length} sequences, ${total} tokens in ${r.seconds.toFixed(3)} s: ${(total / r.seconds).toFixed(1)} tokens/s ` +
+        `(first tokens of all after ${r.firstTokenSeconds.toFixed(3)} s, decode ${r.decodeTokensPerSecond.toFixed(1)} tokens/s over all sequences; ` +
+        `load ${loadS.toFixed(2)} s, backend ${args.backend})`);
+      return 0;
+    }
     let ids = args.promptIds;
     if (ids === undefined) {
       if (!tokenizer) throw new Error(`[generate] --prompt needs tokenizer.json in '${args.model}'; use --prompt-ids instead`);
