@@ -3,7 +3,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { ArgMaxRows } from '../kernel_names.js';
 import { submitBatch } from './DenseMatMul.js';
-import { dimsBuffer, pipelineFor, recordDispatches, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { dimsBuffer, pipelineForKey, recordDispatches, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { argMaxRowsWgsl } from './row_ops_wgsl.js';
 
 export const argMaxRowsWebGpu: KernelFunc = ({ inputs, backend }) => {
@@ -16,7 +16,7 @@ export const argMaxRowsWebGpu: KernelFunc = ({ inputs, backend }) => {
     return info;
   }
   recordDispatches(be, [{
-    pipeline: pipelineFor(be.device, argMaxRowsWgsl(), 'ArgMaxRows'),
+    pipeline: pipelineForKey(be.device, 'ArgMaxRows', argMaxRowsWgsl),
     buffers: [tensorBuffer(be, x), tensorBuffer(be, info), dimsBuffer(be, [R, V])],
     grid: [Math.min(R, 65535), Math.ceil(R / 65535), 1],
   }], submitBatch(), [x, info]);

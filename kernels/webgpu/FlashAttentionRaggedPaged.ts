@@ -16,10 +16,11 @@ import { buildMeta, checkFlashArgs, chooseDecode, choosePrefill, flashPath } fro
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
 import { SCALAR_WG, flashScalarWgsl } from './flash_scalar_wgsl.js';
 import {
-  checkLayer, type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
+  checkLayer, type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineForKey, recordDispatches, scratchBuffer, subgroupLanes,
   tensorBuffer, type WebGpuBackendLike,
 } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
+import { submitBatch } from './DenseMatMul.js';
 
 const W = 'FlashAttentionRaggedPaged';
 const MAXG = 65535;
@@ -48,7 +49,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const { meta, numTiles } = buildMeta(a, 1);
     const groups = Math.ceil((numTiles * nHeads) / SCALAR_WG);
     dispatches.push({
-      pipeline: pipelineFor(dev, flashScalarWgsl(headDim, nHeads, nKvHeads), `${W}:scalar`),
+      pipeline: pipelineForKey(dev, `${W}:scalar:${headDim}:${nHeads}:${nKvHeads}`, () => flashScalarWgsl(headDim, nHeads, nKvHeads)),
       buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
       grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1],
     });
@@ -57,7 +58,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const { meta, numTiles } = buildMeta(a, cfg.tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
     dispatches.push({
-      pipeline: pipelineFor(dev, flashPrefillWgsl(cfg, shape), `${W}:prefill:${cfg.name}`),
+      pipeline: pipelineForKey(dev, `${W}:prefill:${JSON.stringify([cfg, shape])}`, () => flashPrefillWgsl(cfg, shape)),
       buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
       grid: [numTiles, nKvHeads, 1],
     });
@@ -69,21 +70,22 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
       pipeline: cfg.kind === 'tiles'
-        ? pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`)
-        : pipelineFor(dev, flashDecodeSubgroupWgsl(cfg, shape), `${W}:decode-subgroup`),
+        ? pipelineForKey(dev, `${W}:decode:${JSON.stringify([cfg, shape])}`, () => flashDecodeWgsl(cfg, shape))
+        : pipelineForKey(dev, `${W}:decode-subgroup:${JSON.stringify([cfg, shape])}`, () => flashDecodeSubgroupWgsl(cfg, shape)),
       buffers: [qBuf, output().buffer, ...kv, metaBuf, part],
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });
     if (numSplits > 1) {
       const rows = T * nHeads;
       dispatches.push({
-        pipeline: pipelineFor(dev, flashMergeWgsl(headDim, nHeads), `${W}:merge`),
+        pipeline: pipelineForKey(dev, `${W}:merge:${headDim}:${nHeads}`, () => flashMergeWgsl(headDim, nHeads)),
         buffers: [part, output().buffer, metaBuf],
         grid: [Math.min(rows, MAXG), Math.ceil(rows / MAXG), 1],
       });
     }
   }
-  runDispatches(be, dispatches);
+  // Submitted with tfjs's batch (q and the output stay reserved until then).
+  recordDispatches(be, dispatches, submitBatch(), [q, output().info]);
   return output().info;
 };
 

@@ -3,7 +3,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { RmsNorm, type RmsNormAttrs } from '../kernel_names.js';
 import { submitBatch } from './DenseMatMul.js';
-import { dimsBuffer, emptyOutput, newOutput, pipelineFor, recordDispatches, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { dimsBuffer, emptyOutput, newOutput, pipelineForKey, recordDispatches, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { rmsNormWgsl } from './row_ops_wgsl.js';
 
 export const rmsNormWebGpu: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -15,7 +15,7 @@ export const rmsNormWebGpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const out = newOutput(be, [M, H]); // [M, H]
   const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
   recordDispatches(be, [{
-    pipeline: pipelineFor(be.device, rmsNormWgsl(), 'RmsNorm'),
+    pipeline: pipelineForKey(be.device, 'RmsNorm', rmsNormWgsl),
     buffers: [tensorBuffer(be, x), out.buffer, dimsBuffer(be, [M, H, epsBits]), tensorBuffer(be, weight)],
     grid: [Math.min(M, 65535), Math.ceil(M / 65535), 1],
   }], submitBatch(), [x, weight, out.info]);

@@ -8,7 +8,8 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { check } from '../../lib/errors.js';
 import type { RopeTables } from '../../lib/rope/rope_tables.js';
 import { RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
-import { checkLayer, emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { submitBatch } from './DenseMatMul.js';
+import { checkLayer, emptyOutput, newOutput, pipelineForKey, recordDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
 import { ropeSplitStoreWgsl } from './rope_split_store_wgsl.js';
 
@@ -81,10 +82,10 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
   const out = newOutput(be, [T, nHeads * headDim]); // [T, nHeads * headDim]
   const mirror = WebGpuKVMirror.of(be, c.cache);
   const { cos, sin } = ropeBuffers(be.device, rope);
-  const code = ropeSplitStoreWgsl({
+  const cfg = {
     nHeads, nKvHeads, headDim, rotaryDim: rope.rotaryDim, interleaved: rope.interleaved,
     pageSize: c.cache.params.pageSize, eps: norm ? a.qkNormEps : -1, wg: WG,
-  });
+  };
   const buffers = [tensorBuffer(be, qkv!), out.buffer, mirror.k[a.layerIdx], mirror.v[a.layerIdx], cos, sin, scratchBuffer(be, tok.byteLength, tok)];
   if (norm) {
     // [2, headDim]: q weights then k weights, copied side by side on the device.
@@ -96,10 +97,11 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
     buffers.push(w);
   }
   const slots = nHeads + 2 * nKvHeads;
-  runDispatches(be, [{
-    pipeline: pipelineFor(be.device, code, W), buffers,
+  // Submitted with tfjs's batch (qkv, norm weights and q stay reserved until then).
+  recordDispatches(be, [{
+    pipeline: pipelineForKey(be.device, `${W}:${JSON.stringify(cfg)}`, () => ropeSplitStoreWgsl(cfg)), buffers,
     grid: [slots, Math.min(T, 65535), Math.ceil(T / 65535)],
-  }]);
+  }], submitBatch(), [qkv!, out.info, ...(norm ? [qNormWeight!, kNormWeight!] : [])]);
   mirror.dirty = true;
   return out.info;
 };

@@ -6,7 +6,7 @@
  * `dense`, the intermediate size for `swiglu`).
  */
 import { GEMV_MAX_M, GEMV_ROWS, gemvWgsl } from './gemv_wgsl.js';
-import { type Dispatch, dimsBuffer, pipelineFor, type WebGpuBackendLike } from './gpu_util.js';
+import { type Dispatch, dimsBuffer, pipelineForKey, type WebGpuBackendLike } from './gpu_util.js';
 import { MM_TILE, matmulNtWgsl } from './matmul_nt_wgsl.js';
 
 export interface ProductArgs {
@@ -34,12 +34,11 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
   const tag = `${a.mode}${flags.bias ? '+b' : ''}${flags.residual ? '+r' : ''}`;
   if (a.M <= Math.min(webgpuDenseTuning.gemvMaxM, GEMV_MAX_M) && a.K % 4 === 0) {
     const groups = Math.ceil(a.outCols / GEMV_ROWS);
-    const code = gemvWgsl({ m: a.M, mode: a.mode, ...flags });
     const bound = [...buffers, dimsBuffer(be, [a.outCols, a.K / 4]), ...tail];
-    return { pipeline: pipelineFor(be.device, code, `gemv:${tag}:m${a.M}`), buffers: bound, grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1] };
+    return { pipeline: pipelineForKey(be.device, `gemv:${tag}:m${a.M}`, () => gemvWgsl({ m: a.M, mode: a.mode, ...flags })), buffers: bound, grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1] };
   }
-  const code = matmulNtWgsl({ mode: a.mode, ...flags, vec4: a.K % 4 === 0 });
+  const vec4 = a.K % 4 === 0;
   const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols]);
   const bound = [...buffers, dims, ...tail];
-  return { pipeline: pipelineFor(be.device, code, `matmul:${tag}`), buffers: bound, grid: [Math.ceil(a.rows / MM_TILE), Math.ceil(a.M / MM_TILE), 1] };
+  return { pipeline: pipelineForKey(be.device, `matmul:${tag}:${vec4}`, () => matmulNtWgsl({ mode: a.mode, ...flags, vec4 })), buffers: bound, grid: [Math.ceil(a.rows / MM_TILE), Math.ceil(a.M / MM_TILE), 1] };
 }
