@@ -2,9 +2,9 @@
  * WGSL of the tiled matmul behind DenseMatMul and SwiGluMlp (prefill and any M > 8):
  * `y = x [M, K] · w [N, K]ᵀ` with both operands K-contiguous (Hugging Face weight layout).
  *
- * Workgroup tile 128 x 128, K steps of 8, 256 threads, each thread 8 x 8 outputs held as 16 vec4
+ * Workgroup tile 128 x 128, K steps of `bk` (8 or 16), 256 threads, each thread 8 x 8 outputs held as 16 vec4
  * (rows ty*4.. and 64+ty*4.., columns tx*4.. and 64+tx*4..: the split halves keep shared reads
- * conflict-free). Each thread loads one vec4 of the x tile and one of the w tile per step (the
+ * conflict-free). Each thread loads bk / 8 vec4 of the x tile and of the w tile per step (the
  * next step's loads are issued before this step's FMAs: register prefetch) and stores them
  * transposed into shared memory, k-major, so the inner loop reads 4 vec4 per 64 FMAs.
  *
@@ -16,6 +16,8 @@
  */
 export interface MatMulConfig {
   mode: 'dense' | 'swiglu';
+  /** K depth of a shared tile: 8 or 16 (each thread loads bk / 8 vec4 of x and of w per step). */
+  bk: number;
   bias: boolean;
   residual: boolean;
   vec4: boolean;
@@ -25,6 +27,8 @@ export const MM_TILE = 128;
 
 export function matmulNtWgsl(c: MatMulConfig): string {
   const I8 = [...Array(8).keys()];
+  const tpr = c.bk / 4; // threads per tile row in the loads: a row's bk floats as bk / 4 vec4
+  const L = [...Array(c.bk / 8).keys()]; // rows are loaded in passes of 256 / tpr = 64 (bk 16) or 128 (bk 8)
   const arr = c.vec4 ? 'array<vec4<f32>>' : 'array<f32>';
   const load = (buf: string, rowsVar: string) => c.vec4
     ? `if (row < ${rowsVar} && k < K) { return ${buf}[(row * K + k) / 4u]; } return vec4<f32>(0.0);`
@@ -74,8 +78,9 @@ export function matmulNtWgsl(c: MatMulConfig): string {
 ${c.bias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}
 ${c.residual ? `@group(0) @binding(${c.bias ? 5 : 4}) var<storage, read> residual: array<f32>;` : ''}
 
-var<workgroup> As: array<vec4<f32>, 256>;
-var<workgroup> Bs: array<vec4<f32>, 256>;
+const BK: u32 = ${c.bk}u;
+var<workgroup> As: array<vec4<f32>, ${c.bk * 32}>;
+var<workgroup> Bs: array<vec4<f32>, ${c.bk * 32}>;
 
 fn loadX(row: u32, k: u32, M: u32, K: u32) -> vec4<f32> {
   ${load('x', 'M')}
@@ -93,22 +98,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * 128u;
   let tx = t % 16u;
   let ty = t / 16u;
-  let lr = t / 2u;
-  let lk = (t % 2u) * 4u;
+  let lr = t / ${tpr}u;
+  let lk = (t % ${tpr}u) * 4u;
   var acc: array<vec4<f32>, 16>;
-  var ra = loadX(m0 + lr, lk, M, K);
-  var rb = loadW(n0 + lr, lk, N, K);
-  for (var k0 = 0u; k0 < K; k0 += 8u) {
+  ${L.map((l) => `var ra${l} = loadX(m0 + lr + ${64 * l}u, lk, M, K);\n  var rb${l} = loadW(n0 + lr + ${64 * l}u, lk, N, K);`).join('\n  ')}
+  for (var k0 = 0u; k0 < K; k0 += BK) {
     for (var c = 0u; c < 4u; c++) {
-      As[(lk + c) * 32u + lr / 4u][lr % 4u] = ra[c];
-      Bs[(lk + c) * 32u + lr / 4u][lr % 4u] = rb[c];
+      ${L.map((l) => `As[(lk + c) * 32u + (lr + ${64 * l}u) / 4u][lr % 4u] = ra${l}[c];\n      Bs[(lk + c) * 32u + (lr + ${64 * l}u) / 4u][lr % 4u] = rb${l}[c];`).join('\n      ')}
     }
     workgroupBarrier();
-    if (k0 + 8u < K) {
-      ra = loadX(m0 + lr, k0 + 8u + lk, M, K);
-      rb = loadW(n0 + lr, k0 + 8u + lk, N, K);
+    if (k0 + BK < K) {
+      ${L.map((l) => `ra${l} = loadX(m0 + lr + ${64 * l}u, k0 + BK + lk, M, K);\n      rb${l} = loadW(n0 + lr + ${64 * l}u, k0 + BK + lk, N, K);`).join('\n      ')}
     }
-    for (var kk = 0u; kk < 8u; kk++) {
+    for (var kk = 0u; kk < BK; kk++) {
       let a0 = As[kk * 32u + ty];
       let a1 = As[kk * 32u + 16u + ty];
       let b0 = Bs[kk * 32u + tx];

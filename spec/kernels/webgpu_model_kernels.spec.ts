@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { argMaxRows, denseMatMul, rmsNorm, swiGluMlp } from '../../kernels/model_ops';
 import { ArgMaxRows, DenseMatMul, RmsNorm, SwiGluMlp } from '../../kernels/kernel_names';
 import { packGateUp } from '../../models/fused_weights';
+import { webgpuDenseTuning } from '../../kernels/webgpu/dense_plan';
 import { rand, startWebGpu, stopWebGpu } from './webgpu_support';
 
 jest.setTimeout(600000);
@@ -56,6 +57,18 @@ describe('DenseMatMul', () => {
     expect(shape).toEqual([M, N]);
     expectClose(got, want, 1e-5);
     tf.dispose([x, w, bias!, residual!].filter(Boolean));
+  });
+
+  test('the 16-deep matmul tile (webgpuDenseTuning.matmulBk) agrees too', async () => {
+    webgpuDenseTuning.matmulBk = 16;
+    try {
+      for (const [M, K, N] of [[130, 44, 257], [20, 30, 9]]) {
+        const x = t2(M, K, 31), w = t2(N, K, 32), residual = t2(M, N, 33);
+        const [got, want] = await both(() => denseMatMul(x, w, { residual }));
+        expectClose(got, want, 1e-5);
+        tf.dispose([x, w, residual]);
+      }
+    } finally { webgpuDenseTuning.matmulBk = 8; }
   });
 
   test('empty rows give an empty result; bad shapes are refused', async () => {
