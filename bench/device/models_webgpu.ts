@@ -17,6 +17,7 @@ import { fusedForwardSupported } from '../../models/fused_forward.js';
 import { fusedWeightsOf } from '../../models/fused_weights.js';
 import { loadPretrained } from '../../models/load.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
+import { decodeSplit, denseSweep } from './dense_sweep.js';
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -49,6 +50,8 @@ async function main(): Promise<void> {
   console.log(`load ${loadS.toFixed(2)} s, weight packing ${packS.toFixed(2)} s, fused path ${fusedForwardSupported(model)}`);
   const res: Record<string, unknown> = { load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
   const tokens = res.tokens as Record<string, number[][]>;
+  res.kernels = await denseSweep(model, console.log);
+  for (const b of [1, 8]) await decodeSplit(model, b, console.log);
   await run(model, [prompts.prefill], 1); // warm-up: compiles the prefill shaders
   const pre: number[] = [];
   for (let i = 0; i < 3; i++) {
