@@ -169,7 +169,62 @@ export const FusedSwiGLUMLP = 'FusedSwiGLUMLP';
  */
 export type FusedSwiGLUMLPAttrs = Record<string, never>;
 
-/** The names of every kernel above, for listings and the registration spec. */
+/*
+ * Whole-model inference kernels (issue 11). Weights are in Hugging Face layout `[out, in]`, so a
+ * decode GEMV reads each output's weights as one contiguous row and the LM head uses a tied
+ * embedding table `[vocab, hidden]` as it is.
+ */
+export const DenseMatMul = 'DenseMatMul';
+
+/**
+ * DenseMatMul: `y = x · wᵀ (+ bias) (+ residual)`.
+ * inputs: x `[M, K]`, w `[N, K]`, bias `[N]` when `hasBias`, residual `[M, N]` when `hasResidual`.
+ * output `[M, N]`.
+ */
+export interface DenseMatMulAttrs {
+  hasBias: boolean;
+  hasResidual: boolean;
+}
+
+export const RmsNorm = 'RmsNorm';
+
+/** RmsNorm: `y = x / sqrt(mean(x²) + eps) * weight` per row. inputs: x `[M, H]`, weight `[H]`. output `[M, H]`. */
+export interface RmsNormAttrs {
+  eps: number;
+}
+
+export const SwiGluMlp = 'SwiGluMlp';
+
+/** Rows of gate (then up) weights per block of the packed gate/up matrix (see SwiGluMlp). */
+export const SWIGLU_BLOCK = 64;
+
+/**
+ * SwiGluMlp: `y = (silu(x · gateᵀ + gb) * (x · upᵀ + ub)) · downᵀ (+ db) (+ residual)`.
+ * inputs: x `[M, H]`; gateUp `[2 * Ip, H]` with Ip = I rounded up to SWIGLU_BLOCK: block b holds
+ * gate rows `[64b, 64b + 64)` then up rows `[64b, 64b + 64)` (rows past I are zero), so one matmul
+ * tile or GEMV workgroup sees a gate column and its up column together (models/fused_weights.ts
+ * `packGateUp` builds it); gateUpBias `[2 * Ip]` (same order) and downBias `[H]` when `hasBias`;
+ * down `[H, I]`; residual `[M, H]` when `hasResidual`. output `[M, H]`.
+ */
+export interface SwiGluMlpAttrs {
+  intermediateSize: number;
+  hasBias: boolean;
+  hasResidual: boolean;
+}
+
+export const ArgMaxRows = 'ArgMaxRows';
+
+/**
+ * ArgMaxRows: index of each row's largest value (first one on ties, NaN never wins; a row of
+ * NaNs gives 0), as the host's greedy sampler. inputs: x `[R, V]`. output int32 `[R]`.
+ */
+export type ArgMaxRowsAttrs = Record<string, never>;
+
+/**
+ * The names of the kernels every backend registers (cpu, wasm; webgpu where it has them), for
+ * listings and the registration spec. The webgpu-only whole-model kernels above (DenseMatMul,
+ * RmsNorm, SwiGluMlp, ArgMaxRows) are not listed: their ops run the references elsewhere.
+ */
 export const KERNEL_NAMES = [
   RopeSplitStoreRagged, FlashAttentionRaggedPaged, ProjectionMatMul, FlashAttentionRagged, FlashAttentionRaggedGrad, RopeRagged, QuantMatMul,
   FusedRMSNorm, FusedSwiGLUMLP,

@@ -30,9 +30,13 @@ import { quantMatMulWasmConfig } from './wasm/QuantMatMul.js';
 import { ropeRaggedWasmConfig } from './wasm/RopeRagged.js';
 import { ropeSplitStoreRaggedWasmConfig } from './wasm/RopeSplitStoreRagged.js';
 import { unsortedSegmentSumWasmConfig } from './wasm/UnsortedSegmentSum.js';
+import { argMaxRowsWebGpuConfig } from './webgpu/ArgMaxRows.js';
+import { denseMatMulWebGpuConfig } from './webgpu/DenseMatMul.js';
 import { flashAttentionRaggedPagedWebGpuConfig } from './webgpu/FlashAttentionRaggedPaged.js';
 import { quantMatMulWebGpuConfig } from './webgpu/QuantMatMul.js';
+import { rmsNormWebGpuConfig } from './webgpu/RmsNorm.js';
 import { ropeSplitStoreRaggedWebGpuConfig } from './webgpu/RopeSplitStoreRagged.js';
+import { swiGluMlpWebGpuConfig } from './webgpu/SwiGluMlp.js';
 
 /**
  * Every kernel config, by backend. Built on call, not at module load: gradients.ts and the ops
@@ -51,6 +55,8 @@ export function kernelConfigs(): tf.KernelConfig[] {
     flashAttentionRaggedWasmConfig, flashAttentionRaggedGradWasmConfig, ropeRaggedWasmConfig, unsortedSegmentSumWasmConfig, quantMatMulWasmConfig,
     // webgpu
     ropeSplitStoreRaggedWebGpuConfig, flashAttentionRaggedPagedWebGpuConfig, quantMatMulWebGpuConfig,
+    // webgpu whole-model kernels (models/fused_forward.ts)
+    denseMatMulWebGpuConfig, rmsNormWebGpuConfig, swiGluMlpWebGpuConfig, argMaxRowsWebGpuConfig,
   ];
 }
 

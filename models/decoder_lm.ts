@@ -13,6 +13,8 @@ import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { KVCacheParams } from '../lib/kv_cache/params.js';
 import { RotaryEmbedding } from '../lib/rope/rotary_embedding.js';
 import type { DecoderConfig } from './config.js';
+import { fusedForwardRagged, fusedForwardSupported } from './fused_forward.js';
+import { disposeFusedWeights } from './fused_weights.js';
 import { DecoderBlock } from './layers/decoder_block.js';
 import { LMHead } from './layers/lm_head.js';
 import { TokenEmbedding } from './layers/token_embedding.js';
@@ -94,6 +96,16 @@ export class DecoderForCausalLM {
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i];
       check(Number.isInteger(t) && t >= 0 && t < vocab, 'DecoderForCausalLM.forwardRagged', () => `ids[${i}] (${t}) must be in [0, ${vocab})`);
+    }
+    if (logitRows) {
+      for (let i = 0; i < logitRows.length; i++) {
+        const r = logitRows[i];
+        check(Number.isInteger(r) && r >= 0 && r < ids.length, 'DecoderForCausalLM.forwardRagged', () => `logitRows[${i}] (${r}) must be in [0, ${ids.length})`);
+      }
+    }
+    // Whole-model kernels where the backend has them (models/fused_forward.ts), else the layers.
+    if (ids.length > 0 && fusedForwardSupported(this)) {
+      return fusedForwardRagged(this, Int32Array.from(ids), kv, logitRows ? Int32Array.from(logitRows) : undefined);
     }
     return tf.tidy(() => {
       let h = tf.gather(this.embedTable.read(), tf.tensor1d(Int32Array.from(ids), 'int32')) as tf.Tensor2D; // [T, hidden]
@@ -177,6 +189,7 @@ export class DecoderForCausalLM {
 
   /** Frees the weights and the RoPE tables. */
   dispose(): void {
+    disposeFusedWeights(this);
     for (const v of this.trainableWeights) v.dispose();
     this.rope.dispose();
   }

@@ -16,9 +16,10 @@ import { buildMeta, chooseDecode, choosePrefill, flashPath } from './flash_plan.
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
 import { SCALAR_WG, flashScalarWgsl } from './flash_scalar_wgsl.js';
 import {
-  type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineFor, runDispatches, scratchBuffer, subgroupLanes,
+  type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineForKey, recordDispatches, scratchBuffer, subgroupLanes,
   tensorBuffer, type WebGpuBackendLike,
 } from './gpu_util.js';
+import { submitBatch } from './DenseMatMul.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
 
 const W = 'FlashAttentionRaggedPaged';
@@ -38,7 +39,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const shape = { headDim, nHeads, nKvHeads, kv: { dtype, kScale, vScale } };
   const sharedLimit = dev.limits.maxComputeWorkgroupStorageSize;
   const kv = [mirror.k[a.layerIdx], mirror.v[a.layerIdx]];
-  // int8 row scales at bindings 10 / 11 (holes in between are skipped by runDispatches).
+  // int8 row scales at bindings 10 / 11 (holes in between are skipped when the bind group is made).
   const scales = dtype === 'int8' ? { 10: mirror.kScales[a.layerIdx], 11: mirror.vScales[a.layerIdx] } : {};
   const withScales = (bufs: GPUBuffer[]): GPUBuffer[] => Object.assign(bufs, scales);
   const qBuf = tensorBuffer(be, q);
@@ -49,7 +50,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const { meta, numTiles } = buildMeta(a, 1);
     const groups = Math.ceil((numTiles * nHeads) / SCALAR_WG);
     dispatches.push({
-      pipeline: pipelineFor(dev, flashScalarWgsl(headDim, nHeads, nKvHeads), `${W}:scalar`),
+      pipeline: pipelineForKey(dev, `${W}:scalar:${headDim}:${nHeads}:${nKvHeads}`, () => flashScalarWgsl(headDim, nHeads, nKvHeads)),
       buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
       grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1],
     });
@@ -58,7 +59,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const { meta, numTiles } = buildMeta(a, cfg.tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
     dispatches.push({
-      pipeline: pipelineFor(dev, flashPrefillWgsl(cfg, shape), `${W}:prefill:${cfg.name}`),
+      pipeline: pipelineForKey(dev, `${W}:prefill:${JSON.stringify([cfg, shape])}`, () => flashPrefillWgsl(cfg, shape)),
       buffers: withScales([qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)]),
       grid: [numTiles, nKvHeads, 1],
     });
@@ -70,21 +71,22 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
       pipeline: cfg.kind === 'tiles'
-        ? pipelineFor(dev, flashDecodeWgsl(cfg, shape), `${W}:decode`)
-        : pipelineFor(dev, flashDecodeSubgroupWgsl(cfg, shape), `${W}:decode-subgroup`),
+        ? pipelineForKey(dev, `${W}:decode:${JSON.stringify([cfg, shape])}`, () => flashDecodeWgsl(cfg, shape))
+        : pipelineForKey(dev, `${W}:decode-subgroup:${JSON.stringify([cfg, shape])}`, () => flashDecodeSubgroupWgsl(cfg, shape)),
       buffers: withScales([qBuf, output().buffer, ...kv, metaBuf, part]),
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });
     if (numSplits > 1) {
       const rows = T * nHeads;
       dispatches.push({
-        pipeline: pipelineFor(dev, flashMergeWgsl(headDim, nHeads), `${W}:merge`),
+        pipeline: pipelineForKey(dev, `${W}:merge:${headDim}:${nHeads}`, () => flashMergeWgsl(headDim, nHeads)),
         buffers: [part, output().buffer, metaBuf],
         grid: [Math.min(rows, MAXG), Math.ceil(rows / MAXG), 1],
       });
     }
   }
-  runDispatches(be, dispatches);
+  // Submitted with tfjs's batch (q and the output stay reserved until then).
+  recordDispatches(be, dispatches, submitBatch(), [q, output().info]);
   return output().info;
 };
 

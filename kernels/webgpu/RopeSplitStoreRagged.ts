@@ -8,7 +8,8 @@ import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { check } from '../../core/errors.js';
 import type { RopeTables } from '../../core/rope_tables.js';
 import { RopeSplitStoreRagged, type RopeSplitStoreRaggedAttrs } from '../kernel_names.js';
-import { emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { submitBatch } from './DenseMatMul.js';
+import { emptyOutput, newOutput, pipelineForKey, recordDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
 import { WebGpuKVMirror } from './kv_mirror.js';
 import { ropeSplitStoreWgsl } from './rope_split_store_wgsl.js';
 
@@ -72,11 +73,11 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
   const out = newOutput(be, [T, nHeads * headDim]); // [T, nHeads * headDim]
   const mirror = WebGpuKVMirror.of(be, c.cache);
   const { cos, sin } = ropeBuffers(be.device, rope);
-  const code = ropeSplitStoreWgsl({
+  const cfg = {
     nHeads, nKvHeads, headDim, rotaryDim: rope.rotaryDim, interleaved: rope.interleaved,
     pageSize: c.cache.params.pageSize, eps: norm ? a.qkNormEps : -1, wg: WG,
     kv: { dtype: c.cache.params.dtype, kScale: c.cache.params.kScale, vScale: c.cache.params.vScale },
-  });
+  };
   const buffers = [tensorBuffer(be, qkv!), out.buffer, mirror.k[a.layerIdx], mirror.v[a.layerIdx], cos, sin, scratchBuffer(be, tok.byteLength, tok)];
   if (norm) {
     // [2, headDim]: q weights then k weights, copied side by side on the device.
@@ -89,10 +90,11 @@ export const ropeSplitStoreRaggedWebGpu: KernelFunc = ({ inputs, backend, attrs 
   }
   if (c.cache.params.dtype === 'int8') { buffers[8] = mirror.kScales[a.layerIdx]; buffers[9] = mirror.vScales[a.layerIdx]; }
   const slots = nHeads + 2 * nKvHeads;
-  runDispatches(be, [{
-    pipeline: pipelineFor(be.device, code, W), buffers,
+  // Submitted with tfjs's batch (qkv, norm weights and q stay reserved until then).
+  recordDispatches(be, [{
+    pipeline: pipelineForKey(be.device, `${W}:${JSON.stringify(cfg)}`, () => ropeSplitStoreWgsl(cfg)), buffers,
     grid: [slots, Math.min(T, 65535), Math.ceil(T / 65535)],
-  }]);
+  }], submitBatch(), [qkv!, out.info, ...(norm ? [qNormWeight!, kNormWeight!] : [])]);
   mirror.dirty = true;
   return out.info;
 };

@@ -74,6 +74,20 @@ export function pipelineFor(device: GPUDevice, code: string, label: string): GPU
   return p;
 }
 
+const keyedPipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/**
+ * pipelineFor by a short key: the WGSL is generated (by `code()`) and compiled only the first
+ * time a key is seen, so a step's ~100 dispatches do not regenerate and hash kilobytes of source.
+ */
+export function pipelineForKey(device: GPUDevice, key: string, code: () => string): GPUComputePipeline {
+  let m = keyedPipelines.get(device);
+  if (!m) keyedPipelines.set(device, (m = new Map()));
+  let p = m.get(key);
+  if (!p) m.set(key, (p = pipelineFor(device, code(), key)));
+  return p;
+}
+
 /** One dispatch: a pipeline, its buffers in binding order, and the workgroup grid. */
 export interface Dispatch {
   pipeline: GPUComputePipeline;
@@ -124,4 +138,87 @@ export function fixedSubgroupSize(device: GPUDevice): number {
   const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
   const lo = info?.subgroupMinSize ?? 0;
   return lo > 0 && lo === info?.subgroupMaxSize ? lo : 0;
+}
+
+/**
+ * Like runDispatches, but leaves the submit to tfjs's batching (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE
+ * dispatches per submit, and before any readback): a decode step's ~100 small dispatches then
+ * cost a handful of queue submits instead of one each. Scratch buffers stay reserved until that
+ * submit (tfjs releases `uniformPendingDisposal` there), and so do the `tensors` named (inputs and
+ * outputs: tfjs defers their disposal to the submit), so no buffer is reused while still pending.
+ */
+export function recordDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[], batchSize: number, tensors: TensorInfo[]): void {
+  // Tensors the pending commands use: tfjs defers their disposal (and buffer reuse) to the submit.
+  const owned = (backend as unknown as { commandQueueOwnedIds: WeakSet<object> }).commandQueueOwnedIds;
+  for (const t of tensors) owned.add(t.dataId);
+  const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
+  backend.ensureCommandEncoderReady();
+  backend.endComputePassEncoder();
+  const tw = passTimestamps?.(backend.device);
+  const pass = backend.commandEncoder!.beginComputePass(tw ? { timestampWrites: tw } : {});
+  for (const d of dispatches) {
+    if (d.grid.some((n) => n === 0)) continue;
+    if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, cachedBindGroup(backend.device, d));
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+  }
+  pass.end();
+  const be = backend as unknown as { dispatchCountInPass: number };
+  be.dispatchCountInPass = (be.dispatchCountInPass ?? 0) + dispatches.length;
+  if (tw || be.dispatchCountInPass >= batchSize) backend.submitQueue();
+}
+
+/** A small read-only storage buffer of u32 words (dims, eps bits), kept per content (constWords). */
+export function dimsBuffer(backend: WebGpuBackendLike, words: number[]): GPUBuffer {
+  return constWords(backend.device, words);
+}
+
+const bufferIds = new WeakMap<GPUBuffer | GPUComputePipeline, number>();
+let nextBufferId = 1;
+const idOf = (o: GPUBuffer | GPUComputePipeline): number => {
+  let id = bufferIds.get(o);
+  if (id === undefined) bufferIds.set(o, (id = nextBufferId++));
+  return id;
+};
+const bindGroups = new Map<string, GPUBindGroup>();
+const BIND_GROUP_CACHE = 8192;
+
+/**
+ * The bind group of a dispatch, reused while the same pipeline meets the same buffers (a decode
+ * step meets tfjs's pooled buffers again and again). Keys are object identities, so a destroyed
+ * buffer's groups are never hit again; the cache is dropped whole when it grows past 8192 groups.
+ */
+function cachedBindGroup(device: GPUDevice, d: Dispatch): GPUBindGroup {
+  const key = `${idOf(d.pipeline)}:${d.buffers.map(idOf).join(',')}`;
+  let g = bindGroups.get(key);
+  if (!g) {
+    if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.clear();
+    g = device.createBindGroup({
+      layout: d.pipeline.getBindGroupLayout(0),
+      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })).filter((e) => e !== undefined), // sparse: int8 scale bindings
+    });
+    bindGroups.set(key, g);
+  }
+  return g;
+}
+
+const constBuffers = new WeakMap<GPUDevice, Map<string, GPUBuffer>>();
+
+/**
+ * A read-only storage buffer holding `words` (u32), made once per device and content and kept:
+ * the dims of the model kernels repeat every step, so no upload per dispatch.
+ */
+export function constWords(device: GPUDevice, words: number[]): GPUBuffer {
+  let m = constBuffers.get(device);
+  if (!m) constBuffers.set(device, (m = new Map()));
+  const key = words.join(',');
+  let b = m.get(key);
+  if (!b) {
+    if (m.size >= 4096) m.clear(); // not destroyed: pending commands may still use them
+    b = device.createBuffer({ size: Math.max(16, 4 * words.length), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(b, 0, Uint32Array.from(words));
+    m.set(key, b);
+  }
+  return b;
 }

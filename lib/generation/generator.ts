@@ -10,6 +10,8 @@ import { check, checkInt } from '../errors.js';
 import type { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import { type GenerationRequest, type SequenceHandle, SequenceState } from './request.js';
 import { checkSampling, sampleToken } from './sampler.js';
+import { argMaxRows } from '../../kernels/model_ops.js';
+import { deviceArgMax } from '../../models/fused_forward.js';
 
 const W = 'Generator';
 
@@ -172,19 +174,27 @@ export class Generator {
     if (seqs.length === 0) return { tokens: 0, decodes: 0, prefillTokens: 0, finished: [] };
     const kv = this.cache.fetch(seqs.map((s) => s.cacheId), counts);
     let logits: tf.Tensor2D | undefined;
-    let rows: Float32Array;
+    let picked: tf.Tensor1D | undefined;
+    let rows: Float32Array | undefined;
+    let greedyIds: Int32Array | undefined;
+    // All greedy and the backend can argmax on the device: read back R ids, not R x vocab logits.
+    const greedy = deviceArgMax() && sampled.every((s) => (s.req.sampling?.temperature ?? 0) === 0);
     try {
       logits = this.model.forwardRagged(ids, kv, logitRows); // [R, vocab]
       this.cache.step(kv);
-      rows = (await logits.data()) as Float32Array;
+      if (greedy) {
+        picked = argMaxRows(logits); // [R] int32
+        greedyIds = (await picked.data()) as Int32Array;
+      } else rows = (await logits.data()) as Float32Array;
     } finally {
       logits?.dispose();
+      picked?.dispose();
     }
     seqs.forEach((s, i) => { if (s.inPrefill) s.prefilled += counts[i]; });
     const vocab = this.model.config.vocabSize;
     const finished: SequenceHandle[] = [];
     // Sample every row before any callback runs, so no callback can change what another request gets.
-    const tokens = sampled.map((s, r) => sampleToken(rows, s.req.sampling ?? {}, s.rng, r * vocab, vocab));
+    const tokens = sampled.map((s, r) => greedyIds ? greedyIds[r] : sampleToken(rows!, s.req.sampling ?? {}, s.rng, r * vocab, vocab));
     sampled.forEach((s, r) => this.deliver(s, tokens[r], finished));
     return { tokens: ids.length, decodes, prefillTokens: ids.length - decodes, finished };
   }

@@ -76,8 +76,40 @@ describe('generate subcommand', () => {
     expect(await runGenerate(['--model', DIR], io)).toBe(2);
     expect(await runGenerate(['--model', DIR, '--prompt', 'hello'], io)).toBe(2);
     expect(io.stderr).toContain("--prompt needs tokenizer.json in '");
-    expect(await runGenerate(['--model', DIR, '--prompts', 'p.txt', '--batch', '4'], io)).toBe(2); // until bin/generate_batch.ts is merged
-    expect(io.stderr).toContain('[generate] --batch/--prompts (continuous batching of many prompts) are not supported yet');
     expect(io.stdout).toBe('');
+  });
+
+  it('--prompts FILE decodes every line together and prints each output with its index', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gen-batch-')), 'prompts.txt');
+    fs.writeFileSync(file, `${EXPECTED.prompts.map((p) => p.join(',')).join('\n')}\n\n`);
+    const io = capture();
+    expect(await runGenerate(['--model', DIR, '--prompts', file, '--max-new-tokens', '12', '--no-stop'], io)).toBe(0);
+    expect(io.stdout.trim().split('\n').sort()).toEqual(EXPECTED.prompts.map((_, i) => `[${i}] ${EXPECTED.greedy[i].join(' ')}`).sort());
+    expect(io.stderr).toMatch(new RegExp(`${EXPECTED.prompts.length} sequences, \\d+ tokens in .*decode [\\d.]+ tokens/s over all sequences`));
+  });
+
+  it('--batch N decodes the prompt N times together, at most N at once with --prompts', async () => {
+    let io = capture();
+    expect(await runGenerate(['--model', DIR, '--prompt-ids', EXPECTED.prompts[0].join(','), '--batch', '3', '--max-new-tokens', '12', '--no-stop'], io)).toBe(0);
+    expect(io.stdout.trim().split('\n').sort()).toEqual([0, 1, 2].map((i) => `[${i}] ${EXPECTED.greedy[0].join(' ')}`));
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gen-batch-')), 'p.txt');
+    fs.writeFileSync(file, EXPECTED.prompts.map((p) => p.join(',')).join('\n'));
+    io = capture();
+    expect(await runGenerate(['--model', DIR, '--prompts', file, '--batch', '1', '--max-new-tokens', '12', '--no-stop'], io)).toBe(0);
+    expect(io.stdout.trim().split('\n').sort()).toEqual(EXPECTED.prompts.map((_, i) => `[${i}] ${EXPECTED.greedy[i].join(' ')}`).sort());
+  });
+
+  it('--prompts errors name the file and line', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gen-batch-'));
+    const bad = path.join(dir, 'bad.txt');
+    const io = capture();
+    fs.writeFileSync(bad, '1,2\n3,999\n');
+    expect(await runGenerate(['--model', DIR, '--prompts', bad], io)).toBe(2);
+    fs.writeFileSync(bad, 'hello world\n');
+    expect(await runGenerate(['--model', DIR, '--prompts', bad], io)).toBe(2);
+    expect(await runGenerate(['--model', DIR, '--prompts', path.join(dir, 'missing.txt')], io)).toBe(2);
+    expect(io.stderr).toContain('[generate] --prompts line 2: token 1 (999) must be in [0, 256)');
+    expect(io.stderr).toContain('[generate] --prompts line 1 is text, which needs tokenizer.json');
+    expect(io.stderr).toContain(`[generate] --prompts file '${path.join(dir, 'missing.txt')}' cannot be read`);
   });
 });

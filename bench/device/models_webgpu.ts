@@ -1,0 +1,95 @@
+/**
+ * Whole-model WebGPU bench on a Hugging Face checkpoint (made by make_random_llama.py):
+ * load, prefill 2048 (time to the first token), greedy decode at batch 1 and batch 8, through
+ * the same Generator the CLI `generate` uses. Decode rate = B * (N - 1) / (t(N tokens) - t(1 token)),
+ * medians of 3, as hf_generate.py measures PyTorch. Then, given PyTorch's JSON, prints both sides,
+ * the ratios, and whether the greedy tokens agree.
+ *
+ * usage: node models_webgpu.mjs CKPT_DIR NEW_TOKENS OUT_JSON [HF_JSON]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../../lib/backends/select.js';
+import { Generator } from '../../lib/generation/generator.js';
+import { fusedForwardSupported } from '../../models/fused_forward.js';
+import { fusedWeightsOf } from '../../models/fused_weights.js';
+import { loadPretrained } from '../../models/load.js';
+import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
+import { decodeSplit, denseSweep } from './dense_sweep.js';
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
+/** Generates n tokens greedily for every prompt together; returns seconds and the tokens. */
+async function run(model: DecoderForCausalLM, prompts: number[][], n: number): Promise<[number, number[][]]> {
+  const longest = Math.max(...prompts.map((p) => p.length)) + n;
+  const gen = new Generator(model, {
+    numPages: prompts.length * Math.ceil(longest / model.kvParams.pageSize) + 1,
+    maxBatchTokens: 4096, prefillChunk: 4096,
+  });
+  const handles = prompts.map((p) => gen.submit({ promptIds: p, maxNewTokens: n, stopTokens: [] }));
+  const t = performance.now();
+  await gen.run();
+  const s = (performance.now() - t) / 1000;
+  return [s, await Promise.all(handles.map((h) => h.done))];
+}
+
+async function main(): Promise<void> {
+  const [dir, nArg, outJson, hfJson] = process.argv.slice(2);
+  const N = Number(nArg);
+  await useBackend('webgpu');
+  const prompts = JSON.parse(fs.readFileSync(path.join(dir, 'prompts.json'), 'utf8')) as { prefill: number[]; decode: number[][] };
+  const t0 = performance.now();
+  const { model } = await loadPretrained(dir);
+  const loadS = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  fusedWeightsOf(model);
+  await tf.zeros([1]).data(); // wait for the packing on the device
+  const packS = (performance.now() - t1) / 1000;
+  console.log(`load ${loadS.toFixed(2)} s, weight packing ${packS.toFixed(2)} s, fused path ${fusedForwardSupported(model)}`);
+  const res: Record<string, unknown> = { load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
+  const tokens = res.tokens as Record<string, number[][]>;
+  res.kernels = await denseSweep(model, console.log);
+  for (const b of [1, 8]) await decodeSplit(model, b, console.log);
+  await run(model, [prompts.prefill], 1); // warm-up: compiles the prefill shaders
+  const pre: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const [s, toks] = await run(model, [prompts.prefill], 1);
+    pre.push(s); tokens.prefill = toks;
+  }
+  res.prefill_ms = 1000 * median(pre);
+  for (const b of [1, 8]) {
+    const ids = prompts.decode.slice(0, b);
+    await run(model, ids, 4); // warm-up
+    const rates: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const [s1] = await run(model, ids, 1);
+      const [sn, toks] = await run(model, ids, N);
+      rates.push((b * (N - 1)) / (sn - s1));
+      tokens[`b${b}`] = toks;
+    }
+    res[`decode_b${b}_tok_s`] = median(rates);
+  }
+  console.log(`ours webgpu: prefill ${prompts.prefill.length} ${(res.prefill_ms as number).toFixed(1)} ms (runs ${pre.map((s) => (1000 * s).toFixed(1)).join(' / ')}), ` +
+    `decode b1 ${(res.decode_b1_tok_s as number).toFixed(1)} tok/s, b8 ${(res.decode_b8_tok_s as number).toFixed(1)} tok/s`);
+  fs.writeFileSync(outJson, JSON.stringify(res));
+  if (hfJson && fs.existsSync(hfJson)) {
+    const hf = JSON.parse(fs.readFileSync(hfJson, 'utf8'));
+    const row = (k: string, unit: string, higherBetter: boolean) => {
+      const o = res[k] as number, p = hf[k] as number;
+      console.log(`| ${k} | ${p.toFixed(1)} ${unit} | ${o.toFixed(1)} ${unit} | ${(higherBetter ? o / p : p / o).toFixed(2)}x |`);
+    };
+    console.log('| column | PyTorch f32 generate | ours webgpu | ours vs PyTorch (>1 = faster) |\n| --- | --- | --- | --- |');
+    row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
+    for (const k of Object.keys(tokens)) {
+      const a = tokens[k], h = hf.tokens[k] as number[][];
+      const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
+      console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
+        `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);
+    }
+  }
+  model.dispose();
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
