@@ -35,7 +35,7 @@ export async function bundle(entry: string): Promise<string> {
   const esbuild = await import('esbuild');
   await esbuild.build({
     entryPoints: [path.join(ROOT, entry)], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error',
-    external: ['@tensorflow/*', 'webgpu', 'onnxruntime-node', '@huggingface/*', 'esbuild'],
+    external: ['@tensorflow/*', 'webgpu', 'onnxruntime-node', '@huggingface/*', 'esbuild', '@resvg/*', 'echarts'],  // packages with native parts stay require()d
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   process.once('exit', () => { try { fs.unlinkSync(outfile); } catch { /* gone already */ } });
