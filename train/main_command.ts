@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import { KNOWN_BACKENDS } from '../lib/backends/select.js';
 import { type CliIo, applyCliSettings, exitCodeOf, intAtLeast, positiveNumber, processIo } from '../bin/cli_options.js';
+import { takeRunFlags } from './data_parallel.js';
 import { DEFAULTS, type ExperimentOptions, type ExperimentResult, runExperiment } from './experiment.js';
 
 /** Flags of train/data_parallel.ts (MPI data parallelism, accumulation, LoRA, saving), as its `takeRunFlags` reads them. */
@@ -52,27 +53,12 @@ export function mainJobCommand(io: CliIo, onArgs: (a: MainJobArgs) => void | Pro
 
 const usesRunFlags = (r: RunFlags) => r.dataParallel || r.accumulate !== undefined || r.lora !== undefined || r.save !== undefined;
 
-/**
- * Runs the experiment with the run flags through train/data_parallel.ts where this build has it
- * (`takeRunFlags` -> `runExperiment(options, run)`, or `runDataParallel(options)`).
- */
+/** Runs the experiment with the run flags (MPI data parallelism, accumulation, LoRA, saving: train/data_parallel.ts). */
 async function runWithRunFlags(options: ExperimentOptions, flags: RunFlags): Promise<ExperimentResult> {
-  const dataParallelModule = './data_parallel.js';
-  let m: { takeRunFlags?: (argv: string[]) => { run: unknown }; runDataParallel?: (o: ExperimentOptions) => Promise<ExperimentResult> };
-  try {
-    m = await import(dataParallelModule) as typeof m;
-  } catch (e) {
-    if (!/(Cannot find module|Could not locate module)[^\n]*data_parallel/.test(String(e))) throw e;
-    throw new Error('[train] --data-parallel, --accumulate, --lora and --save need train/data_parallel.ts (MPI data-parallel fine-tuning), which this build does not have');
-  }
-  if (typeof m.takeRunFlags === 'function') {
-    const argv = [...(flags.dataParallel ? ['--data-parallel'] : []), ...(flags.accumulate !== undefined ? ['--accumulate', String(flags.accumulate)] : []),
-      ...(flags.lora !== undefined ? ['--lora', String(flags.lora)] : []), ...(flags.save !== undefined ? ['--save', flags.save] : [])];
-    const { run } = m.takeRunFlags(argv);
-    return (runExperiment as (o: ExperimentOptions, run: unknown) => Promise<ExperimentResult>)(options, run);
-  }
-  if (typeof m.runDataParallel === 'function' && flags.accumulate === undefined && flags.lora === undefined && flags.save === undefined) return m.runDataParallel(options);
-  throw new Error('[train] train/data_parallel.ts has neither takeRunFlags nor runDataParallel for these flags');
+  const argv = [...(flags.dataParallel ? ['--data-parallel'] : []), ...(flags.accumulate !== undefined ? ['--accumulate', String(flags.accumulate)] : []),
+    ...(flags.lora !== undefined ? ['--lora', String(flags.lora)] : []), ...(flags.save !== undefined ? ['--save', flags.save] : [])];
+  const { run } = takeRunFlags(argv);
+  return runExperiment(options, run);
 }
 
 /** Parses argv and runs the main job; returns the exit status (0: exact match >= 95%, 1 below, 2 bad arguments or error). */
