@@ -60,17 +60,17 @@ ${R.map((r) => `  var m${r} = ${M_INIT};\n  var l${r} = 0.0;\n${C.map((u) => `  
 
   for (var kb = s0 + i32(w * U); kb < s1; kb += i32(NW * U)) {
 ${X.map((x) => `    let j${x} = kb + ${x};
+    let ok${x} = j${x} < s1 && visible(i, j${x});
     let ad${x} = kvAddr(b, min(j${x}, s1 - 1), h);
-${C.map((u) => `    let k${x}_${u} = ldK(ad${x} + cc${u});\n    let v${x}_${u} = ldV(ad${x} + cc${u});`).join('\n')}`).join('\n')}
-${X.map((x) => `    let ok${x} = j${x} < s1 && visible(i, j${x});
-${R.map((r) => `    let s${r}_${x} = select(${NEG}, subgroupAdd(${C.map((u) => `dot(q${r}_${u}, k${x}_${u})`).join(' + ')}), ok${x});`).join('\n')}`).join('\n')}
+${C.map((u) => `    let k${x}_${u} = ldK(ad${x} + cc${u});\n    let v${x}_${u} = select(vec4<f32>(0.0), ldV(ad${x} + cc${u}), ok${x});`).join('\n')}`).join('\n')}
+${X.map((x) => `${R.map((r) => `    let s${r}_${x} = select(${NEG}, subgroupAdd(${C.map((u) => `dot(q${r}_${u}, k${x}_${u})`).join(' + ')}), ok${x});`).join('\n')}`).join('\n')}
 ${R.map((r) => `    {
       let mn = max(m${r}, max(${X.map((x) => `s${r}_${x}`).reduce((p, q) => `max(${p}, ${q})`)}, ${NEG}));
       let al = exp2(m${r} - mn);
       m${r} = mn;
 ${X.map((x) => `      let p${x} = exp2(s${r}_${x} - mn);`).join('\n')}
       l${r} = l${r} * al + ${X.map((x) => `p${x}`).join(' + ')};
-${C.map((u) => `      a${r}_${u} = a${r}_${u} * al + ${X.map((x) => `select(vec4<f32>(0.0), p${x} * v${x}_${u}, ok${x})`).join(' + ')};`).join('\n')}
+${C.map((u) => `      a${r}_${u} = a${r}_${u} * al + ${X.map((x) => `p${x} * v${x}_${u}`).join(' + ')};`).join('\n')}
     }`).join('\n')}
   }
 ${R.map((r) => `  if (lane == 0u) { Cm[w * G + ${r}u] = m${r}; Cl[w * G + ${r}u] = l${r}; }

@@ -8,8 +8,10 @@
  * tile, and output vec4 columns tx + TC*c (c < CPT). Per key tile of BC keys:
  *   K tile -> shared (zero past the range), S = Q K^T in registers, mask, row max across the TC
  *   threads of a row (subgroup shuffles, or shared memory), online-softmax rescale, P -> shared,
- *   V tile -> shared (same buffer as K), O += P V in registers, skipping P = 0 (a masked key's
- *   weight times a NaN or inf value would be NaN: a later token's NaN must not reach earlier ones).
+ *   V tile -> shared (same buffer as K), O += P V in registers; on tiles with masked keys (the
+ *   diagonal, window edges, the range's end) skipping P = 0 (a masked key's weight times a NaN or
+ *   inf value would be NaN: a later token's NaN must not reach earlier ones). Fully visible tiles
+ *   take the unguarded loop: the guard on every tile cost 25% (8.19 -> 10.25 ms at 1x4096 on the H200).
  * Shared memory: Qs [MR][D4] vec4 (pre-scaled q), KV [BC][D4] vec4, Ps [MR][BC + 4] f32
  * (+ red [MR][TC] without subgroups). Rows of Qs are XOR-swizzled by (row / RM) and rows of KV by
  * (key) within aligned groups of vec4 columns, so the threads of a warp hit distinct banks.
@@ -184,7 +186,9 @@ ${RM.map((i) => `      let q${i} = Qs[(r0 + ${i}u) * D4 + qc];`).join('\n')}
 ${KP.map((j) => `      let k${j} = KV[kb${j} + (c ^ ksw${j})];`).join('\n')}
 ${RM.map((i) => KP.map((j) => `      s${i}_${j} += dot(q${i}, k${j});`).join('\n')).join('\n')}
     }
-    if (!(kb + i32(BC) <= range.y && tileFull(i0, i1, kb, kb + i32(BC)))) {
+    // Every key of the tile visible to every row of the workgroup (uniform): no mask, and P·V needs no guard.
+    let full = kb + i32(BC) <= range.y && tileFull(i0, i1, kb, kb + i32(BC));
+    if (!full) {
 ${RM.map((i) => KP.map((j) => `      if (!(kb + i32(kr${j}) < range.y && visible(pos${i}, kb + i32(kr${j})))) { s${i}_${j} = ${NEG}; }`).join('\n')).join('\n')}
     }
 ${RM.map((i) => `    var mx${i} = max(${KP.map((j) => `s${i}_${j}`).reduce((x, y) => `max(${x}, ${y})`)}, ${NEG});`).join('\n')}
@@ -201,12 +205,16 @@ ${KP.map((j) => `    let p${i}_${j} = exp2(s${i}_${j} - mn${i});
 ${c.prefetch ? regStore : '    loadTile(true, b, kb, range.y, h, li);'}
     workgroupBarrier();
 ${c.prefetch ? regLoad(false, '(kb + i32(BC))') : ''}
+${[true, false].map((guarded) => `    ${guarded ? 'if (!full) {' : '} else {'}
     for (var k = 0u; k < BC; k++) {
       let vsw = k & SWM;
       let vb = k * D4;
 ${CP.map((cc) => `      let v${cc} = KV[vb + ((tx + ${tc * cc}u) ^ vsw)];`).join('\n')}
 ${RM.map((i) => `      let pp${i} = Ps[(r0 + ${i}u) * PSTR + k];`).join('\n')}
-${RM.map((i) => CP.map((cc) => `      a${i}_${cc} += select(vec4<f32>(0.0), pp${i} * v${cc}, pp${i} != 0.0);`).join('\n')).join('\n')}
+${RM.map((i) => CP.map((cc) => guarded
+    ? `      a${i}_${cc} += select(vec4<f32>(0.0), pp${i} * v${cc}, pp${i} != 0.0);`
+    : `      a${i}_${cc} += pp${i} * v${cc};`).join('\n')).join('\n')}
+    }`).join('\n')}
     }
   }
 ${rowSum}
