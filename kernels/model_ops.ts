@@ -8,7 +8,7 @@
  * const ids = argMaxRows(logits);                 // int32 [R]
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../lib/errors.js';
+import { check } from '../core/errors.js';
 import {
   ArgMaxRows, DenseMatMul, type DenseMatMulAttrs, RmsNorm, type RmsNormAttrs, SWIGLU_BLOCK, SwiGluMlp, type SwiGluMlpAttrs,
 } from './kernel_names.js';
