@@ -102,8 +102,12 @@ export function setPassTimestamps(hook: TimestampHook | null): void {
   passTimestamps = hook;
 }
 
-/** Records the dispatches in one compute pass of the backend's encoder, then submits. */
-export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]): void {
+/**
+ * Encodes the dispatches in one compute pass of the backend's encoder (empty grids skipped, grids
+ * past the device limit refused); `bindGroup` gives each dispatch's group. Returns whether the
+ * pass wrote timestamps (a bench is timing it: the caller then submits at once).
+ */
+function encodePass(backend: WebGpuBackendLike, dispatches: Dispatch[], bindGroup: (d: Dispatch) => GPUBindGroup): boolean {
   const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
   backend.ensureCommandEncoderReady();
   backend.endComputePassEncoder();
@@ -112,16 +116,26 @@ export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]
   for (const d of dispatches) {
     if (d.grid.some((n) => n === 0)) continue;
     if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
-    const bindGroup = backend.device.createBindGroup({
-      layout: d.pipeline.getBindGroupLayout(0),
-      // A sparse array leaves holes (e.g. int8 cache scales at bindings 10 / 11): map skips them.
-      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })).filter((e) => e !== undefined),
-    });
     pass.setPipeline(d.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup(d));
     pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
   }
   pass.end();
+  return tw !== undefined && tw !== null;
+}
+
+/** A new bind group of a dispatch's buffers in binding order. */
+function newBindGroup(device: GPUDevice, d: Dispatch): GPUBindGroup {
+  return device.createBindGroup({
+    layout: d.pipeline.getBindGroupLayout(0),
+    // A sparse array leaves holes (e.g. int8 cache scales at bindings 10 / 11): map skips them.
+    entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })).filter((e) => e !== undefined),
+  });
+}
+
+/** Records the dispatches in one compute pass of the backend's encoder, then submits. */
+export function runDispatches(backend: WebGpuBackendLike, dispatches: Dispatch[]): void {
+  encodePass(backend, dispatches, (d) => newBindGroup(backend.device, d));
   backend.submitQueue();
 }
 
@@ -151,22 +165,10 @@ export function recordDispatches(backend: WebGpuBackendLike, dispatches: Dispatc
   // Tensors the pending commands use: tfjs defers their disposal (and buffer reuse) to the submit.
   const owned = (backend as unknown as { commandQueueOwnedIds: WeakSet<object> }).commandQueueOwnedIds;
   for (const t of tensors) owned.add(t.dataId);
-  const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
-  backend.ensureCommandEncoderReady();
-  backend.endComputePassEncoder();
-  const tw = passTimestamps?.(backend.device);
-  const pass = backend.commandEncoder!.beginComputePass(tw ? { timestampWrites: tw } : {});
-  for (const d of dispatches) {
-    if (d.grid.some((n) => n === 0)) continue;
-    if (d.grid.some((n) => n > max)) throw new Error(`[webgpu] grid [${d.grid}] exceeds maxComputeWorkgroupsPerDimension (${max})`);
-    pass.setPipeline(d.pipeline);
-    pass.setBindGroup(0, cachedBindGroup(backend.device, d));
-    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-  }
-  pass.end();
+  const timed = encodePass(backend, dispatches, (d) => cachedBindGroup(backend.device, d));
   const be = backend as unknown as { dispatchCountInPass: number };
   be.dispatchCountInPass = (be.dispatchCountInPass ?? 0) + dispatches.length;
-  if (tw || be.dispatchCountInPass >= batchSize) backend.submitQueue();
+  if (timed || be.dispatchCountInPass >= batchSize) backend.submitQueue();
 }
 
 /** A small read-only storage buffer of u32 words (dims, eps bits), kept per content (constWords). */
@@ -194,10 +196,7 @@ function cachedBindGroup(device: GPUDevice, d: Dispatch): GPUBindGroup {
   let g = bindGroups.get(key);
   if (!g) {
     if (bindGroups.size >= BIND_GROUP_CACHE) bindGroups.clear();
-    g = device.createBindGroup({
-      layout: d.pipeline.getBindGroupLayout(0),
-      entries: d.buffers.map((buffer, binding) => ({ binding, resource: { buffer } })).filter((e) => e !== undefined), // sparse: int8 scale bindings
-    });
+    g = newBindGroup(device, d);
     bindGroups.set(key, g);
   }
   return g;
