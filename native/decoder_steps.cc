@@ -8,25 +8,13 @@
 #include <cstring>
 
 #include "matmul.h"
+#include "aligned_scratch.h"
 #include "pool.h"
 #include "simd.h"
 
 namespace {
 
-/** A grow-only 64-byte-aligned float buffer (per calling thread). */
-struct Scratch {
-  float* p = nullptr;
-  size_t n = 0;
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      n = (want + 1023) & ~size_t(1023);
-      p = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-    }
-    return p;
-  }
-};
-thread_local Scratch tGate, tUp;
+thread_local AlignedScratch tGate, tUp;
 
 /** fn over [0, rows) in contiguous chunks on the pool (one thread when the work is small). */
 template <typename F>

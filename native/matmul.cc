@@ -26,6 +26,7 @@
 #include <functional>
 
 #include "gemv.h"
+#include "aligned_scratch.h"
 #include "pool.h"
 
 namespace {
@@ -50,21 +51,8 @@ inline vf loadu(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void storeu(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf loada(const float* p) { return *reinterpret_cast<const vf*>(p); }
 
-/** A grow-only 64-byte-aligned float buffer. */
-struct Buf {
-  float* p = nullptr;
-  size_t n = 0;
-  float* get(size_t want) {
-    if (want > n) {
-      std::free(p);
-      n = (want + 1023) & ~size_t(1023);
-      p = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
-    }
-    return p;
-  }
-};
-thread_local Buf gPackB;  // per calling thread (its pool's helpers get the pointer)
-thread_local Buf tPackA;  // per thread
+thread_local AlignedScratch gPackB;  // per calling thread (its pool's helpers get the pointer)
+thread_local AlignedScratch tPackA;  // per thread
 
 /** op(B)[pc .. pc+kc, j0 .. j0+nr] -> dst[k * NR + c], zero columns past nr. */
 void packB(const float* B, bool transB, int N, int K, int pc, int kc, int j0, int nr, float* dst) {
