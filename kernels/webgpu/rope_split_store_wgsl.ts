@@ -30,6 +30,37 @@ export interface RopeShaderConfig {
   kv?: KvFormat;
 }
 
+/**
+ * The start of both store programs' main: this workgroup's (token, head slot), its position and
+ * cache slot, and with qk-norm the RMS scale of the head's row (a shared-memory reduction) in
+ * `scaleVar` (1 without norm), then a barrier when `red` is reused after it.
+ * Needs `red`, `tok`, `qkv`, NH, NKV, HD, WG, EPS in scope.
+ */
+function tokenPrologue(norm: boolean, scaleVar: string, barrierAfterNorm = false): string {
+  return `  let hs = wid.x;
+  let t = wid.y + wid.z * 65535u;
+  let T = u32(tok[0].x);
+  let valid = t < T;
+  let tt = min(t, T - 1u);
+  let pos = u32(tok[tt + 1u].x);
+  let slotBase = u32(tok[tt + 1u].y);
+  let isV = hs >= NH + NKV;
+  let inBase = (tt * (NH + 2u * NKV) + hs) * HD;
+  var ${scaleVar} = 1.0;
+  var wOff = 0u;
+  ${norm ? `
+  if (hs >= NH) { wOff = HD; }
+  var ss = 0.0;
+  for (var d = li; d < HD; d += WG) { let x = qkv[inBase + d]; ss += x * x; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  ${scaleVar} = inverseSqrt(red[0] / f32(HD) + EPS);${barrierAfterNorm ? '\n  workgroupBarrier();' : ''}` : ''}`;
+}
+
 export function ropeSplitStoreWgsl(c: RopeShaderConfig): string {
   const dtype = c.kv?.dtype ?? 'float32';
   if (dtype !== 'float32') return packedStoreWgsl(c, dtype);
@@ -60,28 +91,7 @@ ${norm ? '@group(0) @binding(7) var<storage, read> normW: array<f32>;\nvar<workg
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let hs = wid.x;
-  let t = wid.y + wid.z * 65535u;
-  let T = u32(tok[0].x);
-  let valid = t < T;
-  let tt = min(t, T - 1u);
-  let pos = u32(tok[tt + 1u].x);
-  let slotBase = u32(tok[tt + 1u].y);
-  let isV = hs >= NH + NKV;
-  let inBase = (tt * (NH + 2u * NKV) + hs) * HD;
-  var scale = 1.0;
-  var wOff = 0u;
-  ${norm ? `
-  if (hs >= NH) { wOff = HD; }
-  var ss = 0.0;
-  for (var d = li; d < HD; d += WG) { let x = qkv[inBase + d]; ss += x * x; }
-  red[li] = ss;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  scale = inverseSqrt(red[0] / f32(HD) + EPS);` : ''}
+${tokenPrologue(norm, 'scale')}
   if (!valid) { return; }
   for (var d = li; d < HD; d += WG) {
     var x = qkv[inBase + d];
@@ -161,29 +171,7 @@ fn value(d: u32, inBase: u32, isV: bool, pos: u32, nscale: f32, wOff: u32) -> f3
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let hs = wid.x;
-  let t = wid.y + wid.z * 65535u;
-  let T = u32(tok[0].x);
-  let valid = t < T;
-  let tt = min(t, T - 1u);
-  let pos = u32(tok[tt + 1u].x);
-  let slotBase = u32(tok[tt + 1u].y);
-  let isV = hs >= NH + NKV;
-  let inBase = (tt * (NH + 2u * NKV) + hs) * HD;
-  var nscale = 1.0;
-  var wOff = 0u;
-  ${norm ? `
-  if (hs >= NH) { wOff = HD; }
-  var ss = 0.0;
-  for (var d = li; d < HD; d += WG) { let x = qkv[inBase + d]; ss += x * x; }
-  red[li] = ss;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] += red[li + s]; }
-    workgroupBarrier();
-  }
-  nscale = inverseSqrt(red[0] / f32(HD) + EPS);
-  workgroupBarrier();` : ''}
+${tokenPrologue(norm, 'nscale', true)}
   ${int8 ? `
   var mx = 0.0;
   for (var d = li; d < HD; d += WG) { mx = max(mx, abs(value(d, inBase, isV, pos, nscale, wOff))); }
