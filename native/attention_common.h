@@ -4,8 +4,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "attention.h"
+#include "kv_codec.h"
 
 /** Keys [lo, hi] that query position qp of a sequence with ctx keys may see (contiguous for every mask). */
 inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
@@ -19,24 +21,54 @@ inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
   hi = std::min(hi, ctx - 1);
 }
 
-inline const float* rowPtr(const AttnParams& p, const float* pool, int b, int h, int pos) {
-  int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
-  return pool + ((static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize) * p.D;
+/** Float32 rows the compact formats widen a key block into (K rows, then V rows), one buffer per thread. */
+inline float* widenScratch(size_t floats) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < floats) buf.resize(floats);
+  return buf.data();
 }
 
 /**
- * Row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr, one page-table
- * lookup per run of keys on one page; slots nk .. nkPad-1 point at `zeros` (tile padding).
+ * Row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr for pools of element
+ * type E (kv_codec.h), one page-table lookup per run of keys on one page. float32 rows are read in
+ * place; compact rows are widened (with their int8 row scale or fp8 tensor scale) into widenScratch,
+ * the same floats core/kv_dtype.ts decodeKvRow gives, so every kernel body after this is the float32 one.
+ */
+template <class E>
+inline void gatherRowsAs(const AttnParams& p, int b, int h, int kb, int nk, int D, const float** kr, const float** vr) {
+  float* buf = E::code == KV_F32 ? nullptr : widenScratch(2 * static_cast<size_t>(nk) * D);
+  const auto* kPool = static_cast<const typename E::T*>(p.kPool);
+  const auto* vPool = static_cast<const typename E::T*>(p.vPool);
+  for (int n = 0; n < nk;) {
+    const int pos = kb + n;
+    const int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
+    const size_t slot = (static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize;  // [numPages, nKv, pageSize]
+    const int run = std::min(nk - n, p.pageSize - pos % p.pageSize);
+    for (int j = 0; j < run; j++, n++) {
+      const size_t off = (slot + j) * D;
+      if constexpr (E::code == KV_F32) {
+        kr[n] = kPool + off;
+        vr[n] = vPool + off;
+      } else {
+        float* kd = buf + static_cast<size_t>(n) * D;
+        float* vd = buf + static_cast<size_t>(nk + n) * D;
+        E::widenRow(kPool + off, p.kRowScales ? p.kRowScales[slot + j] : 1.f, p.kScale, kd, D);
+        E::widenRow(vPool + off, p.vRowScales ? p.vRowScales[slot + j] : 1.f, p.vScale, vd, D);
+        kr[n] = kd;
+        vr[n] = vd;
+      }
+    }
+  }
+}
+
+/**
+ * Row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr (gatherRowsAs for the
+ * pools' format); slots nk .. nkPad-1 point at `zeros` (tile padding).
  * D is the head dim (p.D; a compile-time constant where the caller has one).
  */
 inline void gatherKeyRows(const AttnParams& p, int b, int h, int kb, int nk, int nkPad, int D,
                           const float** kr, const float** vr, const float* zeros) {
-  for (int n = 0; n < nk;) {
-    const float* kp = rowPtr(p, p.kPool, b, h, kb + n);
-    const float* vp = rowPtr(p, p.vPool, b, h, kb + n);
-    const int run = std::min(nk - n, p.pageSize - (kb + n) % p.pageSize);
-    for (int j = 0; j < run; j++, n++) { kr[n] = kp + static_cast<size_t>(j) * D; vr[n] = vp + static_cast<size_t>(j) * D; }
-  }
+  withKvType(p.kvDtype, [&](auto e) { gatherRowsAs<decltype(e)>(p, b, h, kb, nk, D, kr, vr); });
   for (int n = nk; n < nkPad; n++) kr[n] = vr[n] = zeros;
 }
 

@@ -3,9 +3,12 @@
 // enough for the integer arguments (arg_checks.h) and throw a RangeError naming it otherwise.
 // The `ints` blocks are indexed by the names in kernel_args.h (TypeScript: kernels/cpu/native_args.ts).
 //   ropeSplitStore(qkv, qOut, kPool, vPool, cos, sin, qNormW|null, kNormW|null, ints, rowOffsets,
-//                  startPositions, pageTable, eps)                     ints: RopeArg
-//   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
-//                                                                     ints: AttnArg
+//                  startPositions, pageTable, eps[, kRowScales|null, vRowScales|null, kScale, vScale])
+//                                                                     ints: RopeArg
+//   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale
+//                  [, kRowScales|null, vRowScales|null, kScale, vScale])   ints: AttnArg
+//     Pools are typed arrays of ints[*_KV_DTYPE] (kv_codec.h: Float32Array, Uint16Array for float16 /
+//     bfloat16, Int8Array, Uint8Array for float8_e4m3); int8 adds the row scales, float8 the tensor scales.
 //   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints: TrainArg; forward when dy is null (native/flash_train.h)
@@ -17,6 +20,7 @@
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 #include <node_api.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -27,6 +31,7 @@
 #include "decoder_steps.h"
 #include "flash_train.h"
 #include "kernel_args.h"
+#include "kv_codec.h"
 #include "matmul.h"
 #include "pool.h"
 #include "quant_matmul.h"
@@ -84,6 +89,56 @@ bool readArrays(napi_env env, const napi_value* a, const char* kinds, ArrayArg* 
   return true;
 }
 
+/** The typed array a KV pool of format `dtype` (KvDtype) is stored in (core/kv_dtype.ts allocKvPool). */
+napi_typedarray_type poolArrayType(int dtype) {
+  switch (dtype) {
+    case KV_F16: case KV_BF16: return napi_uint16_array;
+    case KV_I8: return napi_int8_array;
+    case KV_FP8: return napi_uint8_array;
+    default: return napi_float32_array;
+  }
+}
+
+/**
+ * The compact-cache arguments after the fixed ones, a[0 .. 4): kRowScales|null, vRowScales|null,
+ * kScale, vScale (absent: float32 defaults). kPool / vPool (a pair of napi_values) are read as the
+ * typed array of `dtype`. int8 needs both row scales, each one float per pool row.
+ */
+bool compactArgs(napi_env env, int dtype, const napi_value* pools, const napi_value* a, size_t nExtra, ArrayArg* kv,
+                 ArrayArg* scales, double* tensorScales, std::string& err) {
+  if (dtype < KV_F32 || dtype > KV_FP8) { err = argcheck::fmt("kvDtype code (%lld) must be in [0, %lld]", dtype, KV_FP8); return false; }
+  static const char* kNames[] = {"Float32Array", "Uint16Array", "Uint16Array", "Int8Array", "Uint8Array"};
+  for (int i = 0; i < 2; i++)
+    if (!arrayArg(env, pools[i], poolArrayType(dtype), false, &kv[i])) {
+      err = std::string(i == 0 ? "kPool" : "vPool") + " must be a " + kNames[dtype] + " for kvDtype code " + std::to_string(dtype);
+      return false;
+    }
+  tensorScales[0] = tensorScales[1] = 1.0;
+  scales[0] = scales[1] = ArrayArg{};
+  for (int i = 0; i < 2 && static_cast<size_t>(i) < nExtra; i++)
+    if (!arrayArg(env, a[i], napi_float32_array, true, &scales[i])) { err = i == 0 ? "kRowScales must be a Float32Array or null" : "vRowScales must be a Float32Array or null"; return false; }
+  for (int i = 0; i < 2 && static_cast<size_t>(2 + i) < nExtra; i++)
+    if (napi_get_value_double(env, a[2 + i], &tensorScales[i]) != napi_ok) { err = i == 0 ? "kScale must be a number" : "vScale must be a number"; return false; }
+  if (kv[0].len != kv[1].len) { err = "kPool and vPool differ in length"; return false; }
+  if (dtype == KV_I8) {
+    if (scales[0].null || scales[1].null) { err = "an int8 cache needs kRowScales and vRowScales"; return false; }
+  } else {
+    scales[0] = scales[1] = ArrayArg{};
+  }
+  if (dtype == KV_FP8 && !(tensorScales[0] > 0 && tensorScales[1] > 0 && std::isfinite(tensorScales[0]) && std::isfinite(tensorScales[1]))) {
+    err = "float8_e4m3 kScale and vScale must be finite and > 0";
+    return false;
+  }
+  return true;
+}
+
+/** int8 row scales hold one float per pool row (pool elements / headDim). */
+bool rowScalesFit(const ArrayArg* scales, const ArrayArg& pool, long long D, std::string& err) {
+  if (scales[0].null) return true;
+  const long long rows = static_cast<long long>(pool.len) / std::max(D, 1LL);
+  return argcheck::enough(err, "kRowScales", scales[0], rows) && argcheck::enough(err, "vRowScales", scales[1], rows);
+}
+
 template <typename T> T* ptr(const ArrayArg& a) { return static_cast<T*>(a.data); }
 
 napi_value fail(napi_env env, const char* fn, const std::string& msg) {
@@ -92,19 +147,22 @@ napi_value fail(napi_env env, const char* fn, const std::string& msg) {
 }
 
 napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value a[13];
+  size_t argc = 17;
+  napi_value a[17];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 13) { napi_throw_error(env, nullptr, "[native.ropeSplitStore] expected 13 arguments"); return nullptr; }
   ArrayArg x[12];  // qkv qOut kPool vPool cos sin qNormW kNormW ints rowOffsets startPositions pageTable
   double eps;
-  if (!readArrays(env, a, "ffffffFFiiii", x) || napi_get_value_double(env, a[12], &eps) != napi_ok) {
+  ArrayArg scales[2];
+  double tensorScales[2];
+  if (!readArrays(env, a, "ff", x) || !readArrays(env, a + 4, "ffFFiiii", x + 4) || napi_get_value_double(env, a[12], &eps) != napi_ok) {
     napi_throw_type_error(env, nullptr, "[native.ropeSplitStore] bad argument types");
     return nullptr;
   }
   std::string err;
   if (x[8].len < ROPE_COUNT) return fail(env, "ropeSplitStore", "ints has fewer than ROPE_COUNT values");
   const int32_t* ints = ptr<int32_t>(x[8]);
+  if (!compactArgs(env, ints[ROPE_KV_DTYPE], a + 2, a + 13, argc - 13, x + 2, scales, tensorScales, err)) return fail(env, "ropeSplitStore", err);
   RopeParams p{};
   p.T = ints[ROPE_T]; p.batch = ints[ROPE_BATCH]; p.nHeads = ints[ROPE_N_HEADS]; p.nKv = ints[ROPE_N_KV]; p.D = ints[ROPE_HEAD_DIM];
   p.rotaryDim = ints[ROPE_ROTARY_DIM]; p.interleaved = ints[ROPE_INTERLEAVED]; p.pageSize = ints[ROPE_PAGE_SIZE];
@@ -115,7 +173,7 @@ napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
             (p.rotaryDim >= 0 && p.rotaryDim % 2 == 0 && p.rotaryDim <= p.D ? true : (err = "rotaryDim must be even and <= headDim", false)) &&
             argcheck::enough(err, "qkv", x[0], T * (p.nHeads + 2LL * p.nKv) * D) &&
             argcheck::enough(err, "qOut", x[1], T * p.nHeads * D) &&
-            (x[2].len == x[3].len ? true : (err = "kPool and vPool differ in length", false)) &&
+            rowScalesFit(scales, x[2], D, err) &&
             argcheck::pagedRows(err, p.batch, T, ptr<int32_t>(x[9]), x[9].len, ptr<int32_t>(x[10]), x[10].len, nullptr,
                                 ptr<int32_t>(x[11]), x[11].len, p.maxPages, p.pageSize, static_cast<long long>(x[2].len) / pageFloats);
   if (ok) {
@@ -125,28 +183,34 @@ napi_value RopeSplitStore(napi_env env, napi_callback_info info) {
          (x[6].null || argcheck::enough(err, "qNormW", x[6], D)) && (x[7].null || argcheck::enough(err, "kNormW", x[7], D));
   }
   if (!ok) return fail(env, "ropeSplitStore", err);
-  p.qkv = ptr<float>(x[0]); p.qOut = ptr<float>(x[1]); p.kPool = ptr<float>(x[2]); p.vPool = ptr<float>(x[3]);
+  p.qkv = ptr<float>(x[0]); p.qOut = ptr<float>(x[1]); p.kPool = x[2].data; p.vPool = x[3].data;
   p.cos = ptr<float>(x[4]); p.sin = ptr<float>(x[5]); p.qNormW = ptr<float>(x[6]); p.kNormW = ptr<float>(x[7]);
   p.rowOff = ptr<int32_t>(x[9]); p.start = ptr<int32_t>(x[10]); p.pageTable = ptr<int32_t>(x[11]);
   p.eps = static_cast<float>(eps);
+  p.kvDtype = ints[ROPE_KV_DTYPE];
+  p.kRowScales = ptr<float>(scales[0]); p.vRowScales = ptr<float>(scales[1]);
+  p.kScale = tensorScales[0]; p.vScale = tensorScales[1];
   ropeSplitStoreRagged(p);
   return nullptr;
 }
 
 napi_value FlashAttention(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value a[10];
+  size_t argc = 14;
+  napi_value a[14];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 10) { napi_throw_error(env, nullptr, "[native.flashAttention] expected 10 arguments"); return nullptr; }
   ArrayArg x[9];  // q out kPool vPool rowOffsets startPositions numNewTokens pageTable ints
   double scale;
-  if (!readArrays(env, a, "ffffiiiii", x) || napi_get_value_double(env, a[9], &scale) != napi_ok) {
+  ArrayArg scales[2];
+  double tensorScales[2];
+  if (!readArrays(env, a, "ff", x) || !readArrays(env, a + 4, "iiiii", x + 4) || napi_get_value_double(env, a[9], &scale) != napi_ok) {
     napi_throw_type_error(env, nullptr, "[native.flashAttention] bad argument types");
     return nullptr;
   }
   std::string err;
   if (x[8].len < ATTN_COUNT) return fail(env, "flashAttention", "ints has fewer than ATTN_COUNT values");
   const int32_t* ints = ptr<int32_t>(x[8]);
+  if (!compactArgs(env, ints[ATTN_KV_DTYPE], a + 2, a + 10, argc - 10, x + 2, scales, tensorScales, err)) return fail(env, "flashAttention", err);
   AttnParams p{};
   p.batch = ints[ATTN_BATCH]; p.nHeads = ints[ATTN_N_HEADS]; p.nKv = ints[ATTN_N_KV]; p.D = ints[ATTN_HEAD_DIM];
   p.pageSize = ints[ATTN_PAGE_SIZE]; p.maxPages = ints[ATTN_MAX_PAGES]; p.mask = ints[ATTN_MASK];
@@ -157,14 +221,17 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
             (p.mask >= 0 && p.mask <= 4 && p.variant >= 0 && p.variant <= 2 ? true : (err = "mask or variant code out of range", false)) &&
             ((p.mask != 2 && p.mask != 3) || p.window >= 1 ? true : (err = "sliding-window masks need window >= 1", false)) &&
             (p.mask != 4 || p.chunk >= 1 ? true : (err = "chunked_causal needs chunk >= 1", false)) &&
-            (x[2].len == x[3].len ? true : (err = "kPool and vPool differ in length", false)) &&
+            rowScalesFit(scales, x[2], p.D, err) &&
             argcheck::pagedRows(err, p.batch, T, ptr<int32_t>(x[4]), x[4].len, ptr<int32_t>(x[5]), x[5].len,
                                 x[6].len >= static_cast<size_t>(std::max(p.batch, 0)) ? ptr<int32_t>(x[6]) : nullptr,
                                 ptr<int32_t>(x[7]), x[7].len, p.maxPages, p.pageSize, static_cast<long long>(x[2].len) / pageFloats) &&
             (x[6].len >= static_cast<size_t>(p.batch) ? true : (err = "numNewTokens is shorter than the batch", false)) &&
             argcheck::enough(err, "q", x[0], T * p.nHeads * p.D) && argcheck::enough(err, "out", x[1], T * p.nHeads * p.D);
   if (!ok) return fail(env, "flashAttention", err);
-  p.q = ptr<float>(x[0]); p.out = ptr<float>(x[1]); p.kPool = ptr<float>(x[2]); p.vPool = ptr<float>(x[3]);
+  p.q = ptr<float>(x[0]); p.out = ptr<float>(x[1]); p.kPool = x[2].data; p.vPool = x[3].data;
+  p.kvDtype = ints[ATTN_KV_DTYPE];
+  p.kRowScales = ptr<float>(scales[0]); p.vRowScales = ptr<float>(scales[1]);
+  p.kScale = tensorScales[0]; p.vScale = tensorScales[1];
   p.rowOff = ptr<int32_t>(x[4]); p.start = ptr<int32_t>(x[5]); p.numNew = ptr<int32_t>(x[6]); p.pageTable = ptr<int32_t>(x[7]);
   p.scale = static_cast<float>(scale);
   flashAttentionRaggedPaged(p);

@@ -1,7 +1,8 @@
 /**
  * FlashAttentionRaggedPaged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded
- * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. Reads K and V from the cache pools in place; a compact
- * cache (kvParams.dtype other than float32) runs the TypeScript kernel on its decoded pages (kernels/cpu/packed_kv.ts).
+ * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. The addon reads K
+ * and V from the cache pools in place for every kvParams.dtype (compact rows widened block by block, native/kv_codec.h);
+ * without it a compact cache runs the TypeScript kernel on its decoded pages (kernels/cpu/packed_kv.ts).
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
@@ -19,25 +20,30 @@ export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): Ke
     const qInfo = (inputs as NamedTensorInfoMap).q as TensorInfo;
     const ints = attentionArgs(a, qInfo.shape);
     const io: KernelIO = new KernelIO(FlashAttentionRaggedPaged, backendName, backend);
-    const c = a.collection;
-    const packed = c.cache.params.dtype !== 'float32';
-    const kPool = packed ? null : c.cache.keys(a.layerIdx), vPool = packed ? null : c.cache.values(a.layerIdx);
-    if (!packed) checkPools(FlashAttentionRaggedPaged, c, kPool!, vPool!);
+    const c = a.collection, params = c.cache.params;
+    const packed = params.dtype !== 'float32';
+    const native = activeNative();
+    // The addon reads every dtype's pools in place (compact rows widened block by block, native/kv_codec.h);
+    // the TypeScript kernel runs a compact cache on its decoded pages.
+    const pools = native || !packed
+      ? (packed ? c.cache.pools(a.layerIdx) : { k: c.cache.keys(a.layerIdx), v: c.cache.values(a.layerIdx), kRowScales: null, vRowScales: null })
+      : null;
+    if (pools) checkPools(FlashAttentionRaggedPaged, c, pools.k, pools.v, pools.kRowScales, pools.vRowScales);
     io.require(qInfo, 'q');
-    const native = packed ? null : activeNative();
     const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null); // [T, nHeads * headDim]
     if (qInfo.shape[0] === 0) return out;
     const q = io.input(qInfo, 'q');
     const o = io.outputValues();
-    if (packed) {
+    if (native) {
+      native.flashAttention(q, o, pools!.k, pools!.v, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale,
+        pools!.kRowScales, pools!.vRowScales, params.kScale, params.vScale);
+    } else if (packed) {
       o.fill(0);
       const d = decodedStep(a);
       flashAttentionTs(q, o, d.kPool, d.vPool, d.attrs);
-    } else if (native) {
-      native.flashAttention(q, o, kPool!, vPool!, c.rowOffsets, c.startPositions, c.numNewTokens, c.pageTable, ints, a.scale);
     } else {
       o.fill(0);
-      flashAttentionTs(q, o, kPool!, vPool!, a);
+      flashAttentionTs(q, o, pools!.k as Float32Array, pools!.v as Float32Array, a);
     }
     return out;
   };

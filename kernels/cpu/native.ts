@@ -9,6 +9,7 @@
  * (or `setCpuKernelImpl('ts')`) forces TypeScript; `native` insists on the addon.
  */
 import { check } from '../../core/errors.js';
+import type { KVPool } from '../../core/kv_dtype.js';
 
 /**
  * The addon's functions (see native/binding.cc for the argument order; `ints` blocks are indexed by
@@ -16,15 +17,22 @@ import { check } from '../../core/errors.js';
  * arguments and throws a RangeError naming the argument, so a forged call cannot reach out of bounds.
  */
 export interface NativeKernels {
+  /**
+   * Pools of the cache's dtype (ints KV_DTYPE): Float32Array, Uint16Array (float16 / bfloat16), Int8Array (with
+   * kRowScales / vRowScales) or Uint8Array (float8_e4m3, with kScale / vScale); rows are encoded as core/kv_dtype.ts does.
+   */
   ropeSplitStore(
-    qkv: Float32Array, qOut: Float32Array, kPool: Float32Array, vPool: Float32Array,
+    qkv: Float32Array, qOut: Float32Array, kPool: KVPool, vPool: KVPool,
     cos: Float32Array, sin: Float32Array, qNormW: Float32Array | null, kNormW: Float32Array | null,
     ints: Int32Array, rowOffsets: Int32Array, startPositions: Int32Array, pageTable: Int32Array, eps: number,
+    kRowScales?: Float32Array | null, vRowScales?: Float32Array | null, kScale?: number, vScale?: number,
   ): void;
+  /** Pools and scales as ropeSplitStore's; compact rows are widened in the kernel (native/kv_codec.h). */
   flashAttention(
-    q: Float32Array, out: Float32Array, kPool: Float32Array, vPool: Float32Array,
+    q: Float32Array, out: Float32Array, kPool: KVPool, vPool: KVPool,
     rowOffsets: Int32Array, startPositions: Int32Array, numNewTokens: Int32Array, pageTable: Int32Array,
     ints: Int32Array, scale: number,
+    kRowScales?: Float32Array | null, vRowScales?: Float32Array | null, kScale?: number, vScale?: number,
   ): void;
   /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h. */
   sgemm(

@@ -6,13 +6,16 @@
 
 /** ropeSplitStore's ints. */
 export const ROPE_ARG = {
-  T: 0, BATCH: 1, N_HEADS: 2, N_KV: 3, HEAD_DIM: 4, ROTARY_DIM: 5, INTERLEAVED: 6, PAGE_SIZE: 7, MAX_PAGES: 8, COUNT: 9,
+  T: 0, BATCH: 1, N_HEADS: 2, N_KV: 3, HEAD_DIM: 4, ROTARY_DIM: 5, INTERLEAVED: 6, PAGE_SIZE: 7, MAX_PAGES: 8, KV_DTYPE: 9, COUNT: 10,
 } as const;
 
 /** flashAttention's ints. */
 export const ATTN_ARG = {
-  BATCH: 0, N_HEADS: 1, N_KV: 2, HEAD_DIM: 3, PAGE_SIZE: 4, MAX_PAGES: 5, MASK: 6, WINDOW: 7, CHUNK: 8, VARIANT: 9, COUNT: 10,
+  BATCH: 0, N_HEADS: 1, N_KV: 2, HEAD_DIM: 3, PAGE_SIZE: 4, MAX_PAGES: 5, MASK: 6, WINDOW: 7, CHUNK: 8, VARIANT: 9, KV_DTYPE: 10, COUNT: 11,
 } as const;
+
+/** kvParams.dtype -> the addon's KvDtype code (native/kv_codec.h). */
+export const KV_DTYPE_CODE = { float32: 0, float16: 1, bfloat16: 2, int8: 3, float8_e4m3: 4 } as const;
 
 /** flashTrain's ints. */
 export const TRAIN_ARG = { BATCH: 0, N_HEADS: 1, N_KV: 2, HEAD_DIM: 3, MASK: 4, WINDOW: 5, CHUNK: 6, COUNT: 7 } as const;
