@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 
 import '../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU (Node)
 import { attentionCpuBench } from './attention_cpu.js';
+import { attentionCpuKvBench } from './attention_cpu_kv.js';
 import { checkpointLoadBench } from './checkpoint_load.js';
 import { type BenchModule, type BenchRow, formatTable } from './harness.js';
 import { modelsDecodeBench } from './models_decode.js';
@@ -29,7 +30,7 @@ export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
 /** Modules with `optIn` (minutes long, need a peer installed) run only when `--only` names them. */
-export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench, quantBench, modelsLlamaCppBench];
+export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, attentionCpuKvBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, mpiBench, quantBench, modelsLlamaCppBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

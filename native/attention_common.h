@@ -62,6 +62,31 @@ inline void gatherRowsAs(const AttnParams& p, int b, int h, int kb, int nk, int 
 }
 
 /**
+ * Code-row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr, read in place from
+ * pools of element type E, with each row's scale in ks / vs (int8: its row scale; float8: the tensor
+ * scale; 1 otherwise). The decode row kernel widens these in registers (kv_widen.h).
+ */
+template <class E>
+inline void gatherCodeRows(const AttnParams& p, int b, int h, int kb, int nk, int D, const typename E::T** kr,
+                           const typename E::T** vr, float* ks, float* vs) {
+  const auto* kPool = static_cast<const typename E::T*>(p.kPool);
+  const auto* vPool = static_cast<const typename E::T*>(p.vPool);
+  const float kT = static_cast<float>(p.kScale), vT = static_cast<float>(p.vScale);
+  for (int n = 0; n < nk;) {
+    const int pos = kb + n;
+    const int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
+    const size_t slot = (static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize;  // [numPages, nKv, pageSize]
+    const int run = std::min(nk - n, p.pageSize - pos % p.pageSize);
+    for (int j = 0; j < run; j++, n++) {
+      kr[n] = kPool + (slot + j) * D;
+      vr[n] = vPool + (slot + j) * D;
+      ks[n] = E::code == KV_I8 ? p.kRowScales[slot + j] : E::code == KV_FP8 ? kT : 1.f;
+      vs[n] = E::code == KV_I8 ? p.vRowScales[slot + j] : E::code == KV_FP8 ? vT : 1.f;
+    }
+  }
+}
+
+/**
  * Row pointers of keys kb .. kb+nk-1 of (sequence b, KV head h) into kr / vr (gatherRowsAs for the
  * pools' format); slots nk .. nkPad-1 point at `zeros` (tile padding).
  * D is the head dim (p.D; a compile-time constant where the caller has one).

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "attention_common.h"
+#include "kv_widen.h"
 #include "simd.h"
 
 namespace {
@@ -69,41 +70,40 @@ struct Perm {
 const Perm kPerm;
 
 struct RowScratch {
-  std::vector<float> q, s, zeros;
-  std::vector<const float*> kr, vr;
+  std::vector<float> q, s, zeros, bad;  // bad: widened V rows diverted by the causality guard
   void ensure(int M4, int D) {
     if (q.size() < static_cast<size_t>(M4) * D) q.resize(static_cast<size_t>(M4) * D);
     if (s.size() < static_cast<size_t>(M4) * NK) s.resize(static_cast<size_t>(M4) * NK);
     if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
-    if (kr.size() < NK) { kr.resize(NK); vr.resize(NK); }
+    if (bad.size() < static_cast<size_t>(NK) * D) bad.resize(static_cast<size_t>(NK) * D);
   }
 };
 thread_local RowScratch rs;
 
-// Scores of one row against 16 keys (kr[0..16)), permuted order.
-template <int DV>
-inline v16 rowScores16(const v16* q, const float* const* kr) {
+// Scores of one row against 16 keys (kr[0..16), codes of E widened unscaled), permuted order.
+template <class E, int DV>
+inline v16 rowScores16(const v16* q, const typename E::T* const* kr) {
   v16 t[VL];
   for (int n = 0; n < VL; n++) {
-    const float* k = kr[n];
-    v16 acc = q[0] * vload(k);
-    for (int j = 1; j < DV; j++) acc += q[j] * vload(k + j * VL);
+    const typename E::T* k = kr[n];
+    v16 acc = q[0] * Widen<E>::w16(k);
+    for (int j = 1; j < DV; j++) acc += q[j] * Widen<E>::w16(k + j * VL);
     t[n] = acc;
   }
   return reduce16(t);
 }
 
 // O[r0 .. r0 + R) += P[r, n] V[n, :] over nk16 keys (S rows in permuted order).
-template <int R, int DV>
-inline void rowsPV(const float* s, const float* const* vr, int nk16, float* o, int r0, int D) {
+template <class E, int R, int DV>
+inline void rowsPV(const float* s, const typename E::T* const* vr, int nk16, float* o, int r0, int D) {
   v16 acc[R][DV];
   for (int r = 0; r < R; r++)
     for (int j = 0; j < DV; j++) acc[r][j] = vload(o + static_cast<size_t>(r0 + r) * D + j * VL);
   for (int g = 0; g < nk16; g += VL) {
     for (int i = 0; i < VL; i++) {
-      const float* v = vr[g + kPerm.key[i]];
+      const typename E::T* v = vr[g + kPerm.key[i]];
       v16 vv[DV];
-      for (int j = 0; j < DV; j++) vv[j] = vload(v + j * VL);
+      for (int j = 0; j < DV; j++) vv[j] = Widen<E>::w16(v + j * VL);
       for (int r = 0; r < R; r++) {
         float pr = s[static_cast<size_t>(r0 + r) * NK + g + i];
         for (int j = 0; j < DV; j++) acc[r][j] += pr * vv[j];
@@ -138,13 +138,13 @@ struct W16 {
     for (int j = 0; j < DV; j++) r.qv[j] = vload(q + j * VL);
     return r;
   }
-  template <int DV> static V scores(const RowQ<DV>& r, const float* const* kr) { return rowScores16<DV>(r.qv, kr); }
+  template <class E, int DV> static V scores(const RowQ<DV>& r, const typename E::T* const* kr) { return rowScores16<E, DV>(r.qv, kr); }
   /** O[0 .. M4) += P V over nkL keys, tiles of RPV rows (R * DV accumulators stay in registers). */
-  template <int DV> static void pv(const float* s, const float* const* vr, int nkL, float* ow, int M4) {
+  template <class E, int DV> static void pv(const float* s, const typename E::T* const* vr, int nkL, float* ow, int M4) {
     constexpr int RPV = DV >= 8 ? 2 : 4, D = DV * VL;
     for (int r0 = 0; r0 < M4; r0 += RPV) {
-      if (r0 + RPV <= M4) rowsPV<RPV, DV>(s, vr, nkL, ow, r0, D);
-      else for (int r = r0; r < M4; r++) rowsPV<1, DV>(s, vr, nkL, ow, r, D);
+      if (r0 + RPV <= M4) rowsPV<E, RPV, DV>(s, vr, nkL, ow, r0, D);
+      else for (int r = r0; r < M4; r++) rowsPV<E, 1, DV>(s, vr, nkL, ow, r, D);
     }
   }
 };
@@ -162,27 +162,27 @@ inline v8 reduce8(const v8* t) {
   return (v8)_mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
 }
 
-template <int DV>
-__attribute__((noinline)) v8 rowScores8(const float* q, const float* const* kr) {
+template <class E, int DV>
+__attribute__((noinline)) v8 rowScores8(const float* q, const typename E::T* const* kr) {
   v8 t[8];
   for (int n = 0; n < 8; n++) t[n] = v8{};
   for (int j = 0; j < DV; j++) {
     v8 qj = v8load(q + j * 8);
-    for (int n = 0; n < 8; n++) t[n] += qj * v8load(kr[n] + j * 8);
+    for (int n = 0; n < 8; n++) t[n] += qj * Widen<E>::w8(kr[n] + j * 8);
   }
   return reduce8(t);
 }
 
 // O[r0 .. r0 + R, j0 * 8 .. (j0 + J) * 8) += P[r, n] V[n, ..] over nk8 keys.
-template <int R, int J>
-__attribute__((noinline)) void rowsPV8(const float* s, const float* const* vr, int nk8, float* o, int r0, int j0, int D) {
+template <class E, int R, int J>
+__attribute__((noinline)) void rowsPV8(const float* s, const typename E::T* const* vr, int nk8, float* o, int r0, int j0, int D) {
   v8 acc[R][J];
   for (int r = 0; r < R; r++)
     for (int j = 0; j < J; j++) acc[r][j] = v8load(o + static_cast<size_t>(r0 + r) * D + (j0 + j) * 8);
   for (int n = 0; n < nk8; n++) {
-    const float* v = vr[n] + j0 * 8;
+    const typename E::T* v = vr[n] + j0 * 8;
     v8 vv[J];
-    for (int j = 0; j < J; j++) vv[j] = v8load(v + j * 8);
+    for (int j = 0; j < J; j++) vv[j] = Widen<E>::w8(v + j * 8);
     for (int r = 0; r < R; r++) {
       v8 pr = v8set1(s[static_cast<size_t>(r0 + r) * NK + n]);
       for (int j = 0; j < J; j++) acc[r][j] += pr * vv[j];
@@ -192,14 +192,14 @@ __attribute__((noinline)) void rowsPV8(const float* s, const float* const* vr, i
     for (int j = 0; j < J; j++) v8store(o + static_cast<size_t>(r0 + r) * D + (j0 + j) * 8, acc[r][j]);
 }
 
-template <int R>
-void rowsPVAll8(const float* s, const float* const* vr, int nk8, float* o, int r0, int D) {
+template <class E, int R>
+void rowsPVAll8(const float* s, const typename E::T* const* vr, int nk8, float* o, int r0, int D) {
   const int nj = D / 8;
   int j = 0;
-  for (; j + PVJ8 <= nj; j += PVJ8) rowsPV8<R, PVJ8>(s, vr, nk8, o, r0, j, D);
+  for (; j + PVJ8 <= nj; j += PVJ8) rowsPV8<E, R, PVJ8>(s, vr, nk8, o, r0, j, D);
   switch (nj - j) {
-    case 2: rowsPV8<R, 2>(s, vr, nk8, o, r0, j, D); break;
-    case 1: rowsPV8<R, 1>(s, vr, nk8, o, r0, j, D); break;
+    case 2: rowsPV8<E, R, 2>(s, vr, nk8, o, r0, j, D); break;
+    case 1: rowsPV8<E, R, 1>(s, vr, nk8, o, r0, j, D); break;
   }
 }
 
@@ -220,21 +220,26 @@ struct W8 {
   /** q stays in memory: rowScores8 streams it against 8 keys at a time. */
   template <int DV> struct RowQ { const float* q; };
   template <int DV> static RowQ<DV> rowQ(const float* q) { return RowQ<DV>{q}; }
-  template <int DV> static V scores(const RowQ<DV>& r, const float* const* kr) { return rowScores8<DV>(r.q, kr); }
-  template <int DV> static void pv(const float* s, const float* const* vr, int nkL, float* ow, int M4) {
-    for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<4>(s, vr, nkL, ow, r0, DV * 8);
+  template <class E, int DV> static V scores(const RowQ<DV>& r, const typename E::T* const* kr) { return rowScores8<E, DV>(r.q, kr); }
+  template <class E, int DV> static void pv(const float* s, const typename E::T* const* vr, int nkL, float* ow, int M4) {
+    for (int r0 = 0; r0 < M4; r0 += 4) rowsPVAll8<E, 4>(s, vr, nkL, ow, r0, DV * 8);
   }
 };
 #endif
 
 /**
- * One item (sequence b, KV head h, tokens [t0, t1), keys [k0, k1)) at vector width W: DV vectors
- * of headDim per row. Writes the rows' running max, sum and unnormalised output.
+ * One item (sequence b, KV head h, tokens [t0, t1), keys [k0, k1)) at vector width W over pools of
+ * element type E (kv_codec.h): DV vectors of headDim per row. K and V codes are read from the pages
+ * and widened in registers (kv_widen.h); a scaled format's per-key K scale multiplies the 16 / 8
+ * scores of a key group and its V scale the probabilities after the row sum (both in the lanes' key
+ * order), so the inner loops are the float32 ones. Writes the rows' running max, sum and unnormalised output.
  */
-template <class W, int DV>
+template <class W, class E, int DV>
 void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mr, float* lr, float* o) {
   using V = typename W::V;
   using VI = typename W::VI;
+  using T = typename E::T;
+  constexpr bool scaled = Widen<E>::scaled;
   constexpr int D = DV * W::L;
   const int G = p.nHeads / p.nKv, M = (t1 - t0) * G, M4 = (M + 3) / 4 * 4;
   RowScratch& sc = rs;
@@ -263,22 +268,42 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   std::vector<float> opad;
   float* ow = o;
   if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
-  const float** kr = sc.kr.data();
-  const float** vr = sc.vr.data();
+  const T* kr[NK];
+  const T* vr[NK];
+  alignas(64) float ks[NK], vs[NK], ksL[NK], vsL[NK];  // per-key scales, natural and lane order
+  const T* zeros = reinterpret_cast<const T*>(sc.zeros.data());  // all-zero bits are 0 in every format
   const VI lanes = W::keyLanes();
   for (int kb = kmin; kb <= kmax; kb += NK) {
     const int nk = std::min(NK, kmax + 1 - kb), nkL = (nk + W::L - 1) / W::L * W::L;
-    gatherKeyRows(p, b, h, kb, nk, nkL, D, kr, vr, sc.zeros.data());
-    int badN[NK];
+    gatherCodeRows<E>(p, b, h, kb, nk, D, kr, vr, ks, vs);
+    if constexpr (Widen<E>::unit != 1.f)
+      for (int n = 0; n < nk; n++) { ks[n] *= Widen<E>::unit; vs[n] *= Widen<E>::unit; }
+    for (int n = nk; n < nkL; n++) { kr[n] = vr[n] = zeros; ks[n] = vs[n] = 1.f; }
+    // Causality guard (attention_common.h): V rows holding a NaN / inf are widened (with their
+    // scale) aside and read from `zeros` with scale 1, so masked rows never multiply them.
+    int badN[NK], nBad = 0;
     const float* badRow[NK];
-    const int nBad = divertNonFiniteValues(vr, nk, D, sc.zeros.data(), badN, badRow);
+    for (int n = 0; n < nk; n++) {
+      if (!Widen<E>::rowNonFinite(vr[n], vs[n], D)) continue;
+      float* w = sc.bad.data() + static_cast<size_t>(nBad) * D;
+      E::widenRow(vr[n], vs[n], p.vScale, w, D);
+      badN[nBad] = n;
+      badRow[nBad++] = w;
+      vr[n] = zeros;
+      vs[n] = 1.f;
+    }
+    if constexpr (scaled) {
+      for (int g = 0; g < nkL; g += W::L)
+        for (int i = 0; i < W::L; i++) { ksL[g + i] = ks[g + lanes[i]]; vsL[g + i] = vs[g + lanes[i]]; }
+    }
     for (int m = 0; m < M; m++) {
       const auto rq = W::template rowQ<DV>(q + static_cast<size_t>(m) * D);
       const VI vlo = W::iset1(lo[m]), vhi = W::iset1(hi[m]);
       float* sr = s + static_cast<size_t>(m) * NK;
       V bmax = W::set1(NEG_INF);
       for (int g = 0; g < nkL; g += W::L) {
-        V sv = W::template scores<DV>(rq, kr + g);
+        V sv = W::template scores<E, DV>(rq, kr + g);
+        if constexpr (scaled) sv *= W::load(ksL + g);
         VI kp = lanes + (kb + g);
         sv = (kp >= vlo) & (kp <= vhi) ? sv : W::set1(NEG_INF);
         W::store(sr + g, sv);
@@ -291,8 +316,9 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
       const V vm = W::set1(msafe);
       for (int g = 0; g < nkL; g += W::L) {
         V pv = W::exp(W::load(sr + g) - vm);
-        W::store(sr + g, pv);
         lsum += pv;
+        if constexpr (scaled) pv *= W::load(vsL + g);
+        W::store(sr + g, pv);
       }
       lr[m] = lr[m] * alpha + W::hsumv(lsum);
       mr[m] = mnew;
@@ -302,7 +328,7 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
       }
     }
     for (int m = M; m < M4; m++) std::fill(s + static_cast<size_t>(m) * NK, s + static_cast<size_t>(m + 1) * NK, 0.f);
-    W::template pv<DV>(s, vr, nkL, ow, M4);
+    W::template pv<E, DV>(s, vr, nkL, ow, M4);
     if (nBad > 0) {
       auto slot = [&](int n) { int i = 0; while (lanes[i] != n % W::L) i++; return n / W::L * W::L + i; };  // the lanes' key order
       addDivertedValues(nBad, badN, badRow, kb, M, lo.data(), hi.data(), D,
@@ -317,20 +343,23 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
 }  // namespace
 
 bool attendItemRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1, float* mOut, float* lOut, float* oOut) {
+  return withKvType(p.kvDtype, [&](auto e) {
+    using E = decltype(e);
 #if defined(ATTN_V8)
-  switch (p.D) {
-    case 16: attendRows<W8, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 32: attendRows<W8, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 64: attendRows<W8, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 128: attendRows<W8, 16>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    default: return false;
-  }
+    switch (p.D) {
+      case 16: attendRows<W8, E, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 32: attendRows<W8, E, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 64: attendRows<W8, E, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 128: attendRows<W8, E, 16>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      default: return false;
+    }
 #endif
-  switch (p.D) {
-    case 16: attendRows<W16, 1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 32: attendRows<W16, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 64: attendRows<W16, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    case 128: attendRows<W16, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
-    default: return false;
-  }
+    switch (p.D) {
+      case 16: attendRows<W16, E, 1>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 32: attendRows<W16, E, 2>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 64: attendRows<W16, E, 4>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      case 128: attendRows<W16, E, 8>(p, b, h, t0, t1, k0, k1, mOut, lOut, oOut); return true;
+      default: return false;
+    }
+  });
 }
