@@ -70,12 +70,12 @@ struct Perm {
 const Perm kPerm;
 
 struct RowScratch {
-  std::vector<float> q, s, zeros, bad;  // bad: widened V rows diverted by the causality guard
+  std::vector<float> q, s, zeros, bad, kw;  // bad: widened V rows diverted by the causality guard; kw: widenKeysOnce K rows
   void ensure(int M4, int D) {
     if (q.size() < static_cast<size_t>(M4) * D) q.resize(static_cast<size_t>(M4) * D);
     if (s.size() < static_cast<size_t>(M4) * NK) s.resize(static_cast<size_t>(M4) * NK);
     if (zeros.size() < static_cast<size_t>(D)) zeros.assign(D, 0.f);
-    if (bad.size() < static_cast<size_t>(NK) * D) bad.resize(static_cast<size_t>(NK) * D);
+    if (bad.size() < static_cast<size_t>(NK) * D) { bad.resize(static_cast<size_t>(NK) * D); kw.resize(static_cast<size_t>(NK) * D); }
   }
 };
 thread_local RowScratch rs;
@@ -122,6 +122,7 @@ struct W16 {
   using VI = vi16;
   static constexpr int L = VL;
   static V load(const float* p) { return vload(p); }
+  template <class E> static V widen(const typename E::T* p) { return Widen<E>::w16(p); }
   static void store(float* p, V v) { vstore(p, v); }
   static V set1(float x) { return vset1(x); }
   static VI iset1(int32_t x) { return viset1(x); }
@@ -208,6 +209,7 @@ struct W8 {
   using VI = vi8;
   static constexpr int L = 8;
   static V load(const float* p) { return v8load(p); }
+  template <class E> static V widen(const typename E::T* p) { return Widen<E>::w8(p); }
   static void store(float* p, V v) { v8store(p, v); }
   static V set1(float x) { return v8set1(x); }
   static VI iset1(int32_t x) { return vi8set1(x); }
@@ -270,6 +272,7 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
   if (M4 != M) { opad.assign(static_cast<size_t>(M4) * D, 0.f); ow = opad.data(); }
   const T* kr[NK];
   const T* vr[NK];
+  const float* krf[NK];  // widenKeysOnce: the block's K rows in float32 (scale applied)
   alignas(64) float ks[NK], vs[NK], ksL[NK], vsL[NK];  // per-key scales, natural and lane order
   const T* zeros = reinterpret_cast<const T*>(sc.zeros.data());  // all-zero bits are 0 in every format
   const VI lanes = W::keyLanes();
@@ -279,6 +282,15 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
     if constexpr (Widen<E>::unit != 1.f)
       for (int n = 0; n < nk; n++) { ks[n] *= Widen<E>::unit; vs[n] *= Widen<E>::unit; }
     for (int n = nk; n < nkL; n++) { kr[n] = vr[n] = zeros; ks[n] = vs[n] = 1.f; }
+    if constexpr (Widen<E>::widenKeysOnce) {
+      for (int n = 0; n < nkL; n++) {
+        float* w = sc.kw.data() + static_cast<size_t>(n) * D;
+        const V kscale = W::set1(ks[n]);
+        for (int j = 0; j < D; j += W::L) W::store(w + j, W::template widen<E>(kr[n] + j) * kscale);
+        krf[n] = w;
+        ks[n] = 1.f;
+      }
+    }
     // Causality guard (attention_common.h): V rows holding a NaN / inf are widened (with their
     // scale) aside and read from `zeros` with scale 1, so masked rows never multiply them.
     int badN[NK], nBad = 0;
@@ -302,7 +314,9 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
       float* sr = s + static_cast<size_t>(m) * NK;
       V bmax = W::set1(NEG_INF);
       for (int g = 0; g < nkL; g += W::L) {
-        V sv = W::template scores<E, DV>(rq, kr + g);
+        V sv;
+        if constexpr (Widen<E>::widenKeysOnce) sv = W::template scores<KvF32, DV>(rq, krf + g);
+        else sv = W::template scores<E, DV>(rq, kr + g);
         if constexpr (scaled) sv *= W::load(ksL + g);
         VI kp = lanes + (kb + g);
         sv = (kp >= vlo) & (kp <= vhi) ? sv : W::set1(NEG_INF);
