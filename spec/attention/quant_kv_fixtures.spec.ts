@@ -1,6 +1,7 @@
 /**
  * The golden quant/kv_* fixtures (compact KV caches: float16, bfloat16, int8, float8_e4m3) on
- * every backend, fused and unfused, each within its config's tolerance; the float32 fixtures
+ * every backend (cpu: the native addon, and again on the TypeScript kernels), fused and unfused, each
+ * within its config's tolerance; the float32 fixtures
  * through every compact cache within that dtype's bar; and a float32 cache missing the kv_*
  * bars (so the cases really test the quantizers).
  */
@@ -9,6 +10,8 @@ import * as path from 'node:path';
 import { fixtureTolerance, runAttentionFixture } from '../../bin/conformance/attention_fixture';
 import { loadAttentionFixture } from '../../bin/conformance/attention_fixture_files';
 import type { KVCacheDType } from '../../core/kv_dtype';
+import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
+import { useBackend } from '../../lib/backends/select';
 import { describeEachBackend } from '../support/backends';
 
 const QUANT = path.join(__dirname, '..', 'fixtures', 'quant');
@@ -47,6 +50,32 @@ describeEachBackend('quantized KV cache fixtures', () => {
       expect(r.error).toBeGreaterThan(fixtureTolerance(f.config));
     }
   });
+  for (const dtype of Object.keys(KV_DTYPE_TOLERANCE) as (keyof typeof KV_DTYPE_TOLERANCE)[]) {
+    it(`every float32 fixture through a ${dtype} cache within ${KV_DTYPE_TOLERANCE[dtype]}`, async () => {
+      for (const name of FLOAT_CASES) {
+        const r = await runAttentionFixture(loadAttentionFixture(path.join(FLOAT_ROOT, name)),
+          { kvFormat: { dtype }, tolerance: KV_DTYPE_TOLERANCE[dtype], scramblePages: true, pageSize: 4 });
+        expect({ name, passed: r.passed, error: r.error }).toEqual({ name, passed: true, error: r.error });
+      }
+    });
+  }
+});
+
+// cpu with the addon loaded runs the native compact-cache kernels above (auto); here the same cases on the
+// TypeScript kernels (decoded pages), the fallback without the addon.
+(nativeKernels !== null ? describe : describe.skip)('quantized KV cache fixtures [cpu, TypeScript kernels]', () => {
+  beforeAll(async () => { await useBackend('cpu'); setCpuKernelImpl('ts'); });
+  afterAll(() => setCpuKernelImpl('auto'));
+  for (const name of KV_CASES) {
+    for (const unfused of [false, true]) {
+      it(`${name} ${unfused ? 'composite (unfused)' : 'fused'} within its tolerance`, async () => {
+        const f = loadAttentionFixture(path.join(QUANT, name));
+        const r = await runAttentionFixture(f, { unfused, scramblePages: true, pageSize: unfused ? 16 : 4 });
+        expect(r.error).toBeLessThanOrEqual(fixtureTolerance(f.config));
+        expect(r.passed).toBe(true);
+      });
+    }
+  }
   for (const dtype of Object.keys(KV_DTYPE_TOLERANCE) as (keyof typeof KV_DTYPE_TOLERANCE)[]) {
     it(`every float32 fixture through a ${dtype} cache within ${KV_DTYPE_TOLERANCE[dtype]}`, async () => {
       for (const name of FLOAT_CASES) {

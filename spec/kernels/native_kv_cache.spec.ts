@@ -1,0 +1,185 @@
+/**
+ * The native addon on compact KV caches (kvParams.dtype float16 / bfloat16 / int8 / float8_e4m3;
+ * native/kv_codec.h, kv_widen.h) against the TypeScript kernels on the same steps:
+ * - the store writes the codes and int8 row scales core/kv_dtype.ts encodeKvRow gives for the same
+ *   float rows, bit for bit (round to nearest even, saturation, NaN rules), for prefill and decode
+ *   steps, values beyond e4m3's range included; V codes equal the TypeScript store's;
+ * - attention (prefill items, decode rows for head dims 16/32/64/128, the generic item for others)
+ *   matches within 2e-5 (relative above magnitude 1; 2e-4 for inputs up to 6, whose logits reach ~100) with
+ *   identical NaN positions; a NaN stored in one token's V stays causal
+ *   (only rows that see that token become NaN) on both paths;
+ * - token-by-token decode on the addon stores what one prefill stores and attends alike.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+import { type KVCacheDType, type KVPool, encodeKvRow } from '../../core/kv_dtype';
+import type { RopeTables } from '../../core/rope_tables';
+import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
+import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops';
+import { registerAllKernels } from '../../kernels/register_all';
+import type { PagedKVCollection } from '../../lib/kv_cache/collection';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
+import { randomArray, rng } from './cpu_fixture';
+
+const DTYPES: Exclude<KVCacheDType, 'float32'>[] = ['float16', 'bfloat16', 'int8', 'float8_e4m3'];
+const withAddon = nativeKernels !== null ? describe : describe.skip;  // skip reason: the addon did not build here
+
+function ropeTables(D: number, maxPos: number): RopeTables {
+  const half = D / 2, cos = new Float32Array(maxPos * half), sin = new Float32Array(maxPos * half);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * Math.pow(10000, (-2 * i) / D);
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin, headDim: D, rotaryDim: D, maxPositions: maxPos, interleaved: false };
+}
+
+interface Shape { nH: number; nKv: number; D: number; pageSize: number }
+
+/** One cache per impl, driven through the same steps; returns the outputs of every step. */
+class Twin {
+  readonly cache: PagedKVCache;
+  private readonly rope: RopeTables;
+  private readonly ids: number[];
+  constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts') {
+    const fp8 = dtype === 'float8_e4m3' ? { kScale: 0.01, vScale: 0.004 } : {};
+    this.cache = new PagedKVCache({ nKvHeads: s.nKv, headDim: s.D, pageSize: s.pageSize, numPages: 64, dtype, ...fp8 });
+    this.ids = Array.from({ length: batch }, (_, i) => this.cache.addSequence(i));
+    this.rope = ropeTables(s.D, 256);
+  }
+
+  /** Store + attention of `news[b]` new tokens per sequence (rows `qkv`); returns the attention output. */
+  step(news: number[], qkv: Float32Array, variant: 'auto' | 'prefill' | 'decode' = 'auto'): Float32Array {
+    const { nH, nKv, D } = this.s;
+    setCpuKernelImpl(this.impl);
+    const kv: PagedKVCollection = this.cache.fetch(this.ids, news);
+    const T = kv.totalTokens;
+    const x = tf.tensor2d(qkv, [T, (nH + 2 * nKv) * D]);
+    const q = ropeSplitStoreRagged(x, { nHeads: nH, nKvHeads: nKv, headDim: D, rope: this.rope, qkNormEps: -1, collection: kv, layerIdx: 0 });
+    const o = flashAttentionRaggedPaged(q, { nHeads: nH, nKvHeads: nKv, headDim: D, scale: 1 / Math.sqrt(D),
+      mask: { variant: 'causal', window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant });
+    const out = o.dataSync() as Float32Array;
+    tf.dispose([x, q, o]);
+    this.cache.step(kv);
+    setCpuKernelImpl('auto');
+    return out;
+  }
+
+  /** The layer's pools: codes and (int8) row scales. */
+  pools(): KVPool[] {
+    const p = this.cache.pools(0);
+    return [p.k, p.v, ...(p.kRowScales && p.vRowScales ? [p.kRowScales, p.vRowScales] : [])];
+  }
+}
+
+/** The pools `float32` (a float32 twin's) encoded to `dtype` by core/kv_dtype.ts encodeKvRow, row by row. */
+function encodedPools(float32: Twin, like: Twin): KVPool[] {
+  const [k, v] = float32.pools() as Float32Array[], want = like.pools().map((a) => a.slice().fill(0));
+  const { kScale, vScale, dtype, headDim: D } = like.cache.params;
+  for (let row = 0; row < k.length / D; row++) {
+    encodeKvRow(dtype, k, row * D, D, want[0], row * D, (want[2] ?? null) as Float32Array | null, row, kScale);
+    encodeKvRow(dtype, v, row * D, D, want[1], row * D, (want[3] ?? null) as Float32Array | null, row, vScale);
+  }
+  return want;
+}
+
+/** Elements that differ (Object.is: NaN equals NaN, +0 differs from -0), and the first one. */
+function mismatches(a: KVPool[], b: KVPool[]): { count: number; first: string } {
+  let count = 0, first = '';
+  a.forEach((x, j) => {
+    for (let i = 0; i < x.length; i++) {
+      if (Object.is(x[i], b[j][i])) continue;
+      if (count++ === 0) first = `array ${j} [${i}]: ${x[i]} vs ${b[j][i]}`;
+    }
+  });
+  return { count, first };
+}
+
+/** Max |a - b| / max(1, |b|) over finite pairs; NaN (fails) where one side is NaN and the other not. */
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (Number.isNaN(a[i]) !== Number.isNaN(b[i])) return NaN;
+    if (!Number.isNaN(a[i])) m = Math.max(m, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  }
+  return m;
+}
+
+withAddon('native compact KV caches', () => {
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+    registerAllKernels();
+  });
+  afterAll(() => setCpuKernelImpl('auto'));
+
+  const SHAPES: Shape[] = [
+    { nH: 8, nKv: 2, D: 64, pageSize: 4 },    // decode rows, 4 query heads per KV head
+    { nH: 4, nKv: 4, D: 128, pageSize: 16 },  // decode rows, MHA, head dim 128
+    { nH: 6, nKv: 2, D: 24, pageSize: 8 },    // head dim outside the row kernel: generic item
+    { nH: 2, nKv: 1, D: 16, pageSize: 3 },    // pages shorter than a key block
+  ];
+  for (const dtype of DTYPES) {
+    for (const s of SHAPES) {
+      it(`${dtype} nH ${s.nH} nKv ${s.nKv} D ${s.D} page ${s.pageSize}: codes and scales of encodeKvRow, attention as TypeScript within 2e-5 / 2e-4`, () => {
+        const W = (s.nH + 2 * s.nKv) * s.D, r = rng(s.D * 7 + s.pageSize);
+        const nat = new Twin(s, dtype, 3, 'native'), ts = new Twin(s, dtype, 3, 'ts'), f32 = new Twin(s, 'float32', 3, 'native');
+        // Prefill of three lengths (values up to 6: beyond e4m3's 448 * kScale = 4.48, saturating),
+        // then decode steps, forced decode over several rows, and one more ragged prefill.
+        const steps: [number[], 'auto' | 'prefill' | 'decode', number][] = [
+          [[9, 21, 2], 'auto', 6], [[1, 1, 1], 'auto', 3], [[1, 1, 1], 'decode', 1], [[2, 1, 3], 'decode', 2], [[5, 0, 7], 'prefill', 1],
+        ];
+        for (const [news, variant, amp] of steps) {
+          const qkv = randomArray(news.reduce((a, b) => a + b, 0) * W, r, amp);
+          const a = nat.step(news, qkv, variant), b = ts.step(news, qkv, variant);
+          f32.step(news, qkv, variant);
+          // Summation order differs (SIMD vs scalar), an error that grows with the logits: amp^2 * D / sqrt(D).
+          const diff = maxDiff(a, b), tol = amp > 3 ? 2e-4 : 2e-5;
+          expect({ news, variant, diff, ok: diff <= tol }).toEqual({ news, variant, diff, ok: true });
+        }
+        // The addon's rotated K rows can differ from TypeScript's by an ulp (fused multiply-adds), so the codes are
+        // checked against encodeKvRow applied to the addon's own float32 rows (a float32 twin); V rows match outright.
+        expect(mismatches(nat.pools(), encodedPools(f32, nat))).toEqual({ count: 0, first: '' });
+        expect(mismatches(nat.pools().slice(1, 2), ts.pools().slice(1, 2))).toEqual({ count: 0, first: '' });
+      });
+    }
+  }
+
+  for (const dtype of DTYPES) {
+    it(`${dtype}: a NaN in one token's V reaches only the rows that see it, on both paths`, () => {
+      const s: Shape = { nH: 4, nKv: 2, D: 64, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
+      const nat = new Twin(s, dtype, 1, 'native'), ts = new Twin(s, dtype, 1, 'ts');
+      const T = 10, bad = 6, qkv = randomArray(T * W, rng(5));
+      qkv[bad * W + (s.nH + s.nKv) * s.D + 3] = NaN;  // token 6, KV head 0's V
+      const a = nat.step([T], qkv), b = ts.step([T], qkv);
+      expect(maxDiff(a, b)).toBeLessThanOrEqual(2e-5);
+      const G = s.nH / s.nKv;
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < s.nH; h++) {
+          const row = a.subarray((t * s.nH + h) * s.D, (t * s.nH + h + 1) * s.D);
+          const sees = t >= bad && Math.floor(h / G) === 0;
+          expect({ t, h, nan: row.some(Number.isNaN) }).toEqual({ t, h, nan: sees });
+        }
+      }
+      // Decode over the poisoned context: the new token sees it (NaN on KV head 0 only).
+      const d = nat.step([1], randomArray(W, rng(6))), e = ts.step([1], randomArray(W, rng(6)));
+      expect(maxDiff(d, e)).toBeLessThanOrEqual(2e-5);
+      expect([d.subarray(0, G * s.D).some(Number.isNaN), d.subarray(G * s.D).some(Number.isNaN)]).toEqual([true, false]);
+    });
+  }
+
+  for (const dtype of DTYPES) {
+    it(`${dtype}: token-by-token decode on the addon stores what one prefill stores and attends alike`, () => {
+      const s: Shape = { nH: 8, nKv: 2, D: 64, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
+      const one = new Twin(s, dtype, 1, 'native'), many = new Twin(s, dtype, 1, 'native');
+      const T = 19, qkv = randomArray(T * W, rng(9), 2);
+      const want = one.step([T], qkv);
+      for (let t = 0; t < T; t++) {
+        const got = many.step([1], qkv.subarray(t * W, (t + 1) * W));
+        expect({ t, diff: maxDiff(got, want.subarray(t * s.nH * s.D, (t + 1) * s.nH * s.D)) <= 1e-5 }).toEqual({ t, diff: true });
+      }
+      expect(mismatches(many.pools(), one.pools())).toEqual({ count: 0, first: '' });
+    });
+  }
+});
