@@ -51,7 +51,7 @@ for (const [name, past, news] of SCENARIOS) {
   news.forEach((n, b) => { rowOffsets[b + 1] = rowOffsets[b] + n; });
   const T = rowOffsets[batch], start = Int32Array.from(past), numNew = Int32Array.from(news);
   const q = new Float32Array(T * NH * D).map(() => Math.random()), out = new Float32Array(T * NH * D);
-  const ints = Int32Array.of(batch, NH, NKV, D, PS, maxPages, 0, 0, 0, 0);
+  const ints = Int32Array.of(batch, NH, NKV, D, PS, maxPages, 0, 0, 0, 0, 0);  // ATTN_ARG order (last: KV_DTYPE float32)
   const run = (m: NativeKernels): void => m.flashAttention(q, out, k, v, rowOffsets, start, numNew, pageTable, ints, 0.125);
   abRun(name, run);
 }
@@ -63,7 +63,7 @@ for (const [name, norm] of [['R1', false], ['R2', true]] as const) {
   const k = new Float32Array(maxPages * NKV * PS * D), v = new Float32Array(k.length);
   const cos = new Float32Array(T * D / 2).map(() => Math.random()), sin = new Float32Array(T * D / 2).map(() => Math.random());
   const w = norm ? new Float32Array(D).fill(1.1) : null;
-  const ints = Int32Array.of(T, 1, NH, NKV, D, D, 0, PS, maxPages);
+  const ints = Int32Array.of(T, 1, NH, NKV, D, D, 0, PS, maxPages, 0);  // ROPE_ARG order (last: KV_DTYPE float32)
   const pageTable = new Int32Array(maxPages).map((_, i) => i);
   const run = (m: NativeKernels): void =>
     m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, 1e-6);

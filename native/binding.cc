@@ -101,7 +101,7 @@ napi_typedarray_type poolArrayType(int dtype) {
 
 /**
  * The compact-cache arguments after the fixed ones, a[0 .. 4): kRowScales|null, vRowScales|null,
- * kScale, vScale (absent: float32 defaults). kPool / vPool (a pair of napi_values) are read as the
+ * kScale, vScale (absent, undefined or null: 1 and no row scales). kPool / vPool (a pair of napi_values) are read as the
  * typed array of `dtype`. int8 needs both row scales, each one float per pool row.
  */
 bool compactArgs(napi_env env, int dtype, const napi_value* pools, const napi_value* a, size_t nExtra, ArrayArg* kv,
@@ -117,8 +117,12 @@ bool compactArgs(napi_env env, int dtype, const napi_value* pools, const napi_va
   scales[0] = scales[1] = ArrayArg{};
   for (int i = 0; i < 2 && static_cast<size_t>(i) < nExtra; i++)
     if (!arrayArg(env, a[i], napi_float32_array, true, &scales[i])) { err = i == 0 ? "kRowScales must be a Float32Array or null" : "vRowScales must be a Float32Array or null"; return false; }
-  for (int i = 0; i < 2 && static_cast<size_t>(2 + i) < nExtra; i++)
+  for (int i = 0; i < 2 && static_cast<size_t>(2 + i) < nExtra; i++) {
+    napi_valuetype t;
+    if (napi_typeof(env, a[2 + i], &t) != napi_ok) { err = "N-API call failed"; return false; }
+    if (t == napi_undefined || t == napi_null) continue;  // not given: 1
     if (napi_get_value_double(env, a[2 + i], &tensorScales[i]) != napi_ok) { err = i == 0 ? "kScale must be a number" : "vScale must be a number"; return false; }
+  }
   if (kv[0].len != kv[1].len) { err = "kPool and vPool differ in length"; return false; }
   if (dtype == KV_I8) {
     if (scales[0].null || scales[1].null) { err = "an int8 cache needs kRowScales and vRowScales"; return false; }

@@ -30,7 +30,7 @@ function run(addon, seed, iters) {
   const rowOffsets = Int32Array.from({ length: B + 1 }, (_, b) => b);
   const start = Int32Array.from(ctx, (c) => c - 1);
   const numNew = new Int32Array(B).fill(1);
-  const ints = Int32Array.from([B, NH, NKV, D, PS, maxPages, 0, 0, 0, 2]);
+  const ints = Int32Array.from([B, NH, NKV, D, PS, maxPages, 0, 0, 0, 2, 0]);  // ATTN_ARG order; last: KV_DTYPE float32
   const q = rnd(B * NH * D);
   const M = 67, N = 96, K = 80;
   const a = rnd(M * K), w = rnd(K * N), bias = rnd(N);
