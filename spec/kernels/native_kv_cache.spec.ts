@@ -146,6 +146,25 @@ withAddon('native compact KV caches', () => {
     }
   }
 
+  it('forged addon calls on compact pools get a named RangeError (pool type, row scales, tensor scales, dtype code)', () => {
+    const n = nativeKernels!, D = 16, ps = 4, rows = 2 * ps;  // 2 pages, 1 KV head
+    const q = new Float32Array(2 * D), out = new Float32Array(2 * D);
+    const call = (code: number, k: unknown, v: unknown, ks: unknown, vs: unknown, kS?: number, vS?: number): void => {
+      const ints = Int32Array.of(1, 2, 1, D, ps, 2, 0, 0, 0, 0, code);  // ATTN_ARG order
+      n.flashAttention(q, out, k as never, v as never, Int32Array.of(0, 1), Int32Array.of(3), Int32Array.of(1), Int32Array.of(1, 0), ints, 0.25,
+        ks as never, vs as never, kS, vS);
+    };
+    const u16 = new Uint16Array(rows * D), i8 = new Int8Array(rows * D), sc = new Float32Array(rows);
+    expect(() => call(1, new Float32Array(rows * D), u16, null, null)).toThrow(/kPool must be a Uint16Array for kvDtype code 1/);
+    expect(() => call(3, i8, i8, null, null)).toThrow(/an int8 cache needs kRowScales and vRowScales/);
+    expect(() => call(3, i8, i8, sc, new Float32Array(rows - 1))).toThrow(/vRowScales/);
+    expect(() => call(4, new Uint8Array(rows * D), new Uint8Array(rows * D), null, null, 0, 1)).toThrow(/float8_e4m3 kScale and vScale must be finite and > 0/);
+    expect(() => call(7, u16, u16, null, null)).toThrow(/kvDtype code \(7\) must be in \[0, 4\]/);
+    expect(() => call(1, u16, new Uint16Array(rows * D - 1), null, null)).toThrow(/kPool and vPool differ in length/);
+    call(3, i8, i8, sc, sc);  // well-formed: runs (zero codes, zero scales)
+    expect(Array.from(out.subarray(0, 2 * D)).every((x) => x === 0)).toBe(true);
+  });
+
   for (const dtype of DTYPES) {
     it(`${dtype}: a NaN in one token's V reaches only the rows that see it, on both paths`, () => {
       const s: Shape = { nH: 4, nKv: 2, D: 64, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
