@@ -42,7 +42,7 @@ interface Shape { nH: number; nKv: number; D: number; pageSize: number }
 class Twin {
   readonly cache: PagedKVCache;
   private readonly rope: RopeTables;
-  private readonly ids: number[];
+  readonly ids: number[];
   constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts') {
     const fp8 = dtype === 'float8_e4m3' ? { kScale: 0.01, vScale: 0.004 } : {};
     this.cache = new PagedKVCache({ nKvHeads: s.nKv, headDim: s.D, pageSize: s.pageSize, numPages: 64, dtype, ...fp8 });
@@ -51,10 +51,10 @@ class Twin {
   }
 
   /** Store + attention of `news[b]` new tokens per sequence (rows `qkv`); returns the attention output. */
-  step(news: number[], qkv: Float32Array, variant: 'auto' | 'prefill' | 'decode' = 'auto'): Float32Array {
+  step(news: number[], qkv: Float32Array, variant: 'auto' | 'prefill' | 'decode' = 'auto', ids = this.ids): Float32Array {
     const { nH, nKv, D } = this.s;
     setCpuKernelImpl(this.impl);
-    const kv: PagedKVCollection = this.cache.fetch(this.ids, news);
+    const kv: PagedKVCollection = this.cache.fetch(ids, news);
     const T = kv.totalTokens;
     const x = tf.tensor2d(qkv, [T, (nH + 2 * nKv) * D]);
     const q = ropeSplitStoreRagged(x, { nHeads: nH, nKvHeads: nKv, headDim: D, rope: this.rope, qkNormEps: -1, collection: kv, layerIdx: 0 });
@@ -189,6 +189,36 @@ withAddon('native compact KV caches', () => {
   }
 
   for (const dtype of DTYPES) {
+    it(`${dtype}: a fork decoding on the addon copies the shared page with its scales; the source keeps its codes`, () => {
+      const s: Shape = { nH: 4, nKv: 2, D: 32, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
+      const nat = new Twin(s, dtype, 1, 'native'), ts = new Twin(s, dtype, 1, 'ts');
+      const qkv = randomArray(6 * W, rng(21), 2);
+      nat.step([6], qkv);
+      ts.step([6], qkv);
+      const before = nat.pools().map((a) => a.slice());
+      const forkN = nat.cache.forkSequence(nat.ids[0]), forkT = ts.cache.forkSequence(ts.ids[0]);
+      const x = randomArray(W, rng(22), 2);
+      const a = nat.step([1], x, 'auto', [forkN]), b = ts.step([1], x, 'auto', [forkT]);
+      expect(maxDiff(a, b)).toBeLessThanOrEqual(2e-5);
+      // Nothing the source wrote changed: every row that differs now was empty (a fresh page: the fork's copy of
+      // the shared last page, codes and int8 scales, plus its new token).
+      const { D } = s, after = nat.pools();
+      let changed = 0;
+      for (let j = 0; j < after.length; j++) {
+        const per = j < 2 ? D : 1;
+        for (let r = 0; r < after[j].length / per; r++) {
+          const was = before[j].subarray(r * per, (r + 1) * per), now = after[j].subarray(r * per, (r + 1) * per);
+          if (was.every((x, i) => Object.is(x, now[i]))) continue;
+          changed++;
+          expect({ j, r, wasEmpty: was.every((x) => x === 0) }).toEqual({ j, r, wasEmpty: true });
+        }
+      }
+      expect(changed).toBeGreaterThan(s.nKv * 2);  // at least the copied rows of both heads, K and V
+      // Source and fork attend alike over the shared prefix (the source steps the same token now).
+      const c = nat.step([1], x, 'auto', [nat.ids[0]]);
+      expect(maxDiff(c, a)).toBe(0);
+    });
+
     it(`${dtype}: token-by-token decode on the addon stores what one prefill stores and attends alike`, () => {
       const s: Shape = { nH: 8, nKv: 2, D: 64, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
       const one = new Twin(s, dtype, 1, 'native'), many = new Twin(s, dtype, 1, 'native');
