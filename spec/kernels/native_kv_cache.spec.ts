@@ -146,6 +146,23 @@ withAddon('native compact KV caches', () => {
     }
   }
 
+  for (const dtype of DTYPES) {
+    it(`${dtype}: V rows of edge values (zeros, subnormals, ties, range limits, infinities, NaN) encode as TypeScript does`, () => {
+      const s: Shape = { nH: 2, nKv: 2, D: 32, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
+      const edge = [0, -0, 1e-45, -1e-45, 2 ** -10, 3 * 2 ** -12, 0.01 * 2 ** -7, 0.004 * 2 ** -9 * 1.5, 4.48, -4.48, 4.4800005, 1.792,
+        1.7919999, 1.8, 65504, 65520, -65520, 3.4e38, 1 / 3, -2 / 3, 127.5, 0.5, 1.5, 2.5, 1e-8, -1e-30, 7, -7, 100, 1e5, 2.0000002, 0.0049];
+      const rows: number[][] = [edge, edge.map((x) => -x), edge.map((x) => x * 0.01), [...edge.slice(0, 31), Infinity],
+        [...edge.slice(0, 30), -Infinity, 1], [...edge.slice(0, 29), NaN, 2, 3]];
+      const qkv = randomArray(rows.length * W, rng(31));
+      rows.forEach((r, t) => { for (let h = 0; h < s.nKv; h++) qkv.set(r, t * W + (s.nH + s.nKv + h) * s.D); });
+      const nat = new Twin(s, dtype, 1, 'native'), ts = new Twin(s, dtype, 1, 'ts');
+      nat.step([rows.length], qkv);
+      ts.step([rows.length], qkv);
+      const [, vN, , vsN] = nat.pools(), [, vT, , vsT] = ts.pools();
+      expect(mismatches([vN, ...(vsN ? [vsN] : [])], [vT, ...(vsT ? [vsT] : [])])).toEqual({ count: 0, first: '' });
+    });
+  }
+
   it('forged addon calls on compact pools get a named RangeError (pool type, row scales, tensor scales, dtype code)', () => {
     const n = nativeKernels!, D = 16, ps = 4, rows = 2 * ps;  // 2 pages, 1 KV head
     const q = new Float32Array(2 * D), out = new Float32Array(2 * D);
