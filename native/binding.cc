@@ -6,7 +6,7 @@
 //                  startPositions, pageTable, eps)                     ints: RopeArg
 //   flashAttention(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale)
 //                                                                     ints: AttnArg
-//   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
+//   sgemm(a, b, bias|null, out, M, N, K, transA, transB[, accumulate])   (native/matmul.h; accumulate: out +=)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints: TrainArg; forward when dy is null (native/flash_train.h)
 //   quantMatMul(x, weight, scale|null, zeros|null, gIdx|null, bias|null, out, ints, inputScale, weightScale2)
@@ -172,14 +172,14 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
 }
 
 napi_value Sgemm(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value a[9];
+  size_t argc = 10;
+  napi_value a[10];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 9) { napi_throw_error(env, nullptr, "[native.sgemm] expected 9 arguments"); return nullptr; }
   ArrayArg x[4];  // a b bias out
-  int32_t ints[5];
+  int32_t ints[6] = {0, 0, 0, 0, 0, 0};  // M N K transA transB [accumulate]
   bool ok = readArrays(env, a, "ffFf", x);
-  for (int i = 0; i < 5 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
+  for (int i = 0; i < static_cast<int>(argc) - 4 && i < 6 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
   if (!ok) { napi_throw_type_error(env, nullptr, "[native.sgemm] bad argument types"); return nullptr; }
   const long long M = ints[0], N = ints[1], K = ints[2];
   std::string err;
@@ -188,7 +188,8 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
       !(x[2].null || argcheck::enough(err, "bias", x[2], N)) || !argcheck::enough(err, "out", x[3], M * N)) {
     return fail(env, "sgemm", err);
   }
-  sgemm(ints[0], ints[1], ints[2], ptr<float>(x[0]), ints[3] != 0, ptr<float>(x[1]), ints[4] != 0, ptr<float>(x[2]), ptr<float>(x[3]));
+  sgemm(ints[0], ints[1], ints[2], ptr<float>(x[0]), ints[3] != 0, ptr<float>(x[1]), ints[4] != 0, ptr<float>(x[2]), ptr<float>(x[3]),
+        ints[5] != 0);
   return nullptr;
 }
 

@@ -26,10 +26,10 @@ export interface NativeKernels {
     rowOffsets: Int32Array, startPositions: Int32Array, numNewTokens: Int32Array, pageTable: Int32Array,
     ints: Int32Array, scale: number,
   ): void;
-  /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h. */
+  /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h; with `accumulate` 1, out += (older builds ignore it). */
   sgemm(
     a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array,
-    M: number, N: number, K: number, transposeA: number, transposeB: number,
+    M: number, N: number, K: number, transposeA: number, transposeB: number, accumulate?: number,
   ): void;
   /**
    * FlashAttentionRagged of the training path (native/flash_train.h): forward when dy is null
