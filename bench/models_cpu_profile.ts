@@ -7,7 +7,10 @@
  * Each rep runs the native step (models/native_forward.ts) and the layers path in turn (flag
  * ATTENTION_ROPE_NATIVE_FORWARD), so a busy machine's load falls on both; medians and ratios printed.
  *
- *   node dist/bench/models_cpu_profile.js [--ckpt DIR] [--prompt 512] [--steps 32] [--reps 3]
+ * With `--huge-ab`, the native step only, on two copies of the model: weights moved to huge pages
+ * (the default) against left on 4 KiB pages (flag ATTENTION_ROPE_HUGE_PAGES off), alternating.
+ *
+ *   node dist/bench/models_cpu_profile.js [--ckpt DIR] [--prompt 512] [--steps 32] [--reps 3] [--huge-ab]
  */
 import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
@@ -73,46 +76,75 @@ async function main(): Promise<void> {
   const P = Number(arg('--prompt', '512')), steps = Number(arg('--steps', '32')), reps = Number(arg('--reps', '3'));
   await useBackend('cpu');
   const { model } = await loadPretrained(ckpt);
+  if (argv.includes('--huge-ab')) {
+    const { model: plain } = await loadPretrained(ckpt);
+    const sides = { huge: model, plain };
+    const first = (m: typeof model, huge: boolean) => {  // the first native step packs (and moves, when huge) the weights
+      tf.env().set('ATTENTION_ROPE_HUGE_PAGES', huge);
+      const cache = m.createCache({ numPages: 4 });
+      cache.addSequence(0);
+      const kv = cache.fetch([0], [1]);
+      const t = performance.now();
+      m.forwardRagged([1], kv).dispose();
+      return performance.now() - t;
+    };
+    console.log(`first step (packing): huge ${first(model, true).toFixed(0)} ms, plain ${first(plain, false).toFixed(0)} ms`);
+    await abRuns(sides, P, steps, reps);
+    return;
+  }
+  instrument();
+  await abRuns({ native: model, layers: model }, P, steps, reps, (side) => tf.env().set('ATTENTION_ROPE_NATIVE_FORWARD', side === 'native'));
+  model.dispose();
+}
+
+type Model = Awaited<ReturnType<typeof loadPretrained>>['model'];
+
+/** Prefill of P tokens, then `steps` greedy decode steps: wall ms of each. */
+async function runOnce(model: Model, P: number, steps: number): Promise<{ pre: number; dec: number }> {
   const V = model.config.vocabSize;
   const ids = Array.from({ length: P }, (_, i) => (i * 7919 + 13) % V);
-  instrument();
-  const wall: Record<string, { prefill: number[]; step: number[] }> = { native: { prefill: [], step: [] }, layers: { prefill: [], step: [] } };
-  for (let rr = 0; rr < 2 * (reps + 1); rr++) {
-    const r = rr >> 1, side = rr % 2 === (r % 2) ? 'native' : 'layers';
-    tf.env().set('ATTENTION_ROPE_NATIVE_FORWARD', side === 'native');
-    const prefillWall = wall[side].prefill, stepWall = wall[side].step;
-    const cache = model.createCache({ numPages: Math.ceil((P + steps + 16) / model.kvParams.pageSize) + 1 });
-    cache.addSequence(0);
-    stats.clear();
-    let t = performance.now();
-    let kv = cache.fetch([0], [P]);
-    let y = model.forwardRagged(ids, kv, [P - 1]);
+  const cache = model.createCache({ numPages: Math.ceil((P + steps + 16) / model.kvParams.pageSize) + 1 });
+  cache.addSequence(0);
+  stats.clear();
+  let t = performance.now();
+  let kv = cache.fetch([0], [P]);
+  let y = model.forwardRagged(ids, kv, [P - 1]);
+  cache.step(kv);
+  let next = (await y.argMax(-1).data())[0];
+  y.dispose();
+  const pre = performance.now() - t;
+  t = performance.now();
+  for (let s = 0; s < steps; s++) {
+    kv = cache.fetch([0], [1]);
+    y = model.forwardRagged([next], kv);
     cache.step(kv);
-    let next = (await y.argMax(-1).data())[0];
-    y.dispose();
-    const pre = performance.now() - t;
-    if (r === reps) report(`${side}: prefill ${P} (last rep)`, pre);
-    if (r > 0) prefillWall.push(pre);
-    stats.clear();
-    t = performance.now();
-    for (let s = 0; s < steps; s++) {
-      kv = cache.fetch([0], [1]);
-      y = model.forwardRagged([next], kv);
-      cache.step(kv);
-      const a = y.argMax(-1);
-      next = (await a.data())[0];
-      a.dispose(); y.dispose();
+    const a = y.argMax(-1);
+    next = (await a.data())[0];
+    a.dispose(); y.dispose();
+  }
+  return { pre, dec: (performance.now() - t) / steps };
+}
+
+/** reps + 1 rounds (the first a warm-up), the two sides in turn (order swapped every round); medians and ratios. */
+async function abRuns(sides: Record<string, Model>, P: number, steps: number, reps: number, select?: (side: string) => void): Promise<void> {
+  const names = Object.keys(sides);
+  const wall: Record<string, { pre: number[]; dec: number[] }> = Object.fromEntries(names.map((n) => [n, { pre: [], dec: [] }]));
+  for (let r = 0; r <= reps; r++) {
+    for (let i = 0; i < names.length; i++) {
+      const side = names[(i + r) % names.length];
+      select?.(side);
+      const t0 = performance.now();
+      const { pre, dec } = await runOnce(sides[side], P, steps);
+      if (r === reps && stats.size) report(`${side}: prefill ${P} + ${steps} decode steps (last round)`, performance.now() - t0);
+      if (r > 0) { wall[side].pre.push(pre); wall[side].dec.push(dec); }
     }
-    const dec = (performance.now() - t) / steps;
-    if (r === reps) report(`${side}: decode, ${steps} steps (last rep)`, dec * steps);
-    if (r > 0) stepWall.push(dec);
   }
-  for (const side of ['native', 'layers']) {
+  for (const side of names) {
     const w = wall[side];
-    console.log(`${side}: median prefill ${P}: ${median(w.prefill).toFixed(0)} ms; decode ${median(w.step).toFixed(2)} ms/token = ${(1000 / median(w.step)).toFixed(1)} tok/s`);
+    console.log(`${side}: median prefill ${P}: ${median(w.pre).toFixed(0)} ms; decode ${median(w.dec).toFixed(2)} ms/token = ${(1000 / median(w.dec)).toFixed(1)} tok/s`);
   }
-  const ratio = (k: 'prefill' | 'step') => median(wall.layers[k].map((v, i) => v / wall.native[k][i]));
-  console.log(`layers / native (median of per-rep ratios): prefill ${ratio('prefill').toFixed(2)}x, decode ${ratio('step').toFixed(2)}x; tensors ${tf.memory().numTensors}`);
-  model.dispose();
+  const [a, b] = names;
+  const ratio = (k: 'pre' | 'dec') => median(wall[b][k].map((v, i) => v / wall[a][k][i]));
+  console.log(`${b} / ${a} time (median of per-round ratios): prefill ${ratio('pre').toFixed(2)}x, decode ${ratio('dec').toFixed(2)}x; tensors ${tf.memory().numTensors}`);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -11,7 +11,8 @@
  * backend `cpu` with the addon active, no gradient being recorded, composite not forced, a float32
  * cache, and a model the kernels cover (RMSNorm with weights, plain `Linear` q/k/v/o projections,
  * the fused RoPE + store, no clip-qkv, no sharding). `tf.env().set('ATTENTION_ROPE_NATIVE_FORWARD', false)`
- * sends `cpu` through the layers instead (A/B benchmarks).
+ * sends `cpu` through the layers instead (A/B benchmarks); `ATTENTION_ROPE_HUGE_PAGES` false keeps the
+ * weights where they are (see models/native_weights.ts).
  *
  * @example
  * const logits = nativeForwardRagged(model, ids, kv, new Int32Array([ids.length - 1])); // [1, vocab]
@@ -26,12 +27,16 @@ import { Linear } from '../lib/attention/linear.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { ropeTablesOf } from '../lib/rope/rotary_embedding.js';
 import type { DecoderForCausalLM } from './decoder_lm.js';
-import { nativeWeightsOf, type NativeScratch } from './native_weights.js';
+import { type HugePages, nativeWeightsOf, type NativeScratch } from './native_weights.js';
 
 const W = 'DecoderForCausalLM.forwardRagged';
 const FLAG = 'ATTENTION_ROPE_NATIVE_FORWARD';
-if (!tf.env().getFlags().hasOwnProperty(FLAG)) {
-  try { tf.env().registerFlag(FLAG, () => true); } catch { /* registered by a twin module */ }
+/** Whether the first native step moves the weights onto huge pages (models/native_weights.ts). */
+const HUGE_FLAG = 'ATTENTION_ROPE_HUGE_PAGES';
+for (const f of [FLAG, HUGE_FLAG]) {
+  if (!tf.env().getFlags().hasOwnProperty(f)) {
+    try { tf.env().registerFlag(f, () => true); } catch { /* registered by a twin module */ }
+  }
 }
 const REQUIRED = ['rmsNorm', 'swiglu', 'sgemm', 'ropeSplitStore', 'flashAttention'] as const;
 
@@ -72,7 +77,8 @@ export function nativeForwardRagged(model: DecoderForCausalLM, n: NativeStepKern
   kv.cache.validateCollection(kv, W);
   check(kv.maxContext <= tables.maxPositions, W, () =>
     `positions up to ${kv.maxContext - 1} exceed the rope table's ${tables.maxPositions} positions (maxSeqLen)`);
-  const w = nativeWeightsOf(model);
+  const huge = tf.env().getBool(HUGE_FLAG) && n.allocHuge && n.collapseHuge ? n as HugePages : undefined;
+  const w = nativeWeightsOf(model, huge);
   const T = ids.length, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
   const qDim = o.numAttentionHeads * o.headDim, qkvN = qDim + 2 * o.numKeyValueHeads * o.headDim;
   const s = w.scratch;

@@ -63,6 +63,13 @@ export interface NativeKernels {
    * opened and must hold `bytes`. Absent from addons built before it (check before use).
    */
   mapShared?(path: string, bytes: number, create: boolean): ArrayBuffer;
+  /**
+   * A zeroed ArrayBuffer of `bytes` on 2 MiB-aligned memory advised for transparent huge pages
+   * (native/huge_pages.cc), unmapped when collected. Absent from addons built before it.
+   */
+  allocHuge?(bytes: number): ArrayBuffer;
+  /** Moves the pages under `a` (2 MiB-aligned range around it) onto huge pages in place; bytes covered, 0 when refused. */
+  collapseHuge?(a: Float32Array): number;
   /** Removes `path`; false when it was already gone. */
   unlinkShared?(path: string): boolean;
 }
