@@ -77,7 +77,7 @@ export function nativeForwardRagged(model: DecoderForCausalLM, n: NativeStepKern
   kv.cache.validateCollection(kv, W);
   check(kv.maxContext <= tables.maxPositions, W, () =>
     `positions up to ${kv.maxContext - 1} exceed the rope table's ${tables.maxPositions} positions (maxSeqLen)`);
-  const huge = tf.env().getBool(HUGE_FLAG) && n.allocHuge && n.collapseHuge ? n as HugePages : undefined;
+  const huge = tf.env().getBool(HUGE_FLAG) && n.allocHuge ? n as HugePages : undefined;
   const w = nativeWeightsOf(model, huge);
   const T = ids.length, H = c.hiddenSize, I = c.intermediateSize, V = c.vocabSize;
   const qDim = o.numAttentionHeads * o.headDim, qkvN = qDim + 2 * o.numKeyValueHeads * o.headDim;

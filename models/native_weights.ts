@@ -5,13 +5,14 @@
  * over the weights in decode) projects all three. Remade when any variable is reassigned
  * (training, loading): each read is keyed by the variables' data ids.
  *
- * Huge pages (when given the addon's helpers, native/huge_pages.cc): each packing asks the kernel
- * to move the variables' arrays onto 2 MiB transparent huge pages in place (MADV_COLLAPSE: same
- * addresses and values, no extra memory) and puts the packed q/k/v on fresh huge pages. A decode
- * step streams every weight once; on 4 KiB pages a read stream loses ~40% of this machine's
- * bandwidth (a plain read loop: ~15 GB/s against ~25) to TLB misses and prefetchers stopping at
- * every page. The one-time cost is the kernel's page copy (on a VM that backs memory lazily,
- * seconds for the 135M model the first time).
+ * Huge pages (given the addon's allocator, native/huge_pages.cc, and at least HUGE_PAGES_MIN_BYTES
+ * of weights): the first packing moves every weight variable's values into one arena on 2 MiB
+ * transparent huge pages (one copy; each variable then holds a view of it, same values and shapes)
+ * and packs q/k/v onto huge pages too. A decode step streams every weight once; on 4 KiB pages a
+ * read stream loses ~40% of this machine's bandwidth (a plain read loop: ~15 GB/s against ~25) to
+ * TLB misses and prefetchers stopping at every page. The old arrays go at the next collection
+ * (the process's allocator may keep their pages for later allocations). In-place MADV_COLLAPSE
+ * was tried first: no copy, but 20-40 s on this VM (the kernel drains every CPU's page lists).
  *
  * @example
  * const w = nativeWeightsOf(model); // w.layers[0].qkv: Float32Array [hidden * (qDim + 2 kvDim)]
@@ -72,19 +73,46 @@ function concatColumns(parts: Float32Array[], rowCount: number, out?: Float32Arr
 
 const FLOAT_ALIGN = 16; // 64-byte slots in the arena
 
-/** The addon's huge-page helpers (native/huge_pages.cc). */
+/** The addon's huge-page allocator (native/huge_pages.cc). */
 export interface HugePages {
   allocHuge(bytes: number): ArrayBuffer;
-  collapseHuge(a: Float32Array): number;
+}
+
+/** Models with fewer weight bytes stay where they are (their weights live in the caches anyway). */
+export const HUGE_PAGES_MIN_BYTES = 64 << 20;
+
+/**
+ * Moves the float32 variables' values into one arena on huge pages, each variable then holding a
+ * view of it (same values and shapes); false when the arena cannot be had (the arrays stay).
+ */
+export function moveToHugePages(vars: tf.LayerVariable[], huge: HugePages): boolean {
+  const unique = [...new Set(vars)].filter((v) => v.dtype === 'float32');
+  const offsets: number[] = [];
+  let total = 0;
+  for (const v of unique) { offsets.push(total); total += Math.ceil(v.read().size / FLOAT_ALIGN) * FLOAT_ALIGN; }
+  let arena: Float32Array;
+  try { arena = new Float32Array(huge.allocHuge(total * 4)); } catch { return false; }
+  unique.forEach((v, i) => {
+    const src = v.read();
+    const view = arena.subarray(offsets[i], offsets[i] + src.size);
+    view.set(src.dataSync() as Float32Array);
+    const t = tf.tensor(view, src.shape, 'float32');
+    v.write(t); // the variable now shares t's storage: the view (its old array is collected)
+    t.dispose();
+  });
+  return true;
 }
 
 /** The native step's weights of `model` (made on first use, remade when a variable changed). */
 export function nativeWeightsOf(model: DecoderForCausalLM, huge?: HugePages): NativeWeights {
-  const vars = variablesOf(model);
-  const sources = vars.map((v) => v?.read().dataId ?? null) as object[];
+  const sourcesNow = () => variablesOf(model).map((v) => v?.read().dataId ?? null) as object[];
+  let sources = sourcesNow();
   const hit = cache.get(model);
   if (hit && hit.sources.length === sources.length && hit.sources.every((s, i) => s === sources[i])) return hit;
-  if (huge) for (const v of new Set(vars)) if (v && v.dtype === 'float32') huge.collapseHuge(values(v)!); // in place, once per packing
+  const vars = variablesOf(model).filter((v): v is tf.LayerVariable => v !== null);
+  const bytes = [...new Set(vars)].reduce((n, v) => n + 4 * v.read().size, 0);
+  huge = huge && bytes >= HUGE_PAGES_MIN_BYTES ? huge : undefined;
+  if (!hit && huge && moveToHugePages(vars, huge)) sources = sourcesNow(); // once per model: later repacks keep new arrays as they are
   const H = model.config.hiddenSize;
   const qkvSize = Math.ceil(H * (model.blocks[0].attn.qDim + 2 * model.blocks[0].attn.kvDim) / FLOAT_ALIGN) * FLOAT_ALIGN;
   let packArena: Float32Array | null = null; // the packed q/k/v copies on huge pages too

@@ -15,7 +15,7 @@
 //   swiglu(x, gate, up, down, gateBias|null, upBias|null, downBias|null, residual|null, out, T, H, I)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
-//   allocHuge(bytes) / collapseHuge(f32)  (native/huge_pages.cc: transparent huge pages, new or in place)
+//   allocHuge(bytes)                   (native/huge_pages.cc: an ArrayBuffer on transparent huge pages)
 #include <node_api.h>
 
 #include <cstdlib>
@@ -37,7 +37,6 @@ napi_value MapShared(napi_env env, napi_callback_info info);
 napi_value UnlinkShared(napi_env env, napi_callback_info info);
 // native/huge_pages.cc
 napi_value AllocHuge(napi_env env, napi_callback_info info);
-napi_value CollapseHuge(napi_env env, napi_callback_info info);
 
 // Every JS thread that calls in (the main thread, each worker_thread) has its own pool and its
 // own scratch (thread_local in the kernels), so calls from different threads run at once. The
@@ -378,7 +377,6 @@ NAPI_MODULE_INIT() {
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unlinkShared", nullptr, UnlinkShared, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"allocHuge", nullptr, AllocHuge, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"collapseHuge", nullptr, CollapseHuge, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

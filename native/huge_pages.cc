@@ -1,15 +1,12 @@
 // allocHuge(bytes): a zero-filled ArrayBuffer of `bytes` on 2 MiB-aligned anonymous memory that
 // the kernel is asked to back with transparent huge pages (madvise MADV_HUGEPAGE, before the first
 // touch, so no later collapse is needed), freed when the buffer is collected.
-// collapseHuge(typedArray): moves the pages under an existing array onto huge pages in place
-// (madvise MADV_COLLAPSE, Linux 6.1+, over the 2 MiB-aligned range covering it: contents and
-// addresses unchanged, neighbours included), no copy the caller sees; returns the bytes covered,
-// 0 where the kernel refused (older kernel, huge pages `never`, a range not wholly mapped).
 //
 // Why: a decode step streams every weight of the model once (~650 MB for the 135M bench model);
 // on 4 KiB pages the stream crosses a page (a TLB miss, and the hardware prefetchers stop) every
 // 4 KiB, and a plain read loop on this machine reaches ~15 GB/s against ~25 GB/s on huge pages.
-// models/native_weights.ts collapses the model's weights once and packs its own copies here. Where huge pages are off
+// models/native_weights.ts moves a model's weights here once (MADV_COLLAPSE in place was slower:
+// 20-40 s on this VM, the kernel drains every CPU's page lists). Where huge pages are off
 // (`never`) or the platform has none, this is a plain zeroed mapping: same contents, no harm.
 #include <node_api.h>
 #include <sys/mman.h>
@@ -70,26 +67,3 @@ napi_value AllocHuge(napi_env env, napi_callback_info info) {
   return ab;
 }
 
-napi_value CollapseHuge(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value a[1];
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  bool isTyped = false;
-  if (napi_get_cb_info(env, info, &argc, a, nullptr, nullptr) != napi_ok || argc < 1 ||
-      napi_is_typedarray(env, a[0], &isTyped) != napi_ok || !isTyped ||
-      napi_get_typedarray_info(env, a[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
-    napi_throw_type_error(env, nullptr, "[native.collapseHuge] expected a Float32Array");
-    return nullptr;
-  }
-  double covered = 0;
-#ifdef __linux__
-  const uintptr_t start = reinterpret_cast<uintptr_t>(data), end = start + length * sizeof(float);
-  const uintptr_t lo = start & ~(HUGE - 1), hi = (end + HUGE - 1) & ~(HUGE - 1);
-  if (length > 0 && madvise(reinterpret_cast<void*>(lo), hi - lo, 25 /* MADV_COLLAPSE */) == 0) covered = static_cast<double>(hi - lo);
-#endif
-  napi_value r;
-  napi_create_double(env, covered, &r);
-  return r;
-}

@@ -68,8 +68,6 @@ export interface NativeKernels {
    * (native/huge_pages.cc), unmapped when collected. Absent from addons built before it.
    */
   allocHuge?(bytes: number): ArrayBuffer;
-  /** Moves the pages under `a` (2 MiB-aligned range around it) onto huge pages in place; bytes covered, 0 when refused. */
-  collapseHuge?(a: Float32Array): number;
   /** Removes `path`; false when it was already gone. */
   unlinkShared?(path: string): boolean;
 }

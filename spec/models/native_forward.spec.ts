@@ -15,6 +15,8 @@ import { useBackend } from '../../lib/backends/select';
 import { loadPretrained } from '../../models/load';
 import type { DecoderForCausalLM } from '../../models/decoder_lm';
 import { nativeForwardAddon } from '../../models/native_forward';
+import { type HugePages, moveToHugePages } from '../../models/native_weights';
+import { nativeKernels } from '../../kernels/cpu/native';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
 
 const ROOT = path.join(__dirname, '..', 'fixtures', 'models');
@@ -22,7 +24,7 @@ const CASES = fs.readdirSync(ROOT).filter((n) => isModelFixture(path.join(ROOT, 
 const FLAG = 'ATTENTION_ROPE_NATIVE_FORWARD';
 
 beforeAll(async () => { await useBackend('cpu'); });
-afterEach(() => tf.env().set(FLAG, true));
+afterEach(() => { tf.env().set(FLAG, true); tf.env().set('ATTENTION_ROPE_HUGE_PAGES', true); });
 
 /** Prefill of two ragged prompts (logits of every row), then 3 decode steps: all logits and the final cache. */
 function run(model: DecoderForCausalLM, native: boolean): { logits: Float32Array[]; keys: Float32Array[] } {
@@ -103,4 +105,31 @@ test('a cache of the wrong shape is refused with a named error', async () => {
   const kv = wrong.fetch([0], [2]);
   expect(() => model.forwardRagged([1, 2], kv)).toThrow(/DecoderForCausalLM.forwardRagged.*cache holds .* KV heads of dim \d+, the model needs/);
   model.dispose();
+});
+
+describe('huge pages (native/huge_pages.cc)', () => {
+  const n = nativeKernels;
+  (n?.allocHuge ? it : it.skip)('allocHuge gives a zeroed, writable buffer; bad arguments are named', () => {
+    const buf = new Float32Array(n!.allocHuge!(3 << 20)); // 3 MiB: crosses a 2 MiB boundary
+    expect(buf.length).toBe((3 << 20) / 4);
+    expect(buf.every((v) => v === 0)).toBe(true);
+    buf.fill(2.5, buf.length - 5);
+    expect(Array.from(buf.subarray(buf.length - 6))).toEqual([0, 2.5, 2.5, 2.5, 2.5, 2.5]);
+    expect(() => n!.allocHuge!(-1)).toThrow(/\[native.allocHuge\] bytes \(-1.*\) must be an integer/);
+    expect(() => n!.allocHuge!('x' as unknown as number)).toThrow('[native.allocHuge] expected a byte count');
+  });
+
+  it('moveToHugePages keeps every value and shape; the native step gives the same logits after it', async () => {
+    const { model } = await loadPretrained(path.join(ROOT, 'tiny_qwen3'));
+    const before = run(model, true).logits;
+    const vars = model.blocks.flatMap((b) => [b.mlp.gateKernel, b.mlp.downKernel, b.attn.qProj!.kernel]).concat([model.embedTable]);
+    const values = vars.map((v) => (v.read().dataSync() as Float32Array).slice());
+    const huge = { allocHuge: (bytes: number) => new ArrayBuffer(bytes) }; // the same moves, on a plain buffer when no addon
+    expect(moveToHugePages(vars, n?.allocHuge ? (n as HugePages) : huge)).toBe(true);
+    vars.forEach((v, i) => expect(v.read().dataSync()).toEqual(values[i]));
+    expect(new Set(vars.map((v) => (v.read().dataSync() as Float32Array).buffer)).size).toBe(1); // one arena
+    run(model, true).logits.forEach((l, i) => expect(l).toEqual(before[i]));
+    expect(moveToHugePages(vars, { allocHuge: () => { throw new Error('no memory'); } })).toBe(false);
+    model.dispose();
+  });
 });
