@@ -133,6 +133,7 @@ export async function runModelsLlamaCpp(o: ModelsLlamaCppOptions): Promise<Bench
   const peer = o.sides.find((s) => s === 'llama-f32') ?? o.sides.find((s) => s.startsWith('llama-'));
   const exact = o.sides.includes('llama-f32-exact') ? 'llama-f32-exact' : peer;
   const rows: BenchRow[] = [];
+  const ratioLines: string[] = [];
   const lines = [`| side | prefill ${o.prompt} ms | decode tok/s | batch-${o.batch} decode tok/s | greedy ids = ${exact ?? '-'} (single; batch) | other processes, % CPU |`,
     '| --- | --- | --- | --- | --- | --- |'];
   for (const side of o.sides) {
@@ -143,11 +144,16 @@ export async function runModelsLlamaCpp(o: ModelsLlamaCppOptions): Promise<Bench
       + `${results.get(side)!.map((x) => x.othersCpuPct).join(' / ')} |`);
     if (!peer || side === peer || side.startsWith('llama-')) continue;
     const backend = side.slice(5);
+    // ratio rows: llama.cpp's time / ours (prefill), ours tok/s / llama.cpp's (decode); above 1: ours faster
+    const pPre = med(peer, (x) => x.single?.ttftMs), pDec = med(peer, (x) => x.single?.decodeTokS), pBat = med(peer, (x) => x.batch?.decodeTokS);
+    ratioLines.push(`| ${side} vs ${peer} | ${(pPre / pre).toFixed(2)}x | ${(dec / pDec).toFixed(2)}x | `
+      + `${Number.isNaN(bat) ? '-' : `${(bat / pBat).toFixed(2)}x`} | | |`);
     rows.push(row(`135M whole model, prefill ${o.prompt}`, backend, pre, peer, med(peer, (x) => x.single?.ttftMs)));
     rows.push(row('135M whole model, decode ms/token, 1 seq', backend, 1000 / dec, peer, 1000 / med(peer, (x) => x.single?.decodeTokS)));
     if (!Number.isNaN(bat)) rows.push(row(`135M whole model, decode ms/token, ${o.batch} seqs`, backend, 1000 / bat, peer, 1000 / med(peer, (x) => x.batch?.decodeTokS)));
   }
-  o.log(lines.join('\n'));
+  o.log([...lines, ...ratioLines].join('\n'));
+  o.log(`(medians of ${o.rounds} round(s) per column; ratio rows: above 1x means ours is faster)`);
   if (o.json) {
     mkdirSync(path.dirname(o.json), { recursive: true });
     writeFileSync(o.json, `${JSON.stringify({ options: { ...o, log: undefined }, results: Object.fromEntries(results), rows }, null, 2)}\n`);

@@ -15,6 +15,8 @@ import { RotaryEmbedding } from '../lib/rope/rotary_embedding.js';
 import type { DecoderConfig } from './config.js';
 import { fusedForwardRagged, fusedForwardSupported } from './fused_forward.js';
 import { disposeFusedWeights } from './fused_weights.js';
+import { nativeForwardAddon, nativeForwardRagged } from './native_forward.js';
+import { disposeNativeWeights } from './native_weights.js';
 import { DecoderBlock } from './layers/decoder_block.js';
 import { LMHead } from './layers/lm_head.js';
 import { TokenEmbedding } from './layers/token_embedding.js';
@@ -103,7 +105,9 @@ export class DecoderForCausalLM {
         check(Number.isInteger(r) && r >= 0 && r < ids.length, 'DecoderForCausalLM.forwardRagged', () => `logitRows[${i}] (${r}) must be in [0, ${ids.length})`);
       }
     }
-    // Whole-model kernels where the backend has them (models/fused_forward.ts), else the layers.
+    // Whole-model kernels where the backend has them (models/fused_forward.ts; cpu: the addon, models/native_forward.ts), else the layers.
+    const addon = ids.length > 0 ? nativeForwardAddon(this, kv) : null;
+    if (addon) return nativeForwardRagged(this, addon, Int32Array.from(ids), kv, logitRows ? Int32Array.from(logitRows) : undefined);
     if (ids.length > 0 && fusedForwardSupported(this)) {
       return fusedForwardRagged(this, Int32Array.from(ids), kv, logitRows ? Int32Array.from(logitRows) : undefined);
     }
@@ -190,6 +194,7 @@ export class DecoderForCausalLM {
   /** Frees the weights and the RoPE tables. */
   dispose(): void {
     disposeFusedWeights(this);
+    disposeNativeWeights(this);
     for (const v of this.trainableWeights) v.dispose();
     this.rope.dispose();
   }

@@ -9,7 +9,7 @@
 //                  [, kRowScales|null, vRowScales|null, kScale, vScale])   ints: AttnArg
 //     Pools are typed arrays of ints[*_KV_DTYPE] (kv_codec.h: Float32Array, Uint16Array for float16 /
 //     bfloat16, Int8Array, Uint8Array for float8_e4m3); int8 adds the row scales, float8 the tensor scales.
-//   sgemm(a, b, bias|null, out, M, N, K, transA, transB)   (native/matmul.h)
+//   sgemm(a, b, bias|null, out, M, N, K, transA, transB[, accumulate])   (native/matmul.h; accumulate: out +=)
 //   flashTrain(q, k, v, rowOffsets, out, lse, dy|null, dq|null, dk|null, dv|null, ints, scale)
 //     ints: TrainArg; forward when dy is null (native/flash_train.h)
 //   quantMatMul(x, weight, scale|null, zeros|null, gIdx|null, bias|null, out, ints, inputScale, weightScale2)
@@ -18,6 +18,7 @@
 //   swiglu(x, gate, up, down, gateBias|null, upBias|null, downBias|null, residual|null, out, T, H, I)
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
+//   allocHuge(bytes)                   (native/huge_pages.cc: an ArrayBuffer on transparent huge pages)
 #include <node_api.h>
 
 #include <cmath>
@@ -39,6 +40,8 @@
 // native/shm.cc
 napi_value MapShared(napi_env env, napi_callback_info info);
 napi_value UnlinkShared(napi_env env, napi_callback_info info);
+// native/huge_pages.cc
+napi_value AllocHuge(napi_env env, napi_callback_info info);
 
 // Every JS thread that calls in (the main thread, each worker_thread) has its own pool and its
 // own scratch (thread_local in the kernels), so calls from different threads run at once. The
@@ -243,14 +246,14 @@ napi_value FlashAttention(napi_env env, napi_callback_info info) {
 }
 
 napi_value Sgemm(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value a[9];
+  size_t argc = 10;
+  napi_value a[10];
   CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
   if (argc < 9) { napi_throw_error(env, nullptr, "[native.sgemm] expected 9 arguments"); return nullptr; }
   ArrayArg x[4];  // a b bias out
-  int32_t ints[5];
+  int32_t ints[6] = {0, 0, 0, 0, 0, 0};  // M N K transA transB [accumulate]
   bool ok = readArrays(env, a, "ffFf", x);
-  for (int i = 0; i < 5 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
+  for (int i = 0; i < static_cast<int>(argc) - 4 && i < 6 && ok; i++) ok = napi_get_value_int32(env, a[4 + i], &ints[i]) == napi_ok;
   if (!ok) { napi_throw_type_error(env, nullptr, "[native.sgemm] bad argument types"); return nullptr; }
   const long long M = ints[0], N = ints[1], K = ints[2];
   std::string err;
@@ -259,7 +262,8 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
       !(x[2].null || argcheck::enough(err, "bias", x[2], N)) || !argcheck::enough(err, "out", x[3], M * N)) {
     return fail(env, "sgemm", err);
   }
-  sgemm(ints[0], ints[1], ints[2], ptr<float>(x[0]), ints[3] != 0, ptr<float>(x[1]), ints[4] != 0, ptr<float>(x[2]), ptr<float>(x[3]));
+  sgemm(ints[0], ints[1], ints[2], ptr<float>(x[0]), ints[3] != 0, ptr<float>(x[1]), ints[4] != 0, ptr<float>(x[2]), ptr<float>(x[3]),
+        ints[5] != 0);
   return nullptr;
 }
 
@@ -443,6 +447,7 @@ NAPI_MODULE_INIT() {
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unlinkShared", nullptr, UnlinkShared, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"allocHuge", nullptr, AllocHuge, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -33,6 +33,7 @@ void forRows(int rows, double workPerRow, F fn) {
 
 void rmsNormRows(const float* x, const float* w, float* out, int T, int H, float eps, bool center) {
   forRows(T, 4.0 * H, [&](int r0, int r1) {
+    const int hv = H - H % VL;
     for (int t = r0; t < r1; t++) {
       const float* xr = x + static_cast<size_t>(t) * H;
       float* o = out + static_cast<size_t>(t) * H;
@@ -42,11 +43,23 @@ void rmsNormRows(const float* x, const float* w, float* out, int T, int H, float
         for (int j = 0; j < H; j++) s += xr[j];
         mean = static_cast<float>(s / H);
       }
-      float ss = 0.f;
-      for (int j = 0; j < H; j++) { const float d = xr[j] - mean; ss += d * d; }
+      // sum of squares in 16 lanes (the scalar loop's serial chain was most of a prefill's norm time)
+      const v16 m = vset1(mean);
+      v16 acc = v16{};
+      int j = 0;
+      for (; j < hv; j += VL) { const v16 d = vload(xr + j) - m; acc += d * d; }
+      float ss = hsum(acc);
+      for (; j < H; j++) { const float d = xr[j] - mean; ss += d * d; }
       const float inv = 1.f / std::sqrt(ss / H + eps);
-      if (w) for (int j = 0; j < H; j++) o[j] = (xr[j] - mean) * inv * w[j];
-      else for (int j = 0; j < H; j++) o[j] = (xr[j] - mean) * inv;
+      const v16 vinv = vset1(inv);
+      j = 0;
+      if (w) {
+        for (; j < hv; j += VL) vstore(o + j, (vload(xr + j) - m) * vinv * vload(w + j));
+        for (; j < H; j++) o[j] = (xr[j] - mean) * inv * w[j];
+      } else {
+        for (; j < hv; j += VL) vstore(o + j, (vload(xr + j) - m) * vinv);
+        for (; j < H; j++) o[j] = (xr[j] - mean) * inv;
+      }
     }
   });
 }
@@ -67,6 +80,10 @@ void swigluMlp(const SwiGLUParams& p) {
     }
     for (; i < end; i++) g[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
   });
+  if (p.residual == p.out) {  // in place: out += down(...), the residual never copied
+    sgemm(T, H, I, g, false, p.down, false, p.downBias, p.out, true);  // [T, H]
+    return;
+  }
   sgemm(T, H, I, g, false, p.down, false, p.downBias, p.out);  // [T, H]
   if (p.residual) {
     const size_t n = static_cast<size_t>(T) * H;

@@ -16,7 +16,7 @@ struct SwiGLUParams {
   const float* upBias;     // [I] or null
   const float* downBias;   // [H] or null
   const float* residual;   // [T, H] or null: added to the output
-  float* out;              // [T, H], must not alias x
+  float* out;              // [T, H], must not alias x; may be residual itself (added in place)
   int T, H, I;
 };
 

@@ -180,8 +180,18 @@ void rowsNK(int M, int N, int K, const float* A, const float* B, const float* bi
 
 }  // namespace
 
-void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C) {
+void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C,
+                bool accumulate) {
   if (M <= 0 || N <= 0) return;
+  if (accumulate) {  // C += product: into a scratch [M, N] (a few rows), then one add (cheap next to streaming B)
+    thread_local std::vector<float> tSum;
+    const size_t mn = static_cast<size_t>(M) * N;
+    if (tSum.size() < mn) tSum.resize(mn);
+    gemvSmallM(M, N, K, A, transA, B, transB, bias, tSum.data(), false);
+    const float* s = tSum.data();
+    for (size_t i = 0; i < mn; i++) C[i] += s[i];
+    return;
+  }
   std::vector<float> at;
   if (transA && M > 1) {  // A [K, M] -> [M, K] (M rows of K: small)
     at.resize(static_cast<size_t>(M) * K);

@@ -6,6 +6,7 @@ constexpr int GEMV_MAX_M = 16;
 
 /**
  * C[M, N] = op(A)[M, K] · op(B)[K, N] (+ bias[N]), the same contract as sgemm (matmul.h), reading
- * each element of B once: meant for M <= GEMV_MAX_M. Runs on the shared thread pool (pool.h).
+ * each element of B once: meant for M <= GEMV_MAX_M. `accumulate`: C += the product, as sgemm's. Runs on the shared thread pool (pool.h).
  */
-void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C);
+void gemvSmallM(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C,
+                bool accumulate = false);

@@ -3,7 +3,7 @@
 // Loops (outer to inner): column blocks of N (NC) -> slices of K (KC) -> [pack the slice of op(B)
 // into NR-wide panels, in parallel] -> work items (a block of MC rows x a range of panels, in
 // parallel) -> [pack the item's rows of op(A) into MR-tall panels] -> NR panels -> MR panels ->
-// micro-kernel. The micro-kernel keeps an MR x NR tile of C in registers (two vectors per row) and
+// micro-kernel (with `accumulate` every slice adds, so C += op(A) op(B): a residual in place). The micro-kernel keeps an MR x NR tile of C in registers (two vectors per row) and
 // streams one packed column of A (MR floats, broadcast) and one packed row of B (NR floats) per k:
 // 2 * MR FMAs for 2 vector loads and MR broadcasts. Transposes cost nothing extra: they only change
 // how the packing reads A and B. The first K slice stores C (+ bias), later slices add to it.
@@ -89,9 +89,9 @@ void packA(const float* A, bool transA, int M, int K, int pc, int kc, int i0, in
   for (int r = mr; r < MR; r++) for (int k = 0; k < kc; k++) dst[k * MR + r] = 0.f;
 }
 
-/** C[0 .. mr, 0 .. nr] (=|+=) ap · bp over kc; `first` stores (adding bias when given), else accumulates. */
+/** C[0 .. mr, 0 .. nr] (=|+=) ap · bp (+ bias, when given) over kc; `store` overwrites C, else adds to it. */
 void micro(int kc, const float* __restrict ap, const float* __restrict bp, float* c, size_t ldc, int mr, int nr,
-           bool first, const float* bias) {
+           bool store, const float* bias) {
   vf c0[MR], c1[MR];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) { c0[r] = vf{}; c1[r] = vf{}; }
@@ -109,11 +109,12 @@ void micro(int kc, const float* __restrict ap, const float* __restrict bp, float
   }
   if (mr == MR && nr == NR) {
     vf bias0 = vf{}, bias1 = vf{};
-    if (first && bias) { bias0 = loadu(bias); bias1 = loadu(bias + VLEN); }
+    if (bias) { bias0 = loadu(bias); bias1 = loadu(bias + VLEN); }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++) {
       float* cr = c + r * ldc;
-      if (first) { storeu(cr, c0[r] + bias0); storeu(cr + VLEN, c1[r] + bias1); }
+      if (store) { storeu(cr, c0[r] + bias0); storeu(cr + VLEN, c1[r] + bias1); }
+      else if (bias) { storeu(cr, loadu(cr) + (c0[r] + bias0)); storeu(cr + VLEN, loadu(cr + VLEN) + (c1[r] + bias1)); }
       else { storeu(cr, loadu(cr) + c0[r]); storeu(cr + VLEN, loadu(cr + VLEN) + c1[r]); }
     }
     return;
@@ -123,8 +124,8 @@ void micro(int kc, const float* __restrict ap, const float* __restrict bp, float
   for (int r = 0; r < mr; r++) {
     float* cr = c + r * ldc;
     const float* tr = t + r * NR;
-    if (first) for (int j = 0; j < nr; j++) cr[j] = tr[j] + (bias ? bias[j] : 0.f);
-    else for (int j = 0; j < nr; j++) cr[j] += tr[j];
+    if (store) for (int j = 0; j < nr; j++) cr[j] = tr[j] + (bias ? bias[j] : 0.f);
+    else for (int j = 0; j < nr; j++) cr[j] += bias ? tr[j] + bias[j] : tr[j];
   }
 }
 
@@ -132,16 +133,19 @@ inline int ceilDiv(int a, int b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C) {
+void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C,
+           bool accumulate) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int i = 0; i < M; i++) {
       float* cr = C + static_cast<size_t>(i) * N;
-      if (bias) std::memcpy(cr, bias, sizeof(float) * N); else std::memset(cr, 0, sizeof(float) * N);
+      if (accumulate) { if (bias) for (int j = 0; j < N; j++) cr[j] += bias[j]; }
+      else if (bias) std::memcpy(cr, bias, sizeof(float) * N);
+      else std::memset(cr, 0, sizeof(float) * N);
     }
     return;
   }
-  if (M <= GEMV_MAX_M) { gemvSmallM(M, N, K, A, transA, B, transB, bias, C); return; }  // decode: stream B once
+  if (M <= GEMV_MAX_M) { gemvSmallM(M, N, K, A, transA, B, transB, bias, C, accumulate); return; }  // decode: stream B once
   ThreadPool& tp = pool();
   const bool serial = 2.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();
@@ -169,7 +173,7 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
     float* bp = gPackB.get(static_cast<size_t>(kcStep) * panels * NR);
     for (int pc = 0; pc < K; pc += kcStep) {
       const int kc = std::min(kcStep, K - pc);
-      const bool first = pc == 0;
+      const bool first = pc == 0, store = first && !accumulate;  // later slices (and accumulate) add to C
       run(panels, [&](int p) {
         const int j0 = p * NR;
         packB(B, transB, N, K, pc, kc, jc + j0, std::min(NR, nc - j0), bp + static_cast<size_t>(p) * kc * NR);
@@ -190,7 +194,7 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
           for (int q = 0; q < aPanels; q++) {
             const int i = i0 + q * MR;
             micro(kc, ap + static_cast<size_t>(q) * kc * MR, bpp, C + static_cast<size_t>(i) * N + j, N,
-                  std::min(MR, mrows - q * MR), nr, first, bias ? bias + j : nullptr);
+                  std::min(MR, mrows - q * MR), nr, store, first && bias ? bias + j : nullptr);
           }
         }
       });

@@ -34,10 +34,10 @@ export interface NativeKernels {
     ints: Int32Array, scale: number,
     kRowScales?: Float32Array | null, vRowScales?: Float32Array | null, kScale?: number, vScale?: number,
   ): void;
-  /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h. */
+  /** out[M, N] = op(a) · op(b) (+ bias), see native/matmul.h; with `accumulate` 1, out += (older builds ignore it). */
   sgemm(
     a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array,
-    M: number, N: number, K: number, transposeA: number, transposeB: number,
+    M: number, N: number, K: number, transposeA: number, transposeB: number, accumulate?: number,
   ): void;
   /**
    * FlashAttentionRagged of the training path (native/flash_train.h): forward when dy is null
@@ -71,6 +71,11 @@ export interface NativeKernels {
    * opened and must hold `bytes`. Absent from addons built before it (check before use).
    */
   mapShared?(path: string, bytes: number, create: boolean): ArrayBuffer;
+  /**
+   * A zeroed ArrayBuffer of `bytes` on 2 MiB-aligned memory advised for transparent huge pages
+   * (native/huge_pages.cc), unmapped when collected. Absent from addons built before it.
+   */
+  allocHuge?(bytes: number): ArrayBuffer;
   /** Removes `path`; false when it was already gone. */
   unlinkShared?(path: string): boolean;
 }

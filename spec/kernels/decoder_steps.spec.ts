@@ -105,3 +105,44 @@ describe('TypeScript fallbacks of the fused decoder steps (no addon)', () => {
     tf.dispose([x, w, gate, up, down, gb, res, nWant, yWant]);
   });
 });
+
+describe('addon: sgemm accumulate and swiglu in place (the native decoder step, models/native_forward.ts)', () => {
+  const n = nativeKernels;
+  const f32 = (len: number, seed: number) => randomArray(len, seed) as Float32Array;
+  /** C[M, N] = A[M, K] · B[K, N] (+ bias) in float64. */
+  const matmul = (A: Float32Array, B: Float32Array, bias: Float32Array | null, M: number, N: number, K: number) => {
+    const C = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+      let s = bias ? bias[j] : 0;
+      for (let k = 0; k < K; k++) s += A[i * K + k] * B[k * N + j];
+      C[i * N + j] = s;
+    }
+    return C;
+  };
+  // M 1 and 5 take the GEMV (row blocks / column ranges), 40 and 300 the packed sgemm (K 700: several K slices)
+  for (const [M, N, K] of [[1, 37, 70], [5, 130, 33], [40, 70, 300], [300, 40, 700]] as const) {
+    for (const withBias of [false, true]) {
+      (n ? it : it.skip)(`sgemm ${M}x${K}·${K}x${N} accumulate${withBias ? ' + bias' : ''}: C += A·B`, () => {
+        const A = f32(M * K, 1), B = f32(K * N, 2), bias = withBias ? f32(N, 3) : null, C0 = f32(M * N, 4);
+        const C = C0.slice();
+        n!.sgemm(A, B, bias, C, M, N, K, 0, 0, 1);
+        const want = matmul(A, B, bias, M, N, K);
+        let err = 0;
+        for (let i = 0; i < M * N; i++) err = Math.max(err, Math.abs(C[i] - (C0[i] + want[i])));
+        expect(err).toBeLessThan(1e-4);
+      });
+    }
+  }
+
+  (n?.swiglu ? it : it.skip)('swiglu with out === residual adds the MLP in place (T 3: GEMV, T 40: sgemm)', () => {
+    for (const T of [3, 40]) {
+      const H = 24, I = 50;
+      const x = f32(T * H, 5), gate = f32(H * I, 6), up = f32(H * I, 7), down = f32(I * H, 8), h = f32(T * H, 9);
+      const separate = new Float32Array(T * H);
+      n!.swiglu!(x, gate, up, down, null, null, null, h, separate, T, H, I);
+      const inPlace = h.slice();
+      n!.swiglu!(x, gate, up, down, null, null, null, inPlace, inPlace, T, H, I);
+      expect(maxRelDiff(inPlace, separate)).toBeLessThan(1e-6);
+    }
+  });
+});
