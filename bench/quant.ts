@@ -37,6 +37,14 @@ function randomWords(n: number, fmt: string): Int32Array {
   return w;
 }
 
+/** User + system CPU ms per call of `f` (all threads of the process). */
+function cpuMsPerCall(f: () => void, calls: number): number {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < calls; i++) f();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000 / calls;
+}
+
 export const quantBench: BenchModule = {
   name: 'quant',
   async run(opts) {
@@ -61,7 +69,12 @@ export const quantBench: BenchModule = {
           () => sgemm(x, wF32, null, yF, T, N, K, 0, 0),
         ], iters);
         const mb = (4 * (c.words + c.scales + (c.zeros ?? 0))) / 2 ** 20;
-        opts.log(`  ${c.name} [${T}, ${K}] x [${K}, ${N}]: ${ours.toFixed(2)} ms vs float32 sgemm ${peer.toFixed(2)} ms (${(peer / ours).toFixed(2)}x; weights ${mb.toFixed(1)} MiB vs 64 MiB)`);
+        // CPU time per call of each side (both threads): on a shared machine it moves less than wall time
+        const calls = T >= 512 ? 3 : 15;
+        const cpuOurs = cpuMsPerCall(() => q(x, words, scale, zeros, gIdx, null, yQ, ints, a.inputScale, a.weightScale2), calls);
+        const cpuPeer = cpuMsPerCall(() => sgemm(x, wF32, null, yF, T, N, K, 0, 0), calls);
+        opts.log(`  ${c.name} [${T}, ${K}] x [${K}, ${N}]: ${ours.toFixed(2)} ms vs float32 sgemm ${peer.toFixed(2)} ms (${(peer / ours).toFixed(2)}x; ` +
+          `cpu time ${cpuOurs.toFixed(2)} vs ${cpuPeer.toFixed(2)} ms, ${(cpuPeer / cpuOurs).toFixed(2)}x; weights ${mb.toFixed(1)} MiB vs 64 MiB)`);
         rows.push(row(`quantMatMul ${c.name} [${T},${K}]x[${K},${N}]`, 'cpu-native', ours, 'float32 native sgemm', peer));
       }
     }

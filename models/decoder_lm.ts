@@ -11,6 +11,8 @@ import { check } from '../lib/errors.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { KVCacheParams } from '../lib/kv_cache/params.js';
+import type { LayerQuant } from '../lib/loaders/hf_quantization.js';
+import { resolveQuantConfig } from '../lib/attention/quant_config.js';
 import { RotaryEmbedding } from '../lib/rope/rotary_embedding.js';
 import type { DecoderConfig } from './config.js';
 import { fusedForwardRagged, fusedForwardSupported } from './fused_forward.js';
@@ -29,12 +31,28 @@ export interface ModelBuildOptions {
   numPages?: number;
   /** Positions RoPE tables cover (default min(max_position_embeddings, 32768)). */
   maxSeqLen?: number;
+  /**
+   * Packed weights (set by loadPretrained from config.json's quantization_config / torch_dtype):
+   * q/k/v/o and the MLP as QuantLinear, the untied LM head too when `lmHead`.
+   */
+  quant?: ModelQuant;
+}
+
+/** How a model's projections are stored: lib/loaders/hf_quantization.ts reads it from a checkpoint. */
+export interface ModelQuant extends LayerQuant {
+  /** The untied LM head is packed as well (the checkpoint stores it quantized / in half precision). */
+  lmHead: boolean;
 }
 
 /** Where a Hugging Face weight goes: a variable, transposed from `[out, in]` when `transpose`. */
 export interface WeightTarget {
   variable: tf.LayerVariable;
   transpose: boolean;
+}
+
+function lmHeadQuant(c: DecoderConfig, q: ModelQuant | undefined) {
+  if (!q?.lmHead || c.tieWordEmbeddings) return undefined;
+  return { quant: q.quantConfig && resolveQuantConfig(q.quantConfig, [{ name: 'lm_head', inDim: c.hiddenSize, outDim: c.vocabSize }]), dtype: q.dtype };
 }
 
 /**
@@ -68,11 +86,12 @@ export class DecoderForCausalLM {
     };
     this.embed = new TokenEmbedding({ vocabSize: c.vocabSize, hiddenSize: c.hiddenSize, name: 'embed_tokens' });
     this.blocks = [];
-    for (let i = 0; i < c.numHiddenLayers; i++) this.blocks.push(new DecoderBlock(c, i, this.rope, this.kvParams));
+    for (let i = 0; i < c.numHiddenLayers; i++) this.blocks.push(new DecoderBlock(c, i, this.rope, this.kvParams, options.quant));
     const affine = c.norm === 'rms';
     this.norm = new RMSNorm({ size: c.hiddenSize, eps: c.rmsNormEps, center: !affine, affine, name: 'norm' });
     this.lmHead = new LMHead({
       hiddenSize: c.hiddenSize, vocabSize: c.vocabSize, tiedTo: c.tieWordEmbeddings ? this.embedTable : undefined, name: 'lm_head',
+      quant: lmHeadQuant(c, options.quant),
     });
   }
 
@@ -172,9 +191,9 @@ export class DecoderForCausalLM {
     const t = new Map<string, WeightTarget>([['model.embed_tokens.weight', { variable: this.embedTable, transpose: false }]]);
     this.blocks.forEach((b, i) => {
       const p = `model.layers.${i}.`;
-      t.set(`${p}mlp.gate_proj.weight`, { variable: b.mlp.gateKernel, transpose: true });
-      t.set(`${p}mlp.up_proj.weight`, { variable: b.mlp.upKernel, transpose: true });
-      t.set(`${p}mlp.down_proj.weight`, { variable: b.mlp.downKernel, transpose: true });
+      if (!b.mlp.packed) t.set(`${p}mlp.gate_proj.weight`, { variable: b.mlp.gateKernel, transpose: true });
+      if (!b.mlp.packed) t.set(`${p}mlp.up_proj.weight`, { variable: b.mlp.upKernel, transpose: true });
+      if (!b.mlp.packed) t.set(`${p}mlp.down_proj.weight`, { variable: b.mlp.downKernel, transpose: true });
       if (b.mlp.gateBias) t.set(`${p}mlp.gate_proj.bias`, { variable: b.mlp.gateBias, transpose: false });
       if (b.mlp.upBias) t.set(`${p}mlp.up_proj.bias`, { variable: b.mlp.upBias, transpose: false });
       if (b.mlp.downBias) t.set(`${p}mlp.down_proj.bias`, { variable: b.mlp.downBias, transpose: false });
@@ -182,7 +201,7 @@ export class DecoderForCausalLM {
       if (b.postNorm.weight) t.set(`${p}post_attention_layernorm.weight`, { variable: b.postNorm.weight, transpose: false });
     });
     if (this.norm.weight) t.set('model.norm.weight', { variable: this.norm.weight, transpose: false });
-    if (!this.lmHead.tied) t.set('lm_head.weight', { variable: this.lmHead.weight, transpose: false });
+    if (!this.lmHead.tied && !this.lmHead.packed) t.set('lm_head.weight', { variable: this.lmHead.weight, transpose: false });
     return t;
   }
 

@@ -11,6 +11,18 @@ import { type HfTokenizer, loadTokenizer } from '../lib/loaders/tokenizer.js';
 import { type DecoderConfig, type HfConfig, readDecoderConfig } from './config.js';
 import { DecoderForCausalLM, type ModelBuildOptions } from './decoder_lm.js';
 import { createModel, familyOf } from './registry.js';
+import { checkPackedTensors } from '../lib/loaders/quant_checkpoint.js';
+import { loadPackedWeights, modelQuantOf, packedWeightSpecs } from './load_packed.js';
+
+export interface LoadOptions extends ModelBuildOptions {
+  /**
+   * torch_dtype float16 / bfloat16 checkpoints: keep q/k/v/o, the MLP and an untied LM head packed
+   * (2 bytes a weight, widened in the QuantMatMul kernel) instead of widening to float32 (default
+   * false: the float32 path runs the fused whole-model kernels). Quantized checkpoints
+   * (`quantization_config`) are always loaded packed.
+   */
+  packHalfWeights?: boolean;
+}
 
 export interface Pretrained {
   model: DecoderForCausalLM;
@@ -78,7 +90,7 @@ export function loadWeights(model: DecoderForCausalLM, locations: Map<string, Te
  * @example
  * const { model, tokenizer } = await loadPretrained('spec/fixtures/models/tiny_llama');
  */
-export async function loadPretrained(dir: string, options: ModelBuildOptions = {}): Promise<Pretrained> {
+export async function loadPretrained(dir: string, options: LoadOptions = {}): Promise<Pretrained> {
   // Everything that can fail is read and checked before the first weight is allocated.
   const hfConfig = readHfConfig(dir);
   const genFile = confinedPath(dir, 'generation_config.json', 'loadPretrained', 'generation_config.json');
@@ -86,10 +98,19 @@ export async function loadPretrained(dir: string, options: ModelBuildOptions = {
   const tokenizer = await loadTokenizer(dir);
   const locations = locateTensors(dir);
   const config = readDecoderConfig(hfConfig, familyOf(hfConfig).traits);
-  checkTensorShapes(locations, expectedWeightShapes(config), 'loadWeights');
-  const model = createModel(hfConfig, options);
+  const { packHalfWeights, ...buildOptions } = options;
+  const quant = modelQuantOf(hfConfig, locations, packHalfWeights ?? false);
+  const packed = quant && packedWeightSpecs(config, quant, expectedWeightShapes(config), locations);
+  if (packed) {
+    checkTensorShapes(locations, packed.float, 'loadPretrained');
+    checkPackedTensors(locations, packed.packed);
+  } else {
+    checkTensorShapes(locations, expectedWeightShapes(config), 'loadWeights');
+  }
+  const model = createModel(hfConfig, { ...buildOptions, ...(quant ? { quant } : {}) });
   try {
-    loadWeights(model, locations);
+    if (packed) loadPackedWeights(model, locations, packed);
+    else loadWeights(model, locations);
   } catch (e) {
     model.dispose();
     throw e;

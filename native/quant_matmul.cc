@@ -78,13 +78,48 @@ void quantizeActivations(const Q& q, const float* x, float* xq) {
   });
 }
 
+#ifdef __AVX512F__
+/** 16 weights of a packed row from column j (a multiple of 16), widened in registers; nvfp4 with its block scale. */
+template <int F>
+inline __m512 widen16(const uint8_t* row, int j, const float* blockScales) {
+  if constexpr (F == QW_E4M3) {
+    // e4m3ToFloat's values, 16 at a time, without float32 subnormals (a multiply by a subnormal costs a
+    // microcode assist, ~100 cycles): normals rebiased in the exponent field, subnormals as m · 2^-9
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j)));
+    const __m512i mag = _mm512_and_si512(b, _mm512_set1_epi32(0x7f));
+    const __m512 normal = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(mag, 20), _mm512_set1_epi32(120 << 23)));
+    const __m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(mag, _mm512_set1_epi32(7))), _mm512_set1_ps(0x1p-9f));
+    const __m512 absV = _mm512_mask_blend_ps(_mm512_cmplt_epi32_mask(mag, _mm512_set1_epi32(8)), normal, sub);
+    const __m512 v = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(absV), _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24)));
+    return _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(mag, _mm512_set1_epi32(0x7f)), v, _mm512_set1_ps(NAN));
+  } else if constexpr (F == QW_INT8) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + j))));
+  } else if constexpr (F == QW_BF16) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j))), 16));
+  } else if constexpr (F == QW_F16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j)));
+  } else {  // nvfp4: 8 bytes = 16 codes, low nibble first, by a 16-lane table permute
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + j / 2));
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    const __m128i codes = _mm_unpacklo_epi8(_mm_and_si128(bytes, low4), _mm_and_si128(_mm_srli_epi16(bytes, 4), low4));
+    const __m512 v = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(codes), _mm512_loadu_ps(kE2m1));
+    return _mm512_mul_ps(v, _mm512_set1_ps(blockScales[j / 16]));
+  }
+}
+
+#endif
+
 /** Row n of W widened into buf[K], block scales applied; returns the factor for the whole row. */
 float widenRow(const Q& q, int n, float* buf) {
   const int K = q.K;
   switch (q.wfmt) {
     case QW_E4M3: {
       const uint8_t* b = reinterpret_cast<const uint8_t*>(q.w + static_cast<size_t>(n) * ((K + 3) / 4));
-      for (int j = 0; j < K; j++) buf[j] = e4m3ToFloat(b[j]);
+      int j = 0;
+#ifdef __AVX512F__
+      for (; j + 16 <= K; j += 16) _mm512_storeu_ps(buf + j, widen16<QW_E4M3>(b, j, nullptr));
+#endif
+      for (; j < K; j++) buf[j] = e4m3ToFloat(b[j]);
       break;
     }
     case QW_INT8: {
@@ -167,6 +202,47 @@ void dotRows(const float* x, int T, int K, const float* w, float* dots) {
   for (int t = 0; t < T; t++) dots[t] = dot(x + static_cast<size_t>(t) * K, w, K);
 #endif
 }
+
+#ifdef __AVX512F__
+/**
+ * Decode rows n0 .. n1 without a widened-row buffer: each 16-weight vector is widened in registers
+ * and used for all T (<= 8) input rows. Same values, same 16-lane sums as widenRow + dotRows
+ * (bit-identical results); K % 16 == 0, no fp8 block scales.
+ */
+template <int F>
+void gemvFused(const Q& q, const float* xq, const float* bias, float* out, int n0, int n1) {
+  const int K = q.K, N = q.N, T = q.T;
+  const size_t rowBytes = 4 * static_cast<size_t>(F == QW_NVFP4 ? (K + 7) / 8 : F == QW_BF16 || F == QW_F16 ? (K + 1) / 2 : (K + 3) / 4);
+  for (int n = n0; n < n1; n++) {
+    const uint8_t* row = reinterpret_cast<const uint8_t*>(q.w) + n * rowBytes;
+    const float* blockScales = F == QW_NVFP4 ? q.scale + static_cast<size_t>(n) * (K / 16) : nullptr;
+    __m512 acc[8];
+    for (int t = 0; t < 8; t++) acc[t] = _mm512_setzero_ps();
+    for (int j = 0; j < K; j += 16) {
+      const __m512 wv = widen16<F>(row, j, blockScales);
+#pragma GCC unroll 8
+      for (int t = 0; t < 8; t++) if (t < T) acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(xq + static_cast<size_t>(t) * K + j), wv, acc[t]);
+    }
+    const float f = F == QW_NVFP4 ? q.ws2 : F == QW_BF16 || F == QW_F16 ? 1.f : q.wscale == QS_TENSOR ? q.scale[0] : q.scale[n];
+    for (int t = 0; t < T; t++) out[static_cast<size_t>(t) * N + n] = _mm512_reduce_add_ps(acc[t]) * f + (bias ? bias[n] : 0.f);
+  }
+}
+
+/** The fused decode of rows n0 .. n1 when the format allows it; false otherwise. */
+bool gemvFusedRows(const Q& q, const float* xq, const float* bias, float* out, int n0, int n1) {
+  if (q.K % 16 != 0) return false;
+  switch (q.wfmt) {
+    case QW_E4M3: if (q.wscale == QS_BLOCK) return false; gemvFused<QW_E4M3>(q, xq, bias, out, n0, n1); return true;
+    case QW_INT8: if (q.wscale == QS_BLOCK) return false; gemvFused<QW_INT8>(q, xq, bias, out, n0, n1); return true;
+    case QW_NVFP4: gemvFused<QW_NVFP4>(q, xq, bias, out, n0, n1); return true;
+    case QW_BF16: gemvFused<QW_BF16>(q, xq, bias, out, n0, n1); return true;
+    case QW_F16: gemvFused<QW_F16>(q, xq, bias, out, n0, n1); return true;
+    default: return false;
+  }
+}
+#else
+bool gemvFusedRows(const Q&, const float*, const float*, float*, int, int) { return false; }
+#endif
 
 /** W^T rows k of gptq columns n0 .. n0+cols into panel[(n - n0) * K + k]. */
 void widenGptqPanel(const Q& q, int n0, int cols, float* panel) {
@@ -258,6 +334,7 @@ void gemv(const Q& q, const float* xq, const float* bias, float* out) {
       gptqColumns(q, xq, n0, n1 - n0, bias, out);
       return;
     }
+    if (gemvFusedRows(q, xq, bias, out, n0, n1)) return;
     buf.resize(K);
     float dots[8];
     for (int n = n0; n < n1; n++) {

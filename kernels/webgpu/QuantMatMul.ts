@@ -1,6 +1,8 @@
 /// <reference types="@webgpu/types" />
 /**
- * QuantMatMul on webgpu: one invocation per output element reads its weight row packed (u32 words:
+ * QuantMatMul on webgpu. Decode (T <= 8): one workgroup per weight row reading its packed words
+ * coalesced and widening each once for all T rows (gptq: one invocation per column, all T rows).
+ * Prefill: one invocation per output element reads its weight row packed (u32 words:
  * e4m3 / int8 bytes via extractBits, e2m1 nibbles by table, bf16 / f16 halves via bitcast /
  * unpack2x16float, gptq int4 columns with zeros and g_idx) and accumulates in float32. The input rows
  * arrive already quantized (the op runs the activation quantizer first, kernels/quant_matmul.ts), so
@@ -17,7 +19,7 @@ const WG = 64;
 const FORMATS = { e4m3: 0, int8: 1, nvfp4: 2, gptq: 3, bf16: 4, f16: 5 } as const;
 const SCALES = { none: 0, tensor: 1, rowwise: 2, block: 3 } as const;
 
-const WGSL = /* wgsl */`
+const HEADER = /* wgsl */`
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> scale: array<f32>;
@@ -64,7 +66,10 @@ fn weightAt(n: u32, k: u32, K: u32, N: u32, fmt: i32) -> f32 {
     }
   }
 }
+`;
 
+/** Any T: one invocation per output element (prefill; T > 8). */
+const WGSL = HEADER + /* wgsl */`
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
@@ -86,6 +91,81 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 `;
 
+const RW = 256;
+/**
+ * T <= 8, byte / nibble / half formats: one workgroup per weight row n (grid x * 32768 + y), its
+ * threads read consecutive u32 words of the row (coalesced), widen each once for all T rows, and
+ * reduce the T partial sums in workgroup memory.
+ */
+const WGSL_ROWS = HEADER + /* wgsl */`
+var<workgroup> part: array<f32, ${8 * RW}>;
+
+@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
+  let fmt = p[3]; let sk = p[4]; let bR = u32(max(p[5], 1)); let bC = u32(max(p[6], 1));
+  let n = wid.y * 32768u + wid.x;
+  let per = select(select(4u, 8u, fmt == 2), 2u, fmt >= 4);
+  let words = (K + per - 1u) / per;
+  let blocks = (K + bC - 1u) / bC;
+  var acc: array<f32, 8>;
+  if (n < N) {
+    for (var i = lid; i < words; i += ${RW}u) {
+      let word = w[n * words + i];
+      for (var j = 0u; j < per; j++) {
+        let k = i * per + j;
+        if (k >= K) { break; }
+        var v: f32;
+        switch fmt {
+          case 0: { v = e4m3(extractBits(word, 8u * j, 8u)); }
+          case 1: { v = f32(extractBits(i32(word), 8u * j, 8u)); }
+          case 2: { v = e2m1(extractBits(word, 4u * j, 4u)) * scale[n * (K / 16u) + k / 16u]; }
+          case 4: { v = bitcast<f32>(extractBits(word, 16u * j, 16u) << 16u); }
+          default: { let h = unpack2x16float(word); v = select(h.x, h.y, j == 1u); }
+        }
+        if (sk == 3 && fmt <= 1) { v *= scale[(n / bR) * blocks + k / bC]; }
+        for (var t = 0u; t < T; t++) { acc[t] += x[t * K + k] * v; }
+      }
+    }
+  }
+  for (var t = 0u; t < 8u; t++) { part[t * ${RW}u + lid] = acc[t]; }
+  workgroupBarrier();
+  for (var s = ${RW / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) { for (var t = 0u; t < T; t++) { part[t * ${RW}u + lid] += part[t * ${RW}u + lid + s]; } }
+    workgroupBarrier();
+  }
+  if (n < N && lid < T) {
+    var f = 1.0;
+    if (fmt <= 1 && sk == 1) { f = scale[0]; }
+    if (fmt <= 1 && sk == 2) { f = scale[n]; }
+    if (fmt == 2) { f = bitcast<f32>(p[8]); }
+    out[lid * N + n] = part[lid * ${RW}u] * f + select(0.0, bias[n], p[7] == 1);
+  }
+}
+`;
+
+/** T <= 8, gptq: one invocation per output column (qweight columns are contiguous: coalesced), all T rows at once. */
+const WGSL_GPTQ = HEADER + /* wgsl */`
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
+  let n = gid.x;
+  if (n >= N) { return; }
+  var acc: array<f32, 8>;
+  for (var k0 = 0u; k0 < K; k0 += 8u) {
+    let word = w[(k0 / 8u) * N + n];
+    for (var j = 0u; j < 8u; j++) {
+      let k = k0 + j;
+      let g = u32(gidx[k]);
+      let z = extractBits(zeros[g * (N / 8u) + n / 8u], 4u * (n % 8u), 4u) + 1u;
+      let v = (f32(extractBits(word, 4u * j, 4u)) - f32(z)) * scale[g * N + n];
+      for (var t = 0u; t < T; t++) { acc[t] += x[t * K + k] * v; }
+    }
+  }
+  for (var t = 0u; t < T; t++) { out[t * N + n] = acc[t] + select(0.0, bias[n], p[7] == 1); }
+}
+`;
+
 const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as QuantMatMulAttrs;
   const be = backend as unknown as WebGpuBackendLike;
@@ -103,7 +183,11 @@ const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
   const buffers = [tensorBuffer(be, x), tensorBuffer(be, weight!), scale ? tensorBuffer(be, scale) : placeholder(),
     zeros ? tensorBuffer(be, zeros) : placeholder(), gIdx ? tensorBuffer(be, gIdx) : placeholder(), bias ? tensorBuffer(be, bias) : placeholder(),
     scratchBuffer(be, params.byteLength, params), out.buffer];
-  runDispatches(be, [{ pipeline: pipelineFor(be.device, WGSL, QuantMatMul), buffers, grid: [Math.ceil(a.outDim / WG), T, 1] }]);
+  const N = a.outDim;
+  const [code, grid]: [string, [number, number, number]] = T > 8 ? [WGSL, [Math.ceil(N / WG), T, 1]]
+    : a.weightFormat === 'gptq' ? [WGSL_GPTQ, [Math.ceil(N / WG), 1, 1]] : [WGSL_ROWS, [Math.min(N, 32768), Math.ceil(N / 32768), 1]];
+  if (code === WGSL_ROWS) { delete buffers[3]; delete buffers[4]; } // zeros / g_idx unused: holes leave them out of the bind group
+  runDispatches(be, [{ pipeline: pipelineFor(be.device, code, QuantMatMul), buffers, grid }]);
   return out.info;
 };
 

@@ -43,6 +43,7 @@ export function rawToFloat(name: string, t: RawTensor): Float32Array {
 
 /** Rows of `rowBytes` bytes each, every row padded to whole int32 words. */
 function packRows(bytes: Uint8Array, rows: number, rowBytes: number): Int32Array {
+  if (rowBytes % 4 === 0 && bytes.byteOffset % 4 === 0) return new Int32Array(bytes.buffer, bytes.byteOffset, rows * rowBytes / 4); // already whole words: no copy
   const wordsPerRow = Math.ceil(rowBytes / 4), out = new Uint8Array(rows * wordsPerRow * 4);
   for (let r = 0; r < rows; r++) out.set(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), r * wordsPerRow * 4);
   return new Int32Array(out.buffer);
@@ -116,13 +117,18 @@ export function packProjection(a: QuantMatMulAttrs, hasInputScale: boolean, p: s
 
 /** Writes packed arrays into a QuantLinear's weights. */
 export function writePacked(layer: QuantLinear, p: PackedProjection): void {
-  const shapeOf = (v: tf.LayerVariable) => v.shape as number[];
-  layer.kernel.write(tf.tensor(p.weight, shapeOf(layer.kernel), 'int32'));
-  if (layer.scale) layer.scale.write(tf.tensor(p.scale!, shapeOf(layer.scale)));
-  if (layer.zeros) layer.zeros.write(tf.tensor(p.zeros!, shapeOf(layer.zeros), 'int32'));
-  if (layer.gIdx) layer.gIdx.write(tf.tensor(p.gIdx!, shapeOf(layer.gIdx), 'int32'));
-  if (layer.inputScale) layer.inputScale.write(tf.tensor([p.inputScale!], [1]));
-  if (layer.weightScale2) layer.weightScale2.write(tf.tensor([p.weightScale2!], [1]));
+  const put = (v: tf.LayerVariable | null, data: Int32Array | Float32Array | number[] | undefined, dtype: 'float32' | 'int32' = 'float32') => {
+    if (!v) return;
+    const t = tf.tensor(data!, v.shape as number[], dtype);
+    v.write(t);
+    t.dispose(); // the variable holds the data now
+  };
+  put(layer.kernel, p.weight, 'int32');
+  put(layer.scale, p.scale);
+  put(layer.zeros, p.zeros, 'int32');
+  put(layer.gIdx, p.gIdx, 'int32');
+  put(layer.inputScale, [p.inputScale!]);
+  put(layer.weightScale2, [p.weightScale2!]);
   layer.activationScale = p.inputScale ?? null;
 }
 

@@ -80,3 +80,13 @@ export function layerQuantFromHf(config: Json): LayerQuant {
       check(false, W, () => `quantization_config.quant_method '${method}' is not supported (compressed-tensors, fp8, modelopt, gptq are)`);
   }
 }
+
+/** Modules a quantization_config leaves in float (compressed-tensors `ignore`, modelopt `exclude_modules`, gptq `lm_head: true` aside). */
+export function ignoredModules(config: Json): string[] {
+  const q = config.quantization_config as Json | undefined;
+  if (!q) return [];
+  const list = q.ignore ?? q.exclude_modules ?? q.quantization?.exclude_modules ?? [];
+  check(Array.isArray(list) && list.every((m: unknown) => typeof m === 'string'), W, () =>
+    `quantization_config.ignore / exclude_modules must be a list of module names, got ${JSON.stringify(list)}`);
+  return list as string[];
+}

@@ -9,6 +9,8 @@ import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
 import type { PagedKVCollection } from '../../lib/kv_cache/collection.js';
 import type { RotaryEmbedding } from '../../lib/rope/rotary_embedding.js';
 import type { KVCacheParams } from '../../lib/kv_cache/params.js';
+import { resolveQuantConfig } from '../../lib/attention/quant_config.js';
+import type { LayerQuant } from '../../lib/loaders/hf_quantization.js';
 import type { DecoderConfig } from '../config.js';
 import { RMSNorm } from './norm.js';
 import { SwiGLUMLP } from './swiglu_mlp.js';
@@ -24,7 +26,8 @@ export class DecoderBlock {
   readonly postNorm: RMSNorm;
   readonly mlp: SwiGLUMLP;
 
-  constructor(readonly config: DecoderConfig, readonly layerIdx: number, rope: RotaryEmbedding, kvParams: KVCacheParams) {
+  /** `quant`: packed projections (attention and MLP) of a quantized or half-precision checkpoint. */
+  constructor(readonly config: DecoderConfig, readonly layerIdx: number, rope: RotaryEmbedding, kvParams: KVCacheParams, quant?: LayerQuant) {
     const c = config;
     const p = `layers_${layerIdx}_`;
     const affine = c.norm === 'rms';
@@ -45,10 +48,17 @@ export class DecoderBlock {
       ...(c.clipQkv !== null ? { clipQkv: c.clipQkv, clipQkvTarget: 'activations' as const } : {}),
       maskVariant: spec.maskVariant,
       ...(spec.slidingWindow > 0 ? { slidingWindow: spec.slidingWindow } : {}),
+      ...(quant ? { quantConfig: quant.quantConfig, dtype: quant.dtype } : {}),
       name: `${p}self_attn`,
     });
     this.attn.build([null, c.hiddenSize]);
-    this.mlp = new SwiGLUMLP({ hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, useBias: c.mlpBias, name: `${p}mlp` });
+    const H = c.hiddenSize, I = c.intermediateSize;
+    const mlpQuant = quant && (quant.quantConfig || quant.dtype !== 'float32') ? {
+      quant: quant.quantConfig && resolveQuantConfig(quant.quantConfig, [
+        { name: 'mlp.gate_proj', inDim: H, outDim: I }, { name: 'mlp.up_proj', inDim: H, outDim: I }, { name: 'mlp.down_proj', inDim: I, outDim: H }]),
+      dtype: quant.dtype,
+    } : undefined;
+    this.mlp = new SwiGLUMLP({ hiddenSize: H, intermediateSize: I, useBias: c.mlpBias, name: `${p}mlp`, quant: mlpQuant });
   }
 
   /** Packed rows `[T, hidden]` of the step described by `kv` -> `[T, hidden]`. */
