@@ -2,7 +2,6 @@
  * A shard worker (a node:worker_threads thread, or a child process): its own tfjs engine and backend, one shard layer and its
  * own PagedKVCache shard, whose sequence bookkeeping mirrors the main thread's. See protocol.ts.
  */
-import { parentPort } from 'node:worker_threads';
 import '../backends/node_install.js';  // the native CPU kernels and Dawn WebGPU in this worker
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../attention/attention_with_rope.js';
@@ -15,6 +14,7 @@ import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { CallMsg, CommitMsg, InitMsg, ReduceMsg, Reply, SeqAction, ShmRef, WorkerMsg } from './protocol.js';
 import { reduceRange, slotView, writePartial } from './partials.js';
 import { mapRegion } from './shm_region.js';
+import { workerPort } from './worker_port.js';
 
 let layer: AttentionWithRope | null = null;
 let cache: PagedKVCache | null = null;
@@ -29,20 +29,7 @@ function useRegion(ref: ShmRef): ArrayBuffer {
   return region.buffer;
 }
 
-/**
- * The channel to the main thread: worker_threads' parentPort, or the IPC channel of a child
- * process. A process worker whose parent is gone exits quietly (code 0): no EPIPE trace from a
- * reply or from writing to the inherited stdout / stderr.
- */
-const port = parentPort ?? {
-  on: (ev: 'message', fn: (m: never) => void) => process.on(ev, fn as (m: unknown) => void),
-  postMessage: (r: unknown) => { if (process.connected) process.send!(r, undefined, undefined, (e) => { if (e) process.exit(0); }); },
-  close: () => process.disconnect(),
-};
-if (!parentPort) {
-  process.on('disconnect', () => process.exit(0));
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => process.exit(0));
-}
+const port = workerPort();
 const reply = (r: Reply) => port.postMessage(r);
 const msgOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
