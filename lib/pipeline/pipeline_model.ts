@@ -17,7 +17,12 @@ import { workerScript } from '../sharding/worker_script.js';
 import type { SeqAction } from '../sharding/protocol.js';
 import { type MicroBatch, planMicroBatches } from './micro_batches.js';
 import type { Activations, StageMsg, StageReply } from './protocol.js';
-import { splitLayers, stageSpecOf } from './stage_model.js';
+import { type StageSpec, splitLayers, stageSpecOf, stageSpecOfCheckpoint } from './stage_model.js';
+import { type DecoderConfig, readDecoderConfig } from '../../models/config.js';
+import type { ModelBuildOptions } from '../../models/decoder_lm.js';
+import { expectedWeightShapes } from '../../models/load.js';
+import { familyOf } from '../../models/registry.js';
+import { checkTensorShapes, locateTensors, readHfConfig } from '../loaders/checkpoint.js';
 import { ActivationBanks } from './activation_banks.js';
 
 const W = 'PipelineModel';
@@ -73,11 +78,34 @@ export class PipelineModel {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize, numLayers: 1, numPages });
   }
 
-  /** Splits `model` into stages and starts one worker per device (the model itself is not changed). */
+  /** Splits `model` into stages and starts one worker per device (the model itself is not changed; its weights are copied to the stages). */
   static async create(model: DecoderForCausalLM, opts: PipelineOptions): Promise<PipelineModel> {
+    return PipelineModel.start(model.config, model.kvParams, opts, ([a, b], o) => stageSpecOf(model, a, b, o));
+  }
+
+  /**
+   * A pipeline over the checkpoint folder `dir`, each stage reading only its own layers' tensors
+   * (and the embedding / norm / head); the config and every tensor's shape are checked here first.
+   *
+   * @example
+   * const pipe = await PipelineModel.fromPretrained('ckpt/llama-1b', { devices: parseDevices('webgpu:0,webgpu:1'),
+   *   transport: 'process', spawnCommand: isolateNvidiaGpu, microBatches: 4 });
+   */
+  static async fromPretrained(dir: string, opts: PipelineOptions & ModelBuildOptions): Promise<PipelineModel> {
+    const raw = readHfConfig(dir);
+    const config = readDecoderConfig(raw, familyOf(raw).traits);
+    checkTensorShapes(locateTensors(dir), expectedWeightShapes(config), `${W}.fromPretrained`);
+    const pageSize = opts.pageSize ?? 16;
+    const kv = { pageSize, numPages: opts.numPages ?? Math.ceil(4096 / pageSize) };
+    const maxSeqLen = opts.maxSeqLen ?? Math.min(config.maxPositionEmbeddings, 32768);
+    return PipelineModel.start(config, kv, opts, ([a, b], o) => stageSpecOfCheckpoint(config, dir, a, b, { ...o, maxSeqLen }));
+  }
+
+  private static async start(config: DecoderConfig, kvDefaults: { pageSize: number; numPages: number }, opts: PipelineOptions,
+    specOf: (range: [number, number], o: ModelBuildOptions) => StageSpec): Promise<PipelineModel> {
     check(opts && typeof opts === 'object', W, () => 'options {devices, ...} are required');
     checkDevices(opts.devices, W);
-    const L = model.config.numHiddenLayers, S = opts.devices.length;
+    const L = config.numHiddenLayers, S = opts.devices.length;
     const ranges = opts.layersPerStage ? rangesOf(opts.layersPerStage, L, S) : splitLayers(L, S, W);
     const micro = opts.microBatches ?? S;
     checkInt(micro, W, 'microBatches', 1);
@@ -85,11 +113,11 @@ export class PipelineModel {
     checkInt(timeoutMs, W, 'callTimeoutMs', 1);
     const nativeThreads = opts.nativeThreads ?? 1;
     checkInt(nativeThreads, W, 'nativeThreads', 1);
-    const pageSize = opts.pageSize ?? model.kvParams.pageSize, numPages = opts.numPages ?? model.kvParams.numPages;
+    const pageSize = opts.pageSize ?? kvDefaults.pageSize, numPages = opts.numPages ?? kvDefaults.numPages;
     checkInt(pageSize, W, 'pageSize', 1);
     checkInt(numPages, W, 'numPages', 1);
     const transport = opts.transport ?? 'thread';
-    const H = model.config.hiddenSize;
+    const H = config.hiddenSize;
     let region: SharedRegion | null = null;
     if (transport === 'process' && opts.sharedMemory !== false && sharedMemoryUnavailable() === null) {
       try { region = new SharedRegion(16, H, 2 * micro - 1); } catch { region = null; }
@@ -99,7 +127,7 @@ export class PipelineModel {
     const stages: Stage[] = [];
     try {
       await Promise.all(opts.devices.map(async (device, s) => {
-        const spec = stageSpecOf(model, ranges[s][0], ranges[s][1], { pageSize, numPages });
+        const spec = specOf(ranges[s], { pageSize, numPages });
         const stage = stages[s] = new ShardWorker<StageReply, StageMsg>(script, device, s, transport, opts.spawnCommand, W, 'stage');
         const r = await stage.request({
           op: 'init', id: 0, device, spec, cpuKernelImpl: opts.cpuKernelImpl ?? 'auto', nativeThreads, ...(region ? { shm: region.ref } : {}),
@@ -114,7 +142,7 @@ export class PipelineModel {
       throw e;
     }
     region?.unlink();
-    return new PipelineModel(stages, ranges, model.config.vocabSize, H, pageSize, numPages, micro, banks, timeoutMs);
+    return new PipelineModel(stages, ranges, config.vocabSize, H, pageSize, numPages, micro, banks, timeoutMs);
   }
 
   get numStages(): number { return this.stages.length; }

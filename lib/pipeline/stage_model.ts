@@ -7,9 +7,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderConfig } from '../../models/config.js';
 import { DecoderForCausalLM, type ModelBuildOptions } from '../../models/decoder_lm.js';
+import { fusedForwardRagged, fusedForwardSupported } from '../../models/fused_forward.js';
 import { check, checkInt } from '../errors.js';
 import type { PagedKVCollection } from '../kv_cache/collection.js';
 import { hfWeightsOf } from '../sharding/shard_layer.js';
+import { locateTensors, type TensorLocation } from '../loaders/checkpoint.js';
+import { loadWeights } from '../../models/load.js';
 
 /** Layers `[start, end)` of each of `numStages` stages: `numLayers / numStages` each, the remainder to the first stages. */
 export function splitLayers(numLayers: number, numStages: number, where = 'splitLayers'): [number, number][] {
@@ -33,10 +36,21 @@ export interface StageSpec {
   options: ModelBuildOptions;
   first: boolean;
   last: boolean;
-  /** Per local layer: Hugging Face attention weights (`q_proj.weight`, ...). */
-  attention: Record<string, Float32Array>[];
-  /** Every other variable this stage holds, in its variable layout, by local Hugging Face name. */
-  variables: Record<string, { data: Float32Array; shape: number[] }>;
+  /** Per local layer: Hugging Face attention weights (`q_proj.weight`, ...). Absent with `checkpoint`. */
+  attention?: Record<string, Float32Array>[];
+  /** Every other variable this stage holds, in its variable layout, by local Hugging Face name. Absent with `checkpoint`. */
+  variables?: Record<string, { data: Float32Array; shape: number[] }>;
+  /** Instead: the stage reads its own tensors from this checkpoint folder (layers `[layerStart, layerEnd)`). */
+  checkpoint?: { dir: string; layerStart: number; layerEnd: number };
+}
+
+/** The spec of stage `[start, end)` of the checkpoint in `dir` (config read and shapes checked by the caller). */
+export function stageSpecOfCheckpoint(config: DecoderConfig, dir: string, start: number, end: number, options: ModelBuildOptions): StageSpec {
+  const c = config;
+  return {
+    config: { ...c, numHiddenLayers: end - start, layers: c.layers.slice(start, end) }, options,
+    first: start === 0, last: end === c.numHiddenLayers, checkpoint: { dir, layerStart: start, layerEnd: end },
+  };
 }
 
 /** The spec of stage `[start, end)` of `model`, its weights copied out (the model is not changed). */
@@ -73,9 +87,13 @@ function localName(name: string, start: number, end: number, first: boolean, las
 /** Builds the stage's model from its spec (in the stage worker). */
 export function buildStage(spec: StageSpec): DecoderForCausalLM {
   const model = new DecoderForCausalLM(spec.config, spec.options);
-  spec.attention.forEach((w, i) => model.blocks[i].attn.setHfWeights(w));
+  if (spec.checkpoint) {
+    try { loadStageWeights(model, spec.checkpoint); } catch (e) { model.dispose(); throw e; }
+    return model;
+  }
+  spec.attention!.forEach((w, i) => model.blocks[i].attn.setHfWeights(w));
   const targets = model.weightTargets();
-  for (const [name, { data, shape }] of Object.entries(spec.variables)) {
+  for (const [name, { data, shape }] of Object.entries(spec.variables!)) {
     const t = targets.get(name);
     check(t !== undefined, 'PipelineModel stage', () => `weight ${name} has no variable in the stage model`);
     const v = tf.tensor(data, shape);
@@ -85,24 +103,50 @@ export function buildStage(spec: StageSpec): DecoderForCausalLM {
   return model;
 }
 
+/**
+ * Reads the stage's tensors from the checkpoint: its layers (renamed to local indices), the
+ * embedding, the final norm and an untied head (the stage model holds those whatever its place;
+ * reading them everywhere keeps loadWeights' every-tensor check).
+ */
+function loadStageWeights(model: DecoderForCausalLM, ck: { dir: string; layerStart: number; layerEnd: number }): void {
+  const local = new Map<string, TensorLocation>();
+  for (const [name, loc] of locateTensors(ck.dir)) {
+    const m = /^model\.layers\.(\d+)\.(.*)$/.exec(name);
+    if (!m) { local.set(name, loc); continue; }
+    const i = Number(m[1]);
+    if (i < ck.layerStart || i >= ck.layerEnd) continue;
+    const n = `model.layers.${i - ck.layerStart}.${m[2]}`;
+    local.set(n, { ...loc, name: n });
+  }
+  loadWeights(model, local);
+}
+
 /** What a stage returns: the activations for the next stage, or (last stage) logits or greedy tokens of `logitRows`. */
 export type StageOutput = 'hidden' | 'logits' | 'argmax';
 
 /**
  * The stage's part of `DecoderForCausalLM.forwardRagged`: embed (first stage) or take `hidden`
  * `[T, hidden]`, run the stage's blocks on the step `kv`, and (last stage) norm + LM head on
- * `logitRows`. Returns `[T, hidden]`, `[R, vocab]` logits or `[R]` int32 tokens.
+ * `logitRows`. Returns `[T, hidden]`, `[R, vocab]` logits or `[R]` int32 tokens. Runs the
+ * whole-model kernels where the backend has them (models/fused_forward.ts), else the layers, as
+ * the unsplit model does.
  */
 export function forwardStage(model: DecoderForCausalLM, input: Int32Array | tf.Tensor2D, kv: PagedKVCollection,
   output: StageOutput, logitRows?: Int32Array): tf.Tensor {
   return tf.tidy(() => {
-    let h = input instanceof Int32Array
-      ? tf.gather(model.embedTable.read(), tf.tensor1d(input, 'int32')) as tf.Tensor2D // [T, hidden]
-      : input; // [T, hidden]
-    for (const block of model.blocks) h = block.callRagged(h, kv); // [T, hidden]
-    if (output === 'hidden') return h;
-    if (logitRows) h = tf.gather(h, tf.tensor1d(logitRows, 'int32')); // [R, hidden]
-    const logits = model.lmHead.call(model.norm.call(h)) as tf.Tensor2D; // [R, vocab]
-    return output === 'logits' ? logits : tf.argMax(logits, 1).toInt(); // [R]
+    const head = output !== 'hidden';
+    let h: tf.Tensor2D;
+    if (kv.totalTokens > 0 && fusedForwardSupported(model)) h = fusedForwardRagged(model, input, kv, logitRows, head);
+    else {
+      h = input instanceof Int32Array
+        ? tf.gather(model.embedTable.read(), tf.tensor1d(input, 'int32')) as tf.Tensor2D // [T, hidden]
+        : input; // [T, hidden]
+      for (const block of model.blocks) h = block.callRagged(h, kv); // [T, hidden]
+      if (head) {
+        if (logitRows) h = tf.gather(h, tf.tensor1d(logitRows, 'int32')); // [R, hidden]
+        h = model.lmHead.call(model.norm.call(h)) as tf.Tensor2D; // [R, vocab]
+      }
+    }
+    return output === 'argmax' ? tf.argMax(h, 1).toInt() : h; // [R] tokens, or [T, hidden] / [R, vocab]
   });
 }

@@ -116,6 +116,15 @@ describe('PipelineModel on CPU workers (tiny Llama, 2 stages)', () => {
     } finally { await pipe.dispose(); }
   });
 
+  it('fromPretrained: each stage reads its own layers from the checkpoint; the same tokens', async () => {
+    const want = wholeGreedy(model, PROMPTS, 6);
+    const pipe = await PipelineModel.fromPretrained(TINY, { devices: parseDevices('cpu,cpu'), microBatches: 2 });
+    try {
+      expect(await pipe.generate(PROMPTS, { maxNewTokens: 6 })).toEqual(want);
+    } finally { await pipe.dispose(); }
+    await expect(PipelineModel.fromPretrained(path.join(TINY, 'nope'), { devices: parseDevices('cpu,cpu') })).rejects.toThrow("checkpoint folder '" + path.join(TINY, 'nope') + "' does not exist");
+  });
+
   it('a stage process that dies fails the call naming it; the book did not move; the caller\'s model still answers', async () => {
     const pipe = await PipelineModel.create(model, { devices: parseDevices('cpu,cpu'), transport: 'process', microBatches: 2 });
     const cache = model.createCache();
