@@ -133,20 +133,21 @@ export type StageOutput = 'hidden' | 'logits' | 'argmax';
  */
 export function forwardStage(model: DecoderForCausalLM, input: Int32Array | tf.Tensor2D, kv: PagedKVCollection,
   output: StageOutput, logitRows?: Int32Array): tf.Tensor {
-  return tf.tidy(() => {
-    const head = output !== 'hidden';
-    let h: tf.Tensor2D;
-    if (kv.totalTokens > 0 && fusedForwardSupported(model)) h = fusedForwardRagged(model, input, kv, logitRows, head);
-    else {
-      h = input instanceof Int32Array
+  const head = output !== 'hidden';
+  // The fused path packs its weights on first use, outside any tidy (they outlive this call).
+  const h = kv.totalTokens > 0 && fusedForwardSupported(model)
+    ? fusedForwardRagged(model, input, kv, logitRows, head) // [T, hidden] or [R, vocab]
+    : tf.tidy(() => {
+      let x = input instanceof Int32Array
         ? tf.gather(model.embedTable.read(), tf.tensor1d(input, 'int32')) as tf.Tensor2D // [T, hidden]
         : input; // [T, hidden]
-      for (const block of model.blocks) h = block.callRagged(h, kv); // [T, hidden]
-      if (head) {
-        if (logitRows) h = tf.gather(h, tf.tensor1d(logitRows, 'int32')); // [R, hidden]
-        h = model.lmHead.call(model.norm.call(h)) as tf.Tensor2D; // [R, vocab]
-      }
-    }
-    return output === 'argmax' ? tf.argMax(h, 1).toInt() : h; // [R] tokens, or [T, hidden] / [R, vocab]
-  });
+      for (const block of model.blocks) x = block.callRagged(x, kv); // [T, hidden]
+      if (!head) return x;
+      if (logitRows) x = tf.gather(x, tf.tensor1d(logitRows, 'int32')); // [R, hidden]
+      return model.lmHead.call(model.norm.call(x)) as tf.Tensor2D; // [R, vocab]
+    });
+  if (output !== 'argmax') return h;
+  const tokens = tf.tidy(() => tf.argMax(h, 1).toInt()); // [R]
+  h.dispose();
+  return tokens;
 }
