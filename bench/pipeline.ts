@@ -49,19 +49,10 @@ async function roots(p: PipelineModel): Promise<number[]> {
   return r;
 }
 
-/** STEPS greedy steps of forks of the roots; returns the tokens. */
+/** STEPS greedy steps of forks of the roots (groups pipelined across steps); returns the tokens. */
 async function decodeUnit(p: PipelineModel, rs: number[]): Promise<number[][]> {
   const forks = rs.map((r) => p.forkSequence(r));
-  const out: number[][] = forks.map(() => []);
-  let last = forks.map((_, b) => b + 1);
-  try {
-    for (let s = 0; s < STEPS; s++) {
-      const t = (await p.forward(last, forks, forks.map(() => 1), 'argmax') as { tokens: Int32Array }).tokens;
-      last = Array.from(t);
-      last.forEach((v, b) => out[b].push(v));
-    }
-  } finally { forks.forEach((f) => p.releaseSequence(f)); }
-  return out;
+  try { return await p.decode(forks, forks.map((_, b) => b + 1), STEPS); } finally { forks.forEach((f) => p.releaseSequence(f)); }
 }
 
 async function prefillUnit(p: PipelineModel): Promise<void> {

@@ -5,6 +5,7 @@
  * models/fused_forward.ts, as the stages use). Rows, medians:
  * - batched decode: B sequences (default 32) holding CTX tokens (default 1024): each timed unit forks
  *   the B prefilled roots (pages shared, copy on write), runs STEPS greedy steps, releases the forks;
+ *   the pipeline decodes MICRO groups of sequences pipelined across steps (PipelineModel.decode);
  *   tokens/s = B * STEPS / time;
  * - prefill PB x PT (default 8 x 2048) on fresh sequences.
  * Exactness: greedy tokens of the decode and max |logits| difference of a prefill, pipeline vs one
@@ -50,6 +51,8 @@ interface Side {
   name: string;
   add(): number; fork(src: number): number; release(id: number): void;
   step(tokens: number[], seqs: number[], counts: number[]): Promise<Int32Array>;
+  /** STEPS greedy tokens of each sequence from `last`. */
+  decode(seqs: number[], last: number[], steps: number): Promise<number[][]>;
   logits(tokens: number[], seqs: number[], counts: number[]): Promise<Float32Array>;
 }
 
@@ -67,10 +70,19 @@ function wholeModelSide(model: DecoderForCausalLM, numPages: number): Side {
     tf.dispose([logits, out]);
     return data;
   };
+  const step = async (t: number[], s: number[], c: number[]) => Int32Array.from(await run(t, s, c, true) as Int32Array);
   return {
     name: '1 GPU, whole model in this process',
     add: () => cache.addSequence(), fork: (s) => cache.forkSequence(s), release: (s) => cache.releaseSequence(s),
-    step: async (t, s, c) => Int32Array.from(await run(t, s, c, true) as Int32Array),
+    step,
+    decode: async (seqs, last, steps) => { // one batched step after another
+      const out: number[][] = seqs.map(() => []);
+      for (let i = 0; i < steps; i++) {
+        last = Array.from(await step(last, seqs, seqs.map(() => 1)));
+        last.forEach((v, b) => out[b].push(v));
+      }
+      return out;
+    },
     logits: async (t, s, c) => Float32Array.from(await run(t, s, c, false) as Float32Array),
   };
 }
@@ -80,6 +92,7 @@ function pipelineSide(pipe: PipelineModel, name: string): Side {
     name,
     add: () => pipe.addSequence(), fork: (s) => pipe.forkSequence(s), release: (s) => pipe.releaseSequence(s),
     step: async (t, s, c) => ((await pipe.forward(t, s, c, 'argmax')) as { tokens: Int32Array }).tokens,
+    decode: (seqs, last, steps) => pipe.decode(seqs, last, steps), // groups pipelined across steps
     logits: async (t, s, c) => {
       const l = ((await pipe.forward(t, s, c, 'logits')) as { logits: tf.Tensor2D }).logits;
       const d = l.dataSync() as Float32Array; // the main thread's cpu backend holds it
@@ -99,16 +112,7 @@ async function measure(side: Side, vocab: number): Promise<{ decodeTokS: number;
   }
   const decodeUnit = async (): Promise<number[][]> => {
     const forks = roots.map((r) => side.fork(r));
-    const out: number[][] = forks.map(() => []);
-    let last = forks.map((_, b) => 1 + b);
-    try {
-      for (let s = 0; s < STEPS; s++) {
-        const t = await side.step(last, forks, forks.map(() => 1));
-        last = Array.from(t);
-        last.forEach((v, b) => out[b].push(v));
-      }
-    } finally { forks.forEach((f) => side.release(f)); }
-    return out;
+    try { return await side.decode(forks, forks.map((_, b) => 1 + b), STEPS); } finally { forks.forEach((f) => side.release(f)); }
   };
   const tokens = await decodeUnit(); // warm-up and the tokens for the check
   const dec: number[] = [];

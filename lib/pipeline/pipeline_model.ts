@@ -185,6 +185,64 @@ export class PipelineModel {
   async forward(ids: Int32Array | readonly number[], seqIds: number[], numNewTokens: number[],
     result: 'logits' | 'argmax' = 'logits'): Promise<PipelineResult> {
     this.checkIdle('forward');
+    this.busy = true;
+    try {
+      return await this.call(ids, seqIds, numNewTokens, result, 0, this.microBatches, true);
+    } finally {
+      this.banks.release();
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Greedy decode of `steps` tokens for every sequence, pipelined across steps: the sequences
+   * split into `groups` (default: the micro-batches, at most that many) that advance independently,
+   * so while the last stage finishes group g's step t the first stage already runs group h's
+   * step t: every stage stays busy without waiting for the whole batch at each step.
+   * `lastTokens[b]` is the token sequence b decodes from (its newest, not yet in the cache).
+   * A sequence stops after a stop token. Returns the new tokens of each sequence.
+   */
+  async decode(seqIds: number[], lastTokens: number[], steps: number, opts: { groups?: number; stopTokens?: number[] } = {}): Promise<number[][]> {
+    this.checkIdle('decode');
+    check(Array.isArray(seqIds) && Array.isArray(lastTokens) && seqIds.length === lastTokens.length, W, () =>
+      `seqIds (${seqIds?.length}) and lastTokens (${lastTokens?.length}) must be arrays of one length`);
+    checkInt(steps, W, 'steps', 1);
+    const G = Math.min(opts.groups ?? this.microBatches, seqIds.length);
+    checkInt(G, W, 'groups', 1);
+    check(G <= this.microBatches, W, () => `groups (${G}) must be <= microBatches (${this.microBatches}): each group in flight needs its activation slots`);
+    const stop = new Set(opts.stopTokens ?? []);
+    const out: number[][] = seqIds.map(() => []);
+    this.busy = true;
+    try {
+      this.banks.ensure(Math.ceil(seqIds.length / G));
+      const group = async (g: number) => {
+        let members = seqIds.map((_, b) => b).filter((b) => b % G === g);
+        let last = members.map((b) => lastTokens[b]);
+        for (let t = 0; t < steps && members.length > 0; t++) {
+          const r = await this.call(last, members.map((b) => seqIds[b]), members.map(() => 1), 'argmax', g, 1, false);
+          const tokens = (r as { tokens: Int32Array }).tokens;
+          members.forEach((b, j) => out[b].push(tokens[j]));
+          const keep = members.map((_, j) => !stop.has(tokens[j]));
+          last = Array.from(tokens).filter((_, j) => keep[j]);
+          members = members.filter((_, j) => keep[j]);
+        }
+      };
+      const settled = await Promise.allSettled(Array.from({ length: G }, (_, g) => group(g)));
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      return out;
+    } finally {
+      this.banks.release();
+      this.busy = false;
+    }
+  }
+
+  /**
+   * One step through every stage, in `micro` micro-batches on activation slots
+   * `[slotBase, slotBase + micro)`. Calls in flight at once must hold disjoint sequences and slots.
+   */
+  private async call(ids: Int32Array | readonly number[], seqIds: number[], numNewTokens: number[], result: 'logits' | 'argmax',
+    slotBase: number, micro: number, grow: boolean): Promise<PipelineResult> {
     check(result === 'logits' || result === 'argmax', W, () => `result ('${result}') must be 'logits' or 'argmax'`);
     check(Array.isArray(numNewTokens) && numNewTokens.every((n) => Number.isInteger(n) && n >= 0), W, () =>
       `numNewTokens must be an array of integers >= 0, got ${JSON.stringify(numNewTokens)}`);
@@ -194,15 +252,14 @@ export class PipelineModel {
       check(Number.isInteger(ids[i]) && ids[i] >= 0 && ids[i] < this.vocabSize, W, () => `ids[${i}] (${ids[i]}) must be in [0, ${this.vocabSize})`);
     }
     const kv = this.book.fetch(seqIds, numNewTokens); // validates ids, counts and pages before a stage moves
-    const plan = planMicroBatches(seqIds, numNewTokens, this.microBatches);
+    const plan = planMicroBatches(seqIds, numNewTokens, micro);
     const t0 = performance.now();
-    this.busy = true;
     let committed = false;
     const stageMs = this.stages.map(() => 0);
     try {
-      this.banks.ensure(Math.max(0, ...plan.map((m) => m.totalTokens)));
+      if (grow) this.banks.ensure(Math.max(0, ...plan.map((m) => m.totalTokens)));
       const flat = Int32Array.from(ids);
-      const settled = await Promise.allSettled(plan.map((mb, k) => this.runMicroBatch(mb, k, flat, result, stageMs, () => { committed = true; })));
+      const settled = await Promise.allSettled(plan.map((mb, k) => this.runMicroBatch(mb, slotBase + k, flat, result, stageMs, () => { committed = true; })));
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason; // every micro-batch has settled: no stage still reads a slot
       const outs = settled.map((r) => (r as PromiseFulfilledResult<StageReply>).value);
@@ -211,11 +268,8 @@ export class PipelineModel {
       return this.gather(plan, outs, seqIds.length, result);
     } catch (e) {
       this.book.abandon(kv);
-      if (committed) this.broken = `${(e as Error).message}; stages committed part of that call, so their caches may disagree`;
+      if (committed) this.broken ??= `${(e as Error).message}; stages committed part of that call, so their caches may disagree`;
       throw e;
-    } finally {
-      this.banks.release();
-      this.busy = false;
     }
   }
 
@@ -258,7 +312,7 @@ export class PipelineModel {
 
   /**
    * Greedy generation of every prompt at once: the prompts' prefill in one micro-batched call,
-   * then one batched decode step per token (sequences that meet a stop token leave the batch).
+   * then `decode` (groups of sequences pipelined across steps; a sequence stops at a stop token).
    * Returns the new tokens of each prompt; the sequences are released afterwards.
    */
   async generate(prompts: number[][], opts: { maxNewTokens: number; stopTokens?: number[] }): Promise<number[][]> {
@@ -267,16 +321,13 @@ export class PipelineModel {
       'prompts must be a non-empty array of non-empty token arrays');
     const stop = new Set(opts.stopTokens ?? []);
     const seqs = prompts.map(() => this.addSequence());
-    const out: number[][] = prompts.map(() => []);
     try {
-      let active = prompts.map((_, i) => i);
-      let r = await this.forward(prompts.flat(), seqs, prompts.map((p) => p.length), 'argmax');
-      for (let step = 0; ; step++) {
-        const tokens = (r as { tokens: Int32Array }).tokens;
-        active.forEach((i, j) => out[i].push(tokens[j]));
-        active = active.filter((i, j) => !stop.has(tokens[j]) && out[i].length < opts.maxNewTokens);
-        if (active.length === 0) break;
-        r = await this.forward(active.map((i) => out[i][out[i].length - 1]), active.map((i) => seqs[i]), active.map(() => 1), 'argmax');
+      const first = (await this.forward(prompts.flat(), seqs, prompts.map((p) => p.length), 'argmax') as { tokens: Int32Array }).tokens;
+      const out = Array.from(first, (t) => [t]);
+      const go = seqs.map((_, b) => b).filter((b) => !stop.has(first[b]));
+      if (opts.maxNewTokens > 1 && go.length > 0) {
+        const more = await this.decode(go.map((b) => seqs[b]), go.map((b) => first[b]), opts.maxNewTokens - 1, { stopTokens: opts.stopTokens });
+        go.forEach((b, j) => out[b].push(...more[j]));
       }
       return out;
     } finally {

@@ -116,6 +116,23 @@ describe('PipelineModel on CPU workers (tiny Llama, 2 stages)', () => {
     } finally { await pipe.dispose(); }
   });
 
+  it('decode: groups of sequences pipelined across steps give the lockstep tokens; stop tokens; bad groups named', async () => {
+    const want = wholeGreedy(model, PROMPTS, 9);
+    const pipe = await PipelineModel.create(model, { devices: parseDevices('cpu,cpu'), microBatches: 2 });
+    try {
+      const seqs = PROMPTS.map(() => pipe.addSequence());
+      const first = (await pipe.forward(PROMPTS.flat(), seqs, PROMPTS.map((p) => p.length), 'argmax') as { tokens: Int32Array }).tokens;
+      expect(Array.from(first)).toEqual(want.map((w) => w[0]));
+      const stop = want[1][4];
+      const more = await pipe.decode(seqs, Array.from(first), 8, { groups: 2, stopTokens: [stop] });
+      const cut = (w: number[]) => { const i = w.indexOf(stop, 1); return i < 0 ? w.slice(1) : w.slice(1, i + 1); };
+      expect(more).toEqual(want.map(cut));
+      expect(seqs.map((q) => pipe.cacheLength(q))).toEqual(PROMPTS.map((p, b) => p.length + more[b].length));
+      await expect(pipe.decode(seqs, [1, 2, 3], 1, { groups: 3 })).rejects.toThrow('[PipelineModel] groups (3) must be <= microBatches (2)');
+      await expect(pipe.decode(seqs, [1, 2], 1)).rejects.toThrow('seqIds (3) and lastTokens (2) must be arrays of one length');
+    } finally { await pipe.dispose(); }
+  });
+
   it('fromPretrained: each stage reads its own layers from the checkpoint; the same tokens', async () => {
     const want = wholeGreedy(model, PROMPTS, 6);
     const pipe = await PipelineModel.fromPretrained(TINY, { devices: parseDevices('cpu,cpu'), microBatches: 2 });
