@@ -203,6 +203,10 @@ export class AttentionWithRope extends tf.layers.Layer {
    * `callRagged` without the output projection: the attention output `[T, qDim]` (heads
    * concatenated), K/V stored. Tensor-parallel shards apply `oProj` to row chunks of it so each
    * chunk's readback overlaps the next chunk's compute (lib/sharding/worker.ts).
+   *
+   * @example
+   * const attn = layer.attendRagged(0, hidden, kv); // [T, qDim]
+   * const y = layer.oProj!.apply(attn) as tf.Tensor2D; // [T, hidden], as callRagged
    */
   attendRagged(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
     freqsCis?: RotaryEmbedding | tf.Tensor2D, inputRowOffsets?: tf.Tensor1D | Int32Array | number[]): tf.Tensor2D {

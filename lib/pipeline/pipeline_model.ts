@@ -201,6 +201,10 @@ export class PipelineModel {
    * step t: every stage stays busy without waiting for the whole batch at each step.
    * `lastTokens[b]` is the token sequence b decodes from (its newest, not yet in the cache).
    * A sequence stops after a stop token. Returns the new tokens of each sequence.
+   *
+   * @example
+   * const first = (await pipe.forward(prompt, [s], [prompt.length], 'argmax') as { tokens: Int32Array }).tokens;
+   * const rest = await pipe.decode([s], [first[0]], 31); // [[31 greedy tokens]]
    */
   async decode(seqIds: number[], lastTokens: number[], steps: number, opts: { groups?: number; stopTokens?: number[] } = {}): Promise<number[][]> {
     this.checkIdle('decode');
