@@ -1,8 +1,8 @@
 /**
  * ShardedAttention: runs an AttentionWithRope tensor-parallel over several devices, each shard in
  * its own worker thread (or process) with its own tfjs engine, backend and PagedKVCache shard.
- * Inputs are broadcast and partial outputs all-reduced through SharedArrayBuffers (threads) or a
- * shared /dev/shm mapping (processes), see protocol.ts.
+ * Inputs are broadcast and partial outputs all-reduced (a reduce-scatter in the workers) through
+ * SharedArrayBuffers (threads) or a shared /dev/shm mapping (processes), see protocol.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
@@ -32,8 +32,8 @@ export interface ShardedAttentionOptions {
   nativeThreads?: number;
   /**
    * 'thread' (default): worker threads, data through shared memory. 'process': one child process
-   * per device (input and partials through a /dev/shm file mapped by every process, reduced on the
-   * main thread); with `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1`
+   * per device (input and partials through a /dev/shm file mapped by every process, reduce-scattered
+   * by the workers); with `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1`
    * reach two GPUs.
    */
   transport?: Transport;

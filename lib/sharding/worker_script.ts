@@ -1,9 +1,10 @@
 /**
- * Where the shard worker's JavaScript is. From the compiled package: `dist/lib/sharding/worker.js`.
- * From TypeScript sources (jest, ts runners): an esbuild bundle of `lib/sharding/worker.ts`, built
- * once per process into `node_modules/.cache/tfjs-attention-rope/` (three levels under the package
- * root, so the bundle's package-root lookup still finds `native/`). `TFJS_ATTENTION_SHARD_WORKER`
- * overrides both.
+ * Where a worker's JavaScript is: the shard worker (`lib/sharding/worker.ts`) or the pipeline
+ * stage worker (`lib/pipeline/stage_worker.ts`). From the compiled package: `dist/lib/.../*.js`.
+ * From TypeScript sources (jest, ts runners): an esbuild bundle of the entry, built once per
+ * process into `node_modules/.cache/tfjs-attention-rope/` (three levels under the package root, so
+ * the bundle's package-root lookup still finds `native/`). `TFJS_ATTENTION_SHARD_WORKER` /
+ * `TFJS_ATTENTION_PIPELINE_WORKER` override both.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
