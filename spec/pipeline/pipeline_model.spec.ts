@@ -1,5 +1,6 @@
 /**
- * PipelineModel on CPU stage workers (tiny Llama, 2 stages of 1 layer): logits equal the whole
+ * PipelineModel on CPU stage workers (tiny Llama, 2 stages of 1 layer; a random 4-layer Qwen3 with a
+ * tied head in 3 uneven stages): logits equal the whole
  * model in one process (<= 1e-5) for threads and processes, with the prefill split into
  * micro-batches by sequence and by token chunks (the chunks of one sequence must run in order on
  * each stage), greedy generation gives the same tokens as the whole model, and a stage that dies or
@@ -9,6 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '../../lib/backends/node_install';
 import { loadPretrained } from '../../models/load';
+import { createModel } from '../../models/registry';
 import type { DecoderForCausalLM } from '../../models/decoder_lm';
 import { PipelineModel } from '../../lib/pipeline/pipeline_model';
 import { planMicroBatches } from '../../lib/pipeline/micro_batches';
@@ -65,6 +67,38 @@ describe('micro-batch plans and layer splits', () => {
     expect(splitLayers(16, 2)).toEqual([[0, 8], [8, 16]]);
     expect(splitLayers(5, 3)).toEqual([[0, 2], [2, 4], [4, 5]]);
     expect(() => splitLayers(2, 3, 'PipelineModel')).toThrow('[PipelineModel] stages (3) must be <= the model\'s layers (2)');
+  });
+});
+
+describe('PipelineModel with 3 uneven stages (a middle stage; tied head on the last)', () => {
+  it('logits and greedy tokens equal the whole model', async () => {
+    const model = createModel({
+      model_type: 'qwen3', hidden_size: 32, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8,
+      intermediate_size: 48, vocab_size: 97, max_position_embeddings: 256, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_theta: 10000,
+    }, { pageSize: 4, numPages: 128 });
+    let seed = 3;
+    for (const v of model.trainableWeights) {
+      const t = tf.randomNormal(v.shape as number[], v.shape.length === 1 ? 1 : 0, 0.3, 'float32', seed++);
+      v.write(t);
+      t.dispose();
+    }
+    const prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [10, 11], [12, 13, 14, 15]];
+    const want = wholeGreedy(model, prompts, 7);
+    const pipe = await PipelineModel.create(model, { devices: parseDevices('cpu,cpu,cpu'), layersPerStage: [1, 2, 1], microBatches: 3, transport: 'process' });
+    try {
+      expect(pipe.layerRanges).toEqual([[0, 1], [1, 3], [3, 4]]);
+      const cache = model.createCache();
+      const seqs = prompts.map(() => cache.addSequence()), pseqs = prompts.map(() => pipe.addSequence());
+      const ref = wholeStep(model, cache, prompts, seqs);
+      const got = (await pipe.forward(prompts.flat(), pseqs, prompts.map((p) => p.length)) as { logits: tf.Tensor2D }).logits;
+      expect(maxDiff(got.dataSync() as Float32Array, ref)).toBeLessThanOrEqual(1e-5);
+      got.dispose();
+      pseqs.forEach((q) => pipe.releaseSequence(q));
+      expect(await pipe.generate(prompts, { maxNewTokens: 7 })).toEqual(want);
+    } finally {
+      await pipe.dispose();
+      model.dispose();
+    }
   });
 });
 
