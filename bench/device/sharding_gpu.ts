@@ -21,6 +21,7 @@
  *   here: T=64 TFJS_ATTENTION_SHARD_WORKER=$PWD/.device/b/s/shard_worker.mjs node .device/b/s/sharding_gpu.mjs small cpu
  */
 import { execSync } from 'node:child_process';
+import '../../lib/backends/node_install.js'; // Dawn WebGPU and the native addon in this process (the in-process row)
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
