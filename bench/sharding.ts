@@ -15,7 +15,8 @@
  * Process transport (cpu:0,cpu:1 as 2 child processes): data through a shared /dev/shm mapping vs
  * Node IPC (structured clone), timed in alternation, on 1x512 hidden 1024 and 1x2048 hidden 2048
  * (32 q / 8 kv heads, d 64); it logs the part of each call spent moving data (ShardedAttention's
- * lastCallStats: the call minus the slowest worker's compute minus the reduce). BENCH_SHARDING_PROCESS=0
+ * lastCallStats: the call minus the slowest worker's compute minus the reduce), and float16 partials
+ * against float32 ones (time and error). BENCH_SHARDING_PROCESS=0
  * skips these rows, BENCH_SHARDING_PROCESS=small runs the first shape only.
  */
 import { pathToFileURL } from 'node:url';
@@ -60,23 +61,25 @@ async function processRows(opts: BenchOptions, s: Shape): Promise<BenchRow[]> {
   const tag = `1x${s.T} (h${s.hidden} ${s.nh}q/${s.nkv}kv)`;
   const tps: ShardedAttention[] = [];
   try {
-    for (const sharedMemory of [true, false]) {
-      tps.push(await ShardedAttention.create(layer, parseDevices('cpu:0,cpu:1'), { transport: 'process', sharedMemory }));
+    for (const [sharedMemory, partialDtype] of [[true, 'float32'], [false, 'float32'], [true, 'float16']] as const) {
+      tps.push(await ShardedAttention.create(layer, parseDevices('cpu:0,cpu:1'), { transport: 'process', sharedMemory, partialDtype }));
     }
     opts.log(`process transport ${tag}: data paths ${tps.map((t) => t.dataPaths.join('+')).join(' vs ')}`);
-    const [a, b] = await Promise.all(tps.map(async (tp) => prefillSharded(tp, x)));
-    opts.log(`process transport ${tag}: max |shm - ipc| = ${maxDiff(a, b).toExponential(2)}`);
-    tf.dispose([a, b]);
+    const [a, b, h] = await Promise.all(tps.map(async (tp) => prefillSharded(tp, x)));
+    opts.log(`process transport ${tag}: max |shm - ipc| = ${maxDiff(a, b).toExponential(2)}; float16 partials: max |f16 - f32| = ` +
+      `${maxDiff(h, a).toExponential(2)} (max |out| ${tf.tidy(() => tf.max(tf.abs(a)).dataSync()[0]).toExponential(2)})`);
+    tf.dispose([a, b, h]);
     const stats = tps.map(() => [] as { totalMs: number; computeMs: number; reduceMs: number; moveMs: number }[]);
     const fns = tps.map((tp, k) => async () => { (await prefillSharded(tp, x)).dispose(); stats[k].push(tp.lastCallStats!); });
     const q = opts.quick;
     const ms = await timeInterleaved(fns, { warmup: 1, minIters: q ? 2 : 8, maxIters: q ? 3 : 30, minMs: q ? 0 : 3000, maxMs: q ? 5000 : 30000, chunk: 2, skip: 0 });
-    ['shared memory', 'IPC'].forEach((name, k) => {
+    ['shared memory', 'IPC', 'shared memory, float16 partials'].forEach((name, k) => {
       const st = stats[k].slice(1); // the warm-up call
       opts.log(`process transport ${tag}, ${name}: ${ms[k].toFixed(1)} ms per call; medians: moving data ${median(st.map((v) => v.moveMs)).toFixed(1)} ms, ` +
         `slowest worker ${median(st.map((v) => v.computeMs)).toFixed(1)} ms, reduce+commit ${median(st.map((v) => v.reduceMs)).toFixed(1)} ms (${st.length} calls)`);
     });
-    return [row(`TP prefill ${tag}: 2 processes, shared memory`, 'cpu', ms[0], '2 processes, IPC', ms[1])];
+    return [row(`TP prefill ${tag}: 2 processes, shared memory`, 'cpu', ms[0], '2 processes, IPC', ms[1]),
+      row(`TP prefill ${tag}: 2 processes, shm, float16 partials`, 'cpu', ms[2], 'float32 partials', ms[0])];
   } finally {
     await Promise.all(tps.map((tp) => tp.dispose()));
     x.dispose();

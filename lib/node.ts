@@ -1,8 +1,8 @@
 /**
  * Node-only entry point (`tfjs-attention-rope/node`): everything in the main entry plus the
  * native CPU kernels and Dawn WebGPU (installed on import), the file-system loaders
- * (`loadPretrained`, `saveHfCheckpoint`) and the tensor-parallel runtime (worker threads and
- * child processes). Under Node the package's main entry resolves here too (package.json "node").
+ * (`loadPretrained`, `saveHfCheckpoint`), the tensor-parallel runtime and the pipeline-parallel
+ * `PipelineModel` (worker threads and child processes). Under Node the package's main entry resolves here too (package.json "node").
  *
  * @example
  * import { ShardedAttention, parseDevices } from 'tfjs-attention-rope/node';
@@ -16,6 +16,8 @@ export { saveHfCheckpoint } from './training/save_checkpoint.js';
 export { ShardedAttention, type ShardedAttentionOptions } from './sharding/sharded_attention.js';
 export { parseDevices, checkDevices, deviceName } from './sharding/devices.js';
 export { isolateNvidiaGpu, type Transport } from './sharding/shard_worker.js';
+export { PipelineModel, type PipelineOptions, type PipelineResult } from './pipeline/pipeline_model.js';
+export { planMicroBatches, type MicroBatch } from './pipeline/micro_batches.js';
 export { MpiComm, type MpiCommOptions, type ThreadLevel } from './mpi/comm.js';
 export { mpiUnavailable, MPI_INSTALL_HINT } from './mpi/binding.js';
 export { DataParallel, DataParallelOptimizer } from './training/data_parallel.js';

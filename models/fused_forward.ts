@@ -45,12 +45,17 @@ export function deviceArgMax(): boolean {
   return hasFusedKernel(ArgMaxRows);
 }
 
-/** forwardRagged's body on the fused kernels; arguments checked by the caller. */
-export function fusedForwardRagged(model: DecoderForCausalLM, ids: Int32Array, kv: PagedKVCollection, logitRows?: Int32Array): tf.Tensor2D {
+/**
+ * forwardRagged's body on the fused kernels; arguments checked by the caller. A pipeline stage
+ * (lib/pipeline/stage_model.ts) passes the previous stage's activations `[T, hidden]` instead of
+ * ids, and `head: false` to stop after its blocks (returning `[T, hidden]`).
+ */
+export function fusedForwardRagged(model: DecoderForCausalLM, ids: Int32Array | tf.Tensor2D, kv: PagedKVCollection, logitRows?: Int32Array,
+  head = true): tf.Tensor2D {
   const packed = fusedWeightsOf(model);
   const c = model.config;
   return tf.tidy(() => {
-    let h = tf.gather(model.embedTable.read(), tf.tensor1d(ids, 'int32')) as tf.Tensor2D; // [T, hidden]
+    let h = ids instanceof Int32Array ? tf.gather(model.embedTable.read(), tf.tensor1d(ids, 'int32')) as tf.Tensor2D : ids; // [T, hidden]
     model.blocks.forEach((b, layerIdx) => {
       const w = packed.layers[layerIdx];
       const a = b.attn;
@@ -70,6 +75,7 @@ export function fusedForwardRagged(model: DecoderForCausalLM, ids: Int32Array, k
       const x2 = rmsNorm(h1, w.postNorm, c.rmsNormEps); // [T, hidden]
       h = swiGluMlp(x2, w.gateUp, w.down, { gateUpBias: w.gateUpBias, downBias: w.downBias, residual: h1 }); // [T, hidden]
     });
+    if (!head) return h;
     if (logitRows) h = tf.gather(h, tf.tensor1d(logitRows, 'int32')); // [R, hidden]
     const normed = rmsNorm(h, model.norm.weight!.read() as tf.Tensor1D, c.rmsNormEps); // [R, hidden]
     return denseMatMul(normed, model.lmHead.weight.read() as tf.Tensor2D); // [R, vocab]

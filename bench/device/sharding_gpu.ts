@@ -8,7 +8,9 @@
  *
  * Each device count runs with the data through shared memory (a /dev/shm mapping, the default where
  * the native addon loads) and through Node IPC (`sharedMemory: false`), SHM_MODES=shm,ipc picks;
- * per call it logs the time spent moving data (ShardedAttention.lastCallStats).
+ * per call it logs the time spent moving data (ShardedAttention.lastCallStats). PARTIALS=float32,float16
+ * (default float32) also runs float16 partials (issue 16: half the bytes each partial moves) and
+ * prints their error against the float32 2-device output.
  *
  * Shapes (argv, default `small`): small = prefill 1x512, hidden 1024, 16 q / 4 kv heads, d 64 (checked
  * against the unsharded layer on the main thread's cpu backend); large = prefill 1x4096, hidden 4096,
@@ -19,6 +21,7 @@
  *   here: T=64 TFJS_ATTENTION_SHARD_WORKER=$PWD/.device/b/s/shard_worker.mjs node .device/b/s/sharding_gpu.mjs small cpu
  */
 import { execSync } from 'node:child_process';
+import '../../lib/backends/node_install.js'; // Dawn WebGPU and the native addon in this process (the in-process row)
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 
@@ -86,19 +89,26 @@ async function main(): Promise<void> {
   const o: ShardedAttentionOptions = { transport: 'process', ...(isolate ? { spawnCommand: isolateNvidiaGpu } : {}) };
   const medians = new Map<string, number>();
   const modes = (process.env.SHM_MODES ?? 'shm,ipc').split(',').filter(Boolean);
+  const partials = (process.env.PARTIALS ?? 'float32').split(',').filter(Boolean) as ('float32' | 'float16')[];
   let y1: tf.Tensor2D | null = null;
-  for (const n of [1, 2]) for (const mode of modes) {
+  let y2: tf.Tensor2D | null = null; // 2 devices, float32 partials
+  for (const n of [1, 2]) for (const mode of modes) for (const partialDtype of n === 1 ? ['float32' as const] : partials) {
     const devs = Array.from({ length: n }, (_, i) => `${backend}:${i}`).join(',');
     const ts = performance.now();
-    const tp = await ShardedAttention.create(layer, parseDevices(devs), { ...o, sharedMemory: mode === 'shm' });
-    const tag = `${devs} ${mode}`;
+    const tp = await ShardedAttention.create(layer, parseDevices(devs), { ...o, sharedMemory: mode === 'shm', partialDtype });
+    const tag = `${devs} ${mode}${partialDtype === 'float16' ? ' f16' : ''}`;
     try {
       console.log(`${tag}: started in ${(performance.now() - ts).toFixed(0)} ms (isolated: ${isolate}), worker backends ${tp.backends.join(',')}, data paths ${tp.dataPaths.join(',')}`);
       const y = await prefill(tp, x);
       if (ref) console.log(`${tag}: max |sharded - unsharded cpu| = ${(await maxDiff(y, ref)).toExponential(2)}`);
       if (y1) console.log(`${tag}: max |this - first (1 device)| = ${(await maxDiff(y, y1)).toExponential(2)}`);
       else y1 = y;
-      if (y !== y1) y.dispose();
+      if (y2 && partialDtype === 'float16') {
+        const m = (await y2.data() as Float32Array).reduce((acc: number, v: number) => Math.max(acc, Math.abs(v)), 0);
+        console.log(`${tag}: float16 partials, max |f16 - f32| = ${(await maxDiff(y, y2)).toExponential(2)} (max |out| ${m.toExponential(2)})`);
+      }
+      if (n === 2 && partialDtype === 'float32' && !y2) y2 = y;
+      else if (y !== y1) y.dispose();
       smi(`with ${devs} live`);
       for (let i = 0; i < 2; i++) (await prefill(tp, x)).dispose(); // warm-up
       const ms: number[] = [];
@@ -119,6 +129,8 @@ async function main(): Promise<void> {
   for (const mode of modes) {
     const one = medians.get(`${backend}:0 ${mode}`)!, two = medians.get(`${backend}:0,${backend}:1 ${mode}`)!;
     console.log(`RESULT ${shapeName} ${backend} ${mode}: 1 device ${one.toFixed(2)} ms, 2 devices ${two.toFixed(2)} ms, speed-up ${(one / two).toFixed(2)}x`);
+    const f16 = medians.get(`${backend}:0,${backend}:1 ${mode} f16`);
+    if (f16 !== undefined) console.log(`RESULT ${shapeName} ${backend} ${mode}: 2 devices, float16 partials ${f16.toFixed(2)} ms, vs 1 device ${(one / f16).toFixed(2)}x`);
   }
   if (backend !== 'cpu') {
     try { // the unsharded layer in this process (no IPC): what the process transport costs
@@ -140,9 +152,10 @@ async function main(): Promise<void> {
       const ms: number[] = [];
       for (let i = 0; i < iters; i++) { const s = performance.now(); (await run()).dispose(); ms.push(performance.now() - s); }
       console.log(`unsharded in-process ${backend} (incl. readback): median ${median(ms).toFixed(2)} ms, min ${Math.min(...ms).toFixed(2)} ms`);
+      for (const [tag, v] of medians) if (tag.includes(',')) console.log(`RESULT ${shapeName} ${tag} vs one ${backend} in one process: ${(median(ms) / v).toFixed(2)}x (target >= 1.6x)`);
     } catch (e) { console.log(`unsharded in-process ${backend}: failed: ${(e as Error).message}`); }
   }
-  tf.dispose([x, ...(ref ? [ref] : []), ...(y1 ? [y1] : [])]);
+  tf.dispose([x, ...(ref ? [ref] : []), ...(y1 ? [y1] : []), ...(y2 ? [y2] : [])]);
   layer.dispose();
 }
 

@@ -192,16 +192,33 @@ export class AttentionWithRope extends tf.layers.Layer {
    */
   callRagged(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
     freqsCis?: RotaryEmbedding | tf.Tensor2D, inputRowOffsets?: tf.Tensor1D | Int32Array | number[]): tf.Tensor2D {
+    const attn = this.attendRagged(layerIdx, hidden, kv, freqsCis, inputRowOffsets); // [T, qDim]
+    if (kv.totalTokens === 0) { attn.dispose(); return tf.zeros([0, this.opts.hiddenSize]); }
+    const y = tf.tidy(() => this.oProj!.apply(attn) as tf.Tensor2D); // [T, hidden]
+    attn.dispose();
+    return y;
+  }
+
+  /**
+   * `callRagged` without the output projection: the attention output `[T, qDim]` (heads
+   * concatenated), K/V stored. Tensor-parallel shards apply `oProj` to row chunks of it so each
+   * chunk's readback overlaps the next chunk's compute (lib/sharding/worker.ts).
+   *
+   * @example
+   * const attn = layer.attendRagged(0, hidden, kv); // [T, qDim]
+   * const y = layer.oProj!.apply(attn) as tf.Tensor2D; // [T, hidden], as callRagged
+   */
+  attendRagged(layerIdx: number, hidden: tf.Tensor2D, kv: PagedKVCollection,
+    freqsCis?: RotaryEmbedding | tf.Tensor2D, inputRowOffsets?: tf.Tensor1D | Int32Array | number[]): tf.Tensor2D {
     const tables = this.prepareRagged(layerIdx, hidden, kv, freqsCis, inputRowOffsets);
-    if (kv.totalTokens === 0) return tf.zeros([0, this.opts.hiddenSize]);
+    if (kv.totalTokens === 0) return tf.zeros([0, this.qDim]);
     return tf.tidy(() => {
       const o = this.opts;
       const q = this.ropeAndStore(layerIdx, hidden, kv, tables); // [T, qDim]
-      const attn = flashAttentionRaggedPaged(q, {
+      return flashAttentionRaggedPaged(q, {
         nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, scale: o.scale, mask: this.mask,
         collection: kv, layerIdx, variant: 'auto',
       }); // [T, qDim]
-      return this.oProj!.apply(attn); // [T, hidden]
     });
   }
 

@@ -10,15 +10,21 @@
  *
  * Process workers (transport 'process', one process per device: how several GPUs are reached
  * through WebGPU, see sharded_attention.ts) map one /dev/shm file with the main process
- * (shm_region.ts: the input, then one partial slot per worker); the main process reduces. Where
- * that is not available (no native addon, /dev/shm not writable, `sharedMemory: false`,
- * TFJS_ATTENTION_SHM=0) the input travels in the call message and the partial in the reply
- * (structured-clone IPC, one copy each way).
+ * (shm_region.ts: the input, then one partial slot per worker); they reduce-scatter the same way,
+ * into the input area (every worker has finished reading it by then), and the main process copies
+ * the sum out once. Where that is not available (no native addon, /dev/shm not writable,
+ * `sharedMemory: false`, TFJS_ATTENTION_SHM=0) the input travels in the call message, the partial
+ * in the reply (structured-clone IPC, one copy each way) and the main process sums.
  *
- * A call is two-phase: `call` (fetch + compute, nothing committed) on every worker, then, only
- * when every worker answered ok, `commit` (cache.step + reduce). Any failure: no commit anywhere.
+ * Partials are float32 or float16 (`partialDtype`, see partials.ts); the sum is float32.
+ *
+ * A call is three-phase: `call` (fetch + compute into the slot, nothing committed) on every
+ * worker, then `reduce` (each worker its row range; nothing committed), then, only when every
+ * worker answered both ok, `commit` (cache.step). A failure in `call` or `reduce` (an error, a
+ * death, a timeout): no commit anywhere, every reserved page is given back.
  */
 import type { DevicePlacement } from '../types.js';
+import type { PartialDtype } from './partials.js';
 
 export type SeqAction = { action: 'add'; seqId: number } | { action: 'release'; seqId: number } | { action: 'fork'; srcId: number; dstId: number };
 
@@ -58,22 +64,40 @@ export interface CallMsg {
   slotFloats: number;
   /** Process workers over shared memory: the region (a new path after a grow: map it). */
   shm?: ShmRef;
+  /** How the partial is written (slot or reply). */
+  partialDtype: PartialDtype;
+  /** Rows per readback chunk: the output projection runs chunk by chunk, each read back while the next computes (0: one piece). */
+  chunkRows: number;
+}
+
+/** Reduce-scatter: sum rows `[rowStart, rowEnd)` of every partial slot into out. Changes no state. */
+export interface ReduceMsg {
+  op: 'reduce';
+  id: number;
+  /** Thread workers: the partials buffer and a fresh output buffer. Process workers: null (the mapped region; out = its input area). */
+  partials: SharedArrayBuffer | null;
+  out: SharedArrayBuffer | null;
+  slotFloats: number;
+  numSlots: number;
+  rowStart: number;
+  rowEnd: number;
+  hidden: number;
+  partialDtype: PartialDtype;
 }
 
 export interface CommitMsg {
   op: 'commit';
   id: number;
-  /** Absent for materialize (nothing to reduce). */
-  reduce?: { out: SharedArrayBuffer; partials: SharedArrayBuffer; slotFloats: number; numSlots: number; rowStart: number; rowEnd: number; hidden: number };
 }
 
 export type WorkerMsg =
-  | InitMsg | CallMsg | CommitMsg
+  | InitMsg | CallMsg | ReduceMsg | CommitMsg
   | { op: 'seq'; seq: SeqAction }
   | { op: 'inspect'; id: number }
   /** The call `id` failed or timed out elsewhere: give back what its fetch reserved (nothing was committed). */
   | { op: 'abort'; id: number }
-  | { op: 'fault'; mode: 'throw' | 'exit' }
+  /** Testing: throw or exit in the next `call` (after writing K/V) or the next `reduce` (after half its rows). */
+  | { op: 'fault'; mode: 'throw' | 'exit'; phase?: 'call' | 'reduce' }
   | { op: 'dispose' };
 
 export interface Reply {
@@ -84,11 +108,13 @@ export interface Reply {
   backend?: string;
   lengths?: [number, number][];
   numFreePages?: number;
-  /** call, process workers over IPC: the partial output `[T, hidden]`. */
-  partial?: Float32Array;
+  /** call, process workers over IPC: the partial output `[T, hidden]` (float16 codes for 'float16'). */
+  partial?: Float32Array | Uint16Array;
   /** init with shm: whether the worker mapped the region (false: it runs over IPC, shmError says why). */
   shm?: boolean;
   shmError?: string;
   /** call: ms the worker spent in the call handler (compute and writing its partial). */
   computeMs?: number;
+  /** reduce: ms the worker spent summing its rows. */
+  reduceMs?: number;
 }

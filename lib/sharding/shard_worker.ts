@@ -20,40 +20,47 @@ export type SpawnCommand = (device: DevicePlacement, script: string) => { comman
 /** A worker that did not answer in time (it may still be alive: stopped, hung or slow). */
 export class TimeoutError extends AttentionRopeError {}
 
-export class ShardWorker {
+/** A message with a request id (the shard and pipeline protocols both fit). */
+type Request = { op: string; id: number };
+
+export class ShardWorker<R extends { id: number } = Reply, M extends { op: string } = WorkerMsg> {
   private readonly thread: Worker | null = null;
   private readonly child: ChildProcess | null = null;
-  private readonly waiting = new Map<number, { resolve(r: Reply): void; reject(e: Error): void }>();
+  private readonly waiting = new Map<number, { resolve(r: R): void; reject(e: Error): void }>();
   private exited: Promise<void>;
   /** Why the worker is gone (uncaught error or exit), or null while it lives. */
   dead: Error | null = null;
   /** The tfjs backend it runs (after init). */
   backend = '';
 
+  /**
+   * `owner` names the error messages' source (`[ShardedAttention]`, `[PipelineModel]`), `role`
+   * the worker in them (`device 1 (cpu:1)`, `stage 1 (cpu:1)`).
+   */
   constructor(script: string, readonly device: DevicePlacement, readonly index: number,
-    readonly transport: Transport = 'thread', spawnCommand?: SpawnCommand) {
-    const onMessage = (r: Reply) => {
+    readonly transport: Transport = 'thread', spawnCommand?: SpawnCommand, private readonly owner = W, private readonly role = 'device') {
+    const onMessage = (r: R) => {
       const w = this.waiting.get(r.id);
       if (w) { this.waiting.delete(r.id); w.resolve(r); }
     };
     let exited!: () => void;
     this.exited = new Promise((r) => { exited = r; });
     const onExit = (code: number | null, signal?: string | null) => {
-      this.fail(new Error(`[${W}] ${this.name} exited with code ${code}${signal ? ` (${signal})` : ''}`));
+      this.fail(new Error(`[${this.owner}] ${this.name} exited with code ${code}${signal ? ` (${signal})` : ''}`));
       exited();
     };
-    const onError = (e: Error) => this.fail(new Error(`[${W}] ${this.name} died: ${e.message}`));
+    const onError = (e: Error) => this.fail(new Error(`[${this.owner}] ${this.name} died: ${e.message}`));
     if (transport === 'thread') {
       this.thread = new Worker(script);
       this.thread.on('message', onMessage).on('error', onError).on('exit', (c) => onExit(c));
     } else {
       const cmd = spawnCommand?.(device, script) ?? { command: process.execPath, args: [script] };
       this.child = spawn(cmd.command, cmd.args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-      this.child.on('message', (r) => onMessage(r as Reply)).on('error', onError).on('exit', onExit);
+      this.child.on('message', (r) => onMessage(r as R)).on('error', onError).on('exit', onExit);
     }
   }
 
-  get name(): string { return `device ${this.index} (${deviceName(this.device)})`; }
+  get name(): string { return `${this.role} ${this.index} (${deviceName(this.device)})`; }
   /** The process id of a process worker (null for a thread). */
   get pid(): number | null { return this.child?.pid ?? null; }
 
@@ -61,7 +68,7 @@ export class ShardWorker {
    * Sends `msg` and resolves with the worker's reply; rejects if the worker dies first, or after
    * `timeoutMs` without a reply (a stopped or hung worker: its late reply is then ignored).
    */
-  request(msg: WorkerMsg & { id: number }, transfer: ArrayBuffer[] = [], timeoutMs = Infinity): Promise<Reply> {
+  request(msg: M & Request, transfer: ArrayBuffer[] = [], timeoutMs = Infinity): Promise<R> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -70,15 +77,15 @@ export class ShardWorker {
       if (Number.isFinite(timeoutMs)) {
         timer = setTimeout(() => {
           if (!this.waiting.delete(msg.id)) return;
-          reject(new TimeoutError(`[${W}] ${this.name} did not answer '${msg.op}' (call ${msg.id}) within ${timeoutMs} ms (callTimeoutMs)`));
+          reject(new TimeoutError(`[${this.owner}] ${this.name} did not answer '${msg.op}' (call ${msg.id}) within ${timeoutMs} ms (callTimeoutMs)`));
         }, timeoutMs);
       }
-      this.send({ ...msg, slot: this.index } as unknown as WorkerMsg, transfer);
+      this.send({ ...msg, slot: this.index } as unknown as M, transfer);
     });
   }
 
   /** Sends without waiting (ordered before any later message). */
-  post(msg: WorkerMsg): void { if (!this.dead) this.send(msg, []); }
+  post(msg: M): void { if (!this.dead) this.send(msg, []); }
 
   async terminate(): Promise<void> {
     if (this.dead) return;
@@ -86,7 +93,7 @@ export class ShardWorker {
     else { this.child!.kill(); await this.exited; }
   }
 
-  private send(msg: WorkerMsg, transfer: ArrayBuffer[]): void {
+  private send(msg: M, transfer: ArrayBuffer[]): void {
     if (this.thread) this.thread.postMessage(msg, transfer);
     else this.child!.send(msg);
   }

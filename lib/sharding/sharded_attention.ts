@@ -1,8 +1,8 @@
 /**
  * ShardedAttention: runs an AttentionWithRope tensor-parallel over several devices, each shard in
  * its own worker thread (or process) with its own tfjs engine, backend and PagedKVCache shard.
- * Inputs are broadcast and partial outputs all-reduced through SharedArrayBuffers (threads) or a
- * shared /dev/shm mapping (processes), see protocol.ts.
+ * Inputs are broadcast and partial outputs all-reduced (a reduce-scatter in the workers) through
+ * SharedArrayBuffers (threads) or a shared /dev/shm mapping (processes), see protocol.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
@@ -13,6 +13,7 @@ import { deviceName } from './devices.js';
 import type { Reply, SeqAction } from './protocol.js';
 import { SharedRegion, sharedMemoryUnavailable } from './shm_region.js';
 import { type SpawnCommand, ShardWorker, type Transport } from './shard_worker.js';
+import { type PartialDtype, reduceRange, reduceRows, slotView } from './partials.js';
 import { hfWeightsOf, shardInfoOf } from './shard_layer.js';
 import { workerScript } from './worker_script.js';
 
@@ -31,8 +32,8 @@ export interface ShardedAttentionOptions {
   nativeThreads?: number;
   /**
    * 'thread' (default): worker threads, data through shared memory. 'process': one child process
-   * per device (input and partials through a /dev/shm file mapped by every process, reduced on the
-   * main thread); with `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1`
+   * per device (input and partials through a /dev/shm file mapped by every process, reduce-scattered
+   * by the workers); with `spawnCommand: isolateNvidiaGpu` each sees one GPU, how `webgpu:0,webgpu:1`
    * reach two GPUs.
    */
   transport?: Transport;
@@ -50,6 +51,17 @@ export interface ShardedAttentionOptions {
    * fails the call: it rejects naming the device, and no cache shard nor the sequence book moves.
    */
   callTimeoutMs?: number;
+  /**
+   * Precision of the partial outputs the workers write and sum (default 'float32', exact to the
+   * unsharded layer within 1e-5). 'float16' halves the bytes each partial moves; the sum stays
+   * float32 and its error is at most numDevices * 2^-11 * max|partial| (see partials.ts, README).
+   */
+  partialDtype?: PartialDtype;
+  /**
+   * Row chunks of the output projection per call (default: 4 on webgpu workers for calls of 512
+   * rows or more, else 1): each chunk's readback overlaps the next chunk's compute.
+   */
+  readbackChunks?: number;
 }
 
 const DEFAULT_CALL_TIMEOUT_MS = 120_000;
@@ -81,7 +93,8 @@ export class ShardedAttention {
   private broken: string | null = null;
 
   private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams'],
-    private region: SharedRegion | null, private readonly paths: DataPath[], private readonly timeoutMs: number) {
+    private region: SharedRegion | null, private readonly paths: DataPath[], private readonly timeoutMs: number,
+    private readonly partialDtype: PartialDtype, private readonly readbackChunks: number | undefined) {
     this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
   }
 
@@ -97,6 +110,9 @@ export class ShardedAttention {
     checkInt(nativeThreads, W, 'nativeThreads', 1);
     const timeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     checkInt(timeoutMs, W, 'callTimeoutMs', 1);
+    const partialDtype = opts.partialDtype ?? 'float32';
+    check(partialDtype === 'float32' || partialDtype === 'float16', W, () => `partialDtype ('${partialDtype}') must be 'float32' or 'float16'`);
+    if (opts.readbackChunks !== undefined) checkInt(opts.readbackChunks, W, 'readbackChunks', 1);
     const shards = layer.shard(devices);
     check(shardInfoOf(shards[0])!.mode === 'tensor_parallel', W, () =>
       `layer's shardingStrategy is replicate(${layer.shardingStrategy.numDevices}); ShardedAttention runs tensor_parallel only`);
@@ -131,7 +147,7 @@ export class ShardedAttention {
     }
     region?.unlink(); // every worker that uses it has mapped it: the name is no longer needed
     if (!paths.includes('shm')) region = null;
-    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams, region, paths, timeoutMs);
+    return new ShardedAttention(slots, layer.opts.hiddenSize, layer.kvParams, region, paths, timeoutMs, partialDtype, opts.readbackChunks);
   }
 
   get numDevices(): number { return this.slots.length; }
@@ -147,6 +163,8 @@ export class ShardedAttention {
   get workerPids(): (number | null)[] { return this.slots.map((s) => s.pid); }
   /** Rows the shared /dev/shm region holds now (0: none; it grows with the largest call). */
   get sharedRows(): number { return this.region?.capacity ?? 0; }
+  /** Precision of the partial outputs (see ShardedAttentionOptions.partialDtype). */
+  get partialPrecision(): PartialDtype { return this.partialDtype; }
   /** Where the time of the last callRagged went (null before the first). */
   get lastCallStats(): CallStats | null { return this.stats && { ...this.stats }; }
   get sequenceIds(): number[] { return this.book.sequenceIds; }
@@ -212,6 +230,7 @@ export class ShardedAttention {
     }
     const region = this.region;
     const id = this.nextId++;
+    const dtype = this.partialDtype;
     this.busy = true;
     let phase: 'call' | 'commit' = 'call';
     try {
@@ -220,6 +239,7 @@ export class ShardedAttention {
       try {
         replies = await this.all((s, i) => s.request({
           op: 'call', id, layerIdx: 0, seqIds: Array.from(seqIds), numNewTokens: Array.from(counts), materialize, slotFloats,
+          partialDtype: dtype, chunkRows: this.chunkRows(s, T),
           ...(this.paths[i] === 'sab' ? { input: this.input, partials: this.partials }
             : this.paths[i] === 'shm' ? { input: null, partials: null, shm: region!.ref }
               : { input: data.slice(0, T * H), partials: null }),
@@ -227,28 +247,32 @@ export class ShardedAttention {
       } finally {
         region?.unlink(); // every worker mapped it, or failed: a grown region is named in this call only
       }
-      phase = 'commit';
       const computeMs = Math.max(...replies.map((r) => r.computeMs ?? 0));
       const tReduce = performance.now();
       let out: Float32Array | null = null;
-      if (threads) {
-        // Thread workers sum row ranges of every partial (reduce-scatter) while they commit.
-        const sab = materialize ? null : new SharedArrayBuffer(T * H * 4);
+      if (!materialize) {
         const n = this.slots.length;
-        await this.all((s, j) => s.request({
-          op: 'commit', id, reduce: sab ? {
-            out: sab, partials: this.partials, slotFloats, numSlots: n, hidden: H,
-            rowStart: Math.floor((j * T) / n), rowEnd: Math.floor(((j + 1) * T) / n),
-          } : undefined,
-        }, [], this.timeoutMs));
-        if (sab) out = new Float32Array(sab);
-      } else {
-        // Processes: the main thread sums the partials (shared slots or IPC payloads) while the workers commit.
-        const committed = this.all((s) => s.request({ op: 'commit', id }, [], this.timeoutMs));
-        if (!materialize) out = sumPartials(replies.map((r, i) => (this.paths[i] === 'shm' ? region!.slot(i, T * H) : r.partial!)));
-        await committed;
+        if (this.paths.every((p) => p !== 'ipc')) {
+          // Reduce-scatter in the workers: worker j sums rows reduceRows(T, n, j) of every slot
+          // (threads into a fresh buffer the output wraps; processes into the region's input area).
+          const sab = threads ? new SharedArrayBuffer(T * H * 4) : null;
+          await this.all((s, j) => {
+            const [rowStart, rowEnd] = reduceRows(T, n, j);
+            return s.request({
+              op: 'reduce', id, partials: threads ? this.partials : null, out: sab, slotFloats, numSlots: n,
+              rowStart, rowEnd, hidden: H, partialDtype: dtype,
+            }, [], this.timeoutMs);
+          });
+          out = sab ? new Float32Array(sab) : region!.input(T * H).slice(); // the region is reused: the output owns a copy
+        } else {
+          out = new Float32Array(T * H); // some partials came over IPC: the main thread sums
+          const slotBytes = (d: number) => (1 + d) * region!.capacity * H * 4;
+          reduceRange(out, replies.map((r, i) => (this.paths[i] === 'shm' ? slotView(region!.buffer, slotBytes(i), T * H, dtype) : r.partial!)), 0, T * H, dtype);
+        }
       }
       const reduceMs = performance.now() - tReduce;
+      phase = 'commit'; // nothing is committed until every worker computed and reduced
+      await this.all((s) => s.request({ op: 'commit', id }, [], this.timeoutMs));
       this.book.step(kv);
       const totalMs = performance.now() - t0;
       this.stats = { totalMs, computeMs, reduceMs, moveMs: Math.max(0, totalMs - computeMs - reduceMs) };
@@ -289,11 +313,20 @@ export class ShardedAttention {
     return rs.map((r, i) => ({ device: deviceName(this.slots[i].device), lengths: new Map(r.lengths), numFreePages: r.numFreePages! }));
   }
 
-  /** Testing: makes device `index` throw (after writing its K/V) or exit during the next call. */
-  injectFault(index: number, mode: 'throw' | 'exit'): void {
+  /**
+   * Testing: makes device `index` throw or exit during the next call, in its compute (after
+   * writing its K/V) or halfway through its reduce-scatter rows.
+   */
+  injectFault(index: number, mode: 'throw' | 'exit', phase: 'call' | 'reduce' = 'call'): void {
     checkInt(index, `${W}.injectFault`, 'index', 0);
     check(index < this.slots.length, `${W}.injectFault`, () => `index (${index}) must be < numDevices (${this.slots.length})`);
-    this.slots[index].post({ op: 'fault', mode });
+    this.slots[index].post({ op: 'fault', mode, phase });
+  }
+
+  /** Rows per output-projection chunk for worker `s` on a call of T rows (0: one piece). */
+  private chunkRows(s: ShardWorker, T: number): number {
+    const chunks = this.readbackChunks ?? (s.backend === 'webgpu' && T >= 512 ? 4 : 1);
+    return chunks <= 1 ? 0 : Math.ceil(T / chunks);
   }
 
   async dispose(): Promise<void> {
@@ -347,17 +380,8 @@ export type DataPath = 'sab' | 'shm' | 'ipc';
 
 /**
  * Where the time of one call went, in ms: `computeMs` the slowest worker's call handler (compute
- * and writing its partial), `reduceMs` the all-reduce and commit round trip, `moveMs` the rest
- * (placing the input, the call messages and replies, their payloads on the IPC path).
+ * and writing its partial), `reduceMs` the reduce-scatter round trip (in the workers; on the main
+ * thread where partials came over IPC), `moveMs` the rest (the commit round trip,
+ * placing the input, the call messages and replies, their payloads on the IPC path).
  */
 export interface CallStats { totalMs: number; computeMs: number; reduceMs: number; moveMs: number }
-
-/** The sum of the partials, in slot order (as the workers' reduce does). */
-function sumPartials(parts: Float32Array[]): Float32Array {
-  const out = parts[0].slice();
-  for (let d = 1; d < parts.length; d++) {
-    const p = parts[d];
-    for (let i = 0; i < out.length; i++) out[i] += p[i];
-  }
-  return out;
-}
