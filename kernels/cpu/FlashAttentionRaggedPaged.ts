@@ -2,6 +2,8 @@
  * FlashAttentionRaggedPaged for the `cpu` backend (and, through kernels/wasm/, `wasm`): the native addon when loaded
  * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. Reads K and V from the cache pools in place; a compact
  * cache (kvParams.dtype other than float32) runs the TypeScript kernel on its decoded pages (kernels/cpu/packed_kv.ts).
+ * On `wasm` without the addon: the WebAssembly SIMD kernel (kernels/wasm/simd_module.ts, native/wasm/attention.c), also on
+ * a compact cache's decoded pages.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
@@ -11,6 +13,8 @@ import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
 import { decodedStep } from './packed_kv.js';
+import { simdFlashAttention } from '../wasm/simd_calls.js';
+import { wasmSimdFor } from '../wasm/simd_module.js';
 
 /** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
 export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
@@ -25,8 +29,14 @@ export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): Ke
     if (!packed) checkPools(FlashAttentionRaggedPaged, c, kPool!, vPool!);
     io.require(qInfo, 'q');
     const native = packed ? null : activeNative();
-    const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null); // [T, nHeads * headDim]
+    const simd = wasmSimdFor(backendName, backend, native !== null);
+    const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null || simd !== null); // [T, nHeads * headDim]
     if (qInfo.shape[0] === 0) return out;
+    if (simd) {
+      const d = packed ? decodedStep(a) : { kPool: kPool!, vPool: vPool!, attrs: a };
+      simdFlashAttention(simd, qInfo, out, d.kPool, d.vPool, d.attrs.collection, attentionArgs(d.attrs, qInfo.shape), a.scale);
+      return out;
+    }
     const q = io.input(qInfo, 'q');
     const o = io.outputValues();
     if (packed) {
