@@ -25,25 +25,35 @@ static void init_rows(float* out, const float* bias, int M, int N) {
   }
 }
 
-/* b [K, N]: out rows += a rows · b, four k-rows per pass over the output rows. */
+/* b [K, N]: out rows += a rows · b, four k-rows per pass, two output rows per b load. */
 static void gemv_kn(const float* a, const float* b, float* out, int M, int N, int K) {
   int k = 0;
   for (; k + 4 <= K; k += 4) {
     const float *b0 = b + (long)k * N, *b1 = b0 + N, *b2 = b1 + N, *b3 = b2 + N;
-    for (int m = 0; m < M; m++) {
+    for (int m = 0; m < M; m += 2) {
+      const int two = m + 1 < M;
       const float* am = a + (long)m * K + k;
+      const float* an = two ? am + K : am;
       float* o = out + (long)m * N;
-      vf x0 = vsplat(am[0]), x1 = vsplat(am[1]), x2 = vsplat(am[2]), x3 = vsplat(am[3]);
+      float* p = two ? o + N : o;
+      const vf x0 = vsplat(am[0]), x1 = vsplat(am[1]), x2 = vsplat(am[2]), x3 = vsplat(am[3]);
+      const vf y0 = vsplat(an[0]), y1 = vsplat(an[1]), y2 = vsplat(an[2]), y3 = vsplat(an[3]);
       int n = 0;
       for (; n + 4 <= N; n += 4) {
+        const vf w0 = vload(b0 + n), w1 = vload(b1 + n), w2 = vload(b2 + n), w3 = vload(b3 + n);
         vf acc = vload(o + n);
-        acc = vmadd(x0, vload(b0 + n), acc);
-        acc = vmadd(x1, vload(b1 + n), acc);
-        acc = vmadd(x2, vload(b2 + n), acc);
-        acc = vmadd(x3, vload(b3 + n), acc);
+        acc = vmadd(x0, w0, acc); acc = vmadd(x1, w1, acc); acc = vmadd(x2, w2, acc); acc = vmadd(x3, w3, acc);
         vstore(o + n, acc);
+        if (two) {
+          vf acd = vload(p + n);
+          acd = vmadd(y0, w0, acd); acd = vmadd(y1, w1, acd); acd = vmadd(y2, w2, acd); acd = vmadd(y3, w3, acd);
+          vstore(p + n, acd);
+        }
       }
-      for (; n < N; n++) o[n] += am[0] * b0[n] + am[1] * b1[n] + am[2] * b2[n] + am[3] * b3[n];
+      for (; n < N; n++) {
+        o[n] += am[0] * b0[n] + am[1] * b1[n] + am[2] * b2[n] + am[3] * b3[n];
+        if (two) p[n] += an[0] * b0[n] + an[1] * b1[n] + an[2] * b2[n] + an[3] * b3[n];
+      }
     }
   }
   for (; k < K; k++) {
