@@ -1,8 +1,9 @@
 /*
  * out[M, N] = op(a) · op(b) (+ bias) on wasm32 SIMD128, single thread: the browser's ProjectionMatMul
  * (kernels/wasm/ProjectionMatMul.ts) and the matmuls inside FusedSwiGLUMLP (decoder_steps.c).
- * - up to GEMV_ROWS rows (decode): a weight-streaming GEMV that reads b once for every row
- *   (b [K, N]: four k-rows at a time into the output rows; b [N, K]: four dot products at a time);
+ * - decode rows: a weight-streaming GEMV that reads b once for every row (b [K, N], up to GEMV_ROWS rows:
+ *   four k-rows at a time into two output rows; b [N, K], up to NOPACK_ROWS rows: four dot products at a time);
+ *   b [K, N] with up to NOPACK_ROWS rows: the 4x8 register tile reading b in place;
  * - more rows (prefill): b packed into 8-column panels of KC k-rows, a 4x8 register tile.
  * op(a) with transposeA is first copied row-major into the scratch. Scratch: sgemm_scratch_floats.
  * A wasm-specific twin of native/matmul.cc + native/gemv.cc (those are AVX-512/AVX2 bodies with a thread pool).
@@ -10,10 +11,11 @@
 #include "sgemm.h"
 
 #define KC 256
-#define GEMV_ROWS 8
+#define GEMV_ROWS 2   /* up to this many rows: gemv_kn / gemv_nk */
+#define NOPACK_ROWS 16 /* up to this many: the 4x8 tile straight on b [K, N] (packing would cost more than b's reuse) */
 
 EXPORT(sgemm_scratch_floats) int sgemm_scratch_floats(int M, int N, int K, int transposeA) {
-  int packed = M > GEMV_ROWS ? KC * ((N + 7) / 8) * 8 : 0;
+  int packed = M > NOPACK_ROWS ? KC * ((N + 7) / 8) * 8 : 0;
   return (transposeA ? M * K : 0) + packed;
 }
 
@@ -119,15 +121,15 @@ static void pack_b(const float* b, float* packed, int N, int K, int k0, int kc, 
   }
 }
 
-/* c[rows, cols] += a[rows, kc] (row stride lda) · panel[kc, 8]; rows <= 4, cols <= 8. */
-static void micro4x8(const float* a, long lda, const float* bp, int kc, float* c, long ldc, int rows, int cols) {
+/* c[rows, cols] += a[rows, kc] (row stride lda) · b[kc, 8] (row stride ldb: 8 packed, N in place); rows <= 4, cols <= 8. */
+static void micro4x8(const float* a, long lda, const float* bp, long ldb, int kc, float* c, long ldc, int rows, int cols) {
   const float* a0 = a;
   const float* a1 = rows > 1 ? a0 + lda : a0;
   const float* a2 = rows > 2 ? a1 + lda : a0;
   const float* a3 = rows > 3 ? a2 + lda : a0;
   vf c00 = vsplat(0), c01 = vsplat(0), c10 = vsplat(0), c11 = vsplat(0);
   vf c20 = vsplat(0), c21 = vsplat(0), c30 = vsplat(0), c31 = vsplat(0);
-  for (int k = 0; k < kc; k++, bp += 8) {
+  for (int k = 0; k < kc; k++, bp += ldb) {
     const vf b0 = vload(bp), b1 = vload(bp + 4);
     vf x = vsplat_at(a0 + k);
     c00 = vmadd(x, b0, c00); c01 = vmadd(x, b1, c01);
@@ -165,16 +167,31 @@ static void gemm(const float* a, const float* b, float* out, int M, int N, int K
       const int n0 = p * 8, cols = N - n0 < 8 ? N - n0 : 8;
       const float* bp = packed + (long)p * kc * 8;
       for (int m = 0; m < M; m += 4)
-        micro4x8(a + (long)m * K + k0, K, bp, kc, out + (long)m * N + n0, N, M - m < 4 ? M - m : 4, cols);
+        micro4x8(a + (long)m * K + k0, K, bp, 8, kc, out + (long)m * N + n0, N, M - m < 4 ? M - m : 4, cols);
     }
   }
+}
+
+/* b [K, N] read in place by the 4x8 tile (few rows: each b strip stays in cache across the row groups). */
+static void gemm_nopack(const float* a, const float* b, float* out, int M, int N, int K) {
+  const int N8 = N & ~7;
+  for (int n0 = 0; n0 < N8; n0 += 8)
+    for (int m = 0; m < M; m += 4)
+      micro4x8(a + (long)m * K, K, b + n0, N, K, out + (long)m * N + n0, N, M - m < 4 ? M - m : 4, 8);
+  for (int m = 0; m < M && N8 < N; m++)
+    for (int k = 0; k < K; k++) {
+      const float x = a[(long)m * K + k];
+      for (int n = N8; n < N; n++) out[(long)m * N + n] += x * b[(long)k * N + n];
+    }
 }
 
 void sgemm_rows(const float* a, const float* b, const float* bias, float* out, int M, int N, int K, int transposeB, float* scratch) {
   init_rows(out, bias, M, N);
   if (K == 0) return;
-  if (M <= GEMV_ROWS) {
+  if (transposeB ? M <= NOPACK_ROWS : M <= GEMV_ROWS) {
     if (transposeB) gemv_nk(a, b, out, M, N, K); else gemv_kn(a, b, out, M, N, K);
+  } else if (!transposeB && M <= NOPACK_ROWS) {
+    gemm_nopack(a, b, out, M, N, K);
   } else {
     gemm(a, b, out, M, N, K, transposeB, scratch);
   }
