@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Builds the browser's WebAssembly SIMD kernels (native/wasm/*.c: sgemm/GEMV, paged flash attention,
- * RMSNorm, SwiGLU MLP) with clang's wasm32 target and wasm-ld (Debian: apt-get install clang lld;
- * scripts/setup.sh installs them as an optional step). Two variants of the same sources:
+ * RMSNorm, SwiGLU MLP) with clang's wasm32 target and wasm-ld, clang >= 16 (Debian 12: apt-get install clang-19 lld-19;
+ * `TFJS_ATTENTION_WASM_TOOLCHAIN=1 bash scripts/setup.sh` installs them, an optional step). Two variants of the same sources:
  *   wasm/tfjs_attention_kernels.wasm          SIMD128 (every browser with wasm SIMD)
  *   wasm/tfjs_attention_kernels_relaxed.wasm  SIMD128 + relaxed SIMD (fused multiply-add)
  * and kernels/wasm/simd_bytes.ts, the same bytes as base64 (what the package loads: no fetch, no fs,
@@ -36,7 +36,10 @@ function findClang() {
   const tries = process.env.TFJS_ATTENTION_CLANG ? [process.env.TFJS_ATTENTION_CLANG] : ['clang-19', 'clang'];
   for (const c of tries) {
     const r = spawnSync(c, ['--version'], { encoding: 'utf8' });
-    if (r.status === 0) return { clang: c, version: r.stdout.split('\n')[0].trim() };
+    if (r.status !== 0) continue;
+    const version = r.stdout.split('\n')[0].trim(), major = Number(/version (\d+)/.exec(version)?.[1] ?? 0);
+    if (major >= 16) return { clang: c, version }; // relaxed-SIMD intrinsics (wasm_f32x4_relaxed_madd)
+    console.log(`[build-wasm-kernels] ${c} is ${version}; the kernels need clang >= 16 (Debian 12: apt-get install clang-19 lld-19)`);
   }
   return null;
 }
