@@ -72,7 +72,8 @@ export class WasmSimdInstance {
 const STACK_BYTES = 1 << 18;
 let impl: WasmKernelImpl = 'auto';
 const envImpl = envSwitch('WASM_IMPL');
-if (envImpl === 'auto' || envImpl === 'simd' || envImpl === 'ts') impl = envImpl;
+const envImplValid = envImpl === undefined || envImpl === 'auto' || envImpl === 'simd' || envImpl === 'ts';
+if (envImplValid && envImpl !== undefined) impl = envImpl as WasmKernelImpl;
 
 let compiled: { module: WebAssembly.Module; variant: 'relaxed' | 'simd128' } | null = null;
 let compileError = '';
@@ -153,7 +154,9 @@ export function getWasmKernelImpl(): WasmKernelImpl { return impl; }
  * under `auto`: `nativeActive`). Under `simd` a module that cannot load throws with the reason.
  */
 export function wasmSimdFor(backendName: 'cpu' | 'wasm', backend: unknown, nativeActive: boolean): WasmSimdInstance | null {
-  if (backendName !== 'wasm' || impl === 'ts' || (impl === 'auto' && nativeActive)) return null;
+  if (backendName !== 'wasm') return null;
+  check(envImplValid, 'wasmSimd', () => `TFJS_ATTENTION_WASM_IMPL ('${envImpl}') must be 'auto', 'simd' or 'ts'`);
+  if (impl === 'ts' || (impl === 'auto' && nativeActive)) return null;
   const r = instanceFor(backend as WasmBackendHeap);
   if (typeof r === 'string') {
     check(impl !== 'simd', 'wasmSimd', () => `TFJS_ATTENTION_WASM_IMPL is 'simd' but the WebAssembly SIMD kernels cannot run: ${r}`);

@@ -184,6 +184,17 @@ describe('wasm kernel switch', () => {
     expect(projectionUsesNative()).toBe(true); // the addon (or the module without it)
   });
 
+  it('names a bad TFJS_ATTENTION_WASM_IMPL at the first wasm kernel call', () => {
+    process.env.TFJS_ATTENTION_WASM_IMPL = 'fast';
+    try {
+      jest.isolateModules(() => {
+        const m = require('../../kernels/wasm/simd_module') as typeof import('../../kernels/wasm/simd_module');
+        expect(m.wasmSimdFor('cpu', tf.backend(), false)).toBeNull();
+        expect(() => m.wasmSimdFor('wasm', tf.backend(), false)).toThrow("[wasmSimd] TFJS_ATTENTION_WASM_IMPL ('fast') must be 'auto', 'simd' or 'ts'");
+      });
+    } finally { delete process.env.TFJS_ATTENTION_WASM_IMPL; }
+  });
+
   it('reports the backend when it is not wasm', async () => {
     await tf.setBackend('cpu');
     expect(wasmSimdStatus()).toEqual({ impl: 'auto', loaded: false, reason: "the backend is 'cpu', not 'wasm'" });
