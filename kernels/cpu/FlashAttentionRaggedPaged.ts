@@ -13,7 +13,7 @@ import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
 import { decodedStep } from './packed_kv.js';
-import { simdFlashAttention } from '../wasm/simd_calls.js';
+import { checkSimdAttention, simdFlashAttention } from '../wasm/simd_calls.js';
 import { wasmSimdFor } from '../wasm/simd_module.js';
 
 /** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
@@ -30,10 +30,11 @@ export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): Ke
     io.require(qInfo, 'q');
     const native = packed ? null : activeNative();
     const simd = wasmSimdFor(backendName, backend, native !== null);
+    const d = simd && packed ? decodedStep(a) : { kPool: kPool!, vPool: vPool!, attrs: a };
+    if (simd) checkSimdAttention(qInfo, d.attrs.collection, attentionArgs(d.attrs, qInfo.shape), d.kPool, d.vPool);
     const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null || simd !== null); // [T, nHeads * headDim]
     if (qInfo.shape[0] === 0) return out;
     if (simd) {
-      const d = packed ? decodedStep(a) : { kPool: kPool!, vPool: vPool!, attrs: a };
       simdFlashAttention(simd, qInfo, out, d.kPool, d.vPool, d.attrs.collection, attentionArgs(d.attrs, qInfo.shape), a.scale);
       return out;
     }

@@ -5,6 +5,7 @@
  */
 import type { TensorInfo } from '@tensorflow/tfjs';
 
+import { check } from '../../core/errors.js';
 import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 import { ATTN_ARG } from '../cpu/native_args.js';
 import type { WasmSimdInstance } from './simd_module.js';
@@ -73,4 +74,35 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
   const intsPtr = put(ints), rowPtr = put(c.rowOffsets.subarray(0, batch + 1)), startPtr = put(c.startPositions.subarray(0, batch));
   const newPtr = put(c.numNewTokens.subarray(0, batch)), tablePtr = put(table);
   w.exports.flash_attention(w.ptr(q), w.ptr(out), kAt, vAt, rowPtr, startPtr, newPtr, tablePtr, intsPtr, scale, kernelAt);
+}
+
+const W = 'FlashAttentionRaggedPaged';
+
+/**
+ * What keeps the module inside q's and out's rows and the pools whatever reaches the kernel (the ops
+ * validate first; this guards a direct runKernel call, as the addon's arg_checks.h does): heads, rows
+ * and pages. Call it before allocating the output (a throw after would leak it).
+ */
+export function checkSimdAttention(q: TensorInfo, c: PagedKVCollection, ints: Int32Array, kPool: Float32Array, vPool: Float32Array): void {
+  const pageFloats = c.cache.params.nKvHeads * c.cache.params.pageSize * c.cache.params.headDim;
+  const poolFloats = Math.min(kPool.length, vPool.length);
+  const nH = ints[ATTN_ARG.N_HEADS], nKv = ints[ATTN_ARG.N_KV], D = ints[ATTN_ARG.HEAD_DIM], batch = ints[ATTN_ARG.BATCH];
+  check(nKv >= 1 && nH % nKv === 0 && D >= 1 && q.shape[1] === nH * D, W, () => `q's width (${q.shape[1]}) must be nHeads (${nH}) x headDim (${D}), nHeads a multiple of nKvHeads (${nKv})`);
+  check(D === c.cache.params.headDim && nKv === c.cache.params.nKvHeads && ints[ATTN_ARG.PAGE_SIZE] === c.cache.params.pageSize, W,
+    () => `headDim / nKvHeads / pageSize (${D} / ${nKv} / ${ints[ATTN_ARG.PAGE_SIZE]}) must match the cache's (${c.cache.params.headDim} / ${c.cache.params.nKvHeads} / ${c.cache.params.pageSize})`);
+  check(c.rowOffsets.length > batch && c.startPositions.length >= batch && c.numNewTokens.length >= batch && c.pageTable.length >= batch * c.maxPagesPerSeq,
+    W, () => `collection arrays are shorter than its batch (${batch})`);
+  check(c.rowOffsets[0] === 0 && c.rowOffsets[batch] === q.shape[0], W, () => `collection.rowOffsets must run from 0 to q's rows (${q.shape[0]}), got ${c.rowOffsets[0]} .. ${c.rowOffsets[batch]}`);
+  for (let b = 0; b < batch; b++) {
+    const n = c.numNewTokens[b], start = c.startPositions[b];
+    check(n >= 0 && start >= 0 && c.rowOffsets[b + 1] - c.rowOffsets[b] === n, W,
+      () => `collection entry ${b}: numNewTokens (${n}) must equal rowOffsets[${b + 1}] - rowOffsets[${b}] (${c.rowOffsets[b + 1] - c.rowOffsets[b]}), startPositions (${start}) >= 0`);
+    check(Math.ceil((start + n) / c.cache.params.pageSize) <= c.maxPagesPerSeq, W,
+      () => `collection entry ${b}: ${start + n} tokens need more than maxPagesPerSeq (${c.maxPagesPerSeq}) pages`);
+    for (let i = 0; i < Math.ceil((start + n) / c.cache.params.pageSize); i++) {
+      const page = c.pageTable[b * c.maxPagesPerSeq + i];
+      check(Number.isInteger(page) && page >= 0 && (page + 1) * pageFloats <= poolFloats, W,
+        () => `collection.pageTable[${b}, ${i}] (${page}) must be a page id of the pools (${Math.floor(poolFloats / pageFloats)} pages)`);
+    }
+  }
 }

@@ -195,6 +195,24 @@ describe('wasm kernel switch', () => {
     } finally { delete process.env.TFJS_ATTENTION_WASM_IMPL; }
   });
 
+  it('a forged collection reaching the kernel directly (no op validation) gets a named error, not a stray write', () => {
+    setCpuKernelImpl('ts');
+    setWasmKernelImpl('simd');
+    const cs = CASES[1];
+    const forge = (edit: (c: ReturnType<typeof makeCollection>) => void, want: RegExp) => {
+      const c = makeCollection(cs.seqs, cs.nKv, cs.D, cs.pageSize, 5);
+      const q = randomArray(c.totalTokens * cs.nH * cs.D, rng(1));
+      edit(c);
+      const before = tf.engine().backend.numDataIds();
+      expect(() => tf.tidy(() => attention(cs, c, q, MASKS.causal, 'auto'))).toThrow(want);
+      expect(tf.engine().backend.numDataIds()).toBe(before);
+    };
+    forge((c) => { (c.rowOffsets as Int32Array)[c.seqIds.length] += 100; }, /\[FlashAttentionRaggedPaged\] collection.rowOffsets must run from 0 to q's rows \(54\), got 0 .. 154/);
+    forge((c) => { (c.pageTable as Int32Array)[1] = 9999; }, /\[FlashAttentionRaggedPaged\] collection.pageTable\[0, 1\] \(9999\) must be a page id of the pools/);
+    forge((c) => { (c.numNewTokens as Int32Array)[0] = 3; }, /\[FlashAttentionRaggedPaged\] collection entry 0: numNewTokens \(3\) must equal/);
+    setCpuKernelImpl('auto');
+  });
+
   it('reports the backend when it is not wasm', async () => {
     await tf.setBackend('cpu');
     expect(wasmSimdStatus()).toEqual({ impl: 'auto', loaded: false, reason: "the backend is 'cpu', not 'wasm'" });
