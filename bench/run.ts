@@ -26,12 +26,13 @@ import { modelsLlamaCppBench } from './models_llamacpp.js';
 import { shardingBench } from './sharding.js';
 import { pipelineBench } from './pipeline.js';
 import { trainingStepBench } from './training_step.js';
+import { wasmSimdBench } from './wasm_simd.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
 /** Modules with `optIn` (minutes long, need a peer installed) run only when `--only` names them. */
-export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, attentionCpuKvBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, pipelineBench, mpiBench, quantBench, modelsLlamaCppBench];
+export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, attentionCpuKvBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, pipelineBench, mpiBench, quantBench, modelsLlamaCppBench, wasmSimdBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

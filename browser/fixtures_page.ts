@@ -5,12 +5,13 @@
  *
  * Exposes on `window`:
  *   __webgpuAvailability(): { ok, reason, fallback }   why webgpu can or cannot run here
- *   __useBackend(name, flags?): { backend, fused }     switches backend, sets tf flags, lists fused kernels
+ *   __useBackend(name, flags?): { backend, fused, wasmSimd? }  switches backend, sets tf flags, lists fused kernels
+ *                                                     (on wasm: whether the WebAssembly SIMD kernels loaded, their variant)
  *   __runFixture(name, opts?, base?): { name, error, passed, detail, ms, leakedTensors }
  *   __readSyncProbe(): string                         whether dataSync of a GPU tensor works here
  */
 import * as tf from '@tensorflow/tfjs';
-import { useBackend } from '../lib/index.js';
+import { useBackend, wasmSimdStatus } from '../lib/index.js';
 import { attentionFixtureFromBytes, runAttentionFixture, TOLERANCE, type RunOptions } from '../bin/conformance/attention_fixture.js';
 
 /** `fallback`: the adapter is a software one (SwiftShader), see GPUAdapterInfo.isFallbackAdapter. */
@@ -41,11 +42,13 @@ async function webgpuAvailability(): Promise<WebGpuAvailability> {
 
 const FUSED = ['RopeSplitStoreRagged', 'FlashAttentionRaggedPaged'];
 
-async function switchBackend(name: string, flags: Record<string, boolean | number | string> = {}): Promise<{ backend: string; fused: string[] }> {
+async function switchBackend(name: string, flags: Record<string, boolean | number | string> = {}):
+  Promise<{ backend: string; fused: string[]; wasmSimd?: ReturnType<typeof wasmSimdStatus> }> {
   await useBackend(name);
   for (const [k, v] of Object.entries(flags)) tf.env().set(k, v);
   const backend = tf.getBackend();
-  return { backend, fused: FUSED.filter((k) => tf.getKernel(k, backend) !== undefined) };
+  const fused = FUSED.filter((k) => tf.getKernel(k, backend) !== undefined);
+  return backend === 'wasm' ? { backend, fused, wasmSimd: wasmSimdStatus() } : { backend, fused };
 }
 
 async function fetchOk(url: string): Promise<Response> {

@@ -1,6 +1,7 @@
 /**
  * Fused decoder-block steps at inference: `fusedRmsNorm` (FusedRMSNorm) and `fusedSwiGluMlp`
- * (FusedSwiGLUMLP, the gated MLP with its residual). On `cpu` and `wasm` with the native addon,
+ * (FusedSwiGLUMLP, the gated MLP with its residual). On `cpu` and `wasm` with the native addon (on `wasm`
+ * without it: the WebAssembly SIMD module, kernels/wasm/simd_module.ts),
  * while no gradient is being recorded and `ATTENTION_ROPE_FORCE_COMPOSITE` is off, each is one
  * kernel call; otherwise the plain tfjs composite (kernels/reference/), so training and every
  * other backend keep gradients and their own kernels.
@@ -16,6 +17,7 @@ import { FusedRMSNorm, type FusedRMSNormAttrs, FusedSwiGLUMLP } from './kernel_n
 import { hasFusedKernel } from './ops.js';
 import { registerAllKernels } from './register_all.js';
 import { projectionMatMul } from './projection_matmul.js';
+import { wasmSimdActive } from './wasm/simd_module.js';
 import { fusedRmsNormReference } from './reference/FusedRMSNorm.js';
 import type { SwiGLUInputs } from './reference/FusedSwiGLUMLP.js';
 
@@ -36,7 +38,8 @@ export function decoderStepFused(kernelName: typeof FusedRMSNorm | typeof FusedS
   if (backend !== 'cpu' && backend !== 'wasm') return false;
   const native = activeNative();
   const fn = kernelName === FusedRMSNorm ? native?.rmsNorm : native?.swiglu;
-  return typeof fn === 'function' && hasFusedKernel(kernelName) && !recordingGradients();
+  const compiled = typeof fn === 'function' || wasmSimdActive(typeof fn === 'function'); // the addon, or wasm's SIMD module
+  return compiled && hasFusedKernel(kernelName) && !recordingGradients();
 }
 
 const allFloat = (ts: (tf.Tensor | null | undefined)[]) => ts.every((t) => !t || t.dtype === 'float32');

@@ -21,6 +21,7 @@ import { nativeSgemm, projectionMatMulDims } from './cpu/ProjectionMatMul.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
 import { projectionMatMulReference } from './reference/ProjectionMatMul.js';
+import { wasmSimdActive } from './wasm/simd_module.js';
 
 const W = 'projectionMatMul';
 
@@ -34,7 +35,9 @@ export interface ProjectionMatMulOptions {
 /** True when projectionMatMul runs the native kernel: cpu or wasm, addon loaded, composite not forced. */
 export function projectionUsesNative(): boolean {
   const backend = tf.getBackend();
-  return (backend === 'cpu' || backend === 'wasm') && hasFusedKernel(ProjectionMatMul) && nativeSgemm() !== null;
+  if (backend !== 'cpu' && backend !== 'wasm') return false;
+  const native = nativeSgemm() !== null;
+  return hasFusedKernel(ProjectionMatMul) && (native || wasmSimdActive(native)); // wasm without the addon: its SIMD module
 }
 
 /** `op(a) · op(b) (+ bias)`: a `[M, K]` (`[K, M]` transposed), b `[K, N]` (`[N, K]` transposed) -> `[M, N]`. */

@@ -24,6 +24,7 @@ export { KV_CACHE_DTYPES, type KVCacheDType } from '../core/kv_dtype.js';
 export type { PagedKVCollection } from './kv_cache/collection.js';
 export { ShardingStrategy } from './sharding/strategy.js';
 export { useBackend, registerFusedKernels } from './backends/select.js';
+export { setWasmKernelImpl, getWasmKernelImpl, wasmSimdStatus, prepareWasmSimdKernels, type WasmKernelImpl } from '../kernels/wasm/simd_module.js';
 export { readSafetensors, writeSafetensors } from './loaders/safetensors.js';
 export { AttentionRopeError } from './errors.js';
 export type { DevicePlacement, MaskVariant } from './types.js';

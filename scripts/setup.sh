@@ -23,6 +23,12 @@ if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core; } >/dev/null 2>&1 \
     || echo "[setup] note: fonts-dejavu-core could not be installed; the loss chart's PNG text falls back to system fonts"
 fi
+# Optional, opt-in: clang-19 + lld-19 to rebuild the WebAssembly SIMD kernels (native/wasm/); without them the
+# committed build in wasm/ is used and spec/kernels/wasm_simd_build.spec.ts skips only its rebuild check.
+if [ "${TFJS_ATTENTION_WASM_TOOLCHAIN:-0}" = 1 ] && ! command -v clang-19 >/dev/null; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clang-19 lld-19; } >/dev/null 2>&1 \
+    || echo "[setup] note: clang-19/lld-19 could not be installed; the committed WebAssembly SIMD build (wasm/) is used"
+fi
 bash scripts/setup-browser.sh || echo "[setup] note: Chromium could not be installed; spec/browser fails without it (TFJS_ATTENTION_SKIP_BROWSER_SPEC=1 skips it)"
 npm run --silent build
 echo "[setup] ready"

@@ -3,6 +3,8 @@
  * (SIMD, its thread pool: TFJS_ATTENTION_THREADS, default every core), else the pure-TypeScript kernel. The addon reads K
  * and V from the cache pools in place for every kvParams.dtype (compact rows widened block by block, native/kv_codec.h);
  * without it a compact cache runs the TypeScript kernel on its decoded pages (kernels/cpu/packed_kv.ts).
+ * On `wasm` without the addon: the WebAssembly SIMD kernel (kernels/wasm/simd_module.ts, native/wasm/attention.c), on
+ * a compact cache's decoded pages.
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 
@@ -12,6 +14,8 @@ import { KernelIO } from './backend_io.js';
 import { flashAttentionTs } from './flash_attention_ts.js';
 import { activeNative } from './native.js';
 import { decodedStep } from './packed_kv.js';
+import { checkSimdAttention, simdFlashAttention } from '../wasm/simd_calls.js';
+import { wasmSimdFor } from '../wasm/simd_module.js';
 
 /** The kernel function for `backendName` (the wasm config, kernels/wasm/, runs it with 'wasm'). */
 export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
@@ -30,8 +34,15 @@ export function flashAttentionRaggedPagedKernel(backendName: 'cpu' | 'wasm'): Ke
       : null;
     if (pools) checkPools(FlashAttentionRaggedPaged, c, pools.k, pools.v, pools.kRowScales, pools.vRowScales);
     io.require(qInfo, 'q');
-    const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null); // [T, nHeads * headDim]
+    const simd = wasmSimdFor(backendName, backend, native !== null);
+    const d = !simd ? null : packed ? decodedStep(a) : { kPool: pools!.k as Float32Array, vPool: pools!.v as Float32Array, attrs: a };
+    if (d) checkSimdAttention(qInfo, d.attrs.collection, attentionArgs(d.attrs, qInfo.shape), d.kPool, d.vPool);
+    const out = io.output([qInfo.shape[0], qInfo.shape[1]], native !== null || simd !== null); // [T, nHeads * headDim]
     if (qInfo.shape[0] === 0) return out;
+    if (simd && d) {
+      simdFlashAttention(simd, qInfo, out, d.kPool, d.vPool, d.attrs.collection, attentionArgs(d.attrs, qInfo.shape), a.scale);
+      return out;
+    }
     const q = io.input(qInfo, 'q');
     const o = io.outputValues();
     if (native) {

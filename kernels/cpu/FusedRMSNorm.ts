@@ -12,6 +12,8 @@ import { check } from '../../core/errors.js';
 import { FusedRMSNorm, type FusedRMSNormAttrs } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative } from './native.js';
+import { simdRmsNorm } from '../wasm/simd_calls.js';
+import { wasmSimdFor } from '../wasm/simd_module.js';
 
 /** Checks x `[T, H]` and weight `[H]`; returns `[T, H]`. */
 export function fusedRmsNormDims(where: string, xShape: readonly number[], weightShape: readonly number[] | undefined): [number, number] {
@@ -45,6 +47,8 @@ export function makeFusedRmsNormKernel(backendName: 'cpu' | 'wasm'): KernelFunc 
     check(Number.isFinite(eps) && eps >= 0, FusedRMSNorm, () => `eps (${eps}) must be a finite number >= 0`);
     const out = io.output([T, H], true); // [T, H], every element written
     if (T * H === 0) return out;
+    const simd = wasmSimdFor(backendName, backend, activeNative()?.rmsNorm !== undefined);
+    if (simd) { simdRmsNorm(simd, x, weight ?? null, out, T, H, eps, center); return out; } // wasm without the addon
     const xv = io.input(x, 'x'), wv = weight ? io.input(weight, 'weight') : null, o = io.outputValues();
     const native = activeNative();
     if (native?.rmsNorm) native.rmsNorm(xv, wv, o, T, H, eps, center ? 1 : 0);

@@ -13,6 +13,8 @@ import { check } from '../../core/errors.js';
 import { FusedSwiGLUMLP } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative } from './native.js';
+import { simdSwiGlu, type SwiGluTensors } from '../wasm/simd_calls.js';
+import { wasmSimdFor } from '../wasm/simd_module.js';
 
 type Shape = readonly number[];
 export interface SwiGLUShapes { x: Shape; gate: Shape; up: Shape; down: Shape; gateBias?: Shape; upBias?: Shape; downBias?: Shape; residual?: Shape }
@@ -70,6 +72,8 @@ export function makeFusedSwiGluKernel(backendName: 'cpu' | 'wasm'): KernelFunc {
     });
     const out = io.output([T, H], true); // [T, H], every element written
     if (T * H === 0) return out;
+    const simd = I > 0 ? wasmSimdFor(backendName, backend, activeNative()?.swiglu !== undefined) : null;
+    if (simd) { simdSwiGlu(simd, t as SwiGluTensors, out, T, H, I); return out; } // wasm without the addon
     const v = (n: (typeof NAMES)[number]) => (t[n] ? io.input(t[n], n) : null);
     const [x, gate, up, down, gb, ub, db, res] = NAMES.map(v);
     const o = io.outputValues();

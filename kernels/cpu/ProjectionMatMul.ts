@@ -11,6 +11,8 @@ import { check } from '../../core/errors.js';
 import { ProjectionMatMul, type ProjectionMatMulAttrs } from '../kernel_names.js';
 import { KernelIO } from './backend_io.js';
 import { activeNative, type NativeKernels } from './native.js';
+import { simdSgemm } from '../wasm/simd_calls.js';
+import { wasmSimdFor } from '../wasm/simd_module.js';
 
 /**
  * Checks the shapes of `op(a) · op(b) (+ bias)` and returns `[M, N, K]`.
@@ -74,6 +76,12 @@ export function makeProjectionMatMulKernel(backendName: 'cpu' | 'wasm'): KernelF
     if (bias !== undefined) io.require(bias, 'bias');
     const [M, N, K] = projectionMatMulDims(ProjectionMatMul, a.shape, b.shape, bias?.shape, at);
     const sgemm = nativeSgemm();
+    const simd = wasmSimdFor(backendName, backend, sgemm !== null);
+    if (simd) { // wasm without the addon: the WebAssembly SIMD sgemm / GEMV (native/wasm/sgemm.c)
+      const out = io.output([M, N], true); // [M, N], every element written
+      if (M * N > 0) simdSgemm(simd, a, b, bias ?? null, out, M, N, K, at.transposeA, at.transposeB);
+      return out;
+    }
     if (sgemm === null) return viaBackendKernels(backendName, a, b, bias, backend, at);
     const out = io.output([M, N], true); // [M, N], every element written
     if (M * N === 0) return out;

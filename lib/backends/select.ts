@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { registerAllKernels } from '../../kernels/register_all.js';
 import { check } from '../errors.js';
 import { silenceNodeBackendBanner } from './quiet_banner.js';
+import { prepareWasmSimdKernels } from '../../kernels/wasm/simd_module.js';
 
 /** Starts WebGPU outside a browser (Dawn); installed by the Node entry (lib/backends/node_install.ts). */
 export type NodeWebGpuInit = () => Promise<{ ok: boolean; reason?: string }>;
@@ -29,7 +30,10 @@ export async function useBackend(name: string): Promise<void> {
   check((KNOWN_BACKENDS as readonly string[]).includes(name), 'useBackend', () =>
     `backend '${name}' is not one of ${KNOWN_BACKENDS.join(', ')}`);
   silenceNodeBackendBanner();
-  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+  if (name === 'wasm') {
+    await import('@tensorflow/tfjs-backend-wasm');
+    await prepareWasmSimdKernels(); // compiled asynchronously (browsers limit synchronous compiles on the main thread)
+  }
   // Node (navigator exists from Node 21 on, without navigator.gpu) goes through Dawn; browsers have navigator.gpu.
   const inBrowser = typeof window !== 'undefined' && typeof navigator !== 'undefined' && 'gpu' in navigator;
   if (name === 'webgpu' && !inBrowser) {

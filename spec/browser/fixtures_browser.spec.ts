@@ -2,7 +2,8 @@
  * The layer in a real browser: bundles browser/fixtures_page.ts and browser/example.ts with
  * esbuild (browser/bundle.cjs, Node-only modules stubbed), serves them and spec/fixtures/attention
  * on 127.0.0.1, and runs every golden attention fixture in headless Chromium on cpu (pure-TS
- * fused kernels), webgl (composite path) and webgpu (WGSL fused kernels) within 1e-4.
+ * fused kernels), wasm (the WebAssembly SIMD kernels of native/wasm/, which must load there), webgl
+ * (composite path) and webgpu (WGSL fused kernels) within 1e-4.
  * webgpu passes with a printed reason when Chromium offers no adapter (or BROWSER_SPEC_WEBGPU=off); a missing Chromium fails
  * (run scripts/setup-browser.sh) unless SKIP_BROWSER_SPEC=1. Every wait has a timeout, and once a
  * fixture times out the rest of that backend fail at once (its GPU queue is stuck).
@@ -28,6 +29,7 @@ const TOLERANCE = 1e-4;
 const RUNS: { label: string; backend: string; opts?: Record<string, unknown> }[] = [
   { label: 'cpu', backend: 'cpu' },
   { label: 'cpu composite', backend: 'cpu', opts: { unfused: true, scramblePages: true, pageSize: 16 } },
+  { label: 'wasm', backend: 'wasm' },
   { label: 'webgl', backend: 'webgl' },
   { label: 'webgpu', backend: 'webgpu' },
 ];
@@ -58,6 +60,9 @@ maybe('golden attention fixtures in headless Chromium', () => {
     expect(b.warnings).toEqual([]);
     timings.push(`bundle ${b.ms} ms`);
     fs.copyFileSync(path.join(REPO, 'browser', 'example.html'), path.join(tmp, 'example.html'));
+    // tfjs-backend-wasm fetches its own binaries beside the page's script
+    const tfjsWasm = path.join(REPO, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+    for (const f of fs.readdirSync(tfjsWasm).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(tfjsWasm, f), path.join(tmp, f));
     server = await serveStatic([
       { path: '/', body: PAGE, type: 'text/html' },
       { prefix: '/fixtures/', dir: FIXTURES },
@@ -111,8 +116,12 @@ maybe('golden attention fixtures in headless Chromium', () => {
           timings.push(`webgpu ${a.reason}`);
         }
         const info = await withTimeout(page.evaluate(([b, f]) => (globalThis as any).__useBackend(b, f), [backend, FLAGS[backend] ?? {}] as const), 30_000,
-          `useBackend('${backend}')`) as { backend: string; fused: string[] };
+          `useBackend('${backend}')`) as { backend: string; fused: string[]; wasmSimd?: { loaded: boolean; variant?: string; reason?: string } };
         expect(info.backend).toBe(backend);
+        if (backend === 'wasm') { // no addon in a browser: the SIMD module must have loaded
+          expect(info.wasmSimd).toMatchObject({ loaded: true });
+          timings.push(`wasm: WebAssembly SIMD kernels (${info.wasmSimd!.variant})`);
+        }
         timings.push(`${label}: ${opts?.unfused ? 'composite path forced' : `fused kernels [${info.fused.join(', ')}]`}`);
       }, 60_000);
 
