@@ -5,7 +5,7 @@
  *   cp native/build/Release/tfjs_attention_native.node /tmp/a.node   # before a change
  *   node scripts/build-native.cjs && cp native/build/Release/tfjs_attention_native.node /tmp/b.node
  *   node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
- *   AENV=TFJS_ATTN_NK=64 BENV=TFJS_ATTN_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
+ *   AENV=TFJS_ATTENTION_NK=64 BENV=TFJS_ATTENTION_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
  *   ONLY=P1,R1 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node   # some scenarios only
  *
  * Prints min / p25 / median ms of FlashAttentionRaggedPaged (P1, P2, D1), RopeSplitStoreRagged (R1, R2) and the

@@ -19,6 +19,19 @@ inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
   hi = std::min(hi, ctx - 1);
 }
 
+/**
+ * keyRange of query position qp clipped to a key tile [k0, k1) into lo..hi (empty: lo > hi), and
+ * the union [kmin, kmax] of the tile's non-empty rows widened by it.
+ */
+inline void tileKeyRange(const AttnParams& p, int qp, int ctx, int k0, int k1, int& lo, int& hi, int& kmin, int& kmax) {
+  int a, z;
+  keyRange(p, qp, ctx, a, z);
+  a = std::max(a, k0);
+  z = std::min(z, k1 - 1);
+  lo = a; hi = z;
+  if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+}
+
 inline const float* rowPtr(const AttnParams& p, const float* pool, int b, int h, int pos) {
   int page = p.pageTable[static_cast<size_t>(b) * p.maxPages + pos / p.pageSize];
   return pool + ((static_cast<size_t>(page) * p.nKv + h) * p.pageSize + pos % p.pageSize) * p.D;

@@ -194,28 +194,12 @@ constexpr int PAD = 16;
 typedef v8 fv;
 typedef vi8 fvi;
 constexpr int FL = 8, CMAX = 3;  // 4 x 3 accumulators + 3 rows of B + 1 broadcast = 16 ymm
-static inline fv fload(const float* x) { return v8load(x); }
-static inline void fstore(float* x, fv v) { v8store(x, v); }
-static inline fv fset1(float x) { return v8set1(x); }
-static inline fvi fiset1(int32_t x) { return vi8set1(x); }
-static inline fv fexp(fv x) { return vexp8(x); }
-static inline fv fmaxv(fv a, fv b) { return v8max(a, b); }
-static inline float fhmax(fv v) { return hmax8(v); }
-static inline float fhsum(fv v) { return hsum8(v); }
 static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7};
 #define FT_REG(x) asm("" : "+x"(x))
 #else
 typedef v16 fv;
 typedef vi16 fvi;
 constexpr int FL = 16, CMAX = 4;
-static inline fv fload(const float* x) { return vload(x); }
-static inline void fstore(float* x, fv v) { vstore(x, v); }
-static inline fv fset1(float x) { return vset1(x); }
-static inline fvi fiset1(int32_t x) { return viset1(x); }
-static inline fv fexp(fv x) { return vexp(x); }
-static inline fv fmaxv(fv a, fv b) { return vmax(a, b); }
-static inline float fhmax(fv v) { return hmax(v); }
-static inline float fhsum(fv v) { return hsum(v); }
 static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #if defined(__AVX512F__)
 #define FT_REG(x) asm("" : "+v"(x))
@@ -223,6 +207,15 @@ static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #define FT_REG(x) ((void)0)
 #endif
 #endif
+using FOps = VecOps<fv>;  // the width's loads, stores, reductions (simd.h)
+static inline fv fload(const float* x) { return FOps::load(x); }
+static inline void fstore(float* x, fv v) { FOps::store(x, v); }
+static inline fv fset1(float x) { return FOps::set1(x); }
+static inline fvi fiset1(int32_t x) { return FOps::iset1(x); }
+static inline fv fexp(fv x) { return FOps::exp(x); }
+static inline fv fmaxv(fv a, fv b) { return FOps::max(a, b); }
+static inline float fhmax(fv v) { return FOps::hmaxv(v); }
+static inline float fhsum(fv v) { return FOps::hsumv(v); }
 
 constexpr int BLOCK_ROWS = 64;  // query rows (tokens x G heads) per block
 
@@ -308,6 +301,12 @@ struct BlockScratch {
     if (v.size() < n) v.resize(n);
     return v.data();
   }
+  /** Key-side buffers `[hd, np]` (transposed) or `[np, hdp]` (rows), query-side `[rpMax, hdp]`, scores `[rpMax, np]`, per row `[rpMax]`. */
+  struct Sizes { size_t keysT, keys, rows, scores, perRow; };
+  static Sizes sizes(int hd, int np, int hdp, int rpMax) {
+    const size_t npz = static_cast<size_t>(np), r = static_cast<size_t>(rpMax);
+    return {static_cast<size_t>(hd) * npz, npz * hdp, r * hdp, r * npz, r};
+  }
 };
 thread_local BlockScratch btls;
 
@@ -361,14 +360,10 @@ void forwardBlocked(const FlashTrainParams& p, const Item& it) {
   const int kh = it.kh;
   const auto [hd, g, r0, n, qW, kW, np, hdp, bt, rpMax] = blockDims(it);
   BlockScratch& s = btls;
-  float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
-  float* V = BlockScratch::get(s.vr, static_cast<size_t>(np) * hdp);
-  float* Q = BlockScratch::get(s.q, static_cast<size_t>(rpMax) * hdp);
-  float* S = BlockScratch::get(s.s, static_cast<size_t>(rpMax) * np);
-  float* O = BlockScratch::get(s.o, static_cast<size_t>(rpMax) * hdp);
-  float* M = BlockScratch::get(s.rowA, rpMax);
-  float* L = BlockScratch::get(s.rowB, rpMax);
-  int *lo = BlockScratch::get(s.lo, rpMax), *hi = BlockScratch::get(s.hi, rpMax);
+  const BlockScratch::Sizes z = BlockScratch::sizes(hd, np, hdp, rpMax);
+  float *Kt = s.get(s.kt, z.keysT), *V = s.get(s.vr, z.keys), *Q = s.get(s.q, z.rows), *S = s.get(s.s, z.scores), *O = s.get(s.o, z.rows);
+  float *M = s.get(s.rowA, z.perRow), *L = s.get(s.rowB, z.perRow);
+  int *lo = s.get(s.lo, z.perRow), *hi = s.get(s.hi, z.perRow);
   pack(p.k, kW, r0, n, kh * hd, hd, np, hdp, nullptr, Kt);
   pack(p.v, kW, r0, n, kh * hd, hd, np, hdp, V, nullptr);
   const fv ninf = fset1(-std::numeric_limits<float>::infinity());
@@ -420,19 +415,11 @@ void backwardBlocked(const FlashTrainParams& p, const Item& it) {
   const int kh = it.kh;
   const auto [hd, g, r0, n, qW, kW, np, hdp, bt, rpMax] = blockDims(it);
   BlockScratch& s = btls;
-  float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
-  float* Vt = BlockScratch::get(s.vt, static_cast<size_t>(hd) * np);
-  float* K = BlockScratch::get(s.kr, static_cast<size_t>(np) * hdp);
-  float* dK = BlockScratch::get(s.dk, static_cast<size_t>(np) * hdp);
-  float* dV = BlockScratch::get(s.dv, static_cast<size_t>(np) * hdp);
-  float* Q = BlockScratch::get(s.q, static_cast<size_t>(rpMax) * hdp);
-  float* G = BlockScratch::get(s.g, static_cast<size_t>(rpMax) * hdp);
-  float* S = BlockScratch::get(s.s, static_cast<size_t>(rpMax) * np);
-  float* DP = BlockScratch::get(s.dp, static_cast<size_t>(rpMax) * np);
-  float* dQ = BlockScratch::get(s.o, static_cast<size_t>(rpMax) * hdp);
-  float* Dr = BlockScratch::get(s.rowA, rpMax);
-  float* Lr = BlockScratch::get(s.rowB, rpMax);
-  int *lo = BlockScratch::get(s.lo, rpMax), *hi = BlockScratch::get(s.hi, rpMax);
+  const BlockScratch::Sizes z = BlockScratch::sizes(hd, np, hdp, rpMax);
+  float *Kt = s.get(s.kt, z.keysT), *Vt = s.get(s.vt, z.keysT), *K = s.get(s.kr, z.keys), *dK = s.get(s.dk, z.keys), *dV = s.get(s.dv, z.keys);
+  float *Q = s.get(s.q, z.rows), *G = s.get(s.g, z.rows), *S = s.get(s.s, z.scores), *DP = s.get(s.dp, z.scores), *dQ = s.get(s.o, z.rows);
+  float *Dr = s.get(s.rowA, z.perRow), *Lr = s.get(s.rowB, z.perRow);
+  int *lo = s.get(s.lo, z.perRow), *hi = s.get(s.hi, z.perRow);
   pack(p.k, kW, r0, n, kh * hd, hd, np, hdp, K, Kt);
   pack(p.v, kW, r0, n, kh * hd, hd, np, hdp, nullptr, Vt);
   std::fill(dK, dK + static_cast<size_t>(np) * hdp, 0.f);
