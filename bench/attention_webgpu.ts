@@ -16,13 +16,13 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
 import { webgpuFlashTuning, type NamedPrefill } from '../kernels/webgpu/flash_plan.js';
-import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { WebGpuKVMirror } from '../kernels/webgpu/kv_mirror.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { MaskSpec } from '../lib/types.js';
+import { batchMs, gpuDevice, median, passTimesMs, warmUp } from './webgpu_timing.js';
 
 const args = process.argv.slice(2);
 const small = args.includes('--small');
@@ -39,15 +39,13 @@ function fillRandom(a: Float32Array, seed: number): void {
   for (let off = n; off < a.length; off += n - 7) a.copyWithin(off, 7, Math.min(n, a.length - off + 7));
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
 /**
  * Times `f`: `gpu` = median of the kernel passes' GPU timestamps (the number reported),
  * `wall` = median of submit -> onSubmittedWorkDone, `batch` = (reps calls, one wait) / reps.
  */
 async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ gpu: number; wall: number; batch: number }> {
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
-  for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
+  const dev = gpuDevice();
+  await warmUp(f);
   const wall: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
@@ -56,38 +54,9 @@ async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ g
     wall.push(performance.now() - t0);
     t.dispose();
   }
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) f().dispose();
-  await dev.queue.onSubmittedWorkDone();
-  const batch = (performance.now() - t0) / reps;
-  let gpu = NaN;
-  if (dev.features.has('timestamp-query')) {
-    const n = 2 * reps * passes;
-    const qs = dev.createQuerySet({ type: 'timestamp', count: n });
-    let qi = 0;
-    setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
-    for (let i = 0; i < reps; i++) f().dispose();
-    setPassTimestamps(null);
-    const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = dev.createCommandEncoder();
-    enc.resolveQuerySet(qs, 0, n, res, 0);
-    enc.copyBufferToBuffer(res, 0, st, 0, 8 * n);
-    dev.queue.submit([enc.finish()]);
-    await st.mapAsync(GPUMapMode.READ);
-    const ts = new BigUint64Array(st.getMappedRange().slice(0));
-    st.unmap();
-    const d: number[] = [];
-    // One sum per call of its `passes` kernel passes.
-    for (let i = 0; i < n; i += 2 * passes) {
-      let sum = 0;
-      for (let p = 0; p < passes; p++) sum += Number(ts[i + 2 * p + 1] - ts[i + 2 * p]) / 1e6;
-      d.push(sum);
-    }
-    gpu = median(d);
-    [qs, res, st].forEach((x) => x.destroy());
-  }
-  return { gpu, wall: median(wall), batch };
+  const batch = await batchMs(f, reps);
+  const gpu = await passTimesMs(f, reps, passes); // one sum per call of its `passes` kernel passes
+  return { gpu: gpu ? median(gpu) : NaN, wall: median(wall), batch };
 }
 
 /** Float64 attention of one query row (token r, head h) over one sequence starting at 0. */

@@ -10,15 +10,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtype.js';
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
-import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
+import { batchMs, median, passTimesMs, warmUp } from './webgpu_timing.js';
 
 const small = process.argv.includes('--small');
 const NH = 32, NKV = 8, D = 128, PS = 128;
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 function random(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -64,34 +63,11 @@ function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCol
   return out;
 }
 
+/** Median GPU time of one call (batch wall time when the adapter has no timestamps), ms. */
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
-  for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
-  if (!dev.features.has('timestamp-query')) {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) f().dispose();
-    await dev.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / reps;
-  }
-  const n = 2 * reps;
-  const qs = dev.createQuerySet({ type: 'timestamp', count: n });
-  let qi = 0;
-  setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
-  for (let i = 0; i < reps; i++) f().dispose();
-  setPassTimestamps(null);
-  const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = dev.createCommandEncoder();
-  enc.resolveQuerySet(qs, 0, n, res, 0);
-  enc.copyBufferToBuffer(res, 0, st, 0, 8 * n);
-  dev.queue.submit([enc.finish()]);
-  await st.mapAsync(GPUMapMode.READ);
-  const ts = new BigUint64Array(st.getMappedRange().slice(0));
-  st.unmap();
-  const d: number[] = [];
-  for (let i = 0; i < n; i += 2) d.push(Number(ts[i + 1] - ts[i]) / 1e6);
-  [qs, res, st].forEach((x) => x.destroy());
-  return median(d);
+  await warmUp(f);
+  const d = await passTimesMs(f, reps);
+  return d ? median(d) : batchMs(f, reps);
 }
 
 async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ ms: number; err: number; bytes: number }> {
