@@ -20,8 +20,7 @@ export function flashAttentionRaggedReference(q: tf.Tensor2D, k: tf.Tensor2D, v:
       const vis = visibility(mask, 0, n, g, n); // [n*g, n]
       const qb = q.slice([r0, 0], [n, nHeads * hd]); // [n, nH*hd]
       const kb = k.slice([r0, 0], [n, nKvHeads * hd]), vb = v.slice([r0, 0], [n, nKvHeads * hd]); // [n, nKv*hd]
-      const kvHead = (h: number) => ({ k: kb.slice([0, h * hd], [n, hd]), v: vb.slice([0, h * hd], [n, hd]) }); // [n, hd] each
-      outs.push(groupedQueryAttention(qb, kvHead, { nHeads, nKvHeads, headDim: hd, scale, vis }) as tf.Tensor2D); // [n, nH*hd]
+      outs.push(groupedQueryAttention(qb, { k: kb, v: vb }, { nHeads, nKvHeads, headDim: hd, scale, vis }) as tf.Tensor2D); // [n, nH*hd]
     }
     if (outs.length === 0) return tf.zeros([q.shape[0], nHeads * hd]) as tf.Tensor2D;
     return (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as tf.Tensor2D;

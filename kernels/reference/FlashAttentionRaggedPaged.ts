@@ -45,7 +45,7 @@ export function flashAttentionRaggedPagedReference(q: tf.Tensor2D, attrs: FlashA
         kT: tf.tensor2d(kT.subarray(h * headDim * len, (h + 1) * headDim * len), [headDim, len]), // [hd, len]
         v: tf.tensor2d(v.subarray(h * len * headDim, (h + 1) * len * headDim), [len, headDim]), // [len, hd]
       });
-      outs.push(groupedQueryAttention(qb, kvHead, { nHeads, nKvHeads, headDim, scale, vis, additiveMask: maskT }) as tf.Tensor2D); // [n, nH*hd]
+      outs.push(groupedQueryAttention(qb, { kvHead }, { nHeads, nKvHeads, headDim, scale, vis, additiveMask: maskT }) as tf.Tensor2D); // [n, nH*hd]
     }
     if (outs.length === 0) return tf.zeros([0, nHeads * headDim]) as tf.Tensor2D;
     return (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as tf.Tensor2D;

@@ -29,17 +29,16 @@ export function ropePadded(q: tf.Tensor2D, k: tf.Tensor2D, batch: number, seq: n
 
 /**
  * Attention over rotated q `[B*S, nH*hd]`, k and v `[B*S, nKv*hd]` -> `[B*S, nH*hd]`.
- * GQA through the one composite block (kernels/reference/grouped_attention.ts), batched over the
- * B rows: scores `[B, S*g, S]` per KV head, no repeated K/V. (Was one `[B*nKv, S*g, S]` product
- * after transposes; the same numbers, the block now shared with the kernel references.)
+ * GQA through the one composite block (kernels/reference/grouped_attention.ts): scores
+ * `[B*nKv, S*g, S]` in one batched product, no repeated K/V. (Tried: one `[B, S*g, S]` product
+ * per KV head, 1.3x slower on tfjs-cpu for B 4, S 64.)
  */
 export function attentionPadded(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, batch: number, seq: number, s: PaddedAttentionShape): tf.Tensor2D {
   return tf.tidy(() => {
     const { nHeads, nKvHeads, headDim: hd } = s;
     const vis = visibility(s.mask, 0, seq, nHeads / nKvHeads, seq); // [S*g, S]
     const kb = k.reshape([batch, seq, nKvHeads * hd]), vb = v.reshape([batch, seq, nKvHeads * hd]); // [B, S, nKv*hd]
-    const kvHead = (h: number) => ({ k: kb.slice([0, 0, h * hd], [batch, seq, hd]), v: vb.slice([0, 0, h * hd], [batch, seq, hd]) }); // [B, S, hd]
-    const out = groupedQueryAttention(q.reshape([batch, seq, nHeads * hd]), kvHead, { nHeads, nKvHeads, headDim: hd, scale: s.scale, vis }); // [B, S, nH*hd]
+    const out = groupedQueryAttention(q.reshape([batch, seq, nHeads * hd]), { k: kb, v: vb }, { nHeads, nKvHeads, headDim: hd, scale: s.scale, vis }); // [B, S, nH*hd]
     return out.reshape([batch * seq, nHeads * hd]) as tf.Tensor2D; // [B*S, nH*hd]
   });
 }
