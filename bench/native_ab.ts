@@ -66,7 +66,7 @@ for (const [name, norm] of [['R1', false], ['R2', true]] as const) {
   const ints = Int32Array.of(T, 1, NH, NKV, D, D, 0, PS, maxPages);
   const pageTable = new Int32Array(maxPages).map((_, i) => i);
   const run = (m: NativeKernels): void =>
-    m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, 1e-6);
+    m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, norm ? 1e-6 : -1); // eps < 0: no qk-norm
   abRun(name, run);
 }
 
