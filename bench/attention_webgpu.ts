@@ -22,13 +22,14 @@ import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { MaskSpec } from '../lib/types.js';
-import { batchMs, gpuDevice, median, passTimesMs, warmUp } from './webgpu_timing.js';
+import { batchMs, gpuDevice, median, passTimesMs, refRow, warmUp } from './webgpu_harness.js';
 
 const args = process.argv.slice(2);
 const small = args.includes('--small');
 const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
 const causal: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
 const NH = 32, NKV = 8, D = 128, PS = 128;
+const HEADS = { nH: NH, nKv: NKV, D, pageSize: PS };
 const rows: Record<string, unknown>[] = [];
 
 function fillRandom(a: Float32Array, seed: number): void {
@@ -59,27 +60,6 @@ async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ g
   return { gpu: gpu ? median(gpu) : NaN, wall: median(wall), batch };
 }
 
-/** Float64 attention of one query row (token r, head h) over one sequence starting at 0. */
-function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number, scale: number): Float64Array {
-  const i = c.startPositions[b] + r - c.rowOffsets[b];
-  const kh = Math.floor(h / (NH / NKV));
-  const page = (j: number) => c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)];
-  const addr = (j: number) => ((page(j) * NKV + kh) * PS + (j % PS)) * D;
-  const s = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
-    s[j] = dot * scale;
-    mx = Math.max(mx, s[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
-  return out;
-}
-
 /** Worst relative error over sampled rows. */
 function check(got: Float32Array, q: Float32Array, kPool: Float32Array, vPool: Float32Array, c: PagedKVCollection, samples: number): number {
   let worst = 0;
@@ -89,7 +69,7 @@ function check(got: Float32Array, q: Float32Array, kPool: Float32Array, vPool: F
     const nNew = c.numNewTokens[b];
     const r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew;
     const h = (n * 7) % NH;
-    const ref = refRow(q, kPool, vPool, c, b, r, h, scale);
+    const ref = refRow(q, kPool, vPool, c, b, r, h, scale, HEADS);
     let e = 0, m = 1e-6;
     for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
     worst = Math.max(worst, e / m);

@@ -12,12 +12,12 @@ import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtyp
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
-import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
-import { batchMs, median, passTimesMs, warmUp } from './webgpu_timing.js';
+import { batchMs, median, passTimesMs, refRow, warmUp } from './webgpu_harness.js';
 
 const small = process.argv.includes('--small');
 const NH = 32, NKV = 8, D = 128, PS = 128;
+const HEADS = { nH: NH, nKv: NKV, D, pageSize: PS };
 
 function random(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -43,24 +43,6 @@ function fillPools(cache: PagedKVCache): void {
     p.v.set(protoV.subarray(j * D, (j + 1) * D) as never, r * D);
     if (p.kRowScales) { p.kRowScales[r] = sK[j]; p.vRowScales![r] = sV[j]; }
   }
-}
-
-function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number): Float64Array {
-  const i = c.startPositions[b] + r - c.rowOffsets[b], kh = Math.floor(h / (NH / NKV));
-  const addr = (j: number) => ((c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)] * NKV + kh) * PS + (j % PS)) * D;
-  const s = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
-    s[j] = dot / Math.sqrt(D);
-    mx = Math.max(mx, s[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
-  return out;
 }
 
 /** Median GPU time of one call (batch wall time when the adapter has no timestamps), ms. */
@@ -90,7 +72,7 @@ async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ m
   let err = 0;
   for (let n = 0; n < 8; n++) {
     const b = n % B, r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew, h = (n * 7) % NH;
-    const ref = refRow(q, k, v, c, b, r, h);
+    const ref = refRow(q, k, v, c, b, r, h, 1 / Math.sqrt(D), HEADS);
     let e = 0, m = 1e-6;
     for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
     err = Math.max(err, e / m);

@@ -1,11 +1,13 @@
 /**
- * The WebGPU benches' one timing harness (bench/attention_webgpu.ts, bench/attention_webgpu_kv.ts):
+ * The WebGPU attention benches' one harness (bench/attention_webgpu.ts, bench/attention_webgpu_kv.ts):
  * warm-up, then GPU timestamps of every kernel pass (when the adapter offers timestamp-query),
- * submit -> onSubmittedWorkDone wall times, and the batch time of many calls with one wait.
+ * submit -> onSubmittedWorkDone wall times, the batch time of many calls with one wait, and the
+ * float64 reference row each config is checked against before it is timed.
  */
 /// <reference types="@webgpu/types" />
 import * as tf from '@tensorflow/tfjs';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
+import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 
 export const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -59,4 +61,31 @@ export async function passTimesMs(f: () => tf.Tensor, reps: number, passes = 1):
   }
   [qs, res, st].forEach((x) => x.destroy());
   return d;
+}
+
+/** Head layout of the benches' paged cache. */
+export interface BenchHeads { nH: number; nKv: number; D: number; pageSize: number }
+
+/**
+ * Float64 causal attention of one query row (packed row r, head h) of sequence b over its cached
+ * keys: pools `[page, nKv, pageSize, D]` as float32 values, q `[T, nH * D]`.
+ */
+export function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number,
+  scale: number, s: BenchHeads): Float64Array {
+  const { nH, nKv, D, pageSize: PS } = s;
+  const i = c.startPositions[b] + r - c.rowOffsets[b], kh = Math.floor(h / (nH / nKv));
+  const addr = (j: number) => ((c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)] * nKv + kh) * PS + (j % PS)) * D;
+  const sc = new Float64Array(i + 1);
+  let mx = -Infinity;
+  for (let j = 0; j <= i; j++) {
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[(r * nH + h) * D + d] * k[addr(j) + d];
+    sc[j] = dot * scale;
+    mx = Math.max(mx, sc[j]);
+  }
+  let sum = 0;
+  for (let j = 0; j <= i; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
+  const out = new Float64Array(D);
+  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (sc[j] / sum) * v[addr(j) + d];
+  return out;
 }
