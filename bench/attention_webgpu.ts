@@ -16,19 +16,20 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
 import { webgpuFlashTuning, type NamedPrefill } from '../kernels/webgpu/flash_plan.js';
-import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { WebGpuKVMirror } from '../kernels/webgpu/kv_mirror.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { MaskSpec } from '../lib/types.js';
+import { batchMs, gpuDevice, median, passTimesMs, refRow, warmUp } from './webgpu_harness.js';
 
 const args = process.argv.slice(2);
 const small = args.includes('--small');
 const jsonPath = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
 const causal: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
 const NH = 32, NKV = 8, D = 128, PS = 128;
+const HEADS = { nH: NH, nKv: NKV, D, pageSize: PS };
 const rows: Record<string, unknown>[] = [];
 
 function fillRandom(a: Float32Array, seed: number): void {
@@ -39,15 +40,13 @@ function fillRandom(a: Float32Array, seed: number): void {
   for (let off = n; off < a.length; off += n - 7) a.copyWithin(off, 7, Math.min(n, a.length - off + 7));
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
 /**
  * Times `f`: `gpu` = median of the kernel passes' GPU timestamps (the number reported),
  * `wall` = median of submit -> onSubmittedWorkDone, `batch` = (reps calls, one wait) / reps.
  */
 async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ gpu: number; wall: number; batch: number }> {
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
-  for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
+  const dev = gpuDevice();
+  await warmUp(f);
   const wall: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
@@ -56,59 +55,9 @@ async function timeIt(f: () => tf.Tensor, reps: number, passes = 1): Promise<{ g
     wall.push(performance.now() - t0);
     t.dispose();
   }
-  const t0 = performance.now();
-  for (let i = 0; i < reps; i++) f().dispose();
-  await dev.queue.onSubmittedWorkDone();
-  const batch = (performance.now() - t0) / reps;
-  let gpu = NaN;
-  if (dev.features.has('timestamp-query')) {
-    const n = 2 * reps * passes;
-    const qs = dev.createQuerySet({ type: 'timestamp', count: n });
-    let qi = 0;
-    setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
-    for (let i = 0; i < reps; i++) f().dispose();
-    setPassTimestamps(null);
-    const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = dev.createCommandEncoder();
-    enc.resolveQuerySet(qs, 0, n, res, 0);
-    enc.copyBufferToBuffer(res, 0, st, 0, 8 * n);
-    dev.queue.submit([enc.finish()]);
-    await st.mapAsync(GPUMapMode.READ);
-    const ts = new BigUint64Array(st.getMappedRange().slice(0));
-    st.unmap();
-    const d: number[] = [];
-    // One sum per call of its `passes` kernel passes.
-    for (let i = 0; i < n; i += 2 * passes) {
-      let sum = 0;
-      for (let p = 0; p < passes; p++) sum += Number(ts[i + 2 * p + 1] - ts[i + 2 * p]) / 1e6;
-      d.push(sum);
-    }
-    gpu = median(d);
-    [qs, res, st].forEach((x) => x.destroy());
-  }
-  return { gpu, wall: median(wall), batch };
-}
-
-/** Float64 attention of one query row (token r, head h) over one sequence starting at 0. */
-function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number, scale: number): Float64Array {
-  const i = c.startPositions[b] + r - c.rowOffsets[b];
-  const kh = Math.floor(h / (NH / NKV));
-  const page = (j: number) => c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)];
-  const addr = (j: number) => ((page(j) * NKV + kh) * PS + (j % PS)) * D;
-  const s = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
-    s[j] = dot * scale;
-    mx = Math.max(mx, s[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
-  return out;
+  const batch = await batchMs(f, reps);
+  const gpu = await passTimesMs(f, reps, passes); // one sum per call of its `passes` kernel passes
+  return { gpu: gpu ? median(gpu) : NaN, wall: median(wall), batch };
 }
 
 /** Worst relative error over sampled rows. */
@@ -120,7 +69,7 @@ function check(got: Float32Array, q: Float32Array, kPool: Float32Array, vPool: F
     const nNew = c.numNewTokens[b];
     const r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew;
     const h = (n * 7) % NH;
-    const ref = refRow(q, kPool, vPool, c, b, r, h, scale);
+    const ref = refRow(q, kPool, vPool, c, b, r, h, scale, HEADS);
     let e = 0, m = 1e-6;
     for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
     worst = Math.max(worst, e / m);

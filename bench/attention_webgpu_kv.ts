@@ -10,15 +10,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtype.js';
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
-import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
-import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
+import { batchMs, median, passTimesMs, refRow, warmUp } from './webgpu_harness.js';
 
 const small = process.argv.includes('--small');
 const NH = 32, NKV = 8, D = 128, PS = 128;
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const HEADS = { nH: NH, nKv: NKV, D, pageSize: PS };
 
 function random(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -46,52 +45,11 @@ function fillPools(cache: PagedKVCache): void {
   }
 }
 
-function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number): Float64Array {
-  const i = c.startPositions[b] + r - c.rowOffsets[b], kh = Math.floor(h / (NH / NKV));
-  const addr = (j: number) => ((c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)] * NKV + kh) * PS + (j % PS)) * D;
-  const s = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
-    s[j] = dot / Math.sqrt(D);
-    mx = Math.max(mx, s[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
-  return out;
-}
-
+/** Median GPU time of one call (batch wall time when the adapter has no timestamps), ms. */
 async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
-  for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
-  if (!dev.features.has('timestamp-query')) {
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) f().dispose();
-    await dev.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / reps;
-  }
-  const n = 2 * reps;
-  const qs = dev.createQuerySet({ type: 'timestamp', count: n });
-  let qi = 0;
-  setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
-  for (let i = 0; i < reps; i++) f().dispose();
-  setPassTimestamps(null);
-  const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = dev.createCommandEncoder();
-  enc.resolveQuerySet(qs, 0, n, res, 0);
-  enc.copyBufferToBuffer(res, 0, st, 0, 8 * n);
-  dev.queue.submit([enc.finish()]);
-  await st.mapAsync(GPUMapMode.READ);
-  const ts = new BigUint64Array(st.getMappedRange().slice(0));
-  st.unmap();
-  const d: number[] = [];
-  for (let i = 0; i < n; i += 2) d.push(Number(ts[i + 1] - ts[i]) / 1e6);
-  [qs, res, st].forEach((x) => x.destroy());
-  return median(d);
+  await warmUp(f);
+  const d = await passTimesMs(f, reps);
+  return d ? median(d) : batchMs(f, reps);
 }
 
 async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ ms: number; err: number; bytes: number }> {
@@ -114,7 +72,7 @@ async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ m
   let err = 0;
   for (let n = 0; n < 8; n++) {
     const b = n % B, r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew, h = (n * 7) % NH;
-    const ref = refRow(q, k, v, c, b, r, h);
+    const ref = refRow(q, k, v, c, b, r, h, 1 / Math.sqrt(D), HEADS);
     let e = 0, m = 1e-6;
     for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
     err = Math.max(err, e / m);

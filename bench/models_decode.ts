@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/select.js';
-import { Generator } from '../lib/generation/generator.js';
+import { Generator } from '../models/generation/generator.js';
 import { packageRoot } from '../lib/util/package_root.js';
 import { loadPretrained } from '../models/load.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeMs } from './harness.js';

@@ -16,7 +16,7 @@ import { MpiComm } from '../lib/mpi/comm.js';
 import { installMatMulGradient, registerTrainingKernels } from '../lib/training/index.js';
 import { maskedCrossEntropy } from '../lib/training/loss.js';
 import { DataParallel } from '../lib/training/data_parallel.js';
-import { modelRaggedTrain } from '../lib/training/ragged_train.js';
+import { modelRaggedTrain } from '../models/train_forward.js';
 import { packBatch, sampleExamples } from '../train/data.js';
 import { stepShares } from '../train/data_parallel.js';
 import { DEFAULTS, buildModel } from '../train/experiment.js';

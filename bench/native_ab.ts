@@ -5,7 +5,7 @@
  *   cp native/build/Release/tfjs_attention_native.node /tmp/a.node   # before a change
  *   node scripts/build-native.cjs && cp native/build/Release/tfjs_attention_native.node /tmp/b.node
  *   node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
- *   AENV=TFJS_ATTN_NK=64 BENV=TFJS_ATTN_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
+ *   AENV=TFJS_ATTENTION_NK=64 BENV=TFJS_ATTENTION_NK=128 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node
  *   ONLY=P1,R1 node dist/bench/native_ab.js /tmp/a.node /tmp/b.node   # some scenarios only
  *
  * Prints min / p25 / median ms of FlashAttentionRaggedPaged (P1, P2, D1), RopeSplitStoreRagged (R1, R2) and the
@@ -66,7 +66,7 @@ for (const [name, norm] of [['R1', false], ['R2', true]] as const) {
   const ints = Int32Array.of(T, 1, NH, NKV, D, D, 0, PS, maxPages, 0);  // ROPE_ARG order (last: KV_DTYPE float32)
   const pageTable = new Int32Array(maxPages).map((_, i) => i);
   const run = (m: NativeKernels): void =>
-    m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, 1e-6);
+    m.ropeSplitStore(qkv, qOut, k, v, cos, sin, w, w, ints, Int32Array.of(0, T), Int32Array.of(0), pageTable, norm ? 1e-6 : -1); // eps < 0: no qk-norm
   abRun(name, run);
 }
 

@@ -22,7 +22,7 @@ import { setCpuKernelImpl } from '../kernels/cpu/native.js';
 import { projectionMatMul } from '../kernels/projection_matmul.js';
 import { setWasmKernelImpl, wasmSimdStatus } from '../kernels/wasm/simd_module.js';
 import { useBackend } from '../lib/backends/select.js';
-import { Generator } from '../lib/generation/generator.js';
+import { Generator } from '../models/generation/generator.js';
 import { packageRoot } from '../lib/util/package_root.js';
 import { loadPretrained } from '../models/load.js';
 import { type BenchModule, type BenchOptions, type BenchRow, row, timeInterleaved } from './harness.js';

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { generate } from '../lib/generation/generator.js';
+import { generate } from '../models/generation/generator.js';
 import { readSafetensorsFileF32 } from '../lib/loaders/checkpoint.js';
 import { loadPretrained } from '../models/load.js';
 

@@ -7,7 +7,7 @@
 import { performance } from 'node:perf_hooks';
 import { Command, Option } from 'commander';
 import { KNOWN_BACKENDS, useBackend } from '../lib/backends/select.js';
-import { Generator } from '../lib/generation/generator.js';
+import { Generator } from '../models/generation/generator.js';
 import type { SamplingParams } from '../lib/generation/sampler.js';
 import { loadPretrained, stopTokensOf } from '../models/load.js';
 import { loadBatchModule, runGenerateMany } from './generate_many.js';

@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { Generator } from '../lib/generation/generator.js';
+import { Generator } from '../models/generation/generator.js';
 import type { SamplingParams } from '../lib/generation/sampler.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 

@@ -31,7 +31,11 @@ export type { DevicePlacement, MaskVariant } from './types.js';
 export { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../kernels/ops.js';
 export { attention, pagedAttention, projectionMatMul, raggedAttention, rope, type AttentionOptions, type ProjectionMatMulOptions } from './functional.js';
 export { createModel, supportedModelTypes } from '../models/registry.js';
-export { Generator, generate } from './generation/generator.js';
 export * from './training/index.js';
+// model-level code (models/ imports lib/, never the other way; only these entry files join them)
+export { Generator, generate } from '../models/generation/generator.js';
+export { modelRaggedTrain, swiGluTrain } from '../models/train_forward.js';
+export { initializeWeights } from '../models/init.js';
+export { exportHfWeights, exportLoRAAdapters } from '../models/export.js';
 export { splitHeads, headCounts } from './sharding/head_split.js';
 export { shardInfoOf } from './sharding/shard_layer.js';

@@ -12,7 +12,7 @@ import './backends/node_install.js';  // the native CPU kernels and Dawn WebGPU
 export * from './index.js';
 export { loadNativeKernels } from './backends/native_node.js';
 export { loadPretrained } from '../models/load.js';
-export { saveHfCheckpoint } from './training/save_checkpoint.js';
+export { saveHfCheckpoint } from '../models/save_checkpoint.js';
 export { ShardedAttention, type ShardedAttentionOptions } from './sharding/sharded_attention.js';
 export { parseDevices, checkDevices, deviceName } from './sharding/devices.js';
 export { isolateNvidiaGpu, type Transport } from './sharding/shard_worker.js';

@@ -60,6 +60,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "attention.h"
@@ -70,10 +71,15 @@
 namespace {
 
 constexpr int NK_MAX = 256;
-static int envInt(const char* name, int def) { const char* e = std::getenv(name); return e ? std::atoi(e) : def; }
-const int NK = std::min(NK_MAX, envInt("TFJS_ATTN_NK", 64));        // keys per block
-const int ROWS = envInt("TFJS_ATTN_ROWS", 64);                      // prefill rows (tokens x G) per item
-const bool SKIPMASK = envInt("TFJS_ATTN_SKIPMASK", 1) != 0;
+/** Tuning switch TFJS_ATTENTION_<name> (the package's one prefix; TFJS_ATTN_<name>, its older spelling, still read). */
+static int envInt(const char* name, int def) {
+  const char* e = std::getenv((std::string("TFJS_ATTENTION_") + name).c_str());
+  if (!e) e = std::getenv((std::string("TFJS_ATTN_") + name).c_str());
+  return e ? std::atoi(e) : def;
+}
+const int NK = std::min(NK_MAX, envInt("NK", 64));        // keys per block
+const int ROWS = envInt("ROWS", 64);                      // prefill rows (tokens x G) per item
+const bool SKIPMASK = envInt("SKIPMASK", 1) != 0;
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
 struct Scratch {
@@ -259,12 +265,7 @@ int attendItem(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k1
     lr[m] = 0.f;
     if (m >= M) { lo[m] = 1; hi[m] = 0; continue; }
     roff[m] = (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
-    int a, z;
-    keyRange(p, start + t, ctx, a, z);
-    a = std::max(a, k0);
-    z = std::min(z, k1 - 1);
-    lo[m] = a; hi[m] = z;
-    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+    tileKeyRange(p, start + t, ctx, k0, k1, lo[m], hi[m], kmin, kmax);
     if (++g == G) { g = 0; t++; }
   }
   auto qRow = [&](int m) -> const float* { return m < M ? p.q + roff[m] : zeros; };

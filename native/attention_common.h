@@ -21,6 +21,19 @@ inline void keyRange(const AttnParams& p, int qp, int ctx, int& lo, int& hi) {
   hi = std::min(hi, ctx - 1);
 }
 
+/**
+ * keyRange of query position qp clipped to a key tile [k0, k1) into lo..hi (empty: lo > hi), and
+ * the union [kmin, kmax] of the tile's non-empty rows widened by it.
+ */
+inline void tileKeyRange(const AttnParams& p, int qp, int ctx, int k0, int k1, int& lo, int& hi, int& kmin, int& kmax) {
+  int a, z;
+  keyRange(p, qp, ctx, a, z);
+  a = std::max(a, k0);
+  z = std::min(z, k1 - 1);
+  lo = a; hi = z;
+  if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+}
+
 /** Float32 rows the compact formats widen a key block into (K rows, then V rows), one buffer per thread. */
 inline float* widenScratch(size_t floats) {
   thread_local std::vector<float> buf;

@@ -114,22 +114,11 @@ inline void rowsPV(const float* s, const typename E::T* const* vr, int nk16, flo
     for (int j = 0; j < DV; j++) vstore(o + static_cast<size_t>(r0 + r) * D + j * VL, acc[r][j]);
 }
 
-// The vector width the row kernel runs at: loads, stores, reductions and the three steps that
-// differ (a row's scores for L keys, the lanes' key order, the P.V tiles). W16: 16 lanes (AVX-512,
-// or the portable vector extension elsewhere); W8 below: AVX2 + FMA.
-struct W16 {
-  using V = v16;
-  using VI = vi16;
-  static constexpr int L = VL;
-  static V load(const float* p) { return vload(p); }
+// The vector width the row kernel runs at: loads, stores, reductions (VecOps, simd.h) and the three
+// steps that differ (a row's scores for L keys, the lanes' key order, the P.V tiles). W16: 16 lanes
+// (AVX-512, or the portable vector extension elsewhere); W8 below: AVX2 + FMA.
+struct W16 : VecOps<v16> {
   template <class E> static V widen(const typename E::T* p) { return Widen<E>::w16(p); }
-  static void store(float* p, V v) { vstore(p, v); }
-  static V set1(float x) { return vset1(x); }
-  static VI iset1(int32_t x) { return viset1(x); }
-  static V max(V a, V b) { return vmax(a, b); }
-  static V exp(V x) { return vexp(x); }
-  static float hmaxv(V v) { return hmax(v); }
-  static float hsumv(V v) { return hsum(v); }
   /** Lane i of a score vector holds key kPerm.key[i] of its 16 (reduce16's order). */
   static VI keyLanes() { return viload(kPerm.key); }
   /** A row of q held for its key blocks: DV registers. */
@@ -204,19 +193,8 @@ void rowsPVAll8(const float* s, const typename E::T* const* vr, int nk8, float* 
   }
 }
 
-struct W8 {
-  using V = v8;
-  using VI = vi8;
-  static constexpr int L = 8;
-  static V load(const float* p) { return v8load(p); }
+struct W8 : VecOps<v8> {
   template <class E> static V widen(const typename E::T* p) { return Widen<E>::w8(p); }
-  static void store(float* p, V v) { v8store(p, v); }
-  static V set1(float x) { return v8set1(x); }
-  static VI iset1(int32_t x) { return vi8set1(x); }
-  static V max(V a, V b) { return v8max(a, b); }
-  static V exp(V x) { return vexp8(x); }
-  static float hmaxv(V v) { return hmax8(v); }
-  static float hsumv(V v) { return hsum8(v); }
   /** Scores come out in natural key order. */
   static VI keyLanes() { return VI{0, 1, 2, 3, 4, 5, 6, 7}; }
   /** q stays in memory: rowScores8 streams it against 8 keys at a time. */
@@ -256,12 +234,7 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
     int t = t0 + m / G, g = m % G;
     const float* qr = p.q + (row0 + t) * qStride + static_cast<size_t>(h * G + g) * D;
     for (int d = 0; d < D; d++) q[static_cast<size_t>(m) * D + d] = qr[d] * p.scale;
-    int a, z;
-    keyRange(p, start + t, ctx, a, z);
-    a = std::max(a, k0);
-    z = std::min(z, k1 - 1);
-    lo[m] = a; hi[m] = z;
-    if (a <= z) { kmin = std::min(kmin, a); kmax = std::max(kmax, z); }
+    tileKeyRange(p, start + t, ctx, k0, k1, lo[m], hi[m], kmin, kmax);
     mr[m] = NEG_INF;
     lr[m] = 0.f;
   }

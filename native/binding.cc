@@ -23,6 +23,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -148,6 +149,40 @@ bool rowScalesFit(const ArrayArg* scales, const ArrayArg& pool, long long D, std
 
 template <typename T> T* ptr(const ArrayArg& a) { return static_cast<T*>(a.data); }
 
+/**
+ * The arguments of one entry point: typed arrays first (`arrays`, kinds as in readArrays), then
+ * numbers (`numbers`: 'i' int32, 'd' double). On a short or mistyped call it throws the entry
+ * point's error ("[native.fn] expected N arguments" / "bad argument types") and `ok` is false.
+ */
+struct Args {
+  static constexpr int MAX = 16;
+  bool ok = false;
+  ArrayArg x[MAX];
+  int32_t i[MAX] = {};  // the numbers by their index among the numbers ('i' ones)
+  double d[MAX] = {};   // ('d' ones)
+
+  Args(napi_env env, napi_callback_info info, const char* fn, const char* arrays, const char* numbers) {
+    const size_t nArrays = std::strlen(arrays), n = nArrays + std::strlen(numbers);
+    size_t argc = n;
+    napi_value a[2 * MAX];
+    if (napi_get_cb_info(env, info, &argc, a, nullptr, nullptr) != napi_ok) {
+      napi_throw_error(env, nullptr, "[native] N-API call failed");
+      return;
+    }
+    if (argc < n) {
+      napi_throw_error(env, nullptr, (std::string("[native.") + fn + "] expected " + std::to_string(n) + " arguments").c_str());
+      return;
+    }
+    bool good = readArrays(env, a, arrays, x);
+    for (size_t k = 0; good && numbers[k]; k++) {
+      good = numbers[k] == 'd' ? napi_get_value_double(env, a[nArrays + k], &d[k]) == napi_ok
+                               : napi_get_value_int32(env, a[nArrays + k], &i[k]) == napi_ok;
+    }
+    if (!good) napi_throw_type_error(env, nullptr, (std::string("[native.") + fn + "] bad argument types").c_str());
+    ok = good;
+  }
+};
+
 napi_value fail(napi_env env, const char* fn, const std::string& msg) {
   napi_throw_range_error(env, nullptr, (std::string("[native.") + fn + "] " + msg).c_str());
   return nullptr;
@@ -268,16 +303,11 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
 }
 
 napi_value FlashTrain(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value a[12];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
-  if (argc < 12) { napi_throw_error(env, nullptr, "[native.flashTrain] expected 12 arguments"); return nullptr; }
-  ArrayArg x[11];  // q k v rowOffsets out lse dy dq dk dv ints
-  double scale;
-  if (!readArrays(env, a, "fffiffFFFFi", x) || napi_get_value_double(env, a[11], &scale) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "[native.flashTrain] bad argument types");
-    return nullptr;
-  }
+  // q k v rowOffsets out lse dy dq dk dv ints, scale
+  const Args in(env, info, "flashTrain", "fffiffFFFFi", "d");
+  if (!in.ok) return nullptr;
+  const ArrayArg* x = in.x;
+  const double scale = in.d[0];
   std::string err;
   if (x[10].len < TRAIN_COUNT) return fail(env, "flashTrain", "ints has fewer than TRAIN_COUNT values");
   const int32_t* ints = ptr<int32_t>(x[10]);
@@ -324,16 +354,11 @@ napi_value Isa(napi_env env, napi_callback_info) {
 
 // --- decoder-block steps (native/decoder_steps.cc), bounds-checked like the others ---
 napi_value RmsNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value a[7];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
-  if (argc < 7) { napi_throw_error(env, nullptr, "[native.rmsNorm] expected 7 arguments"); return nullptr; }
-  ArrayArg x[3];  // x w|null out
-  int32_t T, H, center;
-  double eps;
-  bool ok = readArrays(env, a, "fFf", x) && napi_get_value_int32(env, a[3], &T) == napi_ok && napi_get_value_int32(env, a[4], &H) == napi_ok &&
-            napi_get_value_double(env, a[5], &eps) == napi_ok && napi_get_value_int32(env, a[6], &center) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.rmsNorm] bad argument types"); return nullptr; }
+  const Args in(env, info, "rmsNorm", "fFf", "iidi");  // x w|null out, T H eps center
+  if (!in.ok) return nullptr;
+  const ArrayArg* x = in.x;
+  const int32_t T = in.i[0], H = in.i[1], center = in.i[3];
+  const double eps = in.d[2];
   std::string err;
   if (T < 0 || H < 1) return fail(env, "rmsNorm", argcheck::fmt("T (%lld) must be >= 0 and H (%lld) >= 1", T, H));
   const long long TH = static_cast<long long>(T) * H;
@@ -345,15 +370,11 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
 }
 
 napi_value Swiglu(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value a[12];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
-  if (argc < 12) { napi_throw_error(env, nullptr, "[native.swiglu] expected 12 arguments"); return nullptr; }
-  ArrayArg x[9];  // x gate up down gateBias upBias downBias residual out
+  const Args in(env, info, "swiglu", "ffffFFFFf", "iii");  // x gate up down gateBias upBias downBias residual out, T H I
+  if (!in.ok) return nullptr;
+  const ArrayArg* x = in.x;
   SwiGLUParams p{};
-  bool ok = readArrays(env, a, "ffffFFFFf", x) && napi_get_value_int32(env, a[9], &p.T) == napi_ok &&
-            napi_get_value_int32(env, a[10], &p.H) == napi_ok && napi_get_value_int32(env, a[11], &p.I) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.swiglu] bad argument types"); return nullptr; }
+  p.T = in.i[0]; p.H = in.i[1]; p.I = in.i[2];
   std::string err;
   if (p.T < 0 || p.H < 1 || p.I < 1) return fail(env, "swiglu", argcheck::fmt("T must be >= 0, H (%lld) and I (%lld) >= 1", p.H, p.I));
   const long long TH = static_cast<long long>(p.T) * p.H, HI = static_cast<long long>(p.H) * p.I;
@@ -388,15 +409,11 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
 
 // --- QuantMatMul (native/quant_matmul.h) ---------------------------------------------------
 napi_value QuantMatMulEntry(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value a[10];
-  CHECK_NAPI(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
-  if (argc < 10) { napi_throw_error(env, nullptr, "[native.quantMatMul] expected 10 arguments"); return nullptr; }
-  ArrayArg v[8];  // x weight scale zeros gIdx bias out ints
-  double inputScale = 0, weightScale2 = 1;
-  bool ok = readArrays(env, a, "fiFIIFfi", v) && napi_get_value_double(env, a[8], &inputScale) == napi_ok &&
-            napi_get_value_double(env, a[9], &weightScale2) == napi_ok;
-  if (!ok) { napi_throw_type_error(env, nullptr, "[native.quantMatMul] bad argument types"); return nullptr; }
+  // x weight scale zeros gIdx bias out ints, inputScale weightScale2
+  const Args in(env, info, "quantMatMul", "fiFIIFfi", "dd");
+  if (!in.ok) return nullptr;
+  const ArrayArg* v = in.x;
+  const double inputScale = in.d[0], weightScale2 = in.d[1];
   std::string err;
   if (!argcheck::enough(err, "ints", v[7], QA_COUNT)) return fail(env, "quantMatMul", err);
   const int32_t* ints = ptr<int32_t>(v[7]);

@@ -97,10 +97,26 @@ inline void rowTimesCols(const float* x, const float* t, int n, int hd, int lo, 
   }
 }
 
+/** One work item: sequence b (rows r0 .. r0+n-1 of q/k/v) and KV head kh with its g query heads. */
+struct Item {
+  int b, kh, hd, g, r0, n, qW, kW;
+  Item(const FlashTrainParams& p, int b_, int kh_)
+      : b(b_), kh(kh_), hd(p.hd), g(p.nHeads / p.nKv), r0(p.rowOff[b_]), n(p.rowOff[b_ + 1] - p.rowOff[b_]),
+        qW(p.nHeads * p.hd), kW(p.nKv * p.hd) {}
+  static Item of(const FlashTrainParams& p, int item) { return Item(p, item / p.nKv, item % p.nKv); }
+  /** dK, dV rows `[n, ld]` -> the KV head's columns of the sequence's rows of p.dk, p.dv. */
+  void storeKvGrads(const FlashTrainParams& p, const float* dK, const float* dV, int ld) const {
+    for (int j = 0; j < n; j++) {
+      const size_t o = static_cast<size_t>(r0 + j) * kW + static_cast<size_t>(kh) * hd;
+      std::copy(dK + static_cast<size_t>(j) * ld, dK + static_cast<size_t>(j) * ld + hd, p.dk + o);
+      std::copy(dV + static_cast<size_t>(j) * ld, dV + static_cast<size_t>(j) * ld + hd, p.dv + o);
+    }
+  }
+};
+
 void forwardItemRef(const FlashTrainParams& p, int item) {
-  const int b = item / p.nKv, kh = item % p.nKv, hd = p.hd, g = p.nHeads / p.nKv;
-  const int r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd;
+  const Item it = Item::of(p, item);
+  const auto& [b, kh, hd, g, r0, n, qW, kW] = it;
   Scratch& s = tls;
   s.ensure(n, hd);
   float *Kt = s.kt.data(), *V = s.v.data(), *S = s.s.data(), *Q = s.qrow.data(), *acc = s.acc.data();
@@ -131,9 +147,8 @@ void forwardItemRef(const FlashTrainParams& p, int item) {
 }
 
 void backwardItemRef(const FlashTrainParams& p, int item) {
-  const int b = item / p.nKv, kh = item % p.nKv, hd = p.hd, g = p.nHeads / p.nKv;
-  const int r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd;
+  const Item it = Item::of(p, item);
+  const auto& [b, kh, hd, g, r0, n, qW, kW] = it;
   Scratch& s = tls;
   s.ensure(n, hd);
   float *Kt = s.kt.data(), *Vt = s.vt.data(), *K = s.k.data(), *dK = s.dk.data(), *dV = s.dv.data();
@@ -167,11 +182,7 @@ void backwardItemRef(const FlashTrainParams& p, int item) {
       for (int d = 0; d < hd; d++) p.dq[qo + d] = dq[d];
     }
   }
-  for (int j = 0; j < n; j++) {
-    const size_t o = static_cast<size_t>(r0 + j) * kW + static_cast<size_t>(kh) * hd;
-    std::copy(dK + static_cast<size_t>(j) * hd, dK + static_cast<size_t>(j + 1) * hd, p.dk + o);
-    std::copy(dV + static_cast<size_t>(j) * hd, dV + static_cast<size_t>(j + 1) * hd, p.dv + o);
-  }
+  it.storeKvGrads(p, dK, dV, hd);
 }
 
 // ---- Blocked path (finite inputs) ----
@@ -183,28 +194,12 @@ constexpr int PAD = 16;
 typedef v8 fv;
 typedef vi8 fvi;
 constexpr int FL = 8, CMAX = 3;  // 4 x 3 accumulators + 3 rows of B + 1 broadcast = 16 ymm
-static inline fv fload(const float* x) { return v8load(x); }
-static inline void fstore(float* x, fv v) { v8store(x, v); }
-static inline fv fset1(float x) { return v8set1(x); }
-static inline fvi fiset1(int32_t x) { return vi8set1(x); }
-static inline fv fexp(fv x) { return vexp8(x); }
-static inline fv fmaxv(fv a, fv b) { return v8max(a, b); }
-static inline float fhmax(fv v) { return hmax8(v); }
-static inline float fhsum(fv v) { return hsum8(v); }
 static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7};
 #define FT_REG(x) asm("" : "+x"(x))
 #else
 typedef v16 fv;
 typedef vi16 fvi;
 constexpr int FL = 16, CMAX = 4;
-static inline fv fload(const float* x) { return vload(x); }
-static inline void fstore(float* x, fv v) { vstore(x, v); }
-static inline fv fset1(float x) { return vset1(x); }
-static inline fvi fiset1(int32_t x) { return viset1(x); }
-static inline fv fexp(fv x) { return vexp(x); }
-static inline fv fmaxv(fv a, fv b) { return vmax(a, b); }
-static inline float fhmax(fv v) { return hmax(v); }
-static inline float fhsum(fv v) { return hsum(v); }
 static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #if defined(__AVX512F__)
 #define FT_REG(x) asm("" : "+v"(x))
@@ -212,6 +207,15 @@ static const fvi FIOTA = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 #define FT_REG(x) ((void)0)
 #endif
 #endif
+using FOps = VecOps<fv>;  // the width's loads, stores, reductions (simd.h)
+static inline fv fload(const float* x) { return FOps::load(x); }
+static inline void fstore(float* x, fv v) { FOps::store(x, v); }
+static inline fv fset1(float x) { return FOps::set1(x); }
+static inline fvi fiset1(int32_t x) { return FOps::iset1(x); }
+static inline fv fexp(fv x) { return FOps::exp(x); }
+static inline fv fmaxv(fv a, fv b) { return FOps::max(a, b); }
+static inline float fhmax(fv v) { return FOps::hmaxv(v); }
+static inline float fhsum(fv v) { return FOps::hsumv(v); }
 
 constexpr int BLOCK_ROWS = 64;  // query rows (tokens x G heads) per block
 
@@ -292,9 +296,16 @@ bool allFinite(const float* src, int width, int r0, int n, int c0, int w) {
 struct BlockScratch {
   std::vector<float> kt, vt, kr, vr, q, g, s, dp, o, dk, dv, rowA, rowB;
   std::vector<int> lo, hi;
-  static float* get(std::vector<float>& v, size_t n) {
+  template <class T>
+  static T* get(std::vector<T>& v, size_t n) {
     if (v.size() < n) v.resize(n);
     return v.data();
+  }
+  /** Key-side buffers `[hd, np]` (transposed) or `[np, hdp]` (rows), query-side `[rpMax, hdp]`, scores `[rpMax, np]`, per row `[rpMax]`. */
+  struct Sizes { size_t keysT, keys, rows, scores, perRow; };
+  static Sizes sizes(int hd, int np, int hdp, int rpMax) {
+    const size_t npz = static_cast<size_t>(np), r = static_cast<size_t>(rpMax);
+    return {static_cast<size_t>(hd) * npz, npz * hdp, r * hdp, r * npz, r};
   }
 };
 thread_local BlockScratch btls;
@@ -311,8 +322,20 @@ void pack(const float* src, int width, int r0, int n, int c0, int hd, int np, in
   }
 }
 
-/** Query block of tokens t0 .. t0+nt-1: per-row visible ranges (padded rows empty), union [j0, j0 + W). */
-void blockRanges(const FlashTrainParams& p, int t0, int nt, int n, int g, int Rp, int np, int* lo, int* hi, int& j0, int& W) {
+/** The blocked path's sizes of an item: keys padded to np, head dim to hdp, bt tokens (rows <= rpMax) a query block. */
+struct BlockDims { int hd, g, r0, n, qW, kW, np, hdp, bt, rpMax; };
+BlockDims blockDims(const Item& it) {
+  const int bt = std::max(1, BLOCK_ROWS / it.g);
+  return {it.hd, it.g, it.r0, it.n, it.qW, it.kW, roundUp(it.n, PAD), roundUp(it.hd, PAD), bt, roundUp(bt * it.g, 4)};
+}
+
+/** A query block: its rows (tokens x g), rows padded to 4, and the union [j0, j0 + W) of the keys they see. */
+struct QueryBlock { int rows, Rp, j0, W; };
+
+/** Query block of tokens t0 .. t0+nt-1: per-row visible ranges (padded rows empty) in lo / hi. */
+QueryBlock blockRanges(const FlashTrainParams& p, int t0, int nt, int n, int g, int np, int* lo, int* hi) {
+  const int rows = nt * g, Rp = roundUp(rows, 4);
+  int j0, W;
   int ulo = n, uhi = 0;
   for (int r = 0; r < Rp; r++) {
     if (r < nt * g) {
@@ -322,9 +345,9 @@ void blockRanges(const FlashTrainParams& p, int t0, int nt, int n, int g, int Rp
       lo[r] = hi[r] = 0;
     }
   }
-  if (uhi <= ulo) { j0 = 0; W = 0; return; }
-  j0 = ulo / PAD * PAD;
-  W = std::min(np, roundUp(uhi, PAD)) - j0;
+  if (uhi <= ulo) { j0 = 0; W = 0; }
+  else { j0 = ulo / PAD * PAD; W = std::min(np, roundUp(uhi, PAD)) - j0; }
+  return {rows, Rp, j0, W};
 }
 
 /** Lane mask of keys jb + lane within [lo, hi). */
@@ -333,27 +356,19 @@ inline fvi laneValid(int jb, int lo, int hi) {
   return (j >= fiset1(lo)) & (j < fiset1(hi));
 }
 
-void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
-  const int hd = p.hd, g = p.nHeads / p.nKv, r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, PAD), hdp = roundUp(hd, PAD);
-  const int bt = std::max(1, BLOCK_ROWS / g), rpMax = roundUp(bt * g, 4);
+void forwardBlocked(const FlashTrainParams& p, const Item& it) {
+  const int kh = it.kh;
+  const auto [hd, g, r0, n, qW, kW, np, hdp, bt, rpMax] = blockDims(it);
   BlockScratch& s = btls;
-  float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
-  float* V = BlockScratch::get(s.vr, static_cast<size_t>(np) * hdp);
-  float* Q = BlockScratch::get(s.q, static_cast<size_t>(rpMax) * hdp);
-  float* S = BlockScratch::get(s.s, static_cast<size_t>(rpMax) * np);
-  float* O = BlockScratch::get(s.o, static_cast<size_t>(rpMax) * hdp);
-  float* M = BlockScratch::get(s.rowA, rpMax);
-  float* L = BlockScratch::get(s.rowB, rpMax);
-  if (s.lo.size() < static_cast<size_t>(rpMax)) { s.lo.resize(rpMax); s.hi.resize(rpMax); }
-  int *lo = s.lo.data(), *hi = s.hi.data();
+  const BlockScratch::Sizes z = BlockScratch::sizes(hd, np, hdp, rpMax);
+  float *Kt = s.get(s.kt, z.keysT), *V = s.get(s.vr, z.keys), *Q = s.get(s.q, z.rows), *S = s.get(s.s, z.scores), *O = s.get(s.o, z.rows);
+  float *M = s.get(s.rowA, z.perRow), *L = s.get(s.rowB, z.perRow);
+  int *lo = s.get(s.lo, z.perRow), *hi = s.get(s.hi, z.perRow);
   pack(p.k, kW, r0, n, kh * hd, hd, np, hdp, nullptr, Kt);
   pack(p.v, kW, r0, n, kh * hd, hd, np, hdp, V, nullptr);
   const fv ninf = fset1(-std::numeric_limits<float>::infinity());
   for (int t0 = 0; t0 < n; t0 += bt) {
-    const int nt = std::min(bt, n - t0), rows = nt * g, Rp = roundUp(rows, 4);
-    int j0, W;
-    blockRanges(p, t0, nt, n, g, Rp, np, lo, hi, j0, W);
+    const auto [rows, Rp, j0, W] = blockRanges(p, t0, std::min(bt, n - t0), n, g, np, lo, hi);
     std::fill(Q, Q + static_cast<size_t>(Rp) * hdp, 0.f);
     for (int r = 0; r < rows; r++) {
       const float* src = p.q + static_cast<size_t>(r0 + t0 + r / g) * qW + static_cast<size_t>(kh * g + r % g) * hd;
@@ -396,34 +411,22 @@ void forwardBlocked(const FlashTrainParams& p, int b, int kh) {
   }
 }
 
-void backwardBlocked(const FlashTrainParams& p, int b, int kh) {
-  const int hd = p.hd, g = p.nHeads / p.nKv, r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd, np = roundUp(n, PAD), hdp = roundUp(hd, PAD);
-  const int bt = std::max(1, BLOCK_ROWS / g), rpMax = roundUp(bt * g, 4);
+void backwardBlocked(const FlashTrainParams& p, const Item& it) {
+  const int kh = it.kh;
+  const auto [hd, g, r0, n, qW, kW, np, hdp, bt, rpMax] = blockDims(it);
   BlockScratch& s = btls;
-  float* Kt = BlockScratch::get(s.kt, static_cast<size_t>(hd) * np);
-  float* Vt = BlockScratch::get(s.vt, static_cast<size_t>(hd) * np);
-  float* K = BlockScratch::get(s.kr, static_cast<size_t>(np) * hdp);
-  float* dK = BlockScratch::get(s.dk, static_cast<size_t>(np) * hdp);
-  float* dV = BlockScratch::get(s.dv, static_cast<size_t>(np) * hdp);
-  float* Q = BlockScratch::get(s.q, static_cast<size_t>(rpMax) * hdp);
-  float* G = BlockScratch::get(s.g, static_cast<size_t>(rpMax) * hdp);
-  float* S = BlockScratch::get(s.s, static_cast<size_t>(rpMax) * np);
-  float* DP = BlockScratch::get(s.dp, static_cast<size_t>(rpMax) * np);
-  float* dQ = BlockScratch::get(s.o, static_cast<size_t>(rpMax) * hdp);
-  float* Dr = BlockScratch::get(s.rowA, rpMax);
-  float* Lr = BlockScratch::get(s.rowB, rpMax);
-  if (s.lo.size() < static_cast<size_t>(rpMax)) { s.lo.resize(rpMax); s.hi.resize(rpMax); }
-  int *lo = s.lo.data(), *hi = s.hi.data();
+  const BlockScratch::Sizes z = BlockScratch::sizes(hd, np, hdp, rpMax);
+  float *Kt = s.get(s.kt, z.keysT), *Vt = s.get(s.vt, z.keysT), *K = s.get(s.kr, z.keys), *dK = s.get(s.dk, z.keys), *dV = s.get(s.dv, z.keys);
+  float *Q = s.get(s.q, z.rows), *G = s.get(s.g, z.rows), *S = s.get(s.s, z.scores), *DP = s.get(s.dp, z.scores), *dQ = s.get(s.o, z.rows);
+  float *Dr = s.get(s.rowA, z.perRow), *Lr = s.get(s.rowB, z.perRow);
+  int *lo = s.get(s.lo, z.perRow), *hi = s.get(s.hi, z.perRow);
   pack(p.k, kW, r0, n, kh * hd, hd, np, hdp, K, Kt);
   pack(p.v, kW, r0, n, kh * hd, hd, np, hdp, nullptr, Vt);
   std::fill(dK, dK + static_cast<size_t>(np) * hdp, 0.f);
   std::fill(dV, dV + static_cast<size_t>(np) * hdp, 0.f);
   const float scale = p.scale;
   for (int t0 = 0; t0 < n; t0 += bt) {
-    const int nt = std::min(bt, n - t0), rows = nt * g, Rp = roundUp(rows, 4);
-    int j0, W;
-    blockRanges(p, t0, nt, n, g, Rp, np, lo, hi, j0, W);
+    const auto [rows, Rp, j0, W] = blockRanges(p, t0, std::min(bt, n - t0), n, g, np, lo, hi);
     std::fill(Q, Q + static_cast<size_t>(Rp) * hdp, 0.f);
     std::fill(G, G + static_cast<size_t>(Rp) * hdp, 0.f);
     for (int r = 0; r < Rp; r++) { Dr[r] = 0.f; Lr[r] = 0.f; }
@@ -467,30 +470,25 @@ void backwardBlocked(const FlashTrainParams& p, int b, int kh) {
       std::copy(dQ + static_cast<size_t>(r) * hdp, dQ + static_cast<size_t>(r) * hdp + hd, dst);
     }
   }
-  for (int j = 0; j < n; j++) {
-    const size_t o = static_cast<size_t>(r0 + j) * kW + static_cast<size_t>(kh) * hd;
-    std::copy(dK + static_cast<size_t>(j) * hdp, dK + static_cast<size_t>(j) * hdp + hd, p.dk + o);
-    std::copy(dV + static_cast<size_t>(j) * hdp, dV + static_cast<size_t>(j) * hdp + hd, p.dv + o);
-  }
+  it.storeKvGrads(p, dK, dV, hdp);
 }
 
 /** The item's inputs (K, V columns of its KV head; q and, backward, dy columns of its heads) are all finite. */
-bool itemFinite(const FlashTrainParams& p, int b, int kh, bool backward) {
-  const int hd = p.hd, g = p.nHeads / p.nKv, r0 = p.rowOff[b], n = p.rowOff[b + 1] - r0;
-  const int qW = p.nHeads * hd, kW = p.nKv * hd;
+bool itemFinite(const FlashTrainParams& p, const Item& it, bool backward) {
+  const auto& [b, kh, hd, g, r0, n, qW, kW] = it;
   return allFinite(p.k, kW, r0, n, kh * hd, hd) && allFinite(p.v, kW, r0, n, kh * hd, hd) &&
          allFinite(p.q, qW, r0, n, kh * g * hd, g * hd) && (!backward || allFinite(p.dy, qW, r0, n, kh * g * hd, g * hd));
 }
 
 void forwardItem(const FlashTrainParams& p, int item) {
-  const int b = item / p.nKv, kh = item % p.nKv;
-  if (itemFinite(p, b, kh, false)) forwardBlocked(p, b, kh);
+  const Item it = Item::of(p, item);
+  if (itemFinite(p, it, false)) forwardBlocked(p, it);
   else forwardItemRef(p, item);
 }
 
 void backwardItem(const FlashTrainParams& p, int item) {
-  const int b = item / p.nKv, kh = item % p.nKv;
-  if (itemFinite(p, b, kh, true)) backwardBlocked(p, b, kh);
+  const Item it = Item::of(p, item);
+  if (itemFinite(p, it, true)) backwardBlocked(p, it);
   else backwardItemRef(p, item);
 }
 

@@ -157,3 +157,36 @@ static inline void transpose8(v8* r) {
   r[6] = (v8)_mm256_permute2f128_ps(u2, u6, 0x31); r[7] = (v8)_mm256_permute2f128_ps(u3, u7, 0x31);
 }
 #endif
+
+// One table of the vector ops per width, for kernels templated on it (attention_rows.cc's W16 / W8,
+// flash_train.cc's fv): VecOps<v16> (16 lanes: AVX-512, or the portable vector extension) and, in
+// AVX2 builds, VecOps<v8>. (Each kernel used to spell the same table out for itself.)
+template <class V> struct VecOps;
+template <> struct VecOps<v16> {
+  using V = v16;
+  using VI = vi16;
+  static constexpr int L = 16;
+  static V load(const float* p) { return vload(p); }
+  static void store(float* p, V v) { vstore(p, v); }
+  static V set1(float x) { return vset1(x); }
+  static VI iset1(int32_t x) { return viset1(x); }
+  static V max(V a, V b) { return vmax(a, b); }
+  static V exp(V x) { return vexp(x); }
+  static float hmaxv(V v) { return hmax(v); }
+  static float hsumv(V v) { return hsum(v); }
+};
+#if defined(ATTN_V8)
+template <> struct VecOps<v8> {
+  using V = v8;
+  using VI = vi8;
+  static constexpr int L = 8;
+  static V load(const float* p) { return v8load(p); }
+  static void store(float* p, V v) { v8store(p, v); }
+  static V set1(float x) { return v8set1(x); }
+  static VI iset1(int32_t x) { return vi8set1(x); }
+  static V max(V a, V b) { return v8max(a, b); }
+  static V exp(V x) { return vexp8(x); }
+  static float hmaxv(V v) { return hmax8(v); }
+  static float hsumv(V v) { return hsum8(v); }
+};
+#endif

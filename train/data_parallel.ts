@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { DataParallel, LAYOUT_FLOATS } from '../lib/training/data_parallel.js';
-import { saveHfCheckpoint } from '../lib/training/save_checkpoint.js';
+import { saveHfCheckpoint } from '../models/save_checkpoint.js';
 import { applyLoRA } from '../lib/training/lora.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { lossRows } from './data.js';

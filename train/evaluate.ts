@@ -4,7 +4,7 @@
  * different lengths join and leave the running batch between steps.
  */
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
-import { Generator } from '../lib/generation/generator.js';
+import { Generator } from '../models/generation/generator.js';
 import { EOS, type Example } from './task.js';
 
 export interface EvalResult {

@@ -2,11 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../lib/backends/select.js';
 import { SeededRng } from '../lib/generation/rng.js';
-import { initializeWeights } from '../lib/training/init.js';
+import { initializeWeights } from '../models/init.js';
 import { installMatMulGradient } from '../lib/training/matmul_grad.js';
 import { maskedAccuracy, maskedCrossEntropy } from '../lib/training/loss.js';
 import { clipByGlobalNorm, setLearningRate, warmupCosine } from '../lib/training/optim.js';
-import { modelRaggedTrain } from '../lib/training/ragged_train.js';
+import { modelRaggedTrain } from '../models/train_forward.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';
 import { formatLoss, writeLossChart } from './chart.js';

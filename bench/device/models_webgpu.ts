@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../lib/backends/select.js';
-import { Generator } from '../../lib/generation/generator.js';
+import { Generator } from '../../models/generation/generator.js';
 import { fusedForwardSupported } from '../../models/fused_forward.js';
 import { fusedWeightsOf } from '../../models/fused_weights.js';
 import { loadPretrained } from '../../models/load.js';

@@ -3,14 +3,15 @@
  * One sequence at a time (so a NaN stays in its own sequence). K and V are host arrays here, so
  * the plain additive mask runs while they are all finite (masked scores from finite keys are
  * finite, + -inf is -inf; 0 · finite V is 0), and masked_attention.ts, which keeps a later token's
- * NaN or Inf out of earlier tokens, only when they are not. GQA by grouping the query heads
- * of each KV head into one 2-D matMul per KV head (no repeated K/V; unbatched, untransposed
- * matMuls, which is what tfjs-wasm hands to XNNPACK).
+ * NaN or Inf out of earlier tokens, only when they are not. GQA through the one composite block
+ * (grouped_attention.ts), keys pre-transposed on the host (unbatched, untransposed matMuls, which
+ * is what tfjs-wasm hands to XNNPACK).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { additiveMask } from './mask.js';
-import { maskedAttention, visibility } from './masked_attention.js';
+import { groupedQueryAttention } from './grouped_attention.js';
+import { visibility } from './masked_attention.js';
 
 const allFinite = (a: Float32Array) => { for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false; return true; };
 
@@ -39,17 +40,12 @@ export function flashAttentionRaggedPagedReference(q: tf.Tensor2D, attrs: FlashA
       const finite = allFinite(k) && allFinite(v);
       const vis = finite ? null : visibility(mask, start, n, group, len); // [n*g, len]
       const maskT = finite ? tf.tensor2d(additiveMask(mask, start, n, group, len), [n * group, len]) : null; // [n*g, len]
-      const qb = q.slice([r0, 0], [n, nHeads * headDim]).reshape([n, nKvHeads, group * headDim]); // [n, nKv, g*hd]
-      const heads: tf.Tensor2D[] = [];
-      for (let h = 0; h < nKvHeads; h++) {
-        const qh = qb.slice([0, h, 0], [n, 1, group * headDim]).reshape([n * group, headDim]); // [n*g, hd]
-        const kh = tf.tensor2d(kT.subarray(h * headDim * len, (h + 1) * headDim * len), [headDim, len]);
-        const vh = tf.tensor2d(v.subarray(h * len * headDim, (h + 1) * len * headDim), [len, headDim]);
-        const scores = tf.mul(tf.matMul(qh, kh), scale); // [n*g, len]; masked keys' scores are replaced, not added to
-        const o = vis ? maskedAttention(scores, vh, vis) : tf.matMul(tf.softmax(tf.add(scores, maskT!)), vh); // [n*g, hd]
-        heads.push(o.reshape([n, group * headDim])); // [n, g*hd]
-      }
-      outs.push(tf.concat(heads, 1)); // [n, nH*hd]
+      const qb = q.slice([r0, 0], [n, nHeads * headDim]); // [n, nH*hd]
+      const kvHead = (h: number) => ({
+        kT: tf.tensor2d(kT.subarray(h * headDim * len, (h + 1) * headDim * len), [headDim, len]), // [hd, len]
+        v: tf.tensor2d(v.subarray(h * len * headDim, (h + 1) * len * headDim), [len, headDim]), // [len, hd]
+      });
+      outs.push(groupedQueryAttention(qb, { kvHead }, { nHeads, nKvHeads, headDim, scale, vis, additiveMask: maskT }) as tf.Tensor2D); // [n, nH*hd]
     }
     if (outs.length === 0) return tf.zeros([0, nHeads * headDim]) as tf.Tensor2D;
     return (outs.length === 1 ? outs[0] : tf.concat(outs, 0)) as tf.Tensor2D;

@@ -11,7 +11,7 @@ import type { ShardingStrategy } from '../sharding/strategy.js';
 import { shardLayer } from '../sharding/shard_layer.js';
 import type { DevicePlacement, MaskSpec } from '../types.js';
 import { layerConfig, argsFromConfig } from './config.js';
-import { type Initializer, Linear, type LinearCls, type LinearLike } from './linear.js';
+import { type AddWeight, type Initializer, Linear, type LinearCls, type LinearLike } from './linear.js';
 import { isQuantized, qkvInputScale, qkvWeightScale, qkvWeightScale2, quantOf } from './quant_layer.js';
 import { QuantLinear, type ProjectionQuant } from './quant_linear.js';
 import { type AttentionWithRopeArgs, type ResolvedArgs, resolveArgs } from './options.js';
@@ -294,6 +294,21 @@ export class AttentionWithRope extends tf.layers.Layer {
    */
   useLinearClass(cls: LinearCls): void {
     this.resolved = { ...this.resolved, linearCls: cls };
+  }
+
+  /**
+   * Replaces each projection p of this built layer by `wrap(name, p, addWeight)` (name `q_proj` ..
+   * `o_proj`; addWeight adds a float32 weight to this layer under the name given), e.g. LoRA
+   * adapters around the kept kernels (applyLoRA). Call useLinearClass after to name the new class.
+   */
+  replaceProjections(wrap: (name: string, p: LinearLike, addWeight: AddWeight) => LinearLike): void {
+    this.ensureBuilt();
+    const addWeight: AddWeight = (name, shape, init, trainable) => this.addWeight(name, shape, 'float32', init, undefined, trainable);
+    if (this.qProj) this.qProj = wrap('q_proj', this.qProj, addWeight);
+    if (this.kProj) this.kProj = wrap('k_proj', this.kProj, addWeight);
+    if (this.vProj) this.vProj = wrap('v_proj', this.vProj, addWeight);
+    if (this.qkvProj) this.qkvProj = wrap('qkv_proj', this.qkvProj, addWeight);
+    if (this.oProj) this.oProj = wrap('o_proj', this.oProj, addWeight);
   }
 
   /** Tensor-parallel sharding is built by the sharding module. */

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { packageRoot } from '../util/package_root.js';
+import { envSwitch } from '../../core/env.js';
 
 /** What `initWebGpuNode` found; `reason` says why it returned false. */
 export interface WebGpuNodeStatus {
@@ -31,7 +32,8 @@ function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unk
   const req = createRequire(path.join(packageRoot, 'package.json'));
   const tried: string[] = [];
   const candidates: string[] = [];
-  if (process.env.DAWN_NODE) candidates.push(process.env.DAWN_NODE);
+  const dawnNode = envSwitch('DAWN_NODE', 'DAWN_NODE'); // TFJS_ATTENTION_DAWN_NODE, or Dawn's own DAWN_NODE
+  if (dawnNode) candidates.push(dawnNode);
   try {
     const dir = path.dirname(req.resolve('webgpu/package.json'));
     const arch = process.platform === 'darwin' ? 'universal' : process.arch;

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import type { AttentionWithRopeArgs } from '../attention/options.js';
+import { attentionHfTensors } from '../attention/hf_export.js';
 import type { HfWeights } from '../attention/weights.js';
 import { check } from '../errors.js';
 import type { DevicePlacement } from '../types.js';
@@ -34,23 +35,9 @@ const infos = new WeakMap<AttentionWithRope, ShardInfo>();
 /** The shard description of a layer made by `shard()`, or null. */
 export function shardInfoOf(layer: AttentionWithRope): ShardInfo | null { return infos.get(layer) ?? null; }
 
-/** The layer's weights in Hugging Face layout (`[out, in]`), read from its variables. */
+/** The layer's weights in Hugging Face layout (`[out, in]`), own copies: the one exporter, attentionHfTensors. */
 export function hfWeightsOf(layer: AttentionWithRope): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
-  const put = (name: string, v: tf.LayerVariable | null | undefined, transpose: boolean) => {
-    if (!v) return;
-    const t = transpose ? tf.tidy(() => v.read().transpose()) : null;
-    const src = t ?? v.read();
-    out[name] = { data: new Float32Array(src.dataSync() as Float32Array), shape: src.shape.slice() }; // own copy
-    t?.dispose();
-  };
-  for (const [name, p] of [['qkv_proj', layer.qkvProj], ['q_proj', layer.qProj], ['k_proj', layer.kProj], ['v_proj', layer.vProj], ['o_proj', layer.oProj]] as const) {
-    put(`${name}.weight`, p?.kernel, true);
-    put(`${name}.bias`, p?.bias, false);
-  }
-  put('q_norm.weight', layer.qNormWeight, false);
-  put('k_norm.weight', layer.kNormWeight, false);
-  return out;
+  return Object.fromEntries(attentionHfTensors(layer));
 }
 
 /**

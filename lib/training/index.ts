@@ -1,6 +1,7 @@
 /**
- * Training: the ragged no-cache path and its fused kernels with registered gradients, LoRA,
- * Hugging Face export, losses and loop helpers.
+ * Training, layer level: the ragged no-cache path and its fused kernels with registered gradients,
+ * LoRA, the attention layer's Hugging Face export, losses and loop helpers. The model-level half
+ * (`modelRaggedTrain`, `initializeWeights`, `exportHfWeights`, `saveHfCheckpoint`) lives in models/.
  *
  * What is differentiable:
  * - `layer.apply(x [B, S, hidden])` (padded, no cache): plain tfjs ops.
@@ -19,14 +20,13 @@
  * opt.minimize(() => maskedCrossEntropy(modelRaggedTrain(model, ids, rowOffsets), targets, weights), false, vars);
  * saveHfCheckpoint(model, 'out/finetuned', hfConfig); // (tfjs-attention-rope/node) loads back with loadPretrained
  */
-export { attentionRaggedTrain, modelRaggedTrain, positionsFromOffsets, swiGluTrain } from './ragged_train.js';
+export { attentionRaggedTrain, positionsFromOffsets } from './ragged_train.js';
 export { flashAttentionRagged, ropeRagged } from '../../kernels/train_ops.js';
 /** Kept name of `registerAllKernels` (every kernel and gradient; ops also run it on first use). */
 export { registerAllKernels as registerTrainingKernels } from '../../kernels/register_all.js';
 export { FlashAttentionRagged, FlashAttentionRaggedGrad, type FlashAttentionRaggedAttrs } from '../../kernels/kernel_names.js';
 export { installMatMulGradient, uninstallMatMulGradient } from './matmul_grad.js';
 export { LoRALinear, applyLoRA, loraLinearClass, loraClassName, loraProjections, loraTraining, mergeLoRA, splitLoRA, type LoRAOptions, type LoRATarget } from './lora.js';
-export { attentionHfTensors, exportHfWeights, exportLoRAAdapters } from './export.js';
+export { attentionHfTensors } from '../attention/hf_export.js';
 export { maskedAccuracy, maskedCrossEntropy } from './loss.js';
 export { clipByGlobalNorm, setLearningRate, warmupCosine } from './optim.js';
-export { initializeWeights } from './init.js';

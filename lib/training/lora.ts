@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
-import { type AddWeight, type LinearCls, type LinearLike, type LinearOptions, registerLinearClass, registerLinearClassResolver } from '../attention/linear.js';
+import { type LinearCls, type LinearLike, type LinearOptions, registerLinearClass, registerLinearClassResolver } from '../attention/linear.js';
 import { check, checkInt } from '../errors.js';
 import { QuantLinear } from '../attention/quant_linear.js';
 
@@ -180,16 +180,11 @@ function projections(layer: AttentionWithRope): [string, LinearLike | null][] {
 export function applyLoRA(layer: AttentionWithRope, options: LoRAOptions): void {
   if (!layer.built) layer.build([null, layer.opts.hiddenSize]);
   const cls = loraLinearClass(options);
-  const addWeight: AddWeight = (name, shape, init, trainable) =>
-    (layer as unknown as { addWeight: (n: string, s: number[], d: string, i: unknown, r: unknown, t?: boolean) => tf.LayerVariable })
-      .addWeight(name, shape, 'float32', init, undefined, trainable);
-  const set = layer as unknown as Record<string, LinearLike | null>;
-  const field: Record<string, string> = { q_proj: 'qProj', k_proj: 'kProj', v_proj: 'vProj', qkv_proj: 'qkvProj', o_proj: 'oProj' };
   for (const [name, p] of projections(layer)) {
-    if (!p) continue;
     check(!(p instanceof LoRALinear), 'applyLoRA', () => `${layer.name}.${name} already has a LoRA adapter`);
-    set[field[name]] = new LoRALinear({ name, inDim: p.inDim, outDim: p.outDim, useBias: p.bias !== null, addWeight }, options, { kernel: p.kernel, bias: p.bias, base: p instanceof QuantLinear ? p : null });
   }
+  layer.replaceProjections((name, p, addWeight) =>
+    new LoRALinear({ name, inDim: p.inDim, outDim: p.outDim, useBias: p.bias !== null, addWeight }, options, { kernel: p.kernel, bias: p.bias, base: p instanceof QuantLinear ? p : null }));
   layer.useLinearClass(cls);
 }
 

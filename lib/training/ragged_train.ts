@@ -1,5 +1,6 @@
 /**
- * The ragged no-cache training path: sequences of different lengths packed one after another
+ * The ragged no-cache training path of one attention layer (the model-level forward is
+ * `modelRaggedTrain` in models/train_forward.ts): sequences of different lengths packed one after another
  * (`[T, hidden]` rows plus `[batch + 1]` row offsets), positions 0.. in each, the layer's mask
  * within each sequence, no padding and no cache. Differentiable end to end: projections and
  * RoPE in plain ops, attention through `flashAttentionRagged` (fused kernel with a registered
@@ -7,9 +8,6 @@
  * each sequence alone.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import type { SwiGLUMLP } from '../../models/layers/swiglu_mlp.js';
-import { projectionMatMul } from '../../kernels/projection_matmul.js';
 import { headRmsNorm } from '../../kernels/reference/rope.js';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check } from '../errors.js';
@@ -64,47 +62,5 @@ export function attentionRaggedTrain(layer: AttentionWithRope, hidden: tf.Tensor
       nHeads: o.numAttentionHeads, nKvHeads: o.numKeyValueHeads, headDim: o.headDim, scale: o.scale, mask: layer.mask, rowOffsets: r,
     }); // [T, nH*hd]
     return layer.oProj!.apply(attn); // [T, hidden]
-  });
-}
-
-/**
- * The SwiGLU MLP with plain 2-D matMuls through projectionMatMul (the native sgemm on cpu and
- * wasm), the same as the layer's own call under a gradient tape (its earlier tf.fused.matMul had a
- * gradient of transposed batched matMuls: a scalar loop on wasm). Same numbers.
- */
-export function swiGluTrain(mlp: SwiGLUMLP, x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy((): tf.Tensor2D => {
-    const proj = (a: tf.Tensor2D, k: tf.LayerVariable, b: tf.LayerVariable | null): tf.Tensor2D =>
-      projectionMatMul(a, k.read() as tf.Tensor2D, { bias: b?.read() }); // native sgemm on cpu, tf.matMul + tf.add elsewhere
-    const g = proj(x, mlp.gateKernel, mlp.gateBias); // [T, inter]
-    const hid = tf.mul(tf.mul(g, tf.sigmoid(g)), proj(x, mlp.upKernel, mlp.upBias)) as tf.Tensor2D; // silu(gate) * up
-    return proj(hid, mlp.downKernel, mlp.downBias); // [T, hidden]
-  });
-}
-
-/**
- * A whole decoder LM over packed token ids, no cache: logits `[T, vocab]` of every row.
- * The embedding is a one-hot matMul, whose gradient every backend has (wasm lacks the
- * UnsortedSegmentSum that gather's gradient needs).
- *
- * @example
- * const logits = modelRaggedTrain(model, new Int32Array([1, 5, 6, 2, 1, 7, 2]), [0, 4, 7]); // [7, vocab]
- */
-export function modelRaggedTrain(model: DecoderForCausalLM, ids: Int32Array | readonly number[], rowOffsets: Int32Array | readonly number[]): tf.Tensor2D {
-  const vocab = model.config.vocabSize;
-  for (let i = 0; i < ids.length; i++) {
-    check(Number.isInteger(ids[i]) && ids[i] >= 0 && ids[i] < vocab, 'modelRaggedTrain', () => `ids[${i}] (${ids[i]}) must be in [0, ${vocab})`);
-  }
-  const r = checkRowOffsets(rowOffsets, ids.length, 'modelRaggedTrain');
-  return tf.tidy(() => {
-    const oneHot = tf.oneHot(tf.tensor1d(Int32Array.from(ids), 'int32'), vocab); // [T, vocab]
-    let h = projectionMatMul(oneHot as tf.Tensor2D, model.embedTable.read() as tf.Tensor2D); // [T, hidden]
-    for (const block of model.blocks) {
-      const a = attentionRaggedTrain(block.attn, block.inputNorm.call(h) as tf.Tensor2D, r); // [T, hidden]
-      const h1 = tf.add(h, a); // [T, hidden]
-      h = tf.add(h1, swiGluTrain(block.mlp, block.postNorm.call(h1) as tf.Tensor2D)) as tf.Tensor2D;
-    }
-    const head = tf.transpose(model.lmHead.weight.read()) as tf.Tensor2D; // [hidden, vocab]
-    return projectionMatMul(model.norm.call(h) as tf.Tensor2D, head); // [T, vocab]
   });
 }

@@ -1,12 +1,14 @@
 /**
  * One pre-norm decoder layer of the Llama family:
  *   h = h + attn(norm1(h));  h = h + mlp(norm2(h))
- * Two entry points share the same layers: `callRagged` (packed rows of a ragged batch on the
- * paged cache, for generation) and `applySymbolic` (padded `[B, S, hidden]`, for tf.model / fit).
+ * One packed forward (`forwardPacked`) serves generation (`callRagged`, the paged cache) and
+ * training (`callRaggedTrain`, no cache); `applySymbolic` builds the padded `[B, S, hidden]`
+ * graph for tf.model / fit from the same layers.
  */
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope.js';
 import type { PagedKVCollection } from '../../lib/kv_cache/collection.js';
+import { attentionRaggedTrain } from '../../lib/training/ragged_train.js';
 import type { RotaryEmbedding } from '../../lib/rope/rotary_embedding.js';
 import type { KVCacheParams } from '../../lib/kv_cache/params.js';
 import { resolveQuantConfig } from '../../lib/attention/quant_config.js';
@@ -61,13 +63,31 @@ export class DecoderBlock {
     this.mlp = new SwiGLUMLP({ hiddenSize: H, intermediateSize: I, useBias: c.mlpBias, name: `${p}mlp`, quant: mlpQuant });
   }
 
-  /** Packed rows `[T, hidden]` of the step described by `kv` -> `[T, hidden]`. */
-  callRagged(h: tf.Tensor2D, kv: PagedKVCollection): tf.Tensor2D {
+  /**
+   * The block's one packed forward, `[T, hidden]` -> `[T, hidden]`: h + attn(norm1(h)), then
+   * h1 + mlp(norm2(h1)). Inference (`callRagged`) and training (`callRaggedTrain`) differ only in
+   * `attend`: the paged cache, or the packed no-cache path. A new model family changes this one place.
+   */
+  forwardPacked(h: tf.Tensor2D, attend: (x: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const a = this.attn.callRagged(this.layerIdx, this.inputNorm.call(h) as tf.Tensor2D, kv); // [T, hidden]
-      const h1 = tf.add(h, a); // [T, hidden]
-      return this.mlp.callWithResidual(this.postNorm.call(h1) as tf.Tensor2D, h1 as tf.Tensor2D); // [T, hidden] = h1 + mlp(norm(h1))
+      const a = attend(this.inputNorm.call(h) as tf.Tensor2D); // [T, hidden]
+      const h1 = tf.add(h, a) as tf.Tensor2D; // [T, hidden]
+      // FusedSwiGLUMLP at inference; projectionMatMul ops (gradient registered) under a gradient tape
+      return this.mlp.callWithResidual(this.postNorm.call(h1) as tf.Tensor2D, h1); // [T, hidden] = h1 + mlp(norm(h1))
     });
+  }
+
+  /** Packed rows `[T, hidden]` of the step described by `kv` -> `[T, hidden]` (generation). */
+  callRagged(h: tf.Tensor2D, kv: PagedKVCollection): tf.Tensor2D {
+    return this.forwardPacked(h, (x) => this.attn.callRagged(this.layerIdx, x, kv));
+  }
+
+  /**
+   * Packed sequences `[T, hidden]` with `[batch + 1]` row offsets, no cache (training): differentiable,
+   * the same numbers as `callRagged` over each sequence from an empty cache.
+   */
+  callRaggedTrain(h: tf.Tensor2D, rowOffsets: Int32Array | readonly number[]): tf.Tensor2D {
+    return this.forwardPacked(h, (x) => attentionRaggedTrain(this.attn, x, rowOffsets));
   }
 
   /** Padded, cache-free path for building a tf.LayersModel: `[B, S, hidden]` -> `[B, S, hidden]`. */

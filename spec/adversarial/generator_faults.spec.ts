@@ -5,8 +5,8 @@
  */
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { Generator, generate } from '../../lib/generation/generator';
-import type { GenerationRequest } from '../../lib/generation/request';
+import { Generator, generate } from '../../models/generation/generator';
+import type { GenerationRequest } from '../../models/generation/request';
 import type { DecoderForCausalLM } from '../../models/decoder_lm';
 import { loadPretrained } from '../../models/load';
 import { useBackend } from '../../lib/backends/select';

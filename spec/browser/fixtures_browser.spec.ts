@@ -1,11 +1,11 @@
 /**
  * The layer in a real browser: bundles browser/fixtures_page.ts and browser/example.ts with
- * esbuild (browser/bundle.cjs, Node-only modules stubbed), serves them and spec/fixtures/attention
+ * plain esbuild (browser/bundle.cjs: the main entry, no stubs), serves them and spec/fixtures/attention
  * on 127.0.0.1, and runs every golden attention fixture in headless Chromium on cpu (pure-TS
- * fused kernels), wasm (the WebAssembly SIMD kernels of native/wasm/, which must load there), webgl
- * (composite path) and webgpu (WGSL fused kernels) within 1e-4.
- * webgpu passes with a printed reason when Chromium offers no adapter (or BROWSER_SPEC_WEBGPU=off); a missing Chromium fails
- * (run scripts/setup-browser.sh) unless SKIP_BROWSER_SPEC=1. Every wait has a timeout, and once a
+ * fused kernels), wasm (the WebAssembly SIMD kernels of native/wasm/, which must load there), webgl (composite path) and webgpu (WGSL fused kernels) within 1e-4.
+ * Without a WebGPU adapter the webgpu tests fail with the reason; TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off
+ * lists them as skipped instead. A missing Chromium fails (run scripts/setup-browser.sh) unless
+ * TFJS_ATTENTION_SKIP_BROWSER_SPEC=1. Every wait has a timeout, and once a
  * fixture times out the rest of that backend fail at once (its GPU queue is stuck).
  */
 import * as fs from 'node:fs';

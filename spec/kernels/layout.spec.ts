@@ -15,6 +15,7 @@ import { FlashAttentionRaggedGrad, FusedRMSNorm, FusedSwiGLUMLP, KERNEL_NAMES } 
  */
 const INFERENCE_ONLY: readonly string[] = [FusedRMSNorm, FusedSwiGLUMLP];
 import { kernelConfigs, registerAllKernels } from '../../kernels/register_all';
+import { formatKernelTable, kernelTable, rowProblems } from '../../bin/kernel_table';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -48,6 +49,18 @@ describe('kernel tree', () => {
     expect(fs.existsSync(path.join(root, 'kernels/webgpu/register.ts'))).toBe(false);
     expect(fs.existsSync(path.join(root, 'lib/training/kernels'))).toBe(false);
     expect(fs.readFileSync(path.join(root, 'lib/backends/select.ts'), 'utf8')).not.toContain('Object.entries(m)');
+  });
+
+  it('the kernel table (node dist/bin/kernels.js) lists every kernel with its reference and a file per registered backend', () => {
+    const rows = kernelTable(root);
+    expect(rows.flatMap(rowProblems)).toEqual([]);
+    for (const name of KERNEL_NAMES) expect(rows.map((r) => r.name)).toContain(name);
+    const text = formatKernelTable(rows);
+    for (const r of rows) expect(text).toContain(`reference/${r.name}.ts`);
+    // the check itself: a kernel without a reference, or registered without its file, is a problem row
+    const lacking = { ...rows[0], reference: false, backends: { ...rows[0].backends, cpu: { registered: true, file: false } } };
+    expect(rowProblems(lacking)).toEqual([`${lacking.name}: no kernels/reference/${lacking.name}.ts`,
+      `${lacking.name}: registered on cpu without kernels/cpu/${lacking.name}.ts`]);
   });
 
   it('the BatchMatMul gradient is tfjs\'s own until installMatMulGradient is called (opt-in)', async () => {

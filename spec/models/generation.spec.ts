@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { generate, Generator } from '../../lib/generation/generator';
+import { generate, Generator } from '../../models/generation/generator';
 import { SeededRng } from '../../lib/generation/rng';
 import { argmax, sampleToken } from '../../lib/generation/sampler';
 import type { DecoderForCausalLM } from '../../models/decoder_lm';

@@ -1,11 +1,11 @@
 /** Training APIs: model.fit (with LoRA and frozen weights), every tf.train optimizer in a custom loop, save/load of a LoRA model. */
 import * as tf from '@tensorflow/tfjs';
 import { AttentionWithRope } from '../../lib/attention/attention_with_rope';
-import { initializeWeights } from '../../lib/training/init';
+import { initializeWeights } from '../../models/init';
 import { registerAllKernels } from '../../kernels/register_all';
 import { maskedCrossEntropy } from '../../lib/training/loss';
 import { loraLinearClass } from '../../lib/training/lora';
-import { modelRaggedTrain } from '../../lib/training/ragged_train';
+import { modelRaggedTrain } from '../../models/train_forward';
 import { createModel } from '../../models/registry';
 import { describeEachBackend } from '../support/backends';
 import { randomArray } from '../support/random_layer';

@@ -5,8 +5,8 @@
  * Deterministic for a seed (tfjs treats a seed of 0 as none, so every weight's seed is >= 1).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { checkInt } from '../errors.js';
+import type { DecoderForCausalLM } from './decoder_lm.js';
+import { checkInt } from '../lib/errors.js';
 
 /**
  * @example

@@ -1,6 +1,6 @@
 /** One generation request and its live state inside the generator. */
-import type { SamplingParams } from './sampler.js';
-import { SeededRng } from './rng.js';
+import type { SamplingParams } from '../../lib/generation/sampler.js';
+import { SeededRng } from '../../lib/generation/rng.js';
 
 export interface GenerationRequest {
   promptIds: readonly number[];

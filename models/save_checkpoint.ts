@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { writeSafetensors } from '../loaders/safetensors.js';
+import type { DecoderForCausalLM } from './decoder_lm.js';
+import { writeSafetensors } from '../lib/loaders/safetensors.js';
 import { exportHfWeights } from './export.js';
 
 /**

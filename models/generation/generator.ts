@@ -5,13 +5,13 @@
  * steps, and a finished sequence's pages go back to the pool at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { check, checkInt } from '../errors.js';
-import type { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
+import type { DecoderForCausalLM } from '../decoder_lm.js';
+import { check, checkInt } from '../../lib/errors.js';
+import type { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import { type GenerationRequest, type SequenceHandle, SequenceState } from './request.js';
-import { checkSampling, sampleToken } from './sampler.js';
+import { checkSampling, sampleToken } from '../../lib/generation/sampler.js';
 import { argMaxRows } from '../../kernels/model_ops.js';
-import { deviceArgMax } from '../../models/fused_forward.js';
+import { deviceArgMax } from '../fused_forward.js';
 
 const W = 'Generator';
 
