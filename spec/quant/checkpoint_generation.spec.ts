@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { generate } from '../../lib/generation/generator';
+import { generate } from '../../models/generation/generator';
 import { quantOf } from '../../lib/attention/quant_layer';
 import type { QuantLinear } from '../../lib/attention/quant_linear';
 import { writeSafetensors } from '../../lib/loaders/safetensors';
