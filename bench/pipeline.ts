@@ -13,7 +13,7 @@
  *   npm run bench -- --only pipeline [--quick]      (or node dist/bench/run.js --only pipeline)
  */
 import * as tf from '@tensorflow/tfjs';
-import { PipelineModel } from '../lib/pipeline/pipeline_model.js';
+import { PipelineModel } from '../models/pipeline/pipeline_model.js';
 import { parseDevices } from '../lib/sharding/devices.js';
 import type { DecoderForCausalLM } from '../models/decoder_lm.js';
 import { createModel } from '../models/registry.js';

@@ -47,7 +47,7 @@ export function deviceArgMax(): boolean {
 
 /**
  * forwardRagged's body on the fused kernels; arguments checked by the caller. A pipeline stage
- * (lib/pipeline/stage_model.ts) passes the previous stage's activations `[T, hidden]` instead of
+ * (models/pipeline/stage_model.ts) passes the previous stage's activations `[T, hidden]` instead of
  * ids, and `head: false` to stop after its blocks (returning `[T, hidden]`).
  */
 export function fusedForwardRagged(model: DecoderForCausalLM, ids: Int32Array | tf.Tensor2D, kv: PagedKVCollection, logitRows?: Int32Array,

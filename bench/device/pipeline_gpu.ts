@@ -20,7 +20,7 @@ import '../../lib/backends/node_install.js'; // Dawn WebGPU and the native addon
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../lib/backends/select.js';
-import { PipelineModel, type PipelineOptions } from '../../lib/pipeline/pipeline_model.js';
+import { PipelineModel, type PipelineOptions } from '../../models/pipeline/pipeline_model.js';
 import { parseDevices } from '../../lib/sharding/devices.js';
 import { isolateNvidiaGpu } from '../../lib/sharding/shard_worker.js';
 import { loadPretrained } from '../../models/load.js';

@@ -14,7 +14,7 @@ DEST=${DEST:-$PWD/.device/pp}
 bash ../shared/device/prepare.sh >/dev/null
 mkdir -p "$DEST/s" "$DEST/native"
 for pair in bench/device/pipeline_gpu.ts:pipeline_gpu bench/device/sharding_gpu.ts:sharding_gpu \
-            lib/sharding/worker.ts:shard_worker lib/pipeline/stage_worker.ts:stage_worker; do
+            lib/sharding/worker.ts:shard_worker models/pipeline/stage_worker.ts:stage_worker; do
   npx esbuild "${pair%%:*}" --bundle --platform=node --format=esm --target=node20 \
     --outfile="$DEST/s/${pair##*:}.mjs" --log-level=warning \
     --banner:js="import{createRequire as __c}from'module';const require=__c(import.meta.url);"

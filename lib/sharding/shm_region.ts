@@ -7,7 +7,7 @@
  * main process, read in place by every worker), then one partial slot `[capacity, hidden]` per
  * worker (worker d writes slot d; each worker then sums one row range of every slot into the input
  * area, which the main process copies out: see protocol.ts). PipelineModel maps its activation
- * banks the same way (lib/pipeline/activation_banks.ts).
+ * banks the same way (models/pipeline/activation_banks.ts).
  *
  * The file's name is only needed until every worker has mapped it: the main process unlinks it as
  * soon as every worker answered (or failed) the message that named it (init, or the call after a

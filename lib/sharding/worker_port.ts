@@ -2,7 +2,7 @@
  * The channel from a worker to its main thread: worker_threads' parentPort, or the IPC channel of
  * a child process. A process worker whose parent is gone exits quietly (code 0): no EPIPE trace
  * from a reply or from writing to the inherited stdout / stderr. Shared by the shard workers
- * (worker.ts) and the pipeline stage workers (lib/pipeline/stage_worker.ts).
+ * (worker.ts) and the pipeline stage workers (models/pipeline/stage_worker.ts).
  */
 import { parentPort } from 'node:worker_threads';
 

@@ -1,6 +1,6 @@
 /**
  * Where a worker's JavaScript is: the shard worker (`lib/sharding/worker.ts`) or the pipeline
- * stage worker (`lib/pipeline/stage_worker.ts`). From the compiled package: `dist/lib/.../*.js`.
+ * stage worker (`models/pipeline/stage_worker.ts`). From the compiled package: `dist/{lib,models}/.../*.js`.
  * From TypeScript sources (jest, ts runners): an esbuild bundle of the entry, built once per
  * process into `node_modules/.cache/tfjs-attention-rope/` (three levels under the package root, so
  * the bundle's package-root lookup still finds `native/`). `TFJS_ATTENTION_SHARD_WORKER` /
@@ -14,7 +14,7 @@ import { packageRoot } from '../util/package_root.js';
 /** The worker entries: the shard worker, and the pipeline stage worker (TFJS_ATTENTION_PIPELINE_WORKER overrides it). */
 const ENTRIES = {
   shard: { rel: ['lib', 'sharding', 'worker'], env: 'TFJS_ATTENTION_SHARD_WORKER', owner: 'ShardedAttention' },
-  stage: { rel: ['lib', 'pipeline', 'stage_worker'], env: 'TFJS_ATTENTION_PIPELINE_WORKER', owner: 'PipelineModel' },
+  stage: { rel: ['models', 'pipeline', 'stage_worker'], env: 'TFJS_ATTENTION_PIPELINE_WORKER', owner: 'PipelineModel' },
 } as const;
 
 const bundles = new Map<string, Promise<string>>();

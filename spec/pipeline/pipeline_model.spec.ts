@@ -12,9 +12,9 @@ import '../../lib/backends/node_install';
 import { loadPretrained } from '../../models/load';
 import { createModel } from '../../models/registry';
 import type { DecoderForCausalLM } from '../../models/decoder_lm';
-import { PipelineModel } from '../../lib/pipeline/pipeline_model';
-import { planMicroBatches } from '../../lib/pipeline/micro_batches';
-import { splitLayers } from '../../lib/pipeline/stage_model';
+import { PipelineModel } from '../../models/pipeline/pipeline_model';
+import { planMicroBatches } from '../../models/pipeline/micro_batches';
+import { splitLayers } from '../../models/pipeline/stage_model';
 import { parseDevices } from '../../lib/sharding/devices';
 import { sharedMemoryUnavailable } from '../../lib/sharding/shm_region';
 

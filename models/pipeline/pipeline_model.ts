@@ -6,23 +6,23 @@
  * to the host once and up to the next GPU once, unlike tensor parallelism's per-layer all-reduce.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { check, checkInt } from '../errors.js';
-import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
-import type { DevicePlacement } from '../types.js';
-import { checkDevices } from '../sharding/devices.js';
-import { type SpawnCommand, ShardWorker, type Transport } from '../sharding/shard_worker.js';
-import { SharedRegion, sharedMemoryUnavailable } from '../sharding/shm_region.js';
-import { workerScript } from '../sharding/worker_script.js';
-import type { SeqAction } from '../sharding/protocol.js';
+import type { DecoderForCausalLM } from '../decoder_lm.js';
+import { check, checkInt } from '../../lib/errors.js';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
+import type { DevicePlacement } from '../../lib/types.js';
+import { checkDevices } from '../../lib/sharding/devices.js';
+import { type SpawnCommand, ShardWorker, type Transport } from '../../lib/sharding/shard_worker.js';
+import { SharedRegion, sharedMemoryUnavailable } from '../../lib/sharding/shm_region.js';
+import { workerScript } from '../../lib/sharding/worker_script.js';
+import type { SeqAction } from '../../lib/sharding/protocol.js';
 import { type MicroBatch, planMicroBatches } from './micro_batches.js';
 import type { Activations, StageMsg, StageReply } from './protocol.js';
 import { type StageSpec, splitLayers, stageSpecOf, stageSpecOfCheckpoint } from './stage_model.js';
-import { type DecoderConfig, readDecoderConfig } from '../../models/config.js';
-import type { ModelBuildOptions } from '../../models/decoder_lm.js';
-import { expectedWeightShapes } from '../../models/load.js';
-import { familyOf } from '../../models/registry.js';
-import { checkTensorShapes, locateTensors, readHfConfig } from '../loaders/checkpoint.js';
+import { type DecoderConfig, readDecoderConfig } from '../config.js';
+import type { ModelBuildOptions } from '../decoder_lm.js';
+import { expectedWeightShapes } from '../load.js';
+import { familyOf } from '../registry.js';
+import { checkTensorShapes, locateTensors, readHfConfig } from '../../lib/loaders/checkpoint.js';
 import { ActivationBanks } from './activation_banks.js';
 
 const W = 'PipelineModel';

@@ -5,8 +5,8 @@
  * with the largest micro-batch; a grown /dev/shm file is named to the stages in the next call and
  * unlinked when that call ends (every stage has mapped it by then).
  */
-import type { Transport } from '../sharding/shard_worker.js';
-import { SharedRegion } from '../sharding/shm_region.js';
+import type { Transport } from '../../lib/sharding/shard_worker.js';
+import { SharedRegion } from '../../lib/sharding/shm_region.js';
 import type { Activations } from './protocol.js';
 
 export class ActivationBanks {

@@ -12,10 +12,10 @@
  * A stage handles `run` messages strictly in order: fetch the micro-batch's pages, compute, commit
  * (cache.step) and answer. Chunks of one sequence come in order, each seeing the previous ones' K/V.
  */
-import type { DevicePlacement } from '../types.js';
-import type { ShmRef } from '../sharding/protocol.js';
+import type { DevicePlacement } from '../../lib/types.js';
+import type { ShmRef } from '../../lib/sharding/protocol.js';
 import type { StageOutput, StageSpec } from './stage_model.js';
-import type { SeqAction } from '../sharding/protocol.js';
+import type { SeqAction } from '../../lib/sharding/protocol.js';
 
 export interface StageInitMsg {
   op: 'init';

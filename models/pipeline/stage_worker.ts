@@ -3,16 +3,16 @@
  * engine and backend, the stage's layers (stage_model.ts) and their paged KV cache, whose sequence
  * bookkeeping mirrors the main thread's. See protocol.ts.
  */
-import '../backends/node_install.js';  // the native CPU kernels and Dawn WebGPU in this worker
+import '../../lib/backends/node_install.js';  // the native CPU kernels and Dawn WebGPU in this worker
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
-import { useBackend } from '../backends/select.js';
+import type { DecoderForCausalLM } from '../decoder_lm.js';
+import { useBackend } from '../../lib/backends/select.js';
 import { registerAllKernels } from '../../kernels/register_all.js';
 import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native.js';
-import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
-import type { SeqAction, ShmRef } from '../sharding/protocol.js';
-import { mapRegion } from '../sharding/shm_region.js';
-import { workerPort } from '../sharding/worker_port.js';
+import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
+import type { SeqAction, ShmRef } from '../../lib/sharding/protocol.js';
+import { mapRegion } from '../../lib/sharding/shm_region.js';
+import { workerPort } from '../../lib/sharding/worker_port.js';
 import type { Activations, StageInitMsg, StageMsg, StageReply, StageRunMsg } from './protocol.js';
 import { buildStage, forwardStage } from './stage_model.js';
 

@@ -5,14 +5,14 @@
  * only `[tokens, hidden]` activations cross from stage to stage.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { DecoderConfig } from '../../models/config.js';
-import { DecoderForCausalLM, type ModelBuildOptions } from '../../models/decoder_lm.js';
-import { fusedForwardRagged, fusedForwardSupported } from '../../models/fused_forward.js';
-import { check, checkInt } from '../errors.js';
-import type { PagedKVCollection } from '../kv_cache/collection.js';
-import { hfWeightsOf } from '../sharding/shard_layer.js';
-import { locateTensors, type TensorLocation } from '../loaders/checkpoint.js';
-import { loadWeights } from '../../models/load.js';
+import type { DecoderConfig } from '../config.js';
+import { DecoderForCausalLM, type ModelBuildOptions } from '../decoder_lm.js';
+import { fusedForwardRagged, fusedForwardSupported } from '../fused_forward.js';
+import { check, checkInt } from '../../lib/errors.js';
+import type { PagedKVCollection } from '../../lib/kv_cache/collection.js';
+import { hfWeightsOf } from '../../lib/sharding/shard_layer.js';
+import { locateTensors, type TensorLocation } from '../../lib/loaders/checkpoint.js';
+import { loadWeights } from '../load.js';
 
 /** Layers `[start, end)` of each of `numStages` stages: `numLayers / numStages` each, the remainder to the first stages. */
 export function splitLayers(numLayers: number, numStages: number, where = 'splitLayers'): [number, number][] {
