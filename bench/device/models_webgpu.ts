@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
+import '../../lib/backends/node_install.js'; // Dawn WebGPU under Node (the main entry is browser-clean)
 import { useBackend } from '../../lib/backends/select.js';
 import { Generator } from '../../lib/generation/generator.js';
 import { fusedForwardSupported } from '../../models/fused_forward.js';
@@ -19,6 +20,7 @@ import { loadPretrained } from '../../models/load.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import { decodeSplit, denseSweep } from './dense_sweep.js';
 
+const FLAG = 'ATTENTION_ROPE_WEBGPU_MATMUL';
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /** Generates n tokens greedily for every prompt together; returns seconds and the tokens. */
@@ -52,13 +54,21 @@ async function main(): Promise<void> {
   const tokens = res.tokens as Record<string, number[][]>;
   res.kernels = await denseSweep(model, console.log);
   for (const b of [1, 8]) await decodeSplit(model, b, console.log);
-  await run(model, [prompts.prefill], 1); // warm-up: compiles the prefill shaders
-  const pre: number[] = [];
+  // prefill with the kept matmul variant, alternating with the f32 tile (the previous kernel) in one process
+  const kept = tf.env().get(FLAG);
+  const pre: number[] = [], preF32: number[] = [];
+  for (const v of [kept, 'f32']) { tf.env().set(FLAG, v); await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
   for (let i = 0; i < 3; i++) {
-    const [s, toks] = await run(model, [prompts.prefill], 1);
-    pre.push(s); tokens.prefill = toks;
+    for (const side of i % 2 ? ['f32 tile', 'kept'] : ['kept', 'f32 tile']) {
+      tf.env().set(FLAG, side === 'kept' ? kept : 'f32');
+      const [s, toks] = await run(model, [prompts.prefill], 1);
+      if (side === 'kept') { pre.push(s); tokens.prefill = toks; } else { preF32.push(s); tokens.prefill_f32 = toks; }
+    }
   }
+  tf.env().set(FLAG, kept);
   res.prefill_ms = 1000 * median(pre);
+  res.prefill_f32_tile_ms = 1000 * median(preF32);
+  console.log(`prefill ${prompts.prefill.length}: kept variant (${String(kept)}) ${(res.prefill_ms as number).toFixed(1)} ms, f32 tile ${(res.prefill_f32_tile_ms as number).toFixed(1)} ms`);
   for (const b of [1, 8]) {
     const ids = prompts.decode.slice(0, b);
     await run(model, ids, 4); // warm-up
@@ -81,9 +91,10 @@ async function main(): Promise<void> {
       console.log(`| ${k} | ${p.toFixed(1)} ${unit} | ${o.toFixed(1)} ${unit} | ${(higherBetter ? o / p : p / o).toFixed(2)}x |`);
     };
     console.log('| column | PyTorch f32 generate | ours webgpu | ours vs PyTorch (>1 = faster) |\n| --- | --- | --- | --- |');
+    if (typeof hf.load_s === 'number') console.log(`| load_s | ${hf.load_s.toFixed(2)} s (from_pretrained + .cuda()) | ${loadS.toFixed(2)} s (+ ${packS.toFixed(2)} s packing) | ${(hf.load_s / (loadS + packS)).toFixed(2)}x |`);
     row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
     for (const k of Object.keys(tokens)) {
-      const a = tokens[k], h = hf.tokens[k] as number[][];
+      const a = tokens[k], h = hf.tokens[k.replace(/_f32$/, '')] as number[][];
       const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
       console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
         `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);
