@@ -42,6 +42,12 @@ async function main(): Promise<void> {
   const N = Number(nArg);
   await useBackend('webgpu');
   const prompts = JSON.parse(fs.readFileSync(path.join(dir, 'prompts.json'), 'utf8')) as { prefill: number[]; decode: number[][] };
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  const tr = performance.now();
+  let bytes = 0;
+  for (const f of files) bytes += fs.readFileSync(path.join(dir, f)).byteLength; // plain read, for scale
+  const readS = (performance.now() - tr) / 1000;
+  console.log(`plain read of ${files.length} safetensors file(s): ${(bytes / 2 ** 30).toFixed(2)} GiB in ${readS.toFixed(2)} s`);
   const t0 = performance.now();
   const { model } = await loadPretrained(dir);
   const loadS = (performance.now() - t0) / 1000;
@@ -50,7 +56,7 @@ async function main(): Promise<void> {
   await tf.zeros([1]).data(); // wait for the packing on the device
   const packS = (performance.now() - t1) / 1000;
   console.log(`load ${loadS.toFixed(2)} s, weight packing ${packS.toFixed(2)} s, fused path ${fusedForwardSupported(model)}`);
-  const res: Record<string, unknown> = { load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
+  const res: Record<string, unknown> = { read_s: readS, load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
   const tokens = res.tokens as Record<string, number[][]>;
   res.kernels = await denseSweep(model, console.log);
   for (const b of [1, 8]) await decodeSplit(model, b, console.log);

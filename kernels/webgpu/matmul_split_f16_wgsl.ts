@@ -50,6 +50,7 @@ export function splitF16Tile(c: SplitF16Config): { bm: number; bn: number; threa
 const range = (n: number) => [...Array(n).keys()];
 
 export function matmulSplitF16Wgsl(c: SplitF16Config): string {
+  if (c.bk !== 16 && c.bk !== 32) throw new Error(`[matmulSplitF16Wgsl] bk (${c.bk}) must be 16 or 32`);
   const { bm, bn, threads } = splitF16Tile(c);
   const S = c.bk + 8; // shared row stride in halves
   const v4PerRow = c.bk / 4;
@@ -96,7 +97,7 @@ export function matmulSplitF16Wgsl(c: SplitF16Config): string {
       let col = n0 + ${colOf(j)} + lane % 16u;
       if (row < M && col < N) { writeDense(row, col, vals[q]); }
     }`)).join('');
-  const swiglu = I.flatMap((i) => range(c.tn / 2).map((j) => `${stage(acc(i, j))}
+  const swiglu = c.mode === 'dense' ? '' : I.flatMap((i) => range(c.tn / 2).map((j) => `${stage(acc(i, j))}
     for (var q = 0u; q < 8u; q++) { gate[q] = vals[q]; }${stage(acc(i, j + c.tn / 2))}
     for (var q = 0u; q < 8u; q++) {
       let row = m0 + sgr * ${16 * c.tm}u + ${16 * i}u + (lane + 32u * q) / 16u;

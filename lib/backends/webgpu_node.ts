@@ -27,7 +27,7 @@ export const NVIDIA_DAWN_FEATURES = 'allow_unsafe_apis,vulkan_enable_f16_on_nvid
 let gpuDevice: GPUDevice | null = null;
 
 /** Loads `dawn.node` (`{create, globals}`) or throws with the paths tried. */
-function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unknown> } {
+export function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unknown> } {
   const req = createRequire(path.join(packageRoot, 'package.json'));
   const tried: string[] = [];
   const candidates: string[] = [];
