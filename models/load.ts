@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check } from '../lib/errors.js';
 import { checkTensorShapes, locateTensors, readHfConfig, readTensors, type TensorLocation } from '../lib/loaders/checkpoint.js';
 import { confinedPath, readJsonObject } from '../lib/loaders/checkpoint_files.js';
+import { withoutRandomInit } from '../lib/attention/linear.js';
 import { type HfTokenizer, loadTokenizer } from '../lib/loaders/tokenizer.js';
 import { type DecoderConfig, type HfConfig, readDecoderConfig } from './config.js';
 import { DecoderForCausalLM, type ModelBuildOptions } from './decoder_lm.js';
@@ -92,7 +93,7 @@ export async function loadPretrained(dir: string, options: ModelBuildOptions = {
   const locations = locateTensors(dir);
   const config = readDecoderConfig(hfConfig, familyOf(hfConfig).traits);
   checkTensorShapes(locations, expectedWeightShapes(config), 'loadWeights');
-  const model = createModel(hfConfig, options);
+  const model = withoutRandomInit(() => createModel(hfConfig, options)); // every weight is read next
   try {
     loadWeights(model, locations);
   } catch (e) {
