@@ -11,7 +11,7 @@ import { denseMatMul, swiGluMlp } from '../../kernels/model_ops.js';
 import { webgpuDenseTuning } from '../../kernels/webgpu/dense_plan.js';
 import type { WebGpuBackendLike } from '../../kernels/webgpu/gpu_util.js';
 import { splitF16Tile } from '../../kernels/webgpu/matmul_split_f16_wgsl.js';
-import { splitF16Supported } from '../../kernels/webgpu/tensor_cores.js';
+import { splitF16Supported, subgroupMatrixConfigs } from '../../kernels/webgpu/tensor_cores.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import { fusedWeightsOf, packGateUp } from '../../models/fused_weights.js';
 
@@ -83,9 +83,8 @@ export async function denseSweep(model: DecoderForCausalLM, log: (s: string) => 
   const I = model.config.intermediateSize;
   const out: Record<string, number> = {};
   const vs = variants(device);
-  const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: Iterable<Record<string, unknown>> } }).adapterInfo;
-  const configs = [...(info?.subgroupMatrixConfigs ?? [])].map((c) => `${String(c.componentType)}->${String(c.resultComponentType)} ${String(c.M)}x${String(c.N)}x${String(c.K)}`);
-  log(`adapter: subgroups ${info?.subgroupMinSize}-${info?.subgroupMaxSize}, features ${['chromium-experimental-subgroup-matrix', 'shader-f16', 'subgroups'].filter((f) => device.features.has(f)).join(',')}, subgroup matrices ${configs.join(', ') || 'none'}`);
+  const info = (device as unknown as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+  log(`adapter: subgroups ${info?.subgroupMinSize}-${info?.subgroupMaxSize}, features ${['chromium-experimental-subgroup-matrix', 'shader-f16', 'subgroups'].filter((f) => device.features.has(f)).join(',')}, subgroup matrices ${subgroupMatrixConfigs(device).join(', ') || 'none'}`);
   log(`split-f16 tensor cores: ${splitF16Supported(device) ? 'supported' : 'not offered'}; variants: ${vs.map((v) => v.name).join(' | ')}`);
   const x = tf.randomNormal([2048, H]) as tf.Tensor2D;
   const a = tf.randomNormal([2048, w.o.shape[1]]) as tf.Tensor2D;

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { packageRoot } from '../util/package_root.js';
+import { type AdapterInfoLike, noteAdapterInfo } from '../../kernels/webgpu/tensor_cores.js';
 
 /** What `initWebGpuNode` found; `reason` says why it returned false. */
 export interface WebGpuNodeStatus {
@@ -96,6 +97,7 @@ export async function initWebGpuNode(flags: string[] = []): Promise<boolean> {
     const registry = (tf.engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory;
     if ('webgpu' in registry) tf.removeBackend('webgpu');
     tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 1);
+    noteAdapterInfo(device, info as unknown as AdapterInfoLike); // subgroup-matrix configs (tensor cores)
     status = {
       ok: true, reason: '', features,
       adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
