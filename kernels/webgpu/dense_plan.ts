@@ -9,7 +9,7 @@
  *
  * Flag `ATTENTION_ROPE_WEBGPU_MATMUL` (tf.env(); environment switch `TFJS_ATTENTION_WEBGPU_MATMUL`):
  * 'auto' (default), 'f32' (the f32 tile) or 'split-f16' (the tensor-core kernel, an error where the
- * device lacks it). 'auto' takes the f32 tile everywhere for now: the split-f16 kernel compiles
+ * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile everywhere for now: the split-f16 kernel compiles
  * (spec/kernels/webgpu_split_f16.spec.ts) but has not yet been checked and timed on tensor-core
  * hardware (the first H200 run could not see the adapter's configs); once
  * bench/device/dense_sweep.ts finds it exact and faster there, 'auto' should take it where
@@ -51,6 +51,8 @@ if (!env.getFlags().hasOwnProperty(FLAG)) {
 export const webgpuDenseTuning = {
   gemvMaxM: GEMV_MAX_M, matmulBk: 8,
   splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
+  /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
+  emulateSplitF16: false,
 };
 
 const MAXG = 65535;
@@ -60,9 +62,8 @@ export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f
   const want = tf.env().get(FLAG) as unknown as MatMulVariant;
   if (want !== 'auto' && want !== 'f32' && want !== 'split-f16') throw new Error(`[webgpu] ${FLAG} (${String(want)}) must be 'auto', 'f32' or 'split-f16'`);
   if (want !== 'split-f16') return 'f32';
-  if (!splitF16Supported(device)) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but the device has no f16 subgroup matrices of 16x16x16 with 32-lane subgroups`);
-  if (K % 4 !== 0) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but K (${K}) is not a multiple of 4`);
-  return 'split-f16';
+  if (!webgpuDenseTuning.emulateSplitF16 && !splitF16Supported(device)) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but the device has no f16 subgroup matrices of 16x16x16 with 32-lane subgroups`);
+  return K % 4 === 0 ? 'split-f16' : 'f32'; // the split kernel loads vec4 rows
 }
 
 export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch {
@@ -77,11 +78,12 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
   }
   if (matmulVariantFor(be.device, a.K) === 'split-f16') {
     const t = webgpuDenseTuning.splitF16;
-    const c = { mode: a.mode, ...flags, ...t };
+    const emulate = webgpuDenseTuning.emulateSplitF16;
+    const c = { mode: a.mode, ...flags, ...t, emulate };
     const { bm, bn } = splitF16Tile(c);
     const scaleBits = new Uint32Array(new Float32Array([webgpuDenseTuning.weightScale]).buffer)[0];
     const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols, scaleBits]);
-    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}`;
+    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}${emulate ? ':emulated' : ''}`;
     return { pipeline: pipelineForKey(be.device, key, () => matmulSplitF16Wgsl(c)), buffers: [...buffers, dims, ...tail], grid: [Math.ceil(a.rows / bn), Math.ceil(a.M / bm), 1] };
   }
   const vec4 = a.K % 4 === 0;

@@ -2,7 +2,7 @@
  * WGSL of the tensor-core matmul behind DenseMatMul and SwiGluMlp where the adapter has
  * `chromium-experimental-subgroup-matrix` with f16 x f16 -> f32 16x16x16 (tensor_cores.ts):
  * `y = x [M, K] · w [N, K]ᵀ` in float32 accuracy from f16 products, by splitting each operand
- * `v = hi + lo` (hi = f16(v), lo = f16(v - hi)) and summing `hi·hi + hi·lo + lo·hi` in f32
+ * `v = hi + lo` (hi = v cut to f16's 10 mantissa bits, lo = f16(v - hi)) and summing `hi·hi + hi·lo + lo·hi` in f32
  * accumulators (lo·lo, ~2^-22 of the product, is dropped). The weights are scaled by a power of
  * two (`wScale`, exact in f32) before the split so that their lo parts stay normal f16 numbers;
  * the epilogue divides it out.
@@ -37,6 +37,11 @@ export interface SplitF16Config {
   bk: number;
   bias: boolean;
   residual: boolean;
+  /**
+   * Specs on devices without subgroup matrices: the same kernel with every matrix op done by each
+   * lane on a private copy of the whole 16 x 16 matrix in plain WGSL (emulation_wgsl below; slow).
+   */
+  emulate?: boolean;
 }
 
 /** The tile of a config: rows, columns, threads, and the workgroup memory it needs (bytes). */
@@ -105,7 +110,7 @@ export function matmulSplitF16Wgsl(c: SplitF16Config): string {
       if (row < M && unit < I) { writeSwiGlu(row, unit, n0 + sgc * ${8 * c.tn}u + ${16 * j}u + lane % 16u, gate[q], vals[q]); }
     }`)).join('');
   const biasAt = (col: string) => (c.bias ? ` + bias[${col}]` : '');
-  return /* wgsl */ `
+  const code = /* wgsl */ `
 enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -136,8 +141,10 @@ fn loadW(row: u32, k: u32, N: u32, K: u32) -> vec4<f32> {
 }
 fn split(v: vec4<f32>) -> array<vec4<f16>, 2> {
   if (any(abs(v) >= vec4<f32>(F16_LIMIT))) { overflow = true; return array<vec4<f16>, 2>(vec4<f16>(0.0), vec4<f16>(0.0)); }
-  let hi = vec4<f16>(v);
-  return array<vec4<f16>, 2>(hi, vec4<f16>(v - vec4<f32>(hi)));
+  // hi = v with its mantissa cut to f16's 10 bits, by a mask: a compiler may fold f32(f16(v)) to v
+  // (lavapipe does), which would make v - hi zero and lose the lo half (2^-11 errors).
+  let hi = bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) & vec4<u32>(0xFFFFE000u));
+  return array<vec4<f16>, 2>(vec4<f16>(hi), vec4<f16>(v - hi));
 }
 fn putX(at: u32, v: vec4<f32>) {
   let s = split(v);
@@ -216,4 +223,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${c.mode === 'swiglu' ? swiglu : dense}
 }
 `;
+  return c.emulate ? emulated(code) : code;
+}
+
+/**
+ * The subgroup-matrix builtins as documented (Dawn subgroup_matrix.md) in plain WGSL, each lane
+ * holding a whole matrix: left loads row-major (element (m, k) at offset + m stride + k), right
+ * loads column-major ((k, n) at offset + n stride + k), f16 products accumulated in f32 (exact,
+ * as on tensor cores), results stored row-major; `subgroup_id` = t / 32.
+ */
+function emulated(code: string): string {
+  const load = (arr: string, major: 'row' | 'col') => `
+fn smLoad_${arr}(off: u32, stride: u32) -> array<f16, 256> {
+  var m: array<f16, 256>;
+  for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { m[r * 16u + c] = ${arr}[off + ${major === 'row' ? 'r * stride + c' : 'c * stride + r'}]; } }
+  return m;
+}`;
+  const helpers = `${load('Xh', 'row')}${load('Xl', 'row')}${load('Wh', 'col')}${load('Wl', 'col')}
+fn smMma(a: array<f16, 256>, b: array<f16, 256>, acc: array<f32, 256>) -> array<f32, 256> {
+  var o = acc;
+  for (var m = 0u; m < 16u; m++) { for (var n = 0u; n < 16u; n++) {
+    var s = o[m * 16u + n];
+    for (var k = 0u; k < 16u; k++) { s += f32(a[m * 16u + k]) * f32(b[k * 16u + n]); }
+    o[m * 16u + n] = s;
+  } }
+  return o;
+}
+fn smStore(off: u32, v: array<f32, 256>, stride: u32) {
+  for (var r = 0u; r < 16u; r++) { for (var c = 0u; c < 16u; c++) { St[off + r * stride + c] = v[r * 16u + c]; } }
+}
+`;
+  return code
+    .replace('enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n', '')
+    .replace(/subgroupMatrixLoad<subgroup_matrix_(?:left|right)<f16, 16, 16>, (?:row|col)_major>\(&(\w+), /g, 'smLoad_$1(')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMma(')
+    .replace(/subgroupMatrixStore<row_major>\(&St, /g, 'smStore(')
+    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, 'array<f32, 256>()')
+    .replace(',\n        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {', ') {\n  let sg = t / 32u;\n  let lane = t % 32u;')
+    .replace('@compute', `${helpers}\n@compute`);
 }
