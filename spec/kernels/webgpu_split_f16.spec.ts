@@ -113,7 +113,7 @@ describe('split-f16 numerics through the emulated subgroup-matrix ops (lavapipe)
   const t2 = (r: number, c: number, seed: number, s = 1) => tf.mul(tf.tensor2d(rand(r * c, seed), [r, c]), s) as tf.Tensor2D;
   // small tiles keep the per-lane emulation quick: 32 x 32 (dense) and 32 x 128 (SwiGLU needs 128 columns)
   const small = { sgM: 2, sgN: 2, tm: 1, tn: 1, bk: 16 };
-  const swi = { sgM: 1, sgN: 2, tm: 2, tn: 4, bk: 32 };
+  const swi = { sgM: 2, sgN: 4, tm: 1, tn: 2, bk: 32 };
 
   test('dense: odd M, N and K with bias and residual, 2 tiles of K', async () => {
     const x = t2(45, 36, 1), w = t2(40, 36, 2, 0.05), bias = tf.tensor1d(rand(40, 3)), res = t2(45, 40, 4);
