@@ -12,7 +12,10 @@ ckpt, N, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
 prompts = json.load(open(os.path.join(ckpt, "prompts.json")))
+t0 = time.perf_counter()
 model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).cuda().eval()
+torch.cuda.synchronize()
+load_s = time.perf_counter() - t0
 model.generation_config.eos_token_id = None
 model.generation_config.pad_token_id = 0
 
@@ -27,7 +30,7 @@ def run(ids, n):
     return time.perf_counter() - t, y[:, x.shape[1]:].tolist()
 
 
-res = {"tokens": {}}
+res = {"tokens": {}, "load_s": load_s}
 run([prompts["prefill"]], 1)  # warm-up
 times = []
 for _ in range(3):
@@ -45,6 +48,6 @@ for b in (1, 8):
         rates.append(b * (N - 1) / (tn - t1))
     res[f"decode_b{b}_tok_s"] = statistics.median(rates)
     res["tokens"][f"b{b}"] = toks
-print(f"pytorch {torch.__version__} float32 generate: prefill 2048 {res['prefill_ms']:.1f} ms, "
+print(f"pytorch {torch.__version__} float32 generate: load {load_s:.2f} s, prefill 2048 {res['prefill_ms']:.1f} ms, "
       f"decode b1 {res['decode_b1_tok_s']:.1f} tok/s, b8 {res['decode_b8_tok_s']:.1f} tok/s", flush=True)
 json.dump(res, open(out, "w"))

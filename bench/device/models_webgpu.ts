@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
+import '../../lib/backends/node_install.js'; // Dawn WebGPU under Node (the main entry is browser-clean)
 import { useBackend } from '../../lib/backends/select.js';
 import { Generator } from '../../models/generation/generator.js';
 import { fusedForwardSupported } from '../../models/fused_forward.js';
@@ -19,6 +20,7 @@ import { loadPretrained } from '../../models/load.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import { decodeSplit, denseSweep } from './dense_sweep.js';
 
+const FLAG = 'ATTENTION_ROPE_WEBGPU_MATMUL';
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
 /** Generates n tokens greedily for every prompt together; returns seconds and the tokens. */
@@ -40,6 +42,17 @@ async function main(): Promise<void> {
   const N = Number(nArg);
   await useBackend('webgpu');
   const prompts = JSON.parse(fs.readFileSync(path.join(dir, 'prompts.json'), 'utf8')) as { prefill: number[]; decode: number[][] };
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
+  const tr = performance.now();
+  let bytes = 0;
+  const chunk = Buffer.allocUnsafe(64 << 20);
+  for (const f of files) { // plain read in 64 MiB chunks, for scale
+    const fd = fs.openSync(path.join(dir, f), 'r');
+    for (let n = 0; (n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0;) bytes += n;
+    fs.closeSync(fd);
+  }
+  const readS = (performance.now() - tr) / 1000;
+  console.log(`plain read of ${files.length} safetensors file(s): ${(bytes / 2 ** 30).toFixed(2)} GiB in ${readS.toFixed(2)} s`);
   const t0 = performance.now();
   const { model } = await loadPretrained(dir);
   const loadS = (performance.now() - t0) / 1000;
@@ -48,17 +61,25 @@ async function main(): Promise<void> {
   await tf.zeros([1]).data(); // wait for the packing on the device
   const packS = (performance.now() - t1) / 1000;
   console.log(`load ${loadS.toFixed(2)} s, weight packing ${packS.toFixed(2)} s, fused path ${fusedForwardSupported(model)}`);
-  const res: Record<string, unknown> = { load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
+  const res: Record<string, unknown> = { read_s: readS, load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
   const tokens = res.tokens as Record<string, number[][]>;
   res.kernels = await denseSweep(model, console.log);
   for (const b of [1, 8]) await decodeSplit(model, b, console.log);
-  await run(model, [prompts.prefill], 1); // warm-up: compiles the prefill shaders
-  const pre: number[] = [];
+  // prefill with the kept matmul variant, alternating with the f32 tile (the previous kernel) in one process
+  const kept = tf.env().get(FLAG);
+  const pre: number[] = [], preF32: number[] = [];
+  for (const v of [kept, 'f32']) { tf.env().set(FLAG, v); await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
   for (let i = 0; i < 3; i++) {
-    const [s, toks] = await run(model, [prompts.prefill], 1);
-    pre.push(s); tokens.prefill = toks;
+    for (const side of i % 2 ? ['f32 tile', 'kept'] : ['kept', 'f32 tile']) {
+      tf.env().set(FLAG, side === 'kept' ? kept : 'f32');
+      const [s, toks] = await run(model, [prompts.prefill], 1);
+      if (side === 'kept') { pre.push(s); tokens.prefill = toks; } else { preF32.push(s); tokens.prefill_f32 = toks; }
+    }
   }
+  tf.env().set(FLAG, kept);
   res.prefill_ms = 1000 * median(pre);
+  res.prefill_f32_tile_ms = 1000 * median(preF32);
+  console.log(`prefill ${prompts.prefill.length}: kept variant (${String(kept)}) ${(res.prefill_ms as number).toFixed(1)} ms, f32 tile ${(res.prefill_f32_tile_ms as number).toFixed(1)} ms`);
   for (const b of [1, 8]) {
     const ids = prompts.decode.slice(0, b);
     await run(model, ids, 4); // warm-up
@@ -81,9 +102,10 @@ async function main(): Promise<void> {
       console.log(`| ${k} | ${p.toFixed(1)} ${unit} | ${o.toFixed(1)} ${unit} | ${(higherBetter ? o / p : p / o).toFixed(2)}x |`);
     };
     console.log('| column | PyTorch f32 generate | ours webgpu | ours vs PyTorch (>1 = faster) |\n| --- | --- | --- | --- |');
+    if (typeof hf.load_s === 'number') console.log(`| load_s | ${hf.load_s.toFixed(2)} s (from_pretrained + .cuda()) | ${loadS.toFixed(2)} s (+ ${packS.toFixed(2)} s packing) | ${(hf.load_s / (loadS + packS)).toFixed(2)}x |`);
     row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
     for (const k of Object.keys(tokens)) {
-      const a = tokens[k], h = hf.tokens[k] as number[][];
+      const a = tokens[k], h = hf.tokens[k.replace(/_f32$/, '')] as number[][];
       const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
       console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
         `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);

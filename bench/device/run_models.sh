@@ -6,7 +6,7 @@
 set -uo pipefail
 source .device/env.sh
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-D=.device/i11g
+D=.device/j11g
 CKPT=/tmp/llama1b${1:+-small}
 N=${NEW_TOKENS:-64}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used --format=csv,noheader || true

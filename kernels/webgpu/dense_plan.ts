@@ -1,13 +1,27 @@
 /// <reference types="@webgpu/types" />
 /**
  * The dispatch of one `x · wᵀ` product (DenseMatMul, and both steps of SwiGluMlp): the GEMV
- * (gemv_wgsl.ts) when M <= GEMV_MAX_M and K % 4 == 0, else the 128 x 128 tiled matmul
- * (matmul_nt_wgsl.ts). `rows` counts weight rows; `outCols` the output's columns (= rows for
- * `dense`, the intermediate size for `swiglu`).
+ * (gemv_wgsl.ts) when M <= GEMV_MAX_M and K % 4 == 0; else the 128 x 128 f32 tiled matmul
+ * (matmul_nt_wgsl.ts), or, when asked for, the split-f16 tensor-core matmul
+ * (matmul_split_f16_wgsl.ts; device with subgroup matrices, tensor_cores.ts, and K % 4 == 0).
+ * `rows` counts weight rows; `outCols` the output's columns (= rows for `dense`, the intermediate
+ * size for `swiglu`).
+ *
+ * Flag `ATTENTION_ROPE_WEBGPU_MATMUL` (tf.env(); environment switch `TFJS_ATTENTION_WEBGPU_MATMUL`):
+ * 'auto' (default), 'f32' (the f32 tile) or 'split-f16' (the tensor-core kernel, an error where the
+ * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile everywhere for now: the split-f16 kernel compiles
+ * (spec/kernels/webgpu_split_f16.spec.ts) but has not yet been checked and timed on tensor-core
+ * hardware (the first H200 run could not see the adapter's configs); once
+ * bench/device/dense_sweep.ts finds it exact and faster there, 'auto' should take it where
+ * `splitF16Supported`.
  */
+import * as tf from '@tensorflow/tfjs';
+import { envSwitch } from '../../core/env.js';
 import { GEMV_MAX_M, gemvRows, gemvWgsl } from './gemv_wgsl.js';
 import { type Dispatch, dimsBuffer, pipelineForKey, type WebGpuBackendLike } from './gpu_util.js';
 import { MM_TILE, matmulNtWgsl } from './matmul_nt_wgsl.js';
+import { matmulSplitF16Wgsl, splitF16Tile } from './matmul_split_f16_wgsl.js';
+import { splitF16Supported } from './tensor_cores.js';
 
 export interface ProductArgs {
   mode: 'dense' | 'swiglu';
@@ -22,10 +36,35 @@ export interface ProductArgs {
   residual?: GPUBuffer;
 }
 
-/** Tuning knobs (a bench may change them): largest M served by the GEMV; K depth of the matmul tile. */
-export const webgpuDenseTuning = { gemvMaxM: GEMV_MAX_M, matmulBk: 8 };
+export type MatMulVariant = 'auto' | 'f32' | 'split-f16';
+const FLAG = 'ATTENTION_ROPE_WEBGPU_MATMUL';
+const env = tf.env();
+if (!env.getFlags().hasOwnProperty(FLAG)) {
+  try { env.registerFlag(FLAG, () => (envSwitch('WEBGPU_MATMUL') ?? 'auto') as unknown as boolean); } catch { /* registered by a twin module */ }
+}
+
+/**
+ * Tuning knobs (a bench may change them): largest M served by the GEMV; K depth of the f32 tile;
+ * the split-f16 tile (subgroups and 16 x 16 matrices per subgroup along M and N, K depth) and the
+ * power of two the weights are scaled by before the split (keeps their lo halves normal f16).
+ */
+export const webgpuDenseTuning = {
+  gemvMaxM: GEMV_MAX_M, matmulBk: 8,
+  splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
+  /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
+  emulateSplitF16: false,
+};
 
 const MAXG = 65535;
+
+/** The matmul variant a product of depth K takes on this device (after the GEMV cut). */
+export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f16' {
+  const want = tf.env().get(FLAG) as unknown as MatMulVariant;
+  if (want !== 'auto' && want !== 'f32' && want !== 'split-f16') throw new Error(`[webgpu] ${FLAG} (${String(want)}) must be 'auto', 'f32' or 'split-f16'`);
+  if (want !== 'split-f16') return 'f32';
+  if (!webgpuDenseTuning.emulateSplitF16 && !splitF16Supported(device)) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but the device has no f16 subgroup matrices of 16x16x16 with 32-lane subgroups`);
+  return K % 4 === 0 ? 'split-f16' : 'f32'; // the split kernel loads vec4 rows
+}
 
 export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch {
   const flags = { bias: a.bias !== undefined, residual: a.residual !== undefined };
@@ -36,6 +75,16 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
     const groups = Math.ceil(a.outCols / gemvRows(a.mode));
     const bound = [...buffers, dimsBuffer(be, [a.outCols, a.K / 4]), ...tail];
     return { pipeline: pipelineForKey(be.device, `gemv:${tag}:m${a.M}`, () => gemvWgsl({ m: a.M, mode: a.mode, ...flags })), buffers: bound, grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1] };
+  }
+  if (matmulVariantFor(be.device, a.K) === 'split-f16') {
+    const t = webgpuDenseTuning.splitF16;
+    const emulate = webgpuDenseTuning.emulateSplitF16;
+    const c = { mode: a.mode, ...flags, ...t, emulate };
+    const { bm, bn } = splitF16Tile(c);
+    const scaleBits = new Uint32Array(new Float32Array([webgpuDenseTuning.weightScale]).buffer)[0];
+    const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols, scaleBits]);
+    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}${emulate ? ':emulated' : ''}`;
+    return { pipeline: pipelineForKey(be.device, key, () => matmulSplitF16Wgsl(c)), buffers: [...buffers, dims, ...tail], grid: [Math.ceil(a.rows / bn), Math.ceil(a.M / bm), 1] };
   }
   const vec4 = a.K % 4 === 0;
   const bk = webgpuDenseTuning.matmulBk === 16 ? 16 : 8;

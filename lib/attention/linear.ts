@@ -27,6 +27,21 @@ export interface LinearOptions {
   stacked?: boolean;
 }
 
+let skipRandomInit = 0;
+
+/**
+ * Runs `build` with Linear's random kernel init replaced by zeros, for models whose every weight
+ * is overwritten right after (loadPretrained). glorotUniform draws its numbers on the host, one
+ * by one: ~3-5 s for a 1B model's projections, all thrown away by the load.
+ *
+ * @example
+ * const model = withoutRandomInit(() => createModel(hfConfig));
+ */
+export function withoutRandomInit<T>(build: () => T): T {
+  skipRandomInit++;
+  try { return build(); } finally { skipRandomInit--; }
+}
+
 /** A projection the layer can use: y = x · kernel (+ bias), kernel `[inDim, outDim]`. */
 export interface LinearLike {
   readonly inDim: number;
@@ -57,7 +72,8 @@ export class Linear implements LinearLike {
   constructor(o: LinearOptions) {
     this.inDim = o.inDim;
     this.outDim = o.outDim;
-    this.kernel = o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], tf.initializers.glorotUniform({}));
+    const init = skipRandomInit > 0 ? tf.initializers.zeros() : tf.initializers.glorotUniform({});
+    this.kernel = o.addWeight(`${o.name}/kernel`, [o.inDim, o.outDim], init);
     this.bias = o.useBias ? o.addWeight(`${o.name}/bias`, [o.outDim], tf.initializers.zeros()) : null;
   }
 

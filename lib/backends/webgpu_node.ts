@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { packageRoot } from '../util/package_root.js';
 import { envSwitch } from '../../core/env.js';
+import { type AdapterInfoLike, noteAdapterInfo } from '../../kernels/webgpu/tensor_cores.js';
 
 /** What `initWebGpuNode` found; `reason` says why it returned false. */
 export interface WebGpuNodeStatus {
@@ -28,7 +29,7 @@ export const NVIDIA_DAWN_FEATURES = 'allow_unsafe_apis,vulkan_enable_f16_on_nvid
 let gpuDevice: GPUDevice | null = null;
 
 /** Loads `dawn.node` (`{create, globals}`) or throws with the paths tried. */
-function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unknown> } {
+export function loadDawn(): { create(flags: string[]): GPU; globals: Record<string, unknown> } {
   const req = createRequire(path.join(packageRoot, 'package.json'));
   const tried: string[] = [];
   const candidates: string[] = [];
@@ -98,6 +99,7 @@ export async function initWebGpuNode(flags: string[] = []): Promise<boolean> {
     const registry = (tf.engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory;
     if ('webgpu' in registry) tf.removeBackend('webgpu');
     tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 1);
+    noteAdapterInfo(device, info as unknown as AdapterInfoLike); // subgroup-matrix configs (tensor cores)
     status = {
       ok: true, reason: '', features,
       adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
