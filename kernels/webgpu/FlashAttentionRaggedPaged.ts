@@ -10,6 +10,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
+import { flashDecodePackedWgsl, packedDecodeLayout } from './flash_decode_packed_wgsl.js';
 import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
 import { buildMeta, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
@@ -64,15 +65,15 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       grid: [numTiles, nKvHeads, 1],
     });
   } else {
-    const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev));
-    const { meta, numTiles, numSplits } = buildMeta(a, 1, cfg.kind === 'tiles' ? cfg.bcd : cfg.u);
+    const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev), dtype);
+    const keysPerBlock = cfg.kind === 'tiles' ? cfg.bcd : cfg.kind === 'packed' ? cfg.u * (packedDecodeLayout(dtype, headDim, cfg.sgs)?.kps ?? 1) : cfg.u;
+    const { meta, numTiles, numSplits } = buildMeta(a, 1, keysPerBlock);
     const metaBuf = scratchBuffer(be, meta.byteLength, meta);
     const d4 = headDim / 4;
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
-      pipeline: cfg.kind === 'tiles'
-        ? pipelineForKey(dev, `${W}:decode:${JSON.stringify([cfg, shape])}`, () => flashDecodeWgsl(cfg, shape))
-        : pipelineForKey(dev, `${W}:decode-subgroup:${JSON.stringify([cfg, shape])}`, () => flashDecodeSubgroupWgsl(cfg, shape)),
+      pipeline: pipelineForKey(dev, `${W}:decode-${cfg.kind}:${JSON.stringify([cfg, shape])}`, () => (cfg.kind === 'tiles'
+        ? flashDecodeWgsl(cfg, shape) : cfg.kind === 'packed' ? flashDecodePackedWgsl(cfg, shape) : flashDecodeSubgroupWgsl(cfg, shape))),
       buffers: withScales([qBuf, output().buffer, ...kv, metaBuf, part]),
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });

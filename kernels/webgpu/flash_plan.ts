@@ -5,7 +5,10 @@
  */
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { MASK_CODE } from '../../core/types.js';
+import type { KVCacheDType } from '../../core/kv_dtype.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
+import { envSwitch } from '../../core/env.js';
+import { type PackedDecodeConfig, packedDecodeLayout, packedDecodeSharedBytes } from './flash_decode_packed_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
 import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
@@ -50,6 +53,14 @@ export const webgpuFlashTuning = {
   decodeSubgroup: true,
   decodeSubgroupWarps: 4,
   decodeSubgroupKeys: 8,
+  /**
+   * Compact caches: the packed kernel (flash_decode_packed_wgsl.ts, 16-byte loads) where the row
+   * is a power-of-two number of 16-byte words; subgroups per workgroup and 16-byte K words in
+   * flight per lane per block (keys per lane = words / words-per-lane-per-row).
+   */
+  decodePacked: true,
+  decodePackedWarps: 4,
+  decodePackedWords: 8,
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
@@ -80,12 +91,37 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
   throw new Error(`[${W}] no prefill tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}, group ${g}`);
 }
 
-/** Decode config: the subgroup kernel where subgroups have a fixed size, else shared-memory tiles. */
-export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0):
-  ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) {
+/** Decode kernels, fastest first; `TFJS_ATTENTION_WEBGPU_DECODE` forces one where it applies. */
+export type DecodeKind = 'packed' | 'subgroup' | 'tiles';
+export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig);
+
+/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles), or undefined. */
+export function forcedDecode(): DecodeKind | undefined {
+  const v = envSwitch('WEBGPU_DECODE');
+  if (v === undefined || v === '' || v === 'auto') return undefined;
+  if (v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, packed, subgroup, tiles`);
+  }
+  return v;
+}
+
+/**
+ * Decode config: for a compact cache the packed kernel, else the subgroup kernel where subgroups
+ * have a fixed size, else shared-memory tiles (each skipped when it does not apply or fit; a kernel
+ * forced by TFJS_ATTENTION_WEBGPU_DECODE that cannot run here falls through to the next).
+ */
+export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0, dtype: KVCacheDType = 'float32'): ChosenDecode {
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const t = webgpuFlashTuning;
-  if (t.decodeSubgroup && t.subgroups && sgs > 0) {
+  const force = forcedDecode();
+  const lay = t.subgroups && sgs > 0 ? packedDecodeLayout(dtype, a.headDim, sgs) : null;
+  if (lay && (force === 'packed' || (force === undefined && t.decodePacked))) {
+    const g = a.nHeads / a.nKvHeads;
+    const u = Math.max(1, Math.min(Math.floor(t.decodePackedWords / lay.cw), Math.floor(32 / g)));
+    const cfg = { sgs, nw: t.decodePackedWarps, u };
+    if (packedDecodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'packed', ...cfg };
+  }
+  if (force !== 'tiles' && t.decodeSubgroup && t.subgroups && sgs > 0) {
     // Fewer keys per block when lanes hold several columns (small subgroups): smaller shaders.
     const cpl = Math.ceil(a.headDim / 4 / sgs);
     const g = a.nHeads / a.nKvHeads;
