@@ -4,19 +4,25 @@
  * each checked against a float64 reference on sampled rows (computed from the decoded pages, so
  * it measures the kernel, not the format), then timed by GPU timestamps of the kernel passes
  * (median; batch wall time when the adapter has no timestamps), with ratios to float32.
- * `--small` shrinks the shapes for lavapipe. Run: bench/device/run_kv.sh on the H200.
+ * Variants in the same process (each under a GPU error scope: a WGSL compile error is printed and
+ * the sweep goes on): every decode kernel (TFJS_ATTENTION_WEBGPU_DECODE) and the packed kernel's
+ * knobs, every prefill kernel (TFJS_ATTENTION_WEBGPU_PREFILL: the f32 tiles, subgroup matrices).
+ * `--small` shrinks the shapes for lavapipe; `--quick` runs the default variants only.
+ * Run: `node dist/bench/attention_webgpu_kv.js --small` here, bench/device/run_kv.sh on the H200.
  */
 /// <reference types="@webgpu/types" />
 import * as tf from '@tensorflow/tfjs';
 import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtype.js';
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
+import { webgpuFlashTuning } from '../kernels/webgpu/flash_plan.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 
 const small = process.argv.includes('--small');
+const quick = process.argv.includes('--quick');
 const NH = 32, NKV = 8, D = 128, PS = 128;
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -94,7 +100,10 @@ async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   return median(d);
 }
 
-async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ ms: number; err: number; bytes: number }> {
+interface Measured { ms: number; err: number; bytes: number; flops: number }
+
+/** Builds the cache and q of one shape once; the returned function checks and times the kernel as configured now. */
+function setup(kind: 'decode' | 'prefill', dtype: KVCacheDType): { measure: () => Promise<Measured>; dispose: () => void } {
   const [B, ctx, nNew] = kind === 'decode' ? [small ? 4 : 32, small ? 512 : 4096, 1] : [1, 0, small ? 512 : 4096];
   const pagesPer = Math.ceil((ctx + nNew) / PS);
   const fmt = dtype === 'float8_e4m3' ? { kScale: 1 / 448, vScale: 1 / 448 } : {};
@@ -108,21 +117,68 @@ async function one(kind: 'decode' | 'prefill', dtype: KVCacheDType): Promise<{ m
   const qt = tf.tensor2d(q, [c.totalTokens, NH * D]);
   const attrs = { nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D), mask: { variant: 'causal', window: 0, chunk: 0 }, collection: c, layerIdx: 0, variant: 'auto' };
   const run = () => tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-  const out = run();
-  const got = await out.data() as Float32Array;
-  out.dispose();
-  let err = 0;
-  for (let n = 0; n < 8; n++) {
-    const b = n % B, r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew, h = (n * 7) % NH;
-    const ref = refRow(q, k, v, c, b, r, h);
-    let e = 0, m = 1e-6;
-    for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
-    err = Math.max(err, e / m);
+  const keys = kind === 'decode' ? B * (ctx + 1) : (nNew * (nNew + 1)) / 2;
+  const bytes = cache.memoryBytes * (B * (ctx + nNew)) / (B * pagesPer * PS), flops = 4 * NH * D * keys;
+  const measure = async (): Promise<Measured> => {
+    const out = run();
+    const got = await out.data() as Float32Array;
+    out.dispose();
+    let err = 0;
+    for (let n = 0; n < 8; n++) {
+      const b = n % B, r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew, h = (n * 7) % NH;
+      const ref = refRow(q, k, v, c, b, r, h);
+      let e = 0, m = 1e-6;
+      for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
+      err = Math.max(err, e / m);
+    }
+    return { ms: await gpuMs(run, small ? 5 : 30), err, bytes, flops };
+  };
+  return { measure, dispose: () => { qt.dispose(); cache.attachDeviceMirror(null); } };
+}
+
+/** A variant: env switches and tuning knobs set while it runs, restored after. */
+interface Variant { name: string; env?: Record<string, string>; tune?: Partial<typeof webgpuFlashTuning> }
+
+const decodeVariants = (dtype: KVCacheDType): Variant[] => {
+  const v: Variant[] = [{ name: 'auto' }];
+  if (quick) return v;
+  v.push({ name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } });
+  if (dtype === 'float32') return [...v, { name: 'target 4096', tune: { decodeTargetWorkgroups: 4096 } }];
+  for (const nw of [2, 4, 8]) for (const words of [4, 8, 16]) {
+    if (nw === 4 && words === 8) continue; // the default (auto)
+    v.push({ name: `packed nw${nw} words${words}`, env: { WEBGPU_DECODE: 'packed' }, tune: { decodePackedWarps: nw, decodePackedWords: words } });
   }
-  const ms = await gpuMs(run, small ? 5 : 30);
-  qt.dispose();
-  cache.attachDeviceMirror(null);
-  return { ms, err, bytes: cache.memoryBytes * (B * (ctx + nNew)) / (B * pagesPer * PS) };
+  for (const target of [1024, 4096]) v.push({ name: `packed target ${target}`, env: { WEBGPU_DECODE: 'packed' }, tune: { decodeTargetWorkgroups: target } });
+  return v;
+};
+const prefillVariants = (dtype: KVCacheDType): Variant[] => {
+  const v: Variant[] = [{ name: 'auto' }];
+  if (quick) return v;
+  v.push({ name: 'tile', env: { WEBGPU_PREFILL: 'tile' } });
+  for (const bn of [32, 64]) v.push({ name: `sgmat bn${bn}`, env: { WEBGPU_PREFILL: 'sgmat' }, tune: { prefillSgmatKeys: bn } });
+  return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' ? v : v.slice(0, 2);
+};
+
+async function withVariant<T>(vr: Variant, f: () => Promise<T>): Promise<T> {
+  const savedEnv: Record<string, string | undefined> = {};
+  const t = webgpuFlashTuning as unknown as Record<string, unknown>;
+  const savedTune: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(vr.env ?? {})) { savedEnv[k] = process.env[`TFJS_ATTENTION_${k}`]; process.env[`TFJS_ATTENTION_${k}`] = v; }
+  for (const [k, v] of Object.entries(vr.tune ?? {})) { savedTune[k] = t[k]; t[k] = v; }
+  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
+  dev.pushErrorScope('validation');
+  try {
+    const r = await f();
+    const e = await dev.popErrorScope();
+    if (e) throw new Error(`GPU validation error: ${e.message}`);
+    return r;
+  } catch (err) {
+    const e = await dev.popErrorScope().catch(() => null);
+    throw e ? new Error(`${(err as Error).message}; GPU: ${e.message}`) : err;
+  } finally {
+    for (const [k, v] of Object.entries(savedEnv)) { if (v === undefined) delete process.env[`TFJS_ATTENTION_${k}`]; else process.env[`TFJS_ATTENTION_${k}`] = v; }
+    Object.assign(t, savedTune);
+  }
 }
 
 async function main(): Promise<void> {
@@ -134,13 +190,22 @@ async function main(): Promise<void> {
   for (const kind of ['decode', 'prefill'] as const) {
     let base = NaN;
     for (const dtype of KV_CACHE_DTYPES) {
-      try {
-        const r = await one(kind, dtype);
-        if (dtype === 'float32') base = r.ms;
-        console.log(`${kind} ${dtype}: ${r.ms.toFixed(3)} ms, ${(r.bytes / r.ms / 1e9).toFixed(2)} TB/s of K/V, x${(base / r.ms).toFixed(2)} vs float32, rel err ${r.err.toExponential(2)}`);
-      } catch (e) {
-        console.log(`${kind} ${dtype}: failed: ${(e as Error).message.split('\n')[0]}`);
+      const variants = kind === 'decode' ? decodeVariants(dtype) : prefillVariants(dtype);
+      let best = { ms: Infinity, name: '' };
+      const shape = setup(kind, dtype);
+      for (const vr of variants) {
+        try {
+          const r = await withVariant(vr, shape.measure);
+          if (dtype === 'float32' && vr.name === 'auto') base = r.ms;
+          if (r.ms < best.ms) best = { ms: r.ms, name: vr.name };
+          const rate = kind === 'decode' ? `${(r.bytes / r.ms / 1e9).toFixed(2)} TB/s of K/V` : `${(r.flops / r.ms / 1e9).toFixed(1)} TFLOP/s`;
+          console.log(`${kind} ${dtype} [${vr.name}]: ${r.ms.toFixed(3)} ms, ${rate}, x${(base / r.ms).toFixed(2)} vs float32 auto, rel err ${r.err.toExponential(2)}`);
+        } catch (e) {
+          console.log(`${kind} ${dtype} [${vr.name}]: failed: ${(e as Error).message.slice(0, 1500)}`);
+        }
       }
+      shape.dispose();
+      console.log(`best ${kind} ${dtype}: ${best.name} ${best.ms.toFixed(3)} ms`);
     }
   }
   process.exit(0);

@@ -8,6 +8,7 @@ import { MASK_CODE } from '../../core/types.js';
 import type { KVCacheDType } from '../../core/kv_dtype.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
 import { envSwitch } from '../../core/env.js';
+import { sgmatPrefillFits } from './flash_prefill_sgmat_wgsl.js';
 import { type PackedDecodeConfig, packedDecodeLayout, packedDecodeSharedBytes } from './flash_decode_packed_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
@@ -61,11 +62,55 @@ export const webgpuFlashTuning = {
   decodePacked: true,
   decodePackedWarps: 4,
   decodePackedWords: 8,
+  /**
+   * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
+   * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
+   */
+  prefillSgmat: true,
+  prefillSgmatSubgroups: 4,
+  prefillSgmatKeys: 64,
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
   subgroups: true,
 };
+
+/** Prefill kernels; `TFJS_ATTENTION_WEBGPU_PREFILL` forces one where it applies. */
+export type PrefillKind = 'sgmat' | 'tile' | 'scalar';
+
+/** The forced prefill kernel (TFJS_ATTENTION_WEBGPU_PREFILL=sgmat|tile|scalar), or undefined. */
+export function forcedPrefill(): PrefillKind | undefined {
+  const v = envSwitch('WEBGPU_PREFILL');
+  if (v === undefined || v === '' || v === 'auto') return undefined;
+  if (v !== 'sgmat' && v !== 'tile' && v !== 'scalar') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_PREFILL (${v}) must be one of auto, sgmat, tile, scalar`);
+  }
+  return v;
+}
+
+/** What the device offers for the tensor-core prefill. */
+export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number }
+
+/**
+ * Which prefill kernel: by default the subgroup-matrix one for a float16 cache where the device
+ * has subgroup matrices, shader-f16 and 32-lane subgroups (the f16 rounding of Q and P is then
+ * the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
+ * the device can (a float32 cache is narrowed to f16 on the fly), `scalar` (float32 caches: the
+ * one-thread-per-row kernel), `tile`; a forced kernel that cannot run here falls back to the tiles.
+ * Head dims that are not a multiple of 4 always take the scalar kernel.
+ */
+export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: PrefillCaps, dtype: KVCacheDType): PrefillKind {
+  if (a.headDim % 4 !== 0) return 'scalar';
+  const t = webgpuFlashTuning;
+  const force = forcedPrefill();
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
+  const can = caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
+    sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys }, shape);
+  if (force === 'sgmat' && can) return 'sgmat';
+  if (force === 'scalar' && dtype === 'float32') return 'scalar';
+  if (force === undefined && can && t.prefillSgmat && dtype === 'float16') return 'sgmat';
+  return 'tile';
+}
 
 /** Largest power of two <= n dividing m. */
 function pow2Dividing(m: number, n: number): number {

@@ -3,13 +3,15 @@
  * each decode kernel (packed 16-byte loads, the subgroup kernel, shared-memory tiles; forced with
  * TFJS_ATTENTION_WEBGPU_DECODE) and the prefill tiles against a float64 reference computed from the
  * cache's own decoded rows (so the kernel is checked, not the format's rounding), with scrambled
- * pages, splits, masks, GQA ratios and head dims where a row is 1, 2, 4 or 8 sixteen-byte words.
+ * pages, splits, masks, GQA ratios and head dims where a row is 1, 2, 4 or 8 sixteen-byte words;
+ * which prefill kernel runs where (the subgroup-matrix one needs a GPU with tensor cores: lavapipe
+ * has none, so its numbers are checked on the H200 by bench/device/check_webgpu.mjs).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KVCacheDType } from '../../core/kv_dtype';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant } from '../../kernels/kernel_names';
 import { packedDecodeLayout } from '../../kernels/webgpu/flash_decode_packed_wgsl';
-import { chooseDecode, webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
+import { chooseDecode, choosePrefillKind, type DecodeKind, webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
 import type { MaskSpec } from '../../lib/types';
 import { attentionRef, rand, relErr, scrambledCache, startWebGpu, stopWebGpu } from './webgpu_support';
 
@@ -90,7 +92,8 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
   const seqs: [number, number][] = [[300, 1], [0, 0], [5, 1], [130, 2], [17, 1]];
   const dtypes = Object.keys(FORMAT) as Case['dtype'][];
   for (const dtype of dtypes) {
-    for (const kind of ['packed', 'subgroup', 'tiles'] as const) {
+    // The older kernels over two formats (halves, byte codes with row scales); the packed one over all.
+    for (const kind of (dtype === 'float16' || dtype === 'int8' ? ['packed', 'subgroup', 'tiles'] : ['packed']) as DecodeKind[]) {
       it(`${dtype} decode, ${kind} kernel, GQA 4, d64, scrambled pages of 16, splits`, async () => {
         process.env.TFJS_ATTENTION_WEBGPU_DECODE = kind;
         const t = webgpuFlashTuning, saved = [t.decodeMinSplitKeys, t.decodeTargetWorkgroups];
@@ -115,7 +118,34 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
       expect(await runCase({ dtype, nH, nKv, D, ps: 7, seqs: [[200, 1], [3, 1], [64, 3]], mask, variant: 'decode' }, D)).toBeLessThan(TOL);
     });
   }
-  for (const dtype of dtypes) {
+  it('prefill kernel: subgroup matrices for float16 caches where offered, TFJS_ATTENTION_WEBGPU_PREFILL forces one', () => {
+    const a = { nHeads: 32, nKvHeads: 8, headDim: 128 } as FlashAttentionRaggedPagedAttrs;
+    const h200 = { subgroupMatrix: true, shaderF16: true, subgroupSize: 32 };
+    const lavapipe = { subgroupMatrix: false, shaderF16: true, subgroupSize: 8 };
+    try {
+      expect(choosePrefillKind(a, h200, 'float16')).toBe('sgmat');
+      expect(choosePrefillKind(a, h200, 'float32')).toBe('tile');
+      expect(choosePrefillKind(a, h200, 'int8')).toBe('tile');
+      expect(choosePrefillKind(a, { ...h200, shaderF16: false }, 'float16')).toBe('tile');
+      expect(choosePrefillKind(a, lavapipe, 'float16')).toBe('tile');
+      expect(choosePrefillKind({ ...a, headDim: 72 } as FlashAttentionRaggedPagedAttrs, h200, 'float16')).toBe('tile'); // not a multiple of 16
+      expect(choosePrefillKind({ ...a, headDim: 6 } as FlashAttentionRaggedPagedAttrs, h200, 'float32')).toBe('scalar');
+      process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
+      expect(choosePrefillKind(a, h200, 'float32')).toBe('sgmat'); // narrowed to f16 on the fly
+      expect(choosePrefillKind(a, lavapipe, 'float16')).toBe('tile'); // cannot: falls back
+      process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'tile';
+      expect(choosePrefillKind(a, h200, 'float16')).toBe('tile');
+      process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'scalar';
+      expect(choosePrefillKind(a, h200, 'float32')).toBe('scalar');
+      expect(choosePrefillKind(a, h200, 'float16')).toBe('tile'); // the scalar kernel reads float32 pools
+      process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'mma';
+      expect(() => choosePrefillKind(a, h200, 'float16')).toThrow(/TFJS_ATTENTION_WEBGPU_PREFILL \(mma\) must be one of auto, sgmat, tile, scalar/);
+    } finally {
+      delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
+    }
+  });
+
+  for (const dtype of ['float16', 'float8_e4m3'] as const) {
     it(`${dtype} prefill tiles and the auto path`, async () => {
       expect(await runCase({ dtype, nH: 8, nKv: 2, D: 64, ps: 16, seqs: [[37, 21], [0, 45], [130, 3]], mask: causal, variant: 'prefill' }, 5)).toBeLessThan(TOL);
       expect(await runCase({ dtype, nH: 8, nKv: 2, D: 64, ps: 16, seqs: [[37, 1], [0, 4], [130, 3]], mask: causal, variant: 'auto' }, 6)).toBeLessThan(TOL);
