@@ -2,8 +2,9 @@
  * WebGPU attention over compact KV caches (kvParams.dtype), every dtype in one process: decode
  * 32 x 4096 cached (+1) and prefill 1 x 4096 causal, 32 q / 8 kv heads, d 128, page size 128;
  * each checked against a float64 reference on sampled rows (computed from the decoded pages, so
- * it measures the kernel, not the format), then timed by GPU timestamps of the kernel passes
- * (median; batch wall time when the adapter has no timestamps), with ratios to float32.
+ * it measures the kernel, not the format), then timed by GPU timestamps of the kernel passes, each
+ * call alone (median; batch wall time when the adapter has no timestamps), with ratios to float32;
+ * also printed: timestamps of back-to-back calls, and wall time per call of 30 back-to-back calls.
  * Variants in the same process (each under a GPU error scope: a WGSL compile error is printed and
  * the sweep goes on): every decode kernel (TFJS_ATTENTION_WEBGPU_DECODE) and the packed kernel's
  * knobs, every prefill kernel (TFJS_ATTENTION_WEBGPU_PREFILL: the f32 tiles, subgroup matrices).
@@ -16,6 +17,7 @@ import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtyp
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import { webgpuFlashTuning } from '../kernels/webgpu/flash_plan.js';
+import { gpuErrorText } from './gpu_error_text.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
@@ -70,8 +72,20 @@ function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCol
   return out;
 }
 
-async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
+/** Wall time per call of `reps` back-to-back calls (submitted, then waited for once). */
+async function wallMs(f: () => tf.Tensor, reps: number): Promise<number> {
+  const be = tf.backend() as unknown as { device: GPUDevice; submitQueue?: () => void };
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) f().dispose();
+  be.submitQueue?.();
+  await be.device.queue.onSubmittedWorkDone();
+  return (performance.now() - t0) / reps;
+}
+
+/** Median GPU time of the kernel passes; `isolated`: each call submitted and waited for alone (no overlap). */
+async function gpuMs(f: () => tf.Tensor, reps: number, isolated = false): Promise<number> {
+  const be = tf.backend() as unknown as { device: GPUDevice; submitQueue?: () => void };
+  const dev = be.device;
   for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
   if (!dev.features.has('timestamp-query')) {
     const t0 = performance.now();
@@ -83,7 +97,10 @@ async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   const qs = dev.createQuerySet({ type: 'timestamp', count: n });
   let qi = 0;
   setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
-  for (let i = 0; i < reps; i++) f().dispose();
+  for (let i = 0; i < reps; i++) {
+    f().dispose();
+    if (isolated) { be.submitQueue?.(); await dev.queue.onSubmittedWorkDone(); }
+  }
   setPassTimestamps(null);
   const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const st = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -100,7 +117,7 @@ async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   return median(d);
 }
 
-interface Measured { ms: number; err: number; bytes: number; flops: number }
+interface Measured { ms: number; b2b: number; wall: number; err: number; bytes: number; flops: number }
 
 /** Builds the cache and q of one shape once; the returned function checks and times the kernel as configured now. */
 function setup(kind: 'decode' | 'prefill', dtype: KVCacheDType): { measure: () => Promise<Measured>; dispose: () => void } {
@@ -131,7 +148,9 @@ function setup(kind: 'decode' | 'prefill', dtype: KVCacheDType): { measure: () =
       for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
       err = Math.max(err, e / m);
     }
-    return { ms: await gpuMs(run, small ? 5 : 30), err, bytes, flops };
+    const ms = await gpuMs(run, small ? 5 : 30, true);
+    const b2b = await gpuMs(run, small ? 5 : 30);
+    return { ms, b2b, wall: await wallMs(run, small ? 5 : 30), err, bytes, flops };
   };
   return { measure, dispose: () => { qt.dispose(); cache.attachDeviceMirror(null); } };
 }
@@ -142,13 +161,12 @@ interface Variant { name: string; env?: Record<string, string>; tune?: Partial<t
 const decodeVariants = (dtype: KVCacheDType): Variant[] => {
   const v: Variant[] = [{ name: 'auto' }];
   if (quick) return v;
-  v.push({ name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } });
   if (dtype === 'float32') return [...v, { name: 'target 4096', tune: { decodeTargetWorkgroups: 4096 } }];
-  for (const nw of [2, 4, 8]) for (const words of [4, 8, 16]) {
-    if (nw === 4 && words === 8) continue; // the default (auto)
+  v.push({ name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } });
+  for (const [nw, words] of [[2, 4], [4, 4], [2, 2], [1, 4]]) {
     v.push({ name: `packed nw${nw} words${words}`, env: { WEBGPU_DECODE: 'packed' }, tune: { decodePackedWarps: nw, decodePackedWords: words } });
   }
-  for (const target of [1024, 4096]) v.push({ name: `packed target ${target}`, env: { WEBGPU_DECODE: 'packed' }, tune: { decodeTargetWorkgroups: target } });
+  v.push({ name: 'packed nw2 words4 target 1024', env: { WEBGPU_DECODE: 'packed' }, tune: { decodePackedWarps: 2, decodePackedWords: 4, decodeTargetWorkgroups: 1024 } });
   return v;
 };
 const prefillVariants = (dtype: KVCacheDType): Variant[] => {
@@ -187,26 +205,38 @@ async function main(): Promise<void> {
   await tf.setBackend('webgpu');
   const st = webGpuNodeStatus();
   console.log(`adapter: ${JSON.stringify(st.adapter)}; features: ${st.features.filter((f) => /f16|subgroup/.test(f)).join(', ')}`);
+  // Every shape of a kind lives at once and the variants alternate over ROUNDS rounds (medians), so
+  // drifting GPU state (clocks, what else is allocated) reaches every row alike.
+  const rounds = quick ? 1 : 3;
   for (const kind of ['decode', 'prefill'] as const) {
-    let base = NaN;
-    for (const dtype of KV_CACHE_DTYPES) {
-      const variants = kind === 'decode' ? decodeVariants(dtype) : prefillVariants(dtype);
-      let best = { ms: Infinity, name: '' };
-      const shape = setup(kind, dtype);
-      for (const vr of variants) {
-        try {
-          const r = await withVariant(vr, shape.measure);
-          if (dtype === 'float32' && vr.name === 'auto') base = r.ms;
-          if (r.ms < best.ms) best = { ms: r.ms, name: vr.name };
-          const rate = kind === 'decode' ? `${(r.bytes / r.ms / 1e9).toFixed(2)} TB/s of K/V` : `${(r.flops / r.ms / 1e9).toFixed(1)} TFLOP/s`;
-          console.log(`${kind} ${dtype} [${vr.name}]: ${r.ms.toFixed(3)} ms, ${rate}, x${(base / r.ms).toFixed(2)} vs float32 auto, rel err ${r.err.toExponential(2)}`);
-        } catch (e) {
-          console.log(`${kind} ${dtype} [${vr.name}]: failed: ${(e as Error).message.slice(0, 1500)}`);
+    const shapes = KV_CACHE_DTYPES.map((dtype) => ({ dtype, s: setup(kind, dtype), vs: kind === 'decode' ? decodeVariants(dtype) : prefillVariants(dtype) }));
+    const res = new Map<string, { ms: number[]; b2b: number[]; wall: number[]; last?: Measured; failed?: string }>();
+    for (let round = 0; round < rounds; round++) {
+      for (const { dtype, s: shape, vs } of shapes) {
+        for (const vr of vs) {
+          const key = `${dtype} [${vr.name}]`;
+          const r = res.get(key) ?? { ms: [], b2b: [], wall: [] };
+          res.set(key, r);
+          if (r.failed) continue;
+          try {
+            r.last = await withVariant(vr, shape.measure);
+            r.ms.push(r.last.ms);
+            r.wall.push(r.last.wall);
+            r.b2b.push(r.last.b2b);
+          } catch (e) {
+            r.failed = gpuErrorText((e as Error).message);
+          }
         }
       }
-      shape.dispose();
-      console.log(`best ${kind} ${dtype}: ${best.name} ${best.ms.toFixed(3)} ms`);
     }
+    const base = median(res.get('float32 [auto]')?.ms ?? [NaN]);
+    for (const [key, r] of res) {
+      if (r.failed || !r.last) { console.log(`${kind} ${key}: failed: ${r.failed}`); continue; }
+      const ms = median(r.ms);
+      const rate = kind === 'decode' ? `${(r.last.bytes / ms / 1e9).toFixed(2)} TB/s of K/V` : `${(r.last.flops / ms / 1e9).toFixed(1)} TFLOP/s`;
+      console.log(`${kind} ${key}: ${ms.toFixed(3)} ms (rounds ${r.ms.map((x) => x.toFixed(3)).join(' / ')}), ${rate}, x${(base / ms).toFixed(2)} vs float32 auto; GPU back-to-back ${median(r.b2b).toFixed(3)} ms, wall per call of 30 back-to-back ${median(r.wall).toFixed(3)} ms, rel err ${r.last.err.toExponential(2)}`);
+    }
+    shapes.forEach(({ s: shape }) => shape.dispose());
   }
   process.exit(0);
 }

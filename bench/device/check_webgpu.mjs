@@ -11,6 +11,7 @@ import { FlashAttentionRaggedPaged } from '../../kernels/kernel_names.ts';
 import { webgpuFlashTuning } from '../../kernels/webgpu/flash_plan.ts';
 import { registerAllKernels } from '../../kernels/register_all.ts';
 import { initWebGpuNode, webGpuNodeStatus } from '../../lib/backends/webgpu_node.ts';
+import { gpuErrorText } from '../gpu_error_text.ts';
 import { attentionRef, rand, scrambledCache } from '../../spec/kernels/webgpu_support.ts';
 
 function relErr(a, b) {
@@ -76,7 +77,7 @@ async function forced(env, f) {
   try {
     const r = await f();
     const e = await dev.popErrorScope();
-    if (e) throw new Error(e.message);
+    if (e) throw new Error(gpuErrorText(e.message));
     return r;
   } finally {
     for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[`TFJS_ATTENTION_${k}`]; else process.env[`TFJS_ATTENTION_${k}`] = v; }
@@ -116,7 +117,7 @@ async function main() {
   // (subgroup matrices: Q, K, V, P in f16, so within 5e-3 of float64, as half-precision flash attention).
   const formats = { float16: {}, bfloat16: {}, int8: {}, float8_e4m3: { kScale: 0.5 / 448, vScale: 0.75 / 448 } };
   const tryCase = async (name, env, tol, args) => {
-    try { report(name, await forced(env, () => flashCase(...args)), tol); } catch (e) { report(`${name} (${String(e.message).slice(0, 2000)})`, Infinity, tol); }
+    try { report(name, await forced(env, () => flashCase(...args)), tol); } catch (e) { report(`${name} (${gpuErrorText(String(e.message))})`, Infinity, tol); }
   };
   for (const [dtype, fmt] of Object.entries(formats)) {
     const format = { dtype, ...fmt };

@@ -60,13 +60,13 @@ export function flashPrefillSgmatWgsl(c: SgmatPrefillConfig, s: PrefillShape): s
   const oThroughShared = (body: (first: number, col: string) => string, reload: boolean, step: number) => rep(chunks, (ch) => {
     const os = K.slice(ch * nn, (ch + 1) * nn);
     return `  workgroupBarrier();
-${os.map((o, x) => `  subgroupMatrixStore(&Ss, sgRow * SST + ${x * 16}u, o${o}, false, SST);`).join('\n')}
+${os.map((o, x) => `  subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${x * 16}u, o${o}, SST);`).join('\n')}
   workgroupBarrier();
   for (var x = 0u; x < ${half}u; x += ${step}u) {
     let col = hf * ${half}u + x;
     if (col < ${os.length * 16}u) { ${body(ch * nn * 16, 'col')} }
   }
-${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccM>(&Ss, sgRow * SST + ${x * 16}u, false, SST);`).join('\n')}` : ''}`;
+${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccM, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
   });
   return /* wgsl */ `enable f16;
 enable subgroups;
@@ -129,7 +129,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     put4(r * KST + 4u * cc, val);
   }
   workgroupBarrier();
-${K.map((k) => `  let q${k} = subgroupMatrixLoad<LeftM>(&KVs, sgRow * KST + ${16 * k}u, false, KST);`).join('\n')}
+${K.map((k) => `  let q${k} = subgroupMatrixLoad<LeftM, row_major>(&KVs, sgRow * KST + ${16 * k}u, KST);`).join('\n')}
 ${K.map((k) => `  var o${k} = AccM();`).join('\n')}
   var m = ${M_INIT};
   var l = 0.0;
@@ -149,8 +149,8 @@ ${K.map((k) => `  var o${k} = AccM();`).join('\n')}
     workgroupBarrier();
 ${N.map((n) => `    {
       var s = AccM();
-${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrixLoad<RightM>(&KVs, ${16 * n}u * KST + ${16 * k}u, true, KST), s);`).join('\n')}
-      subgroupMatrixStore(&Ss, sgRow * SST + ${16 * n}u, s, false, SST);
+${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrixLoad<RightM, col_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), s);`).join('\n')}
+      subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${16 * n}u, s, SST);
     }`).join('\n')}
     let full = kb + i32(BN) <= range.y && tileFull(i0, i1, kb, kb + i32(BN));
     workgroupBarrier();
@@ -198,8 +198,8 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
 ${oThroughShared((_, col) => `Ss[row * SST + ${col}] *= al;`, true, 1)}
     }
 ${N.map((n) => `    {
-      let p = subgroupMatrixLoad<LeftM>(&Ps, sgRow * PST + ${16 * n}u, false, PST);
-${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightM>(&KVs, ${16 * n}u * KST + ${16 * k}u, false, KST), o${k});`).join('\n')}
+      let p = subgroupMatrixLoad<LeftM, row_major>(&Ps, sgRow * PST + ${16 * n}u, PST);
+${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightM, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
     }`).join('\n')}
   }
   let lRow = l + subgroupShuffleXor(l, 1u);
