@@ -72,19 +72,23 @@ function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCol
   return out;
 }
 
+type Be = { device: GPUDevice; ensureCommandEncoderReady(): void; endComputePassEncoder(): void; submitQueue(): void };
+/** Submits what tfjs has recorded so far (a valid command buffer even when nothing is pending). */
+function flush(be: Be): void { be.ensureCommandEncoderReady(); be.endComputePassEncoder(); be.submitQueue(); }
+
 /** Wall time per call of `reps` back-to-back calls (submitted, then waited for once). */
 async function wallMs(f: () => tf.Tensor, reps: number): Promise<number> {
-  const be = tf.backend() as unknown as { device: GPUDevice; submitQueue?: () => void };
+  const be = tf.backend() as unknown as Be;
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) f().dispose();
-  be.submitQueue?.();
+  flush(be);
   await be.device.queue.onSubmittedWorkDone();
   return (performance.now() - t0) / reps;
 }
 
 /** Median GPU time of the kernel passes; `isolated`: each call submitted and waited for alone (no overlap). */
 async function gpuMs(f: () => tf.Tensor, reps: number, isolated = false): Promise<number> {
-  const be = tf.backend() as unknown as { device: GPUDevice; submitQueue?: () => void };
+  const be = tf.backend() as unknown as Be;
   const dev = be.device;
   for (let i = 0; i < 2; i++) { const t = f(); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
   if (!dev.features.has('timestamp-query')) {
@@ -99,7 +103,7 @@ async function gpuMs(f: () => tf.Tensor, reps: number, isolated = false): Promis
   setPassTimestamps(() => (qi + 2 <= n ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
   for (let i = 0; i < reps; i++) {
     f().dispose();
-    if (isolated) { be.submitQueue?.(); await dev.queue.onSubmittedWorkDone(); }
+    if (isolated) { flush(be); await dev.queue.onSubmittedWorkDone(); }
   }
   setPassTimestamps(null);
   const res = dev.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
@@ -173,7 +177,9 @@ const prefillVariants = (dtype: KVCacheDType): Variant[] => {
   const v: Variant[] = [{ name: 'auto' }];
   if (quick) return v;
   v.push({ name: 'tile', env: { WEBGPU_PREFILL: 'tile' } });
-  for (const bn of [32, 64]) v.push({ name: `sgmat bn${bn}`, env: { WEBGPU_PREFILL: 'sgmat' }, tune: { prefillSgmatKeys: bn } });
+  for (const sgid of ['builtin', 'broadcast'] as const) {
+    for (const bn of [32, 64]) v.push({ name: `sgmat bn${bn} ${sgid}`, env: { WEBGPU_PREFILL: 'sgmat' }, tune: { prefillSgmatKeys: bn, prefillSgmatSubgroupId: sgid } });
+  }
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' ? v : v.slice(0, 2);
 };
 

@@ -128,7 +128,11 @@ async function main() {
   }
   for (const dtype of ['float16', 'bfloat16', 'float32']) {
     const format = dtype === 'float32' ? undefined : { dtype };
-    await tryCase(`${dtype} prefill sgmat 32/8 d128 ps16 causal`, { WEBGPU_PREFILL: 'sgmat' }, 5e-3, [32, 8, 128, 16, seqs, causal, 'prefill', 24, format]);
+    for (const sgid of ['builtin', 'broadcast']) {
+      webgpuFlashTuning.prefillSgmatSubgroupId = sgid;
+      await tryCase(`${dtype} prefill sgmat (subgroup id ${sgid}) 32/8 d128 ps16 causal`, { WEBGPU_PREFILL: 'sgmat' }, 5e-3, [32, 8, 128, 16, seqs, causal, 'prefill', 24, format]);
+    }
+    webgpuFlashTuning.prefillSgmatSubgroupId = 'auto';
     for (const mask of masks.slice(1))
       await tryCase(`${dtype} prefill sgmat 8/2 d64 ps7 ${mask.variant}`, { WEBGPU_PREFILL: 'sgmat' }, 5e-3, [8, 2, 64, 7, seqs, mask, 'prefill', 25, format]);
     for (const [nH, nKv, D] of [[4, 4, 32], [16, 2, 128], [8, 1, 256], [2, 1, 64]])

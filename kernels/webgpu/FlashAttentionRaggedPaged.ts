@@ -37,6 +37,7 @@ function prefillCaps(dev: GPUDevice): PrefillCaps {
     subgroupMatrix: dev.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName),
     shaderF16: dev.features.has('shader-f16'),
     subgroupSize: fixedSubgroupSize(dev),
+    subgroupIdBuiltin: (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } }).navigator?.gpu?.wgslLanguageFeatures?.has('subgroup_id') ?? false,
   };
 }
 
@@ -62,8 +63,13 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   let out: ReturnType<typeof newOutput> | undefined;
   const output = () => (out ??= newOutput(be, [T, nHeads * headDim])); // [T, nHeads * headDim]
   const path = flashPath(a);
-  let prefillKind = headDim % 4 !== 0 || path === 'prefill' ? choosePrefillKind(a, prefillCaps(dev), dtype) : undefined;
-  const sgmatCfg = { nsg: webgpuFlashTuning.prefillSgmatSubgroups, bn: webgpuFlashTuning.prefillSgmatKeys };
+  const caps = prefillCaps(dev);
+  let prefillKind = headDim % 4 !== 0 || path === 'prefill' ? choosePrefillKind(a, caps, dtype) : undefined;
+  const sgid = webgpuFlashTuning.prefillSgmatSubgroupId;
+  const sgmatCfg = {
+    nsg: webgpuFlashTuning.prefillSgmatSubgroups, bn: webgpuFlashTuning.prefillSgmatKeys,
+    sgid: sgid === 'auto' ? (caps.subgroupIdBuiltin ? 'builtin' as const : 'broadcast' as const) : sgid,
+  };
   if (prefillKind === 'sgmat' && sgmatPrefillSharedBytes(sgmatCfg, shape) > sharedLimit) prefillKind = 'tile';
   if (prefillKind === 'scalar') {
     const { meta, numTiles } = buildMeta(a, 1);

@@ -69,6 +69,8 @@ export const webgpuFlashTuning = {
   prefillSgmat: true,
   prefillSgmatSubgroups: 4,
   prefillSgmatKeys: 64,
+  /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
+  prefillSgmatSubgroupId: 'auto' as 'auto' | 'builtin' | 'broadcast',
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
@@ -89,7 +91,7 @@ export function forcedPrefill(): PrefillKind | undefined {
 }
 
 /** What the device offers for the tensor-core prefill. */
-export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number }
+export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number; subgroupIdBuiltin?: boolean }
 
 /**
  * Which prefill kernel: by default the subgroup-matrix one for a float16 cache where the device
@@ -105,7 +107,7 @@ export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: Prefi
   const force = forcedPrefill();
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const can = caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
-    sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys }, shape);
+    sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
   if (force === 'sgmat' && can) return 'sgmat';
   if (force === 'scalar' && dtype === 'float32') return 'scalar';
   if (force === undefined && can && t.prefillSgmat && dtype === 'float16') return 'sgmat';

@@ -28,8 +28,14 @@ import type { PrefillShape } from './flash_prefill_wgsl.js';
 export interface SgmatPrefillConfig {
   /** Subgroups per workgroup (16 rows each). */
   nsg: number;
-  /** Keys per tile (a multiple of 16). */
+  /** Keys per tile (a multiple of 32). */
   bn: number;
+  /**
+   * How a subgroup learns its index, which must be uniform for the matrix loads' offsets:
+   * `builtin` (`@builtin(subgroup_id)`, WGSL language feature `subgroup_id`) or `broadcast`
+   * (`subgroupBroadcastFirst(local_invocation_index / 32)`).
+   */
+  sgid: 'builtin' | 'broadcast';
 }
 
 /** Max growth (log2) tolerated before O is rescaled. */
@@ -70,7 +76,7 @@ ${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixL
   });
   return /* wgsl */ `enable f16;
 enable subgroups;
-enable chromium_experimental_subgroup_matrix;
+enable chromium_experimental_subgroup_matrix;${c.sgid === 'builtin' ? '\nrequires subgroup_id;' : ''}
 diagnostic(off, subgroup_uniformity);
 ${flashPrelude(hd, s.nHeads, s.nKvHeads, s.kv)}
 ${maskWgsl()}
@@ -96,7 +102,7 @@ fn put4(at: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(${32 * c.nsg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? ', @builtin(subgroup_id) sgId: u32' : ''}) {
   let tile = wid.x;
   let h = wid.y;
   if (tile >= u32(mt[0])) { return; }
@@ -112,7 +118,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let i1 = i0 + nTok - 1;
   let range = keyRange(i0, i1, start + nNew);
   let qs = bitcast<f32>(mt[8]);
-  let sg = li / 32u;
+  let sg = ${c.sgid === 'builtin' ? 'sgId' : 'subgroupBroadcastFirst(li / 32u)'};
   let lane = li % 32u;
   let sgRow = sg * 16u;
   let row = sgRow + lane / 2u; // this lane's softmax row (with its twin lane ^ 1)
