@@ -178,7 +178,7 @@ const prefillVariants = (dtype: KVCacheDType): Variant[] => {
   if (quick) return v;
   v.push({ name: 'tile', env: { WEBGPU_PREFILL: 'tile' } });
   for (const sgid of ['builtin', 'broadcast'] as const) {
-    for (const bn of [32, 64]) v.push({ name: `sgmat bn${bn} ${sgid}`, env: { WEBGPU_PREFILL: 'sgmat' }, tune: { prefillSgmatKeys: bn, prefillSgmatSubgroupId: sgid } });
+    for (const bn of [32, 64]) v.push({ name: `sgmat bn${bn} ${sgid}`, env: { WEBGPU_PREFILL: 'sgmat' }, tune: { prefillSgmat: true, prefillSgmatKeys: bn, prefillSgmatSubgroupId: sgid } });
   }
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' ? v : v.slice(0, 2);
 };

@@ -60,13 +60,18 @@ export const webgpuFlashTuning = {
    * flight per lane per block (keys per lane = words / words-per-lane-per-row).
    */
   decodePacked: true,
-  decodePackedWarps: 4,
-  decodePackedWords: 8,
+  // H200 32x4096 (bench/attention_webgpu_kv.ts, 3 alternating rounds): nw2 words4 0.423 ms f16,
+  // nw4 words4 0.435, nw1 words4 0.430, nw2 words2 0.474; int8 0.611 / 0.679 / 0.671 / 0.723.
+  decodePackedWarps: 2,
+  decodePackedWords: 4,
   /**
    * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
    * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
+   * OFF: on the H200 (2026-12-03) it compiles and runs but its output is wrong (rel err 1.8 against
+   * float64 on every shape of bench/device/check_webgpu.mjs) and it is not faster (9.0 ms at
+   * 1x4096 vs 8.3 ms for the f32 tiles); until it passes that check it is not taken, forced or not.
    */
-  prefillSgmat: true,
+  prefillSgmat: false,
   prefillSgmatSubgroups: 4,
   prefillSgmatKeys: 64,
   /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
@@ -94,9 +99,9 @@ export function forcedPrefill(): PrefillKind | undefined {
 export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number; subgroupIdBuiltin?: boolean }
 
 /**
- * Which prefill kernel: by default the subgroup-matrix one for a float16 cache where the device
- * has subgroup matrices, shader-f16 and 32-lane subgroups (the f16 rounding of Q and P is then
- * the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
+ * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (off: see there) the subgroup-matrix
+ * one for a float16 cache where the device has subgroup matrices, shader-f16 and 32-lane subgroups
+ * (the f16 rounding of Q and P is then the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
  * the device can (a float32 cache is narrowed to f16 on the fly), `scalar` (float32 caches: the
  * one-thread-per-row kernel), `tile`; a forced kernel that cannot run here falls back to the tiles.
  * Head dims that are not a multiple of 4 always take the scalar kernel.
@@ -106,11 +111,11 @@ export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: Prefi
   const t = webgpuFlashTuning;
   const force = forcedPrefill();
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
-  const can = caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
+  const can = t.prefillSgmat && caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
     sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
   if (force === 'sgmat' && can) return 'sgmat';
   if (force === 'scalar' && dtype === 'float32') return 'scalar';
-  if (force === undefined && can && t.prefillSgmat && dtype === 'float16') return 'sgmat';
+  if (force === undefined && can && dtype === 'float16') return 'sgmat';
   return 'tile';
 }
 

@@ -118,11 +118,17 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
       expect(await runCase({ dtype, nH, nKv, D, ps: 7, seqs: [[200, 1], [3, 1], [64, 3]], mask, variant: 'decode' }, D)).toBeLessThan(TOL);
     });
   }
-  it('prefill kernel: subgroup matrices for float16 caches where offered, TFJS_ATTENTION_WEBGPU_PREFILL forces one', () => {
+  it('prefill kernel: subgroup matrices (when enabled) for float16 caches where offered, TFJS_ATTENTION_WEBGPU_PREFILL forces one', () => {
+    expect(webgpuFlashTuning.prefillSgmat).toBe(false); // off until it passes the H200 check
     const a = { nHeads: 32, nKvHeads: 8, headDim: 128 } as FlashAttentionRaggedPagedAttrs;
     const h200 = { subgroupMatrix: true, shaderF16: true, subgroupSize: 32 };
     const lavapipe = { subgroupMatrix: false, shaderF16: true, subgroupSize: 8 };
     try {
+      expect(choosePrefillKind(a, h200, 'float16')).toBe('tile');
+      process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
+      expect(choosePrefillKind(a, h200, 'float16')).toBe('tile'); // not even forced while off
+      delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
+      webgpuFlashTuning.prefillSgmat = true;
       expect(choosePrefillKind(a, h200, 'float16')).toBe('sgmat');
       expect(choosePrefillKind(a, h200, 'float32')).toBe('tile');
       expect(choosePrefillKind(a, h200, 'int8')).toBe('tile');
@@ -142,6 +148,7 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
       expect(() => choosePrefillKind(a, h200, 'float16')).toThrow(/TFJS_ATTENTION_WEBGPU_PREFILL \(mma\) must be one of auto, sgmat, tile, scalar/);
     } finally {
       delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
+      webgpuFlashTuning.prefillSgmat = false;
     }
   });
 
