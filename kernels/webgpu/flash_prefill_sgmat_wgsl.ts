@@ -2,6 +2,8 @@
  * WGSL of FlashAttentionRaggedPaged's prefill path on tensor cores: subgroup matrices
  * (`chromium-experimental-subgroup-matrix`, f16 x f16 -> f32, 16x16x16) for S = Q K^T and O += P V,
  * online softmax in f32. Needs `shader-f16`, `subgroups` and a subgroup size of 32.
+ * STATUS: off (flash_plan.ts `prefillSgmat`): on the H200 it compiles (with `@builtin(subgroup_id)`)
+ * but its results are wrong (rel err ~1.8 in bench/device/check_webgpu.mjs), 9.0 ms at 1x4096.
  *
  * One workgroup of NSG subgroups per (tile of TQ new tokens, KV head h); its MR = 16 * NSG rows are
  * the TQ tokens x G query heads (row r = token r / G, head h * G + r % G), subgroup s owns rows
@@ -102,7 +104,7 @@ fn put4(at: u32, v: vec4<f32>) {
 }
 
 @compute @workgroup_size(${32 * c.nsg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? ', @builtin(subgroup_id) sgId: u32' : ''}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? ', @builtin(subgroup_id) sgId: u32, @builtin(subgroup_invocation_id) sgLane: u32' : ''}) {
   let tile = wid.x;
   let h = wid.y;
   if (tile >= u32(mt[0])) { return; }
@@ -119,7 +121,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let range = keyRange(i0, i1, start + nNew);
   let qs = bitcast<f32>(mt[8]);
   let sg = ${c.sgid === 'builtin' ? 'sgId' : 'subgroupBroadcastFirst(li / 32u)'};
-  let lane = li % 32u;
+  let lane = ${c.sgid === 'builtin' ? 'sgLane' : 'li % 32u'}; // the shuffles pair lanes by subgroup invocation id
   let sgRow = sg * 16u;
   let row = sgRow + lane / 2u; // this lane's softmax row (with its twin lane ^ 1)
   let hf = lane % 2u;
