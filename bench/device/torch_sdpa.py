@@ -1,8 +1,10 @@
-"""PyTorch float32 SDPA beside the WebGPU bench, same shapes and machine (issue 3).
+"""PyTorch SDPA beside the WebGPU benches, same shapes and machine (issues 3 and 13).
 
 prefill: 1 x 4096 tokens, 32 q / 8 kv heads, head_dim 128, causal.
 decode: 32 sequences x 4096 cached tokens (+1 new), one query token each.
-TF32 off (full float32). Medians of CUDA-event timings. Prints one line per shape.
+TF32 off (full float32); then the same shapes in float16 and bfloat16 (flash attention, the
+half-precision figures the compact-cache kernels are held against; decode bytes = f16 K/V).
+Medians of CUDA-event timings. Prints one line per shape.
 """
 import json
 import os
@@ -49,6 +51,18 @@ v = torch.randn(B, NKV, ctx, D, device=dev)
 ms = med(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
 nbytes = 2 * B * ctx * NKV * D * 4
 rows.append({"name": "torch sdpa decode 32x4096 fp32", "ms": ms, "tbps": nbytes / ms / 1e9})
+
+for dt, tag in ((torch.float16, "fp16"), (torch.bfloat16, "bf16")):
+    q = torch.randn(1, NH, T, D, device=dev, dtype=dt)
+    k = torch.randn(1, NKV, T, D, device=dev, dtype=dt)
+    v = torch.randn(1, NKV, T, D, device=dev, dtype=dt)
+    ms = med(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+    rows.append({"name": f"torch sdpa prefill 1x4096 {tag}", "ms": ms, "tflops": flops / ms / 1e9})
+    q = torch.randn(B, NH, 1, D, device=dev, dtype=dt)
+    k = torch.randn(B, NKV, ctx, D, device=dev, dtype=dt)
+    v = torch.randn(B, NKV, ctx, D, device=dev, dtype=dt)
+    ms = med(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+    rows.append({"name": f"torch sdpa decode 32x4096 {tag}", "ms": ms, "tbps": nbytes / 2 / ms / 1e9})
 
 x = torch.empty(2 * 1024**3 // 4, device=dev)
 y = torch.empty_like(x)

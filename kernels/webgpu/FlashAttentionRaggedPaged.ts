@@ -6,13 +6,19 @@
  * - prefill: FlashAttention-2 tiles of TQ tokens x G query heads per workgroup (flash_prefill_wgsl.ts);
  * - decode: split-K over the keys, one workgroup per (token, KV head, split), then a merge pass
  *   (flash_decode_wgsl.ts).
+ * - prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
+ *   subgroup matrices (TFJS_ATTENTION_WEBGPU_PREFILL=sgmat|tile|scalar forces a kernel, flash_plan.ts);
+ * - decode over a compact cache: 16-byte loads of packed words (flash_decode_packed_wgsl.ts;
+ *   TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles forces one).
  * Head dims that are not a multiple of 4 take a plain scalar kernel instead (flash_scalar_wgsl.ts).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
+import { flashDecodePackedWgsl, packedDecodeLayout } from './flash_decode_packed_wgsl.js';
 import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
-import { buildMeta, chooseDecode, choosePrefill, flashPath } from './flash_plan.js';
+import { buildMeta, chooseDecode, choosePrefill, choosePrefillKind, flashPath, type PrefillCaps, webgpuFlashTuning } from './flash_plan.js';
+import { flashPrefillSgmatWgsl, sgmatPrefillSharedBytes } from './flash_prefill_sgmat_wgsl.js';
 import { flashPrefillWgsl } from './flash_prefill_wgsl.js';
 import { SCALAR_WG, flashScalarWgsl } from './flash_scalar_wgsl.js';
 import {
@@ -24,6 +30,16 @@ import { WebGpuKVMirror } from './kv_mirror.js';
 
 const W = 'FlashAttentionRaggedPaged';
 const MAXG = 65535;
+
+/** Subgroup matrices, shader-f16 and the subgroup size of this device (for the prefill choice). */
+function prefillCaps(dev: GPUDevice): PrefillCaps {
+  return {
+    subgroupMatrix: dev.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName),
+    shaderF16: dev.features.has('shader-f16'),
+    subgroupSize: fixedSubgroupSize(dev),
+    subgroupIdBuiltin: (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } }).navigator?.gpu?.wgslLanguageFeatures?.has('subgroup_id') ?? false,
+  };
+}
 
 export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as FlashAttentionRaggedPagedAttrs;
@@ -46,7 +62,16 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const dispatches: Dispatch[] = [];
   let out: ReturnType<typeof newOutput> | undefined;
   const output = () => (out ??= newOutput(be, [T, nHeads * headDim])); // [T, nHeads * headDim]
-  if (headDim % 4 !== 0) {
+  const path = flashPath(a);
+  const caps = prefillCaps(dev);
+  let prefillKind = headDim % 4 !== 0 || path === 'prefill' ? choosePrefillKind(a, caps, dtype) : undefined;
+  const sgid = webgpuFlashTuning.prefillSgmatSubgroupId;
+  const sgmatCfg = {
+    nsg: webgpuFlashTuning.prefillSgmatSubgroups, bn: webgpuFlashTuning.prefillSgmatKeys,
+    sgid: sgid === 'auto' ? (caps.subgroupIdBuiltin ? 'builtin' as const : 'broadcast' as const) : sgid,
+  };
+  if (prefillKind === 'sgmat' && sgmatPrefillSharedBytes(sgmatCfg, shape) > sharedLimit) prefillKind = 'tile';
+  if (prefillKind === 'scalar') {
     const { meta, numTiles } = buildMeta(a, 1);
     const groups = Math.ceil((numTiles * nHeads) / SCALAR_WG);
     dispatches.push({
@@ -54,7 +79,16 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       buffers: [qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)],
       grid: [Math.min(groups, MAXG), Math.ceil(groups / MAXG), 1],
     });
-  } else if (flashPath(a) === 'prefill') {
+  } else if (prefillKind === 'sgmat') {
+    const tq = (16 * sgmatCfg.nsg) / (nHeads / nKvHeads);
+    const { meta, numTiles } = buildMeta(a, tq);
+    if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
+    dispatches.push({
+      pipeline: pipelineForKey(dev, `${W}:prefill-sgmat:${JSON.stringify([sgmatCfg, shape])}`, () => flashPrefillSgmatWgsl(sgmatCfg, shape)),
+      buffers: withScales([qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)]),
+      grid: [numTiles, nKvHeads, 1],
+    });
+  } else if (path === 'prefill') {
     const cfg = choosePrefill(a, sharedLimit, subgroupLanes(dev), dev.limits.maxComputeInvocationsPerWorkgroup);
     const { meta, numTiles } = buildMeta(a, cfg.tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
@@ -64,15 +98,15 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
       grid: [numTiles, nKvHeads, 1],
     });
   } else {
-    const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev));
-    const { meta, numTiles, numSplits } = buildMeta(a, 1, cfg.kind === 'tiles' ? cfg.bcd : cfg.u);
+    const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev), dtype);
+    const keysPerBlock = cfg.kind === 'tiles' ? cfg.bcd : cfg.kind === 'packed' ? cfg.u * (packedDecodeLayout(dtype, headDim, cfg.sgs)?.kps ?? 1) : cfg.u;
+    const { meta, numTiles, numSplits } = buildMeta(a, 1, keysPerBlock);
     const metaBuf = scratchBuffer(be, meta.byteLength, meta);
     const d4 = headDim / 4;
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
-      pipeline: cfg.kind === 'tiles'
-        ? pipelineForKey(dev, `${W}:decode:${JSON.stringify([cfg, shape])}`, () => flashDecodeWgsl(cfg, shape))
-        : pipelineForKey(dev, `${W}:decode-subgroup:${JSON.stringify([cfg, shape])}`, () => flashDecodeSubgroupWgsl(cfg, shape)),
+      pipeline: pipelineForKey(dev, `${W}:decode-${cfg.kind}:${JSON.stringify([cfg, shape])}`, () => (cfg.kind === 'tiles'
+        ? flashDecodeWgsl(cfg, shape) : cfg.kind === 'packed' ? flashDecodePackedWgsl(cfg, shape) : flashDecodeSubgroupWgsl(cfg, shape))),
       buffers: withScales([qBuf, output().buffer, ...kv, metaBuf, part]),
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });

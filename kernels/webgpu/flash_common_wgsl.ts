@@ -25,7 +25,8 @@ export const M_INIT = '-1.0e30';
 /** A cache's storage format as the kernels need it. */
 export interface KvFormat { dtype: KVCacheDType; kScale: number; vScale: number }
 
-export function flashPrelude(headDim: number, nHeads: number, nKv: number, kv?: KvFormat): string {
+/** `kvBindings` replaces the K/V bindings and ldK / ldV (the packed decode declares its own). */
+export function flashPrelude(headDim: number, nHeads: number, nKv: number, kv?: KvFormat, kvBindings?: string): string {
   return /* wgsl */ `
 const HD: u32 = ${headDim}u;
 const D4: u32 = ${headDim / 4}u;
@@ -35,19 +36,21 @@ const G: u32 = ${nHeads / nKv}u;
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> o: array<vec4<f32>>;
-${kvLoadWgsl(kv?.dtype ?? 'float32', kv?.kScale ?? 1, kv?.vScale ?? 1)}
+${kvBindings ?? kvLoadWgsl(kv?.dtype ?? 'float32', kv?.kScale ?? 1, kv?.vScale ?? 1)}
 @group(0) @binding(4) var<storage, read> mt: array<i32>;
 
-/** Offset (in vec4) of key position j of batch entry b, KV head h. */
-fn kvAddr(b: i32, j: i32, h: u32) -> u32 {
+/** Cache row (page, KV head, slot) of key position j of batch entry b, KV head h. */
+fn kvRow(b: i32, j: i32, h: u32) -> u32 {
   let ps = mt[12];
   let sh = mt[13];
   var pi = 0;
   var slot = 0;
   if (sh >= 0) { pi = j >> u32(sh); slot = j & (ps - 1); } else { pi = j / ps; slot = j % ps; }
   let page = u32(mt[u32(mt[5] + b * mt[1] + pi)]);
-  return ((page * NKV + h) * u32(ps) + u32(slot)) * D4;
+  return (page * NKV + h) * u32(ps) + u32(slot);
 }
+/** Offset (in vec4) of key position j of batch entry b, KV head h. */
+fn kvAddr(b: i32, j: i32, h: u32) -> u32 { return kvRow(b, j, h) * D4; }
 `;
 }
 

@@ -5,7 +5,11 @@
  */
 import type { FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { MASK_CODE } from '../../core/types.js';
+import type { KVCacheDType } from '../../core/kv_dtype.js';
 import { keyRangeHost } from './flash_common_wgsl.js';
+import { envSwitch } from '../../core/env.js';
+import { sgmatPrefillFits } from './flash_prefill_sgmat_wgsl.js';
+import { type PackedDecodeConfig, packedDecodeLayout, packedDecodeSharedBytes } from './flash_decode_packed_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
 import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
@@ -50,11 +54,70 @@ export const webgpuFlashTuning = {
   decodeSubgroup: true,
   decodeSubgroupWarps: 4,
   decodeSubgroupKeys: 8,
+  /**
+   * Compact caches: the packed kernel (flash_decode_packed_wgsl.ts, 16-byte loads) where the row
+   * is a power-of-two number of 16-byte words; subgroups per workgroup and 16-byte K words in
+   * flight per lane per block (keys per lane = words / words-per-lane-per-row).
+   */
+  decodePacked: true,
+  // H200 32x4096 (bench/attention_webgpu_kv.ts, 3 alternating rounds): nw2 words4 0.423 ms f16,
+  // nw4 words4 0.435, nw1 words4 0.430, nw2 words2 0.474; int8 0.611 / 0.679 / 0.671 / 0.723.
+  decodePackedWarps: 2,
+  decodePackedWords: 4,
+  /**
+   * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
+   * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
+   * OFF: on the H200 (2026-12-03) it compiles and runs but its output is wrong (rel err 1.8 against
+   * float64 on every shape of bench/device/check_webgpu.mjs) and it is not faster (9.0 ms at
+   * 1x4096 vs 8.3 ms for the f32 tiles); until it passes that check it is not taken, forced or not.
+   */
+  prefillSgmat: false,
+  prefillSgmatSubgroups: 4,
+  prefillSgmatKeys: 64,
+  /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
+  prefillSgmatSubgroupId: 'auto' as 'auto' | 'builtin' | 'broadcast',
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
   subgroups: true,
 };
+
+/** Prefill kernels; `TFJS_ATTENTION_WEBGPU_PREFILL` forces one where it applies. */
+export type PrefillKind = 'sgmat' | 'tile' | 'scalar';
+
+/** The forced prefill kernel (TFJS_ATTENTION_WEBGPU_PREFILL=sgmat|tile|scalar), or undefined. */
+export function forcedPrefill(): PrefillKind | undefined {
+  const v = envSwitch('WEBGPU_PREFILL');
+  if (v === undefined || v === '' || v === 'auto') return undefined;
+  if (v !== 'sgmat' && v !== 'tile' && v !== 'scalar') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_PREFILL (${v}) must be one of auto, sgmat, tile, scalar`);
+  }
+  return v;
+}
+
+/** What the device offers for the tensor-core prefill. */
+export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number; subgroupIdBuiltin?: boolean }
+
+/**
+ * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (off: see there) the subgroup-matrix
+ * one for a float16 cache where the device has subgroup matrices, shader-f16 and 32-lane subgroups
+ * (the f16 rounding of Q and P is then the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
+ * the device can (a float32 cache is narrowed to f16 on the fly), `scalar` (float32 caches: the
+ * one-thread-per-row kernel), `tile`; a forced kernel that cannot run here falls back to the tiles.
+ * Head dims that are not a multiple of 4 always take the scalar kernel.
+ */
+export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: PrefillCaps, dtype: KVCacheDType): PrefillKind {
+  if (a.headDim % 4 !== 0) return 'scalar';
+  const t = webgpuFlashTuning;
+  const force = forcedPrefill();
+  const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
+  const can = t.prefillSgmat && caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
+    sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
+  if (force === 'sgmat' && can) return 'sgmat';
+  if (force === 'scalar' && dtype === 'float32') return 'scalar';
+  if (force === undefined && can && dtype === 'float16') return 'sgmat';
+  return 'tile';
+}
 
 /** Largest power of two <= n dividing m. */
 function pow2Dividing(m: number, n: number): number {
@@ -80,12 +143,37 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
   throw new Error(`[${W}] no prefill tile fits ${sharedLimit} bytes of workgroup memory for headDim ${a.headDim}, group ${g}`);
 }
 
-/** Decode config: the subgroup kernel where subgroups have a fixed size, else shared-memory tiles. */
-export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0):
-  ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) {
+/** Decode kernels, fastest first; `TFJS_ATTENTION_WEBGPU_DECODE` forces one where it applies. */
+export type DecodeKind = 'packed' | 'subgroup' | 'tiles';
+export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig);
+
+/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles), or undefined. */
+export function forcedDecode(): DecodeKind | undefined {
+  const v = envSwitch('WEBGPU_DECODE');
+  if (v === undefined || v === '' || v === 'auto') return undefined;
+  if (v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, packed, subgroup, tiles`);
+  }
+  return v;
+}
+
+/**
+ * Decode config: for a compact cache the packed kernel, else the subgroup kernel where subgroups
+ * have a fixed size, else shared-memory tiles (each skipped when it does not apply or fit; a kernel
+ * forced by TFJS_ATTENTION_WEBGPU_DECODE that cannot run here falls through to the next).
+ */
+export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: number, sgs = 0, dtype: KVCacheDType = 'float32'): ChosenDecode {
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const t = webgpuFlashTuning;
-  if (t.decodeSubgroup && t.subgroups && sgs > 0) {
+  const force = forcedDecode();
+  const lay = t.subgroups && sgs > 0 ? packedDecodeLayout(dtype, a.headDim, sgs) : null;
+  if (lay && (force === 'packed' || (force === undefined && t.decodePacked))) {
+    const g = a.nHeads / a.nKvHeads;
+    const u = Math.max(1, Math.min(Math.floor(t.decodePackedWords / lay.cw), Math.floor(32 / g)));
+    const cfg = { sgs, nw: t.decodePackedWarps, u };
+    if (packedDecodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'packed', ...cfg };
+  }
+  if (force !== 'tiles' && t.decodeSubgroup && t.subgroups && sgs > 0) {
     // Fewer keys per block when lanes hold several columns (small subgroups): smaller shaders.
     const cpl = Math.ceil(a.headDim / 4 / sgs);
     const g = a.nHeads / a.nKvHeads;

@@ -83,3 +83,52 @@ fn encodeWord(x: vec4<f32>, s: f32) -> u32 {
       return '';
   }
 }
+
+/**
+ * Wide loads of a compact cache (flash_decode_packed_wgsl.ts): bindings 2 (K) and 3 (V) as
+ * `array<vec4<u32>>` (16 bytes: 8 halves or 16 byte codes a load), + 10 / 11 for int8 row scales.
+ */
+export function kvWideBindingsWgsl(dtype: KVCacheDType): string {
+  const decl = (name: string, type: string, binding: number) => `@group(0) @binding(${binding}) var<storage, read> ${name}: array<${type}>;`;
+  const pools = [decl('kp', 'vec4<u32>', 2), decl('vp', 'vec4<u32>', 3)];
+  if (dtype === 'int8') pools.push(decl('ksc', 'f32', 10), decl('vsc', 'f32', 11));
+  if (dtype === 'float8_e4m3') pools.push('fn e4m3Half(x: u32) -> u32 { return ((x & 0x80u) << 8u) | ((x & 0x7fu) << 7u) | ((x & 0x8000u) << 16u) | ((x & 0x7f00u) << 15u); }');
+  return pools.join('\n');
+}
+
+/**
+ * WGSL expression: elements 4k .. 4k+3 (a vec4<f32>) of the 16-byte word `w` (vec4<u32>), as code
+ * values before the row / tensor scale (`wideScale`): float16 / bfloat16 exact, int8 the integer
+ * codes, float8_e4m3 the value * 2^-8 (the code's bits moved into an f16).
+ */
+export function wideDecode(dtype: KVCacheDType, w: string, k: number): string {
+  const c = 'xyzw';
+  switch (dtype) {
+    case 'float16':
+      return `vec4<f32>(unpack2x16float(${w}.${c[2 * k]}), unpack2x16float(${w}.${c[2 * k + 1]}))`;
+    case 'bfloat16': {
+      const [a, b] = [`${w}.${c[2 * k]}`, `${w}.${c[2 * k + 1]}`];
+      return `vec4<f32>(bitcast<f32>(${a} << 16u), bitcast<f32>(${a} & 0xffff0000u), bitcast<f32>(${b} << 16u), bitcast<f32>(${b} & 0xffff0000u))`;
+    }
+    case 'int8': {
+      const x = `${w}.${c[k]}`;
+      return `vec4<f32>(vec4<i32>(bitcast<i32>(${x} << 24u) >> 24u, bitcast<i32>(${x} << 16u) >> 24u, bitcast<i32>(${x} << 8u) >> 24u, bitcast<i32>(${x}) >> 24u))`;
+    }
+    case 'float8_e4m3': {
+      const x = `${w}.${c[k]}`;
+      return `vec4<f32>(unpack2x16float(e4m3Half(${x})), unpack2x16float(e4m3Half(${x} >> 16u)))`;
+    }
+    default:
+      throw new Error(`[wideDecode] dtype '${dtype}' has no packed words`);
+  }
+}
+
+/**
+ * WGSL expression of the factor a decoded row (wideDecode) is multiplied by, for K (`which` 'k')
+ * or V of cache row `row` (a u32 expression), or '' when there is none (float16 / bfloat16).
+ */
+export function wideScale(dtype: KVCacheDType, which: 'k' | 'v', row: string, kScale: number, vScale: number): string {
+  if (dtype === 'int8') return `${which}sc[${row}]`;
+  if (dtype === 'float8_e4m3') return f((which === 'k' ? kScale : vScale) * 256);
+  return '';
+}

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { disposeWebGpuNode, initWebGpuNode, webGpuNodeStatus } from '../../lib/backends/webgpu_node';
 import type { PagedKVCollection } from '../../lib/kv_cache/collection';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache';
+import type { KVCacheParams } from '../../lib/kv_cache/params';
 import type { RopeTables } from '../../lib/rope/rope_tables';
 import type { MaskSpec } from '../../lib/types';
 import { registerAllKernels } from '../../kernels/register_all';
@@ -40,8 +41,9 @@ export function rand(n: number, seed: number): Float32Array {
  * A cache whose free list hands pages out in a scrambled order with no page at its own index
  * (filler sequences of one page each, released in a shuffled order).
  */
-export function scrambledCache(nKvHeads: number, headDim: number, pageSize: number, numPages: number, numLayers = 1): PagedKVCache {
-  const cache = new PagedKVCache({ nKvHeads, headDim, pageSize, numPages, numLayers });
+export function scrambledCache(nKvHeads: number, headDim: number, pageSize: number, numPages: number, numLayers = 1,
+  format: Partial<Pick<KVCacheParams, 'dtype' | 'kScale' | 'vScale'>> = {}): PagedKVCache {
+  const cache = new PagedKVCache({ nKvHeads, headDim, pageSize, numPages, numLayers, ...format });
   const ids: number[] = [];
   for (let i = 0; i < numPages; i++) ids.push(cache.addSequence(100000 + i));
   const c = cache.fetch(ids, ids.map(() => pageSize));
