@@ -43,7 +43,7 @@ export function exportLoRAAdapters(model: DecoderForCausalLM): HfTensorMap {
   const out: HfTensorMap = new Map();
   model.blocks.forEach((b, i) => {
     const a = b.attn;
-    for (const [name, p] of [['q_proj', a.qProj], ['k_proj', a.kProj], ['v_proj', a.vProj], ['qkv_proj', a.qkvProj], ['o_proj', a.oProj]] as const) {
+    for (const [name, p] of a.namedProjections()) {
       if (!(p instanceof LoRALinear) || !p.loraA) continue;
       const pre = `base_model.model.model.layers.${i}.self_attn.${name}`;
       out.set(`${pre}.lora_A.weight`, tf.tidy(() => host(tf.transpose(p.loraA!.read()))));

@@ -311,6 +311,20 @@ export class AttentionWithRope extends tf.layers.Layer {
     if (this.oProj) this.oProj = wrap('o_proj', this.oProj, addWeight);
   }
 
+  /**
+   * The projections this layer has, under their Hugging Face names (`q_proj`, `k_proj`, `v_proj`,
+   * or `qkv_proj` when stacked, and `o_proj`), in that order: the one name table that LoRA, the
+   * adapter exporter and other per-projection loops read.
+   * @example
+   * for (const [name, p] of layer.namedProjections()) console.log(name, p.constructor.name);
+   */
+  namedProjections(): [string, LinearLike][] {
+    const all: [string, LinearLike | null | undefined][] = [
+      ['q_proj', this.qProj], ['k_proj', this.kProj], ['v_proj', this.vProj], ['qkv_proj', this.qkvProj], ['o_proj', this.oProj],
+    ];
+    return all.filter((e): e is [string, LinearLike] => e[1] != null);
+  }
+
   /** Tensor-parallel sharding is built by the sharding module. */
   shard(devices: DevicePlacement[]): AttentionWithRope[] {
     return shardLayer(this, devices);

@@ -166,10 +166,6 @@ registerLinearClassResolver((name) => {
   return o ? loraLinearClass(o) : undefined;
 });
 
-function projections(layer: AttentionWithRope): [string, LinearLike | null][] {
-  return [['q_proj', layer.qProj], ['k_proj', layer.kProj], ['v_proj', layer.vProj], ['qkv_proj', layer.qkvProj], ['o_proj', layer.oProj]];
-}
-
 /**
  * Puts LoRA adapters on a built layer's projections (its kernels and biases are kept and, by
  * default, frozen); the layer's config then names the LoRA class.
@@ -180,7 +176,7 @@ function projections(layer: AttentionWithRope): [string, LinearLike | null][] {
 export function applyLoRA(layer: AttentionWithRope, options: LoRAOptions): void {
   if (!layer.built) layer.build([null, layer.opts.hiddenSize]);
   const cls = loraLinearClass(options);
-  for (const [name, p] of projections(layer)) {
+  for (const [name, p] of layer.namedProjections()) {
     check(!(p instanceof LoRALinear), 'applyLoRA', () => `${layer.name}.${name} already has a LoRA adapter`);
   }
   layer.replaceProjections((name, p, addWeight) =>
@@ -190,7 +186,7 @@ export function applyLoRA(layer: AttentionWithRope, options: LoRAOptions): void 
 
 /** The layer's LoRA projections. */
 export function loraProjections(layer: AttentionWithRope): LoRALinear[] {
-  return projections(layer).map(([, p]) => p).filter((p): p is LoRALinear => p instanceof LoRALinear);
+  return layer.namedProjections().map(([, p]) => p).filter((p): p is LoRALinear => p instanceof LoRALinear);
 }
 
 /** Folds every adapter of the layer into its kernels. */
