@@ -4,10 +4,10 @@
  * Inputs are broadcast and partial outputs all-reduced (a reduce-scatter in the workers) through
  * SharedArrayBuffers (threads) or a shared /dev/shm mapping (processes), see protocol.ts.
  */
+import { WorkerSequences } from './worker_sequences.js';
 import * as tf from '@tensorflow/tfjs';
 import type { AttentionWithRope } from '../attention/attention_with_rope.js';
 import { check, checkInt } from '../errors.js';
-import { PagedKVCache } from '../kv_cache/paged_kv_cache.js';
 import type { DevicePlacement } from '../types.js';
 import { deviceName } from './devices.js';
 import type { Reply, SeqAction } from './protocol.js';
@@ -77,9 +77,7 @@ const DEFAULT_CALL_TIMEOUT_MS = 120_000;
  * const y = await tp.callRagged(hidden, [0], [hidden.shape[0]]); // [T, hidden], the cache stepped
  * await tp.dispose();
  */
-export class ShardedAttention {
-  /** Main-thread mirror of the sequence bookkeeping (a 1-head, 1-dim cache): validates before dispatch. */
-  private readonly book: PagedKVCache;
+export class ShardedAttention extends WorkerSequences {
   private input = new SharedArrayBuffer(0);
   private partials = new SharedArrayBuffer(0);
   private capacity = 0;
@@ -95,7 +93,7 @@ export class ShardedAttention {
   private constructor(private readonly slots: ShardWorker[], readonly hiddenSize: number, kv: AttentionWithRope['kvParams'],
     private region: SharedRegion | null, private readonly paths: DataPath[], private readonly timeoutMs: number,
     private readonly partialDtype: PartialDtype, private readonly readbackChunks: number | undefined) {
-    this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize: kv.pageSize, numLayers: 1, numPages: kv.numPages });
+    super(kv.pageSize, kv.numPages);
   }
 
   /**
@@ -167,27 +165,6 @@ export class ShardedAttention {
   get partialPrecision(): PartialDtype { return this.partialDtype; }
   /** Where the time of the last callRagged went (null before the first). */
   get lastCallStats(): CallStats | null { return this.stats && { ...this.stats }; }
-  get sequenceIds(): number[] { return this.book.sequenceIds; }
-  hasSequence(seqId: number): boolean { return this.book.hasSequence(seqId); }
-  cacheLength(seqId: number): number { return this.book.cacheLength(seqId); }
-
-  addSequence(seqId?: number): number {
-    this.checkIdle('addSequence');
-    const id = this.book.addSequence(seqId);
-    this.broadcastSeq({ action: 'add', seqId: id });
-    return id;
-  }
-  releaseSequence(seqId: number): void {
-    this.checkIdle('releaseSequence');
-    this.book.releaseSequence(seqId);
-    this.broadcastSeq({ action: 'release', seqId });
-  }
-  forkSequence(srcId: number, dstId?: number): number {
-    this.checkIdle('forkSequence');
-    const id = this.book.forkSequence(srcId, dstId);
-    this.broadcastSeq({ action: 'fork', srcId, dstId: id });
-    return id;
-  }
 
   /**
    * The sharded ragged call: fetches room for `numNewTokens[b]` new tokens of each sequence,
@@ -344,12 +321,12 @@ export class ShardedAttention {
     check(dead < 0, W, () => `${this.slots[dead].name} is gone (${this.slots[dead].dead!.message}); its cache shard is lost, create a new ShardedAttention`);
   }
 
-  private checkIdle(what: string): void {
+  protected checkIdle(what: string): void {
     this.checkUsable();
     check(!this.busy, W, () => `${what} while a call is running; await it first`);
   }
 
-  private broadcastSeq(seq: SeqAction): void {
+  protected broadcastSeq(seq: SeqAction): void {
     for (const s of this.slots) s.post({ op: 'seq', seq });
   }
 

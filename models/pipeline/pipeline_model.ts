@@ -5,10 +5,10 @@
  * prefill: chunks of tokens). Suits WebGPU, which has no GPU-to-GPU copies: a stage's output goes
  * to the host once and up to the next GPU once, unlike tensor parallelism's per-layer all-reduce.
  */
+import { WorkerSequences } from '../../lib/sharding/worker_sequences.js';
 import * as tf from '@tensorflow/tfjs';
 import type { DecoderForCausalLM } from '../decoder_lm.js';
 import { check, checkInt } from '../../lib/errors.js';
-import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
 import type { DevicePlacement } from '../../lib/types.js';
 import { checkDevices } from '../../lib/sharding/devices.js';
 import { type SpawnCommand, ShardWorker, type Transport } from '../../lib/sharding/shard_worker.js';
@@ -63,8 +63,7 @@ export type PipelineResult = { logits: tf.Tensor2D } | { tokens: Int32Array };
  * const out = await pipe.generate([[1, 17, 42], [1, 5]], { maxNewTokens: 8 }); // greedy, as the whole model
  * await pipe.dispose();
  */
-export class PipelineModel {
-  private readonly book: PagedKVCache;
+export class PipelineModel extends WorkerSequences {
   private nextId = 1;
   private busy = false;
   private disposed = false;
@@ -75,7 +74,7 @@ export class PipelineModel {
   private constructor(private readonly stages: Stage[], readonly layerRanges: [number, number][], readonly vocabSize: number,
     readonly hiddenSize: number, pageSize: number, numPages: number, private readonly microBatches: number,
     private readonly banks: ActivationBanks, private readonly timeoutMs: number) {
-    this.book = new PagedKVCache({ nKvHeads: 1, headDim: 1, pageSize, numLayers: 1, numPages });
+    super(pageSize, numPages);
   }
 
   /** Splits `model` into stages and starts one worker per device (the model itself is not changed; its weights are copied to the stages). */
@@ -152,27 +151,6 @@ export class PipelineModel {
   get workerPids(): (number | null)[] { return this.stages.map((s) => s.pid); }
   /** Where the time of the last call went: total ms and each stage's compute ms (summed over micro-batches). */
   get lastCallStats(): { totalMs: number; stageMs: number[] } | null { return this.stats && { ...this.stats, stageMs: [...this.stats.stageMs] }; }
-  get sequenceIds(): number[] { return this.book.sequenceIds; }
-  hasSequence(seqId: number): boolean { return this.book.hasSequence(seqId); }
-  cacheLength(seqId: number): number { return this.book.cacheLength(seqId); }
-
-  addSequence(seqId?: number): number {
-    this.checkIdle('addSequence');
-    const id = this.book.addSequence(seqId);
-    this.broadcast({ action: 'add', seqId: id });
-    return id;
-  }
-  releaseSequence(seqId: number): void {
-    this.checkIdle('releaseSequence');
-    this.book.releaseSequence(seqId);
-    this.broadcast({ action: 'release', seqId });
-  }
-  forkSequence(srcId: number, dstId?: number): number {
-    this.checkIdle('forkSequence');
-    const id = this.book.forkSequence(srcId, dstId);
-    this.broadcast({ action: 'fork', srcId, dstId: id });
-    return id;
-  }
 
   /**
    * One ragged step of the whole model: `ids` are the new tokens of `seqIds` (`numNewTokens[b]`
@@ -367,12 +345,12 @@ export class PipelineModel {
     check(this.broken === null, W, () => `unusable: ${this.broken}; create a new PipelineModel`);
   }
 
-  private checkIdle(what: string): void {
+  protected checkIdle(what: string): void {
     this.checkUsable();
     check(!this.busy, W, () => `${what} while a call is running; await it first`);
   }
 
-  private broadcast(seq: SeqAction): void { for (const s of this.stages) s.post({ op: 'seq', seq }); }
+  protected broadcastSeq(seq: SeqAction): void { for (const s of this.stages) s.post({ op: 'seq', seq }); }
 }
 
 /** `[start, end)` per stage from layer counts, checked against the model. */
