@@ -11,31 +11,12 @@ import { nativeArgs } from '../kernels/cpu/QuantMatMul.js';
 import { activeNative } from '../kernels/cpu/native.js';
 import type { QuantMatMulAttrs } from '../kernels/kernel_names.js';
 import { type BenchModule, type BenchRow, row, timeInterleaved } from './harness.js';
+import { quantCases, randomWords } from './quant_cases.js';
 
 const K = 4096, N = 4096;
 
-type Case = { name: string; attrs: Partial<QuantMatMulAttrs>; words: number; scales: number; zeros?: number };
-const CASES: Case[] = [
-  { name: 'fp8 (e4m3 rowwise, per-token)', attrs: { weightFormat: 'e4m3', weightScale: 'rowwise', activation: 'e4m3_token' }, words: N * K / 4, scales: N },
-  { name: 'int8 w8a8', attrs: { weightFormat: 'int8', weightScale: 'rowwise', activation: 'int8_token' }, words: N * K / 4, scales: N },
-  { name: 'nvfp4', attrs: { weightFormat: 'nvfp4', weightScale: 'block', blockRows: 1, blockCols: 16, activation: 'nvfp4', actGroup: 16, inputScale: 0.01 }, words: N * K / 8, scales: N * K / 16 },
-  { name: 'gptq int4 (g=128)', attrs: { weightFormat: 'gptq', weightScale: 'block', blockRows: 1, blockCols: 128 }, words: N * K / 8, scales: (K / 128) * N, zeros: (K / 128) * N / 8 },
-  { name: 'bf16', attrs: { weightFormat: 'bf16', weightScale: 'none' }, words: N * K / 2, scales: 0 },
-  { name: 'f16', attrs: { weightFormat: 'f16', weightScale: 'none' }, words: N * K / 2, scales: 0 },
-];
-
-function randomWords(n: number, fmt: string): Int32Array {
-  const w = new Int32Array(n);
-  let s = 12345;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1103515245) + 12345) | 0;
-    let v = s;
-    if (fmt === 'e4m3') v &= 0x3e3e3e3e; // small finite codes (no NaN)
-    if (fmt === 'bf16' || fmt === 'f16') v &= 0x3bff3bff; // finite halves below 1
-    w[i] = v;
-  }
-  return w;
-}
+/** Every format but fp8 block 128 (the cpu bench's rows since issue 12). */
+const CASES = quantCases(N, K).filter((c) => c.name !== 'fp8 block 128');
 
 /** User + system CPU ms per call of `f` (all threads of the process). */
 function cpuMsPerCall(f: () => void, calls: number): number {
