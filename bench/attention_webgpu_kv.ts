@@ -20,13 +20,13 @@ import { webgpuFlashTuning } from '../kernels/webgpu/flash_plan.js';
 import { gpuErrorText } from './gpu_error_text.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
-import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
+import { median, refRow } from './webgpu_harness.js';
 
 const small = process.argv.includes('--small');
 const quick = process.argv.includes('--quick');
 const NH = 32, NKV = 8, D = 128, PS = 128;
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const HEADS = { nH: NH, nKv: NKV, D, pageSize: PS };
 
 function random(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -52,24 +52,6 @@ function fillPools(cache: PagedKVCache): void {
     p.v.set(protoV.subarray(j * D, (j + 1) * D) as never, r * D);
     if (p.kRowScales) { p.kRowScales[r] = sK[j]; p.vRowScales![r] = sV[j]; }
   }
-}
-
-function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: PagedKVCollection, b: number, r: number, h: number): Float64Array {
-  const i = c.startPositions[b] + r - c.rowOffsets[b], kh = Math.floor(h / (NH / NKV));
-  const addr = (j: number) => ((c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)] * NKV + kh) * PS + (j % PS)) * D;
-  const s = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * NH + h) * D + d] * k[addr(j) + d];
-    s[j] = dot / Math.sqrt(D);
-    mx = Math.max(mx, s[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - mx); sum += s[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (s[j] / sum) * v[addr(j) + d];
-  return out;
 }
 
 type Be = { device: GPUDevice; ensureCommandEncoderReady(): void; endComputePassEncoder(): void; submitQueue(): void };
@@ -147,7 +129,7 @@ function setup(kind: 'decode' | 'prefill', dtype: KVCacheDType): { measure: () =
     let err = 0;
     for (let n = 0; n < 8; n++) {
       const b = n % B, r = c.rowOffsets[b] + ((n * 2654435761) >>> 0) % nNew, h = (n * 7) % NH;
-      const ref = refRow(q, k, v, c, b, r, h);
+      const ref = refRow(q, k, v, c, b, r, h, 1 / Math.sqrt(D), HEADS);
       let e = 0, m = 1e-6;
       for (let d = 0; d < D; d++) { e = Math.max(e, Math.abs(got[(r * NH + h) * D + d] - ref[d])); m = Math.max(m, Math.abs(ref[d])); }
       err = Math.max(err, e / m);
