@@ -13,6 +13,8 @@ module.exports = {
   },
   // What the Node entry does on import: install the native addon (lib/backends/native_node.ts).
   setupFiles: ['<rootDir>/spec/support/quiet_banner.ts', '<rootDir>/spec/support/node_setup.ts'],
+  // A watchdog thread per spec file names a test that blocks its worker for good (spec/support/hang_watchdog.ts).
+  setupFilesAfterEnv: ['<rootDir>/spec/support/hang_watchdog.ts'],
   testTimeout: 120000,
   maxWorkers: 2,
 };
