@@ -2,32 +2,30 @@
  * jest setupFilesAfterEnv: a watchdog thread per spec file that turns a hang into a named failure.
  *
  * Why: jest's testTimeout cannot fire while a test blocks its worker's thread (a native call
- * that never returns, a synchronous read of a pipe); such a suite keeps `npm test` from ever
- * finishing, and CI stops at its own limit with no name in the log. The main thread stamps
- * every hook and test start/end into a SharedArrayBuffer; a worker thread (which runs while the
- * main thread is blocked) checks the stamp every few seconds. After TFJS_ATTENTION_SPEC_HANG_MIN
- * minutes (default 17: above the longest per-test timeout in spec/, 15 min) with no stamp, it
- * writes `[hang watchdog] <file> > <test or hook>: no progress for N min` to stderr, leaves a
- * marker file, and kills its jest worker (SIGKILL). jest retries a crashed file up to 3 times; a
- * retry that finds the marker fails at once with the same message, so one hang costs one limit.
+ * that never returns, a JS loop that never ends, a synchronous read of a pipe); such a suite
+ * keeps `npm test` from ever finishing, and CI stops at its own limit with no name in the log.
+ * The main thread stamps every hook and test start/end into a SharedArrayBuffer; a worker thread
+ * (which runs while the main thread is blocked) checks the stamp every few seconds. After
+ * TFJS_ATTENTION_SPEC_HANG_MIN minutes (default 12; the slowest single test, the AVX2 addon's
+ * child jest, takes ~1 min on a quiet machine) with no stamp, it prints to stderr:
+ *   [hang watchdog] <file> > <test or hook>: no progress for N min
+ * then every thread's native stack (gdb, when installed; the main thread's first) and the main
+ * thread's JavaScript stack (through the inspector, when the block is a JS loop), leaves a marker file for scripts/run-specs.cjs
+ * and kills its jest worker (SIGKILL). 0 turns the watchdog off.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-const limitMin = Number(process.env.TFJS_ATTENTION_SPEC_HANG_MIN ?? 17);
+const limitMin = Number(process.env.TFJS_ATTENTION_SPEC_HANG_MIN ?? 12);
 const NAME_BYTES = 1024;
 const testPath = expect.getState().testPath ?? 'unknown spec';
-const marker = path.join(os.tmpdir(), `tfjs-attention-hang-${path.basename(testPath)}-${process.ppid}.txt`);
-
-if (fs.existsSync(marker)) {
-  const why = fs.readFileSync(marker, 'utf8');
-  throw new Error(`an earlier run of this spec file hung and was killed: ${why}`);
-}
+/** Where scripts/run-specs.cjs looks for the files that hung (one folder per run). */
+const hangDir = process.env.TFJS_ATTENTION_SPEC_HANG_DIR ?? path.join(os.tmpdir(), `tfjs-attention-hangs-${process.ppid}`);
 
 if (limitMin > 0) {
-  // [0]: stamp (seconds since start, bumped on every event), [1]: name length; then the name's bytes
+  // [0]: stamp (seconds since t0, bumped on every event), [1]: name length; then the name's bytes
   const shared = new SharedArrayBuffer(8 + NAME_BYTES);
   const head = new Int32Array(shared, 0, 2);
   const nameBytes = new Uint8Array(shared, 8, NAME_BYTES);
@@ -39,27 +37,67 @@ if (limitMin > 0) {
     Atomics.store(head, 0, Math.round((Date.now() - t0) / 1000));
   };
   stamp('loading the spec file');
-  const file = path.relative(process.cwd(), testPath);
   const watchdog = new Worker(`
     const { workerData } = require('node:worker_threads');
-    const fs = require('node:fs');
-    const { shared, limitS, t0, file, marker } = workerData;
+    const fs = require('node:fs'), path = require('node:path'), cp = require('node:child_process');
+    const { shared, limitS, t0, file, testPath, hangDir } = workerData;
     const head = new Int32Array(shared, 0, 2), name = new Uint8Array(shared, 8);
-    setInterval(() => {
+    const say = (s) => fs.writeSync(2, s + '\\n');
+    const cut = (l) => l.slice(0, 220);
+    // native stacks (gdb, when installed): the main thread (thread 1) whole, the others 10 frames each
+    function nativeStacks() {
+      // gdb stops this whole process, this thread included: its output goes to a file (a pipe that this thread
+      // reads would fill and block gdb), and a separate \`timeout\` process bounds it
+      const gdb = (args) => {
+        const out = path.join(hangDir, 'gdb-' + process.pid + '.txt');
+        const fd = fs.openSync(out, 'w');
+        const r = cp.spawnSync('timeout', ['-s', 'KILL', '60', 'gdb', '-p', String(process.pid), '-batch', '-nx', ...args], { stdio: ['ignore', fd, fd] });
+        fs.closeSync(fd);
+        const text = fs.readFileSync(out, 'utf8');
+        fs.rmSync(out, { force: true });
+        return { error: r.error || (r.status === 127 ? new Error('not installed') : null), stdout: text };
+      };
+      const main = gdb(['-ex', 'thread 1', '-ex', 'bt 40']);
+      if (main.error) return say('[hang watchdog] no native stacks (gdb: ' + main.error.message + ')');
+      say('[hang watchdog] native stack of the main thread:\\n' + main.stdout.split('\\n').filter((l) => /^#/.test(l)).map(cut).join('\\n'));
+      const all = gdb(['-ex', 'thread apply all bt 10']).stdout.split('\\n').filter((l) => /^(#\\d |Thread )/.test(l)).map(cut);
+      say('[hang watchdog] other threads:\\n' + all.slice(0, 300).join('\\n'));
+    }
+    // the main thread's JS stack: the inspector pauses it, which happens only while it runs JS (an endless loop)
+    function jsStack(done) {
+      const { Session } = require('node:inspector');
+      const session = new Session();
+      let said = false;
+      const finish = (text) => { if (!said) { said = true; say(text); done(); } };
+      try {
+        session.connectToMainThread();
+        session.on('Debugger.paused', (m) => finish('[hang watchdog] main thread JS stack:\\n' + m.params.callFrames.slice(0, 25)
+          .map((f) => '  at ' + (f.functionName || '(anonymous)') + ' ' + f.url + ':' + (f.location.lineNumber + 1)).join('\\n')));
+        session.post('Debugger.enable', () => session.post('Debugger.pause'));
+      } catch (e) { finish('[hang watchdog] no inspector: ' + e.message); }
+      setTimeout(() => finish('[hang watchdog] no JS stack within 3 s: the main thread is blocked outside JavaScript (see its native stack)'), 3000);
+    }
+    const timer = setInterval(() => {
       const idle = (Date.now() - t0) / 1000 - Atomics.load(head, 0);
       if (idle < limitS) return;
+      clearInterval(timer);
       const what = Buffer.from(name.subarray(0, Atomics.load(head, 1))).toString();
       const msg = file + ' > ' + what + ': no progress for ' + Math.round(idle / 60) + ' min (a blocking call that never returned)';
-      try { fs.writeFileSync(marker, msg); } catch {}
-      fs.writeSync(2, '\\n[hang watchdog] ' + msg + '; killing this jest worker\\n');
-      process.kill(process.pid, 'SIGKILL');
+      say('\\n[hang watchdog] ' + msg);
+      fs.mkdirSync(hangDir, { recursive: true });
+      try { fs.writeFileSync(path.join(hangDir, path.basename(testPath) + '.txt'), testPath + '\\n' + msg); } catch {}
+      nativeStacks();
+      jsStack(() => { say('[hang watchdog] killing this jest worker'); process.kill(process.pid, 'SIGKILL'); });
     }, 5000);
-  `, { eval: true, workerData: { shared, limitS: limitMin * 60, t0, file, marker } });
+  `, { eval: true, workerData: { shared, limitS: limitMin * 60, t0, file: path.relative(process.cwd(), testPath), testPath, hangDir } });
   watchdog.unref();
 
   const current = () => expect.getState().currentTestName ?? '(hook)';
   beforeAll(() => stamp('beforeAll'));
   beforeEach(() => stamp(current()));
   afterEach(() => stamp(`after ${current()}`));
-  afterAll(async () => { stamp('afterAll'); await watchdog.terminate(); });
+  afterAll(async () => {
+    stamp('afterAll');
+    await watchdog.terminate();
+  });
 }
