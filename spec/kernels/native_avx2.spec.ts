@@ -4,11 +4,11 @@
  * the cpu kernel specs run against it in a child jest (TFJS_ATTENTION_NATIVE_PATH). Fails, never
  * skips, when the build fails on a host that built the default addon.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { nativeKernels } from '../../kernels/cpu/native';
+import { runChild } from '../support/run_child';
 
 const root = path.resolve(__dirname, '../..');
 const addon = path.join(root, 'native/build-avx2/tfjs_attention_native.node');
@@ -25,23 +25,23 @@ function upToDate(): boolean {
 const withAddon = nativeKernels !== null ? describe : describe.skip;  // skip reason: no compiler here, the default addon did not build either
 
 withAddon('native addon, AVX2 build', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     if (upToDate()) return;
-    const r = spawnSync(process.execPath, ['scripts/build-native.cjs', '--avx2'], { cwd: root, encoding: 'utf8', timeout: 600000 });
-    if (r.status !== 0) throw new Error(`AVX2 build failed (exit ${r.status}):\n${(r.stdout + r.stderr).slice(-3000)}`);
+    const r = await runChild(process.execPath, ['scripts/build-native.cjs', '--avx2'], { cwd: root, timeoutMs: 600000 });
+    if (r.status !== 0) throw new Error(`AVX2 build failed (exit ${r.status}${r.timedOut ? ', killed after 600 s' : ''}):\n${r.out.slice(-3000)}`);
   }, 620000);
 
-  it('is an AVX2 build', () => {
-    const probe = spawnSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(addon)}).isa())`], { encoding: 'utf8' });
-    expect(probe.stdout).toBe('avx2');
+  it('is an AVX2 build', async () => {
+    const probe = await runChild(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(addon)}).isa())`], { timeoutMs: 60000 });
+    expect(probe.out).toBe('avx2');
   });
 
-  it(`passes the cpu kernel specs (${SPECS.map((s) => path.basename(s)).join(', ')})`, () => {
+  it(`passes the cpu kernel specs (${SPECS.map((s) => path.basename(s)).join(', ')})`, async () => {
     const jest = path.join(root, 'node_modules/jest/bin/jest.js');
-    const r = spawnSync(process.execPath, [jest, '--ci', ...SPECS], {
-      cwd: root, encoding: 'utf8', timeout: 900000, env: { ...process.env, TFJS_ATTENTION_NATIVE_PATH: addon },
+    const r = await runChild(process.execPath, [jest, '--ci', ...SPECS], {
+      cwd: root, timeoutMs: 900000, env: { ...process.env, TFJS_ATTENTION_NATIVE_PATH: addon },
     });
-    const out = r.stdout + r.stderr;
+    const out = r.out;
     expect([r.status, out.match(/Tests:.*$/m)?.[0]]).toEqual([0, expect.stringMatching(/passed/)]);
     expect(out).not.toMatch(/skipped/);
   }, 900000);

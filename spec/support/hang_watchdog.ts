@@ -4,39 +4,44 @@
  * Why: jest's testTimeout cannot fire while a test blocks its worker's thread (a native call
  * that never returns, a JS loop that never ends, a synchronous read of a pipe); such a suite
  * keeps `npm test` from ever finishing, and CI stops at its own limit with no name in the log.
- * The main thread stamps every hook and test start/end into a SharedArrayBuffer; a worker thread
- * (which runs while the main thread is blocked) checks the stamp every few seconds. After
- * TFJS_ATTENTION_SPEC_HANG_MIN minutes (default 12; the slowest single test, the AVX2 addon's
- * child jest, takes ~1 min on a quiet machine) with no stamp, it prints to stderr:
- *   [hang watchdog] <file> > <test or hook>: no progress for N min
+ * The main thread's event loop beats a heartbeat into a SharedArrayBuffer every second, and
+ * every hook and test writes its name there; a worker thread (which runs while the main thread
+ * is blocked) checks the beat. After TFJS_ATTENTION_SPEC_HANG_MIN minutes (default 6) without
+ * one, it prints to stderr:
+ *   [hang watchdog] <file> > <test or hook>: the main thread blocked for N min
  * then every thread's native stack (gdb, when installed; the main thread's first) and the main
- * thread's JavaScript stack (through the inspector, when the block is a JS loop), leaves a marker file for scripts/run-specs.cjs
- * and kills its jest worker (SIGKILL). 0 turns the watchdog off.
+ * thread's JavaScript stack (through the inspector, when the block is a JS loop), leaves a
+ * marker file for scripts/run-specs.cjs and kills its jest worker (SIGKILL). 0 turns it off.
+ * A test that waits asynchronously, however long, keeps the beat going: jest's own timeouts
+ * govern it. So specs run long child processes with spawn, not spawnSync.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-const limitMin = Number(process.env.TFJS_ATTENTION_SPEC_HANG_MIN ?? 12);
+const limitMin = Number(process.env.TFJS_ATTENTION_SPEC_HANG_MIN ?? 6);
 const NAME_BYTES = 1024;
 const testPath = expect.getState().testPath ?? 'unknown spec';
 /** Where scripts/run-specs.cjs looks for the files that hung (one folder per run). */
 const hangDir = process.env.TFJS_ATTENTION_SPEC_HANG_DIR ?? path.join(os.tmpdir(), `tfjs-attention-hangs-${process.ppid}`);
 
 if (limitMin > 0) {
-  // [0]: stamp (seconds since t0, bumped on every event), [1]: name length; then the name's bytes
+  // [0]: heartbeat (seconds since t0), [1]: name length; then the name's bytes
   const shared = new SharedArrayBuffer(8 + NAME_BYTES);
   const head = new Int32Array(shared, 0, 2);
   const nameBytes = new Uint8Array(shared, 8, NAME_BYTES);
   const t0 = Date.now();
+  const beat = () => Atomics.store(head, 0, Math.round((Date.now() - t0) / 1000));
   const stamp = (what: string) => {
     const b = Buffer.from(what.slice(0, 400));
     nameBytes.set(b.subarray(0, NAME_BYTES));
     Atomics.store(head, 1, Math.min(b.length, NAME_BYTES));
-    Atomics.store(head, 0, Math.round((Date.now() - t0) / 1000));
+    beat();
   };
   stamp('loading the spec file');
+  const heartbeat = setInterval(beat, 1000);
+  heartbeat.unref();
   const watchdog = new Worker(`
     const { workerData } = require('node:worker_threads');
     const fs = require('node:fs'), path = require('node:path'), cp = require('node:child_process');
@@ -82,7 +87,7 @@ if (limitMin > 0) {
       if (idle < limitS) return;
       clearInterval(timer);
       const what = Buffer.from(name.subarray(0, Atomics.load(head, 1))).toString();
-      const msg = file + ' > ' + what + ': no progress for ' + Math.round(idle / 60) + ' min (a blocking call that never returned)';
+      const msg = file + ' > ' + what + ': the main thread blocked for ' + Math.round(idle / 60) + ' min (a call that never returned)';
       say('\\n[hang watchdog] ' + msg);
       fs.mkdirSync(hangDir, { recursive: true });
       try { fs.writeFileSync(path.join(hangDir, path.basename(testPath) + '.txt'), testPath + '\\n' + msg); } catch {}
@@ -98,6 +103,7 @@ if (limitMin > 0) {
   afterEach(() => stamp(`after ${current()}`));
   afterAll(async () => {
     stamp('afterAll');
+    clearInterval(heartbeat);
     await watchdog.terminate();
   });
 }
