@@ -191,11 +191,16 @@ withAddon('native compact KV caches', () => {
       const a = nat.step([T], qkv), b = ts.step([T], qkv);
       expect(maxDiff(a, b)).toBeLessThanOrEqual(2e-5);
       const G = s.nH / s.nKv;
-      for (let t = 0; t < T; t++) {
-        for (let h = 0; h < s.nH; h++) {
-          const row = a.subarray((t * s.nH + h) * s.D, (t * s.nH + h + 1) * s.D);
-          const sees = t >= bad && Math.floor(h / G) === 0;
-          expect({ t, h, nan: row.some(Number.isNaN) }).toEqual({ t, h, nan: sees });
+      // The same step forced through the decode rows (20 query rows of one key block, not all seeing token 6).
+      const viaDecode = new Twin(s, dtype, 1, 'native').step([T], qkv, 'decode');
+      expect(maxDiff(viaDecode, b)).toBeLessThanOrEqual(2e-5);
+      for (const [path, out] of [['prefill', a], ['decode', viaDecode]] as const) {
+        for (let t = 0; t < T; t++) {
+          for (let h = 0; h < s.nH; h++) {
+            const row = out.subarray((t * s.nH + h) * s.D, (t * s.nH + h + 1) * s.D);
+            const sees = t >= bad && Math.floor(h / G) === 0;
+            expect({ path, t, h, nan: row.some(Number.isNaN) }).toEqual({ path, t, h, nan: sees });
+          }
         }
       }
       // Decode over the poisoned context: the new token sees it (NaN on KV head 0 only).
