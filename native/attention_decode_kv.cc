@@ -246,6 +246,7 @@ void attendRowsKv(const AttnParams& p, int b, int h, int t0, int t1, int k0, int
   sc.ensure(M, D);
   float *qp = sc.q.data(), *s = sc.s.data(), *alpha = sc.alpha.data();
   int *lo = sc.lo.data(), *hi = sc.hi.data();
+  uint8_t* tb = sc.t.data();  // transposed K codes of a block: [NK / 16][D / 64][16 x 64]
   const int start = p.start[b], ctx = start + p.numNew[b], row0 = p.rowOff[b];
   const size_t qStride = static_cast<size_t>(p.nHeads) * D;
   int kmin = k1, kmax = k0 - 1;
@@ -285,8 +286,8 @@ void attendRowsKv(const AttnParams& p, int b, int h, int t0, int t1, int k0, int
     // pieces (int8; read straight after, each group's loads waited for the stores: ~15% of the item).
     for (int g = 0; g < nk16; g += 16)
       for (int c0 = 0; c0 < D; c0 += 64)
-        transposeBytes16x64(reinterpret_cast<const uint8_t* const*>(kr + g), c0, sc.t.data() + static_cast<size_t>(g * D + c0 * 16));
-    for (int g = 0; g < nk16; g += 16) qkRows<E, DB>(wd, sc.t.data() + static_cast<size_t>(g) * D, qp, M, s + g, ks + g);
+        transposeBytes16x64(reinterpret_cast<const uint8_t* const*>(kr + g), c0, tb + static_cast<size_t>(g * D + c0 * 16));
+    for (int g = 0; g < nk16; g += 16) qkRows<E, DB>(wd, tb + static_cast<size_t>(g) * D, qp, M, s + g, ks + g);
     for (int m = 0; m < M; m++) alpha[m] = softmaxRow(s + static_cast<size_t>(m) * NK, nk, nk16, kb, lo[m], hi[m], vs, mr[m], lr[m]);
     pvRows<E>(wd, s, vr, nk16, M, D, o, alpha);
     if (nBad > 0)
