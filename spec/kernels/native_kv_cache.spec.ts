@@ -4,7 +4,8 @@
  * - the store writes the codes and int8 row scales core/kv_dtype.ts encodeKvRow gives for the same
  *   float rows, bit for bit (round to nearest even, saturation, NaN rules), for prefill and decode
  *   steps, values beyond e4m3's range included; V codes equal the TypeScript store's;
- * - attention (prefill items, decode rows for head dims 16/32/64/128, the generic item for others)
+ * - attention (prefill items, decode rows for head dims 16/32/64/128 (int8 / float8 also 192, 3 query heads per
+ *   KV head: native/attention_decode_kv.cc), the generic item for others)
  *   matches within 2e-5 (relative above magnitude 1; 2e-4 for inputs up to 6, whose logits reach ~100) with
  *   identical NaN positions; a NaN stored in one token's V stays causal
  *   (only rows that see that token become NaN) on both paths;
@@ -117,6 +118,8 @@ withAddon('native compact KV caches', () => {
   const SHAPES: Shape[] = [
     { nH: 8, nKv: 2, D: 64, pageSize: 4 },    // decode rows, 4 query heads per KV head
     { nH: 4, nKv: 4, D: 128, pageSize: 16 },  // decode rows, MHA, head dim 128
+    { nH: 9, nKv: 3, D: 64, pageSize: 16 },   // 3 query heads per KV head (SmolLM2); int8 / fp8: lanes along keys
+    { nH: 4, nKv: 2, D: 192, pageSize: 8 },   // int8 / fp8 decode rows at three 64-column blocks of codes
     { nH: 6, nKv: 2, D: 24, pageSize: 8 },    // head dim outside the row kernel: generic item
     { nH: 2, nKv: 1, D: 16, pageSize: 3 },    // pages shorter than a key block
   ];
