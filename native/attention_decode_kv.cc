@@ -12,8 +12,12 @@
 // Scales stay folded: a key's int8 row scale (or the fp8 tensor scale) multiplies its score lane,
 // its V scale the probability. Widening: int8 by vpmovsxbd + vcvtdq2ps; e4m3 by table: the 128
 // magnitudes' bfloat16 bits (exact: 3 mantissa bits) split into a low and a high byte table, two
-// vpermi2b look up 64 codes at once, the sign bit is merged in, and four vpermt2b place the bytes in
-// float32 position (7 ops per 64 codes; the float16 route of kv_widen.h takes ~10 per 16).
+// vpermi2b look up 64 codes at once, the sign bit is merged in, and unpacks place the bytes in float32
+// position (10 ops per 64 codes; the float16 route of kv_widen.h takes ~10 per 16).
+// Same-process A/B on D1 (8 x 1024, 16/4 heads, d64; one thread, minima, shared machine): int8
+// 0.676 -> 0.449 ms, float8_e4m3 0.886 -> 0.480 ms against attendRows. Versions that lost are noted
+// where they differ (block size, e4m3 byte placement, int8 loads); a software prefetch of the next
+// block's K / V rows while this one ran made no difference.
 // AVX2 and portable builds, other dtypes and head dims not a multiple of 64 take attendItemRows.
 #include "attention_decode_kv.h"
 
@@ -34,9 +38,9 @@
 namespace {
 
 #ifndef KV_NK
-#define KV_NK 128
+#define KV_NK 128  // -DKV_NK=n at build time, for re-measuring
 #endif
-constexpr int NK = KV_NK;  // keys per block
+constexpr int NK = KV_NK;  // keys per block (64: D1 5% slower; 256: no faster than 128)
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
 
 /** Codes of the 64 columns of 16 rows -> T[64 i + 16 L + key] = row key's code of column 16 L + i. */
@@ -282,8 +286,9 @@ void attendRowsKv(const AttnParams& p, int b, int h, int t0, int t1, int k0, int
       vr[n] = zeros;
       vs[n] = 1.f;
     }
-    // Every group transposed first: its 64-byte stores are committed before qkRows reads them in 16-byte
-    // pieces (int8; read straight after, each group's loads waited for the stores: ~15% of the item).
+    // Every group transposed first, then scored. (Each group scored right after its own transpose, its
+    // 64-byte stores read back in 16-byte pieces, took the same time: the profile's stall there was the
+    // K rows' loads.)
     for (int g = 0; g < nk16; g += 16)
       for (int c0 = 0; c0 < D; c0 += 64)
         transposeBytes16x64(reinterpret_cast<const uint8_t* const*>(kr + g), c0, tb + static_cast<size_t>(g * D + c0 * 16));
