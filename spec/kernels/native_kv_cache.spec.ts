@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { type KVCacheDType, type KVPool, encodeKvRow } from '../../core/kv_dtype';
+import type { MaskVariant } from '../../core/types';
 import type { RopeTables } from '../../core/rope_tables';
 import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
 import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops';
@@ -44,7 +45,8 @@ class Twin {
   readonly cache: PagedKVCache;
   private readonly rope: RopeTables;
   readonly ids: number[];
-  constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts') {
+  constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts',
+    readonly mask: { variant: MaskVariant; window: number; chunk: number } = { variant: 'causal', window: 0, chunk: 0 }) {
     const fp8 = dtype === 'float8_e4m3' ? { kScale: 0.01, vScale: 0.004 } : {};
     this.cache = new PagedKVCache({ nKvHeads: s.nKv, headDim: s.D, pageSize: s.pageSize, numPages: 64, dtype, ...fp8 });
     this.ids = Array.from({ length: batch }, (_, i) => this.cache.addSequence(i));
@@ -60,7 +62,7 @@ class Twin {
     const x = tf.tensor2d(qkv, [T, (nH + 2 * nKv) * D]);
     const q = ropeSplitStoreRagged(x, { nHeads: nH, nKvHeads: nKv, headDim: D, rope: this.rope, qkNormEps: -1, collection: kv, layerIdx: 0 });
     const o = flashAttentionRaggedPaged(q, { nHeads: nH, nKvHeads: nKv, headDim: D, scale: 1 / Math.sqrt(D),
-      mask: { variant: 'causal', window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant });
+      mask: this.mask, collection: kv, layerIdx: 0, variant });
     const out = o.dataSync() as Float32Array;
     tf.dispose([x, q, o]);
     this.cache.step(kv);
@@ -150,6 +152,21 @@ withAddon('native compact KV caches', () => {
   }
 
   for (const dtype of DTYPES) {
+    it(`${dtype}: sliding-window and chunked masks through prefill and the decode rows, as TypeScript within 2e-5`, () => {
+      const s: Shape = { nH: 8, nKv: 2, D: 64, pageSize: 8 }, W = (s.nH + 2 * s.nKv) * s.D, r = rng(31);
+      const masks = [{ variant: 'sliding_window_causal' as const, window: 5, chunk: 0 }, { variant: 'chunked_causal' as const, window: 0, chunk: 7 },
+        { variant: 'sliding_window' as const, window: 6, chunk: 0 }];
+      for (const mask of masks) {
+        const nat = new Twin(s, dtype, 2, 'native', mask), ts = new Twin(s, dtype, 2, 'ts', mask);
+        // Prefill past a few key blocks' worth of window, single-token decode, then forced decode over several rows.
+        for (const [news, variant] of [[[150, 9], 'auto'], [[1, 1], 'auto'], [[3, 2], 'decode']] as const) {
+          const qkv = randomArray(news[0] * W + news[1] * W, r);
+          const diff = maxDiff(nat.step([...news], qkv, variant), ts.step([...news], qkv, variant));
+          expect({ mask: mask.variant, news, diff, ok: diff <= 2e-5 }).toEqual({ mask: mask.variant, news, diff, ok: true });
+        }
+      }
+    });
+
     it(`${dtype}: V rows of edge values (zeros, subnormals, ties, range limits, infinities, NaN) encode as TypeScript does`, () => {
       const s: Shape = { nH: 2, nKv: 2, D: 32, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
       const edge = [0, -0, 1e-45, -1e-45, 2 ** -10, 3 * 2 ** -12, 0.01 * 2 ** -7, 0.004 * 2 ** -9 * 1.5, 4.48, -4.48, 4.4800005, 1.792,
