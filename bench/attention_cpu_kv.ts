@@ -9,6 +9,7 @@
  * (ratio >= 0.83). Without the addon the module logs that and returns no rows (the TypeScript kernel decodes pages).
  *
  *   npm run bench -- --only attention_cpu_kv      (also run by --only attention_cpu)
+ *   KV_BENCH_CASES=D1 npm run bench -- --only attention_cpu_kv      (only the scenarios whose names start so)
  */
 import { loadavg } from 'node:os';
 
@@ -18,7 +19,7 @@ import { attentionArgs } from '../kernels/cpu/args.js';
 import { nativeKernels, setCpuKernelImpl } from '../kernels/cpu/native.js';
 import { FlashAttentionRaggedPaged, RopeSplitStoreRagged } from '../kernels/kernel_names.js';
 import { registerAllKernels } from '../kernels/register_all.js';
-import { KV_CACHE_DTYPES, type KVCacheDType } from '../core/kv_dtype.js';
+import { KV_CACHE_DTYPES, type KVCacheDType, kvBytesPerElement } from '../core/kv_dtype.js';
 import type { PagedKVCollection } from '../lib/kv_cache/collection.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
 import type { RopeTables } from '../lib/rope/rope_tables.js';
@@ -69,6 +70,17 @@ function makeCache(sc: Scenario, dtype: KVCacheDType): { cache: PagedKVCache; kv
 const attnAttrs = (kv: PagedKVCollection) => ({ nHeads: NH, nKvHeads: NKV, headDim: D, scale: 1 / Math.sqrt(D),
   mask: { variant: 'causal' as const, window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant: 'auto' as const });
 
+/**
+ * Bytes of K and V (codes, plus int8's row scales) the attention kernel reads for a scenario: every key of every
+ * sequence once per KV head. Decode at 8 x 1024 reads 16.8 MB from a float32 cache, which fits this machine's
+ * 32 MB L3 when nothing else runs: the float32 side then runs from L3, not DRAM, and the ratios say how much
+ * less work the compact kernels do per key, not only how many fewer bytes they move.
+ */
+function kvBytesRead(sc: Scenario, dtype: KVCacheDType): number {
+  const keys = sc.past.reduce((a, p, i) => a + p + sc.news[i], 0) * NKV;
+  return keys * (2 * D * kvBytesPerElement(dtype) + (dtype === 'int8' ? 8 : 0));
+}
+
 /** The whole step through tfjs, and the attention kernel alone on preallocated buffers. */
 function sides(sc: Scenario, dtype: KVCacheDType, qkv: tf.Tensor2D, rope: RopeTables): { step: () => void; kernel: () => void } {
   const { cache, kv } = makeCache(sc, dtype);
@@ -100,10 +112,12 @@ export const attentionCpuKvBench: BenchModule = {
     const rows: BenchRow[] = [];
     const t = opts.quick ? { warmup: 1, minIters: 3, maxIters: 6, minMs: 0, chunk: 3, skip: 1 }
       : { warmup: 5, minIters: 40, maxIters: 400, minMs: 2500, maxMs: 10000, chunk: 8, skip: 2 };
-    for (const sc of SCENARIOS) {
+    const cases = process.env.KV_BENCH_CASES?.split(',').filter(Boolean);
+    for (const sc of SCENARIOS.filter((c) => !cases || cases.some((p) => c.name.startsWith(p)))) {
       const T = sc.news.reduce((a, b) => a + b, 0);
       const qkv = tf.tensor2d(rand(T * W, 7), [T, W]);
       const all = KV_CACHE_DTYPES.map((dtype) => ({ dtype, ...sides(sc, dtype, qkv, rope) }));
+      opts.log(`  ${sc.name}: K/V bytes read ${all.map((s) => `${s.dtype} ${(kvBytesRead(sc, s.dtype) / 1e6).toFixed(2)} MB`).join(', ')}`);
       for (const which of ['kernel', 'step'] as const) {
         const ms = await timeInterleaved(all.map((s) => s[which]), t);
         for (let i = 1; i < all.length; i++) {

@@ -65,6 +65,7 @@
 
 #include "attention.h"
 #include "attention_common.h"
+#include "attention_decode_kv.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -557,7 +558,8 @@ void flashAttentionRaggedPaged(const AttnParams& p) {
     int b = static_cast<int>(std::upper_bound(firstSplit.begin(), firstSplit.end(), si) - firstSplit.begin()) - 1;
     int k0 = (si - firstSplit[b]) * splitLen;
     float* dst = partial + static_cast<size_t>(i) * stateSize;
-    if (!attendItemRows(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp)) {
+    if (!attendItemRowsKv(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp) &&
+        !attendItemRows(p, b, h, 0, p.numNew[b], k0, k0 + splitLen, dst, dst + Mp, dst + 2 * Mp)) {
       int mp = attendItem(p, b, h, 0, p.numNew[b], k0, k0 + splitLen);
       const int M = p.numNew[b] * G;
       std::copy(tls.m.data(), tls.m.data() + M, dst);

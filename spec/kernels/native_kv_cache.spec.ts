@@ -4,7 +4,8 @@
  * - the store writes the codes and int8 row scales core/kv_dtype.ts encodeKvRow gives for the same
  *   float rows, bit for bit (round to nearest even, saturation, NaN rules), for prefill and decode
  *   steps, values beyond e4m3's range included; V codes equal the TypeScript store's;
- * - attention (prefill items, decode rows for head dims 16/32/64/128, the generic item for others)
+ * - attention (prefill items, decode rows for head dims 16/32/64/128 (int8 / float8 also 192, 3 query heads per
+ *   KV head: native/attention_decode_kv.cc), the generic item for others)
  *   matches within 2e-5 (relative above magnitude 1; 2e-4 for inputs up to 6, whose logits reach ~100) with
  *   identical NaN positions; a NaN stored in one token's V stays causal
  *   (only rows that see that token become NaN) on both paths;
@@ -13,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { type KVCacheDType, type KVPool, encodeKvRow } from '../../core/kv_dtype';
+import type { MaskVariant } from '../../core/types';
 import type { RopeTables } from '../../core/rope_tables';
 import { nativeKernels, setCpuKernelImpl } from '../../kernels/cpu/native';
 import { flashAttentionRaggedPaged, ropeSplitStoreRagged } from '../../kernels/ops';
@@ -43,7 +45,8 @@ class Twin {
   readonly cache: PagedKVCache;
   private readonly rope: RopeTables;
   readonly ids: number[];
-  constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts') {
+  constructor(readonly s: Shape, dtype: KVCacheDType, batch: number, readonly impl: 'native' | 'ts',
+    readonly mask: { variant: MaskVariant; window: number; chunk: number } = { variant: 'causal', window: 0, chunk: 0 }) {
     const fp8 = dtype === 'float8_e4m3' ? { kScale: 0.01, vScale: 0.004 } : {};
     this.cache = new PagedKVCache({ nKvHeads: s.nKv, headDim: s.D, pageSize: s.pageSize, numPages: 64, dtype, ...fp8 });
     this.ids = Array.from({ length: batch }, (_, i) => this.cache.addSequence(i));
@@ -59,7 +62,7 @@ class Twin {
     const x = tf.tensor2d(qkv, [T, (nH + 2 * nKv) * D]);
     const q = ropeSplitStoreRagged(x, { nHeads: nH, nKvHeads: nKv, headDim: D, rope: this.rope, qkNormEps: -1, collection: kv, layerIdx: 0 });
     const o = flashAttentionRaggedPaged(q, { nHeads: nH, nKvHeads: nKv, headDim: D, scale: 1 / Math.sqrt(D),
-      mask: { variant: 'causal', window: 0, chunk: 0 }, collection: kv, layerIdx: 0, variant });
+      mask: this.mask, collection: kv, layerIdx: 0, variant });
     const out = o.dataSync() as Float32Array;
     tf.dispose([x, q, o]);
     this.cache.step(kv);
@@ -117,6 +120,8 @@ withAddon('native compact KV caches', () => {
   const SHAPES: Shape[] = [
     { nH: 8, nKv: 2, D: 64, pageSize: 4 },    // decode rows, 4 query heads per KV head
     { nH: 4, nKv: 4, D: 128, pageSize: 16 },  // decode rows, MHA, head dim 128
+    { nH: 9, nKv: 3, D: 64, pageSize: 16 },   // 3 query heads per KV head (SmolLM2); int8 / fp8: lanes along keys
+    { nH: 4, nKv: 2, D: 192, pageSize: 8 },   // int8 / fp8 decode rows at three 64-column blocks of codes
     { nH: 6, nKv: 2, D: 24, pageSize: 8 },    // head dim outside the row kernel: generic item
     { nH: 2, nKv: 1, D: 16, pageSize: 3 },    // pages shorter than a key block
   ];
@@ -147,6 +152,21 @@ withAddon('native compact KV caches', () => {
   }
 
   for (const dtype of DTYPES) {
+    it(`${dtype}: sliding-window and chunked masks through prefill and the decode rows, as TypeScript within 2e-5`, () => {
+      const s: Shape = { nH: 8, nKv: 2, D: 64, pageSize: 8 }, W = (s.nH + 2 * s.nKv) * s.D, r = rng(31);
+      const masks = [{ variant: 'sliding_window_causal' as const, window: 5, chunk: 0 }, { variant: 'chunked_causal' as const, window: 0, chunk: 7 },
+        { variant: 'sliding_window' as const, window: 6, chunk: 0 }];
+      for (const mask of masks) {
+        const nat = new Twin(s, dtype, 2, 'native', mask), ts = new Twin(s, dtype, 2, 'ts', mask);
+        // Prefill past a few key blocks' worth of window, single-token decode, then forced decode over several rows.
+        for (const [news, variant] of [[[150, 9], 'auto'], [[1, 1], 'auto'], [[3, 2], 'decode']] as const) {
+          const qkv = randomArray(news[0] * W + news[1] * W, r);
+          const diff = maxDiff(nat.step([...news], qkv, variant), ts.step([...news], qkv, variant));
+          expect({ mask: mask.variant, news, diff, ok: diff <= 2e-5 }).toEqual({ mask: mask.variant, news, diff, ok: true });
+        }
+      }
+    });
+
     it(`${dtype}: V rows of edge values (zeros, subnormals, ties, range limits, infinities, NaN) encode as TypeScript does`, () => {
       const s: Shape = { nH: 2, nKv: 2, D: 32, pageSize: 4 }, W = (s.nH + 2 * s.nKv) * s.D;
       const edge = [0, -0, 1e-45, -1e-45, 2 ** -10, 3 * 2 ** -12, 0.01 * 2 ** -7, 0.004 * 2 ** -9 * 1.5, 4.48, -4.48, 4.4800005, 1.792,
@@ -191,11 +211,16 @@ withAddon('native compact KV caches', () => {
       const a = nat.step([T], qkv), b = ts.step([T], qkv);
       expect(maxDiff(a, b)).toBeLessThanOrEqual(2e-5);
       const G = s.nH / s.nKv;
-      for (let t = 0; t < T; t++) {
-        for (let h = 0; h < s.nH; h++) {
-          const row = a.subarray((t * s.nH + h) * s.D, (t * s.nH + h + 1) * s.D);
-          const sees = t >= bad && Math.floor(h / G) === 0;
-          expect({ t, h, nan: row.some(Number.isNaN) }).toEqual({ t, h, nan: sees });
+      // The same step forced through the decode rows (20 query rows of one key block, not all seeing token 6).
+      const viaDecode = new Twin(s, dtype, 1, 'native').step([T], qkv, 'decode');
+      expect(maxDiff(viaDecode, b)).toBeLessThanOrEqual(2e-5);
+      for (const [path, out] of [['prefill', a], ['decode', viaDecode]] as const) {
+        for (let t = 0; t < T; t++) {
+          for (let h = 0; h < s.nH; h++) {
+            const row = out.subarray((t * s.nH + h) * s.D, (t * s.nH + h + 1) * s.D);
+            const sees = t >= bad && Math.floor(h / G) === 0;
+            expect({ path, t, h, nan: row.some(Number.isNaN) }).toEqual({ path, t, h, nan: sees });
+          }
         }
       }
       // Decode over the poisoned context: the new token sees it (NaN on KV head 0 only).
