@@ -10,16 +10,16 @@
  * @example
  * const { model } = await loadPretrained('Llama-3.2-1B-Instruct-FP8-dynamic'); // q/k/v/o + MLP packed fp8
  */
-import * as tf from '@tensorflow/tfjs';
 import { resolveQuantConfig } from '../lib/attention/quant_config.js';
 import { quantAttrs, type ProjectionQuant, type QuantLinear } from '../lib/attention/quant_linear.js';
 import { packProjection, writePacked, type RawTensor } from '../lib/attention/quant_weights.js';
 import { check } from '../lib/errors.js';
-import { readTensors, type TensorLocation } from '../lib/loaders/checkpoint.js';
+import type { TensorLocation } from '../lib/loaders/checkpoint.js';
 import { ignoredModules, layerQuantFromHf } from '../lib/loaders/hf_quantization.js';
 import { packedTensorSpecs, readRawTensors, type PackedTensorSpec } from '../lib/loaders/quant_checkpoint.js';
 import type { DecoderConfig, HfConfig } from './config.js';
 import type { DecoderForCausalLM, ModelQuant } from './decoder_lm.js';
+import { type Placement, readIntoVariables } from './load_in_place.js';
 
 const W = 'loadPretrained';
 
@@ -88,9 +88,11 @@ function packedLayers(model: DecoderForCausalLM): Map<string, QuantLinear> {
 
 /**
  * Streams a checked packed checkpoint into a model built with the same ModelQuant: float
- * tensors through readTensors, packed projections raw, one layer's attention at a time.
+ * tensors straight into their variables (models/load_in_place.ts; `fresh`: a model just built, its
+ * arrays filled where they are), packed projections raw, one layer's attention at a time.
  */
-export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>, specs: { float: Map<string, number[]>; packed: Map<string, PackedTensorSpec> }): void {
+export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>,
+  specs: { float: Map<string, number[]>; packed: Map<string, PackedTensorSpec> }, fresh = false): void {
   const targets = model.weightTargets();
   const attnFloat = new Map<number, string[]>();
   const floatNames: string[] = [];
@@ -99,13 +101,13 @@ export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<stri
     if (m) attnFloat.set(Number(m[1]), [...(attnFloat.get(Number(m[1])) ?? []), name]);
     else floatNames.push(name);
   }
-  for (const t of readTensors(locations, floatNames)) {
-    const target = targets.get(t.name);
-    check(target && !target.transpose, W, () => `no float variable for tensor '${t.name}'`);
-    const value = tf.tensor(t.data, t.shape);
-    target.variable.write(value);
-    value.dispose();
+  const floats = new Map<string, Placement>();
+  for (const name of floatNames) {
+    const target = targets.get(name);
+    check(target && !target.transpose, W, () => `no float variable for tensor '${name}'`);
+    floats.set(name, { variable: target.variable, transpose: false });
   }
+  readIntoVariables(locations, floats, fresh); // embeddings, norms, a float head: straight into the variables
   const packedNames = [...specs.packed.keys()];
   const namesUnder = (prefix: string) => packedNames.filter((n) => n.startsWith(prefix));
   model.blocks.forEach((b, i) => {
