@@ -26,6 +26,13 @@ import { readTensorsInto, type TensorDestination } from '../lib/loaders/read_int
 import type { DecoderForCausalLM } from './decoder_lm.js';
 
 const W = 'loadWeights';
+/**
+ * Backends loaded in place. On webgpu / webgl the per-tensor path uploads `[out, in]` as read and
+ * turns it on the device (models/load.ts). On wasm this path (a host array per variable, copied
+ * into the heap) measured no faster than the per-tensor one (0.8-1.4 s vs 1.0-1.2 s for the 55M
+ * bench model) and peaked higher (574 vs 423-454 MiB RSS): wasm keeps the per-tensor path.
+ */
+const HOST_BACKENDS = new Set(['cpu']);
 
 /** Where one HF tensor goes: a variable, `[out, in]` -> `[in, out]` or as stored. */
 export interface Placement { variable: tf.LayerVariable; transpose: boolean }
@@ -56,26 +63,26 @@ function placements(model: DecoderForCausalLM): Map<string, Placement> | null {
  * variable gets a new array (a clone or a cached copy of the old values is never changed).
  */
 export function readIntoVariables(locations: Map<string, TensorLocation>, placements: Map<string, Placement>, fresh: boolean): void {
-  const storage = new Map<tf.LayerVariable, Float32Array>();
-  const seen = new Set<ArrayBufferLike>();
-  for (const { variable: v } of placements.values()) {
-    if (storage.has(v)) continue;
-    check(v.dtype === 'float32', W, () => `variable ${v.name} is ${v.dtype}, expected float32`);
-    const size = v.shape.reduce((a: number, d) => a * (d ?? 1), 1);
-    const own = fresh && tf.getBackend() === 'cpu' ? v.read().dataSync() : null; // the cpu backend's own array, not a copy
-    const reuse = own instanceof Float32Array && own.length === size && !seen.has(own.buffer);
-    storage.set(v, reuse ? own : new Float32Array(size));
-    seen.add(storage.get(v)!.buffer);
-  }
-  const dests = new Map<string, TensorDestination>();
+  const byVariable = new Map<tf.LayerVariable, string[]>();
   for (const [name, p] of placements) {
-    const shape = p.variable.shape as number[];
-    // the variable's row length: [in, out] kernels (transposed targets and stacked q/k/v) or the tensor's own
-    dests.set(name, { data: storage.get(p.variable)!, offset: 0, stride: shape[shape.length - 1] ?? 1, transpose: p.transpose });
+    check(p.variable.dtype === 'float32', W, () => `variable ${p.variable.name} is ${p.variable.dtype}, expected float32`);
+    check(locations.has(name), W, () => `tensor '${name}' is not in the checkpoint`);
+    byVariable.set(p.variable, [...(byVariable.get(p.variable) ?? []), name]);
   }
-  readTensorsInto(locations, dests);
-  for (const [v, data] of storage) {
-    const t = tf.tensor(data, v.shape as number[], 'float32');
+  const first = (names: string[]) => { const l = locations.get(names[0])!; return [l.file, l.begin] as const; };
+  const order = [...byVariable].sort(([, a], [, b]) => { const [fa, ba] = first(a), [fb, bb] = first(b); return fa < fb ? -1 : fa > fb ? 1 : ba - bb; });
+  const onCpu = tf.getBackend() === 'cpu';
+  const seen = new Set<ArrayBufferLike>(); // an array two variables share is never filled in place
+  // One variable at a time, in file order (a new array, when one is needed, is given away at once).
+  for (const [v, names] of order) {
+    const size = v.shape.reduce((a: number, d) => a * (d ?? 1), 1);
+    const own = fresh && onCpu ? v.read().dataSync() : null; // the cpu backend's own array, not a copy
+    const data = own instanceof Float32Array && own.length === size && !seen.has(own.buffer) ? own : new Float32Array(size);
+    seen.add(data.buffer);
+    const shape = v.shape as number[];
+    // the variable's row length: [in, out] kernels (transposed targets) or the tensor's own
+    readTensorsInto(locations, new Map(names.map((n) => [n, { data, offset: 0, stride: shape[shape.length - 1] ?? 1, transpose: placements.get(n)!.transpose }])));
+    const t = tf.tensor(data, shape, 'float32');
     v.write(t); // a new data id (caches keyed by it, e.g. the native step's packed q/k/v, see new values)
     t.dispose();
   }
@@ -88,7 +95,7 @@ export function readIntoVariables(locations: Map<string, TensorLocation>, placem
  * `fresh` as for readIntoVariables.
  */
 export function loadWeightsInPlace(model: DecoderForCausalLM, locations: Map<string, TensorLocation>, fresh = false): boolean {
-  if (tf.getBackend() !== 'cpu') return false;
+  if (!HOST_BACKENDS.has(tf.getBackend())) return false;
   const place = placements(model);
   if (!place) return false;
   const specs = model.weightSpecs();

@@ -15,6 +15,7 @@ import { readTensorsInto, type TensorDestination } from '../../lib/loaders/read_
 import { exportHfWeights } from '../../models/export';
 import { loadPretrained, loadWeights } from '../../models/load';
 import { createModel } from '../../models/registry';
+import { registerAllKernels } from '../../kernels/register_all';
 import { FAMILY_CONFIGS, familyWeights } from './support/families';
 import { writeCheckpoint } from './support/tiny_checkpoint';
 
@@ -138,36 +139,47 @@ describe('readTensorsInto', () => {
   }
 });
 
-describe('loadPretrained on cpu: weights read in place', () => {
+for (const backend of ['cpu', 'wasm']) {
+  describe(`loadPretrained on ${backend} (cpu: read in place; wasm: per tensor)`, () => {
+    beforeAll(async () => {
+      if (backend === 'wasm') require('@tensorflow/tfjs-backend-wasm');
+      await tf.setBackend(backend);
+      registerAllKernels();
+    });
+    afterAll(async () => { await tf.setBackend('cpu'); });
+
+    for (const dtype of ['BF16', 'F16', 'F32'] as const) {
+      for (const family of ['llama_bias_hf4', 'qwen3_layer_types', 'olmo_clip']) {
+        it(`${family} ${dtype}: every tensor exact, no tensor or byte beyond a fresh model's`, async () => {
+          const cfg = FAMILY_CONFIGS[family];
+          const w = familyWeights(cfg);
+          const dir = writeCheckpoint(cfg, w, { dtype, shards: family === 'olmo_clip' ? 2 : 1 });
+          const m0 = tf.memory();
+          createModel(cfg).dispose();
+          const built = tf.memory(); // what a model holds: its variables and RoPE tables
+          const plainModel = createModel(cfg);
+          const held = { tensors: tf.memory().numTensors - built.numTensors, bytes: tf.memory().numBytes - built.numBytes };
+          plainModel.dispose();
+          expect(tf.memory().numTensors).toBe(m0.numTensors);
+          const { model } = await loadPretrained(dir);
+          expect({ tensors: tf.memory().numTensors - m0.numTensors, bytes: tf.memory().numBytes - m0.numBytes }).toEqual(held);
+          const got = exportHfWeights(model);
+          for (const [name, t] of w) {
+            if (!got.has(name)) continue; // tied head
+            expect([name, Array.from(got.get(name)!.data)]).toEqual([name, Array.from(Float32Array.from(t.data))]);
+          }
+          model.dispose();
+          fs.rmSync(dir, { recursive: true });
+        });
+      }
+    }
+  });
+}
+
+describe('loadWeights into a model in use', () => {
   beforeAll(async () => { await tf.setBackend('cpu'); });
 
-  for (const dtype of ['BF16', 'F16', 'F32'] as const) {
-    for (const family of ['llama_bias_hf4', 'qwen3_layer_types', 'olmo_clip']) {
-      it(`${family} ${dtype}: every tensor exact, no tensor or byte beyond a fresh model's`, async () => {
-        const cfg = FAMILY_CONFIGS[family];
-        const w = familyWeights(cfg);
-        const dir = writeCheckpoint(cfg, w, { dtype, shards: family === 'olmo_clip' ? 2 : 1 });
-        const m0 = tf.memory();
-        createModel(cfg).dispose();
-        const built = tf.memory(); // what a model holds: its variables and RoPE tables
-        const plainModel = createModel(cfg);
-        const held = { tensors: tf.memory().numTensors - built.numTensors, bytes: tf.memory().numBytes - built.numBytes };
-        plainModel.dispose();
-        expect(tf.memory().numTensors).toBe(m0.numTensors);
-        const { model } = await loadPretrained(dir);
-        expect({ tensors: tf.memory().numTensors - m0.numTensors, bytes: tf.memory().numBytes - m0.numBytes }).toEqual(held);
-        const got = exportHfWeights(model);
-        for (const [name, t] of w) {
-          if (!got.has(name)) continue; // tied head
-          expect([name, Array.from(got.get(name)!.data)]).toEqual([name, Array.from(Float32Array.from(t.data))]);
-        }
-        model.dispose();
-        fs.rmSync(dir, { recursive: true });
-      });
-    }
-  }
-
-  it('loadWeights into a model in use gives its variables new arrays: a clone of an old value keeps its numbers', async () => {
+  it('gives its variables new arrays: a clone of an old value keeps its numbers', async () => {
     const cfg = FAMILY_CONFIGS.llama_bias_hf4;
     const dirA = writeCheckpoint(cfg, familyWeights(cfg));
     const w2 = familyWeights(cfg); // same shapes, negated values
