@@ -54,15 +54,15 @@ export function transpose2d(a: Float32Array, rows: number, cols: number): Float3
 
 /**
  * Copies checkpoint tensors into the model. Every expected tensor must be there with its shape
- * (checked from the headers before any data is read); extra tensors are ignored. `fresh`: the
- * model was just built and nothing else holds its values (they may be filled in place). On `cpu` with
+ * (checked from the headers before any data is read); extra tensors are ignored. On `cpu` with
  * plain float layers the tensors are read straight into the variables' storage
- * (models/load_in_place.ts); elsewhere each is read, made a tensor and written.
+ * (models/load_in_place.ts; `fresh`: the model was just built and nothing else holds its values,
+ * so they are filled where they are); elsewhere each is read, made a tensor and written.
  */
 export function loadWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>, fresh = false): void {
   const specs = model.weightSpecs();
   checkTensorShapes(locations, specs, 'loadWeights');
-  if (loadWeightsInPlace(model, locations, fresh)) return; // cpu: streamed into one arena, no tensor per weight
+  if (loadWeightsInPlace(model, locations, fresh)) return; // cpu: read into the variables' storage, no tensor per weight
   const targets = model.weightTargets();
   const attnNames = Object.keys(model.attentionSpecs());
   const pending = new Map<number, Record<string, tf.Tensor>>();

@@ -1,18 +1,21 @@
 /**
  * Float32 loading on `cpu` at disk speed (issue 11): the checkpoint is streamed straight into the
- * variables' storage (lib/loaders/read_into.ts: widened and transposed `[out, in]` -> `[in, out]` in
- * place; a model just built keeps the arrays it was built with). No
- * tensor is created per checkpoint tensor, no tf.transpose or concat runs, and nothing holds a
- * float32 copy next to the model: peak memory is the model plus the readers' ~512 KiB blocks.
+ * variables' storage (lib/loaders/read_into.ts: widened and transposed `[out, in]` -> `[in, out]`
+ * in place; a model just built keeps the arrays it was built with). No tensor is created per
+ * checkpoint tensor, no tf.transpose or concat runs, and nothing holds a float32 copy next to the
+ * model: peak memory is the model plus the readers' ~512 KiB blocks.
  *
- * Versions that lost: a tf.tensor per checkpoint tensor, `tf.transpose` (attention) and a host
- * tile loop (MLP) into fresh arrays, then `variable.write` (~6x a plain file read: the transposes
- * and first-touch page faults of every temporary array). One arena for every weight: a second
- * allocation next to the zero arrays the model is built with (~10% of the load). One arena on 2 MiB
- * transparent huge pages (the addon's allocHuge, where the native decode step moves the weights later, so that move would
- * be saved) lost too: first touch of 221 MB took 1.3-2.5 s on this VM (the kernel compacts memory
- * for every huge page) against 0.1-0.2 s on 4 KiB pages, so the load stays on plain pages and the native step
- * moves the weights when it first runs (models/native_weights.ts), as before.
+ * Versions that lost:
+ * - a tf.tensor per checkpoint tensor, `tf.transpose` (attention) and a host tile loop (MLP) into
+ *   fresh arrays, then `variable.write`: ~6x a plain file read (the transposes, and first-touch
+ *   page faults of every temporary array);
+ * - one arena for every weight: a second allocation next to the zero arrays the model is built
+ *   with (~10% of the load);
+ * - one arena on 2 MiB transparent huge pages (the addon's allocHuge, where the native decode step
+ *   moves the weights later, so that move would be saved): first touch of 221 MB took 1.3-2.5 s
+ *   on this VM (the kernel compacts memory for every huge page) against 0.1-0.2 s on 4 KiB pages,
+ *   so the load stays on plain pages and the native step moves the weights when it first runs
+ *   (models/native_weights.ts), as before.
  *
  * @example
  * const model = withoutRandomInit(() => createModel(hfConfig));
@@ -22,15 +25,15 @@ import * as tf from '@tensorflow/tfjs';
 import { Linear, type LinearLike } from '../lib/attention/linear.js';
 import { check } from '../lib/errors.js';
 import type { TensorLocation } from '../lib/loaders/checkpoint.js';
-import { readTensorsInto, type TensorDestination } from '../lib/loaders/read_into.js';
+import { readTensorsInto } from '../lib/loaders/read_into.js';
 import type { DecoderForCausalLM } from './decoder_lm.js';
 
 const W = 'loadWeights';
 /**
  * Backends loaded in place. On webgpu / webgl the per-tensor path uploads `[out, in]` as read and
  * turns it on the device (models/load.ts). On wasm this path (a host array per variable, copied
- * into the heap) measured no faster than the per-tensor one (0.8-1.4 s vs 1.0-1.2 s for the 55M
- * bench model) and peaked higher (574 vs 423-454 MiB RSS): wasm keeps the per-tensor path.
+ * into the heap) took 1.0-1.2 s for the 55M bench model against the per-tensor path's 0.8-1.4 s,
+ * and peaked higher (574 against 423-454 MiB RSS): wasm keeps the per-tensor path.
  */
 const HOST_BACKENDS = new Set(['cpu']);
 
