@@ -13,6 +13,7 @@ import { type DecoderConfig, type HfConfig, readDecoderConfig } from './config.j
 import { DecoderForCausalLM, type ModelBuildOptions } from './decoder_lm.js';
 import { createModel, familyOf } from './registry.js';
 import { checkPackedTensors } from '../lib/loaders/quant_checkpoint.js';
+import { loadWeightsInPlace } from './load_in_place.js';
 import { loadPackedWeights, modelQuantOf, packedWeightSpecs } from './load_packed.js';
 
 export interface LoadOptions extends ModelBuildOptions {
@@ -53,11 +54,15 @@ export function transpose2d(a: Float32Array, rows: number, cols: number): Float3
 
 /**
  * Copies checkpoint tensors into the model. Every expected tensor must be there with its shape
- * (checked from the headers before any data is read); extra tensors are ignored.
+ * (checked from the headers before any data is read); extra tensors are ignored. On `cpu` with
+ * plain float layers the tensors are read straight into the variables' storage
+ * (models/load_in_place.ts; `fresh`: the model was just built and nothing else holds its values,
+ * so they are filled where they are); elsewhere each is read, made a tensor and written.
  */
-export function loadWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>): void {
+export function loadWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>, fresh = false): void {
   const specs = model.weightSpecs();
   checkTensorShapes(locations, specs, 'loadWeights');
+  if (loadWeightsInPlace(model, locations, fresh)) return; // cpu: read into the variables' storage, no tensor per weight
   const targets = model.weightTargets();
   const attnNames = Object.keys(model.attentionSpecs());
   const pending = new Map<number, Record<string, tf.Tensor>>();
@@ -115,8 +120,8 @@ export async function loadPretrained(dir: string, options: LoadOptions = {}): Pr
   }
   const model = withoutRandomInit(() => createModel(hfConfig, { ...buildOptions, ...(quant ? { quant } : {}) })); // every weight is read next
   try {
-    if (packed) loadPackedWeights(model, locations, packed);
-    else loadWeights(model, locations);
+    if (packed) loadPackedWeights(model, locations, packed, true);
+    else loadWeights(model, locations, true);
   } catch (e) {
     model.dispose();
     throw e;

@@ -10,16 +10,19 @@
  * @example
  * const { model } = await loadPretrained('Llama-3.2-1B-Instruct-FP8-dynamic'); // q/k/v/o + MLP packed fp8
  */
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { resolveQuantConfig } from '../lib/attention/quant_config.js';
 import { quantAttrs, type ProjectionQuant, type QuantLinear } from '../lib/attention/quant_linear.js';
 import { packProjection, writePacked, type RawTensor } from '../lib/attention/quant_weights.js';
 import { check } from '../lib/errors.js';
-import { readTensors, type TensorLocation } from '../lib/loaders/checkpoint.js';
+import type { TensorLocation } from '../lib/loaders/checkpoint.js';
+import { openRegularFile, readFully } from '../lib/loaders/checkpoint_files.js';
 import { ignoredModules, layerQuantFromHf } from '../lib/loaders/hf_quantization.js';
 import { packedTensorSpecs, readRawTensors, type PackedTensorSpec } from '../lib/loaders/quant_checkpoint.js';
 import type { DecoderConfig, HfConfig } from './config.js';
 import type { DecoderForCausalLM, ModelQuant } from './decoder_lm.js';
+import { type Placement, readIntoVariables } from './load_in_place.js';
 
 const W = 'loadPretrained';
 
@@ -88,9 +91,11 @@ function packedLayers(model: DecoderForCausalLM): Map<string, QuantLinear> {
 
 /**
  * Streams a checked packed checkpoint into a model built with the same ModelQuant: float
- * tensors through readTensors, packed projections raw, one layer's attention at a time.
+ * tensors straight into their variables (models/load_in_place.ts; `fresh`: a model just built, its
+ * arrays filled where they are), packed projections raw, one layer's attention at a time.
  */
-export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>, specs: { float: Map<string, number[]>; packed: Map<string, PackedTensorSpec> }): void {
+export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<string, TensorLocation>,
+  specs: { float: Map<string, number[]>; packed: Map<string, PackedTensorSpec> }, fresh = false): void {
   const targets = model.weightTargets();
   const attnFloat = new Map<number, string[]>();
   const floatNames: string[] = [];
@@ -99,13 +104,13 @@ export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<stri
     if (m) attnFloat.set(Number(m[1]), [...(attnFloat.get(Number(m[1])) ?? []), name]);
     else floatNames.push(name);
   }
-  for (const t of readTensors(locations, floatNames)) {
-    const target = targets.get(t.name);
-    check(target && !target.transpose, W, () => `no float variable for tensor '${t.name}'`);
-    const value = tf.tensor(t.data, t.shape);
-    target.variable.write(value);
-    value.dispose();
+  const floats = new Map<string, Placement>();
+  for (const name of floatNames) {
+    const target = targets.get(name);
+    check(target && !target.transpose, W, () => `no float variable for tensor '${name}'`);
+    floats.set(name, { variable: target.variable, transpose: false });
   }
+  readIntoVariables(locations, floats, fresh); // embeddings, norms, a float head: straight into the variables
   const packedNames = [...specs.packed.keys()];
   const namesUnder = (prefix: string) => packedNames.filter((n) => n.startsWith(prefix));
   model.blocks.forEach((b, i) => {
@@ -118,10 +123,35 @@ export function loadPackedWeights(model: DecoderForCausalLM, locations: Map<stri
     b.attn.setHfWeights(group);
   });
   for (const [p, layer] of packedLayers(model)) {
+    if (fresh && readHalfInPlace(layer, locations.get(`${p}.weight`))) continue;
     const raw = readRawTensors(locations, namesUnder(`${p}.`));
     const get = (name: string) => raw.get(name) ?? raw.get(name.replace(/_inv$/, ''))!;
     writePacked(layer, packProjection(layer.attrs, layer.inputScale !== null, p, layer.outDim, layer.inDim, get));
   }
+}
+
+/**
+ * A bfloat16 / float16 projection whose rows are whole words stores its packed words exactly as the
+ * checkpoint stores the weight (two halves a word, little-endian, `[out, in / 2]`): on `cpu` the
+ * bytes are read straight into the kernel variable's own array (a model just built), with no raw
+ * buffer in between. False where that does not apply (the caller packs through packProjection).
+ */
+function readHalfInPlace(layer: QuantLinear, loc: TensorLocation | undefined): boolean {
+  const want = layer.attrs.weightFormat === 'bf16' ? 'BF16' : layer.attrs.weightFormat === 'f16' ? 'F16' : null;
+  if (!want || !loc || loc.dtype !== want || layer.inDim % 2 !== 0 || tf.getBackend() !== 'cpu' || layer.kernel.dtype !== 'int32') return false;
+  const words = layer.outDim * layer.inDim / 2;
+  check(loc.end - loc.begin === 4 * words, W, () =>
+    `tensor '${loc.name}' holds ${loc.end - loc.begin} bytes, its shape [${layer.outDim}, ${layer.inDim}] of ${want} needs ${4 * words}`);
+  const own = layer.kernel.read().dataSync(); // the cpu backend's own array, not a copy
+  if (!(own instanceof Int32Array) || own.length !== words) return false;
+  const { fd } = openRegularFile(loc.file, W);
+  try {
+    readFully(fd, new Uint8Array(own.buffer, own.byteOffset, own.byteLength), loc.begin, loc.file, W, `tensor '${loc.name}'`);
+  } finally {
+    fs.closeSync(fd);
+  }
+  writePacked(layer, { weight: own }); // a new data id on the same array
+  return true;
 }
 
 /** Bytes the packed model's projections hold once loaded (int32 words + float32 scales, zeros, g_idx, scalar scales). */

@@ -19,6 +19,8 @@
 //   threads() / setThreads(n)          (the calling thread's pool, see pool() below)
 //   mapShared(path, bytes, create) / unlinkShared(path)   (native/shm.cc, the sharding process transport)
 //   allocHuge(bytes)                   (native/huge_pages.cc: an ArrayBuffer on transparent huge pages)
+//   readInto(fd, position, dtype, rows, cols, dst, dstOffset, dstStride, transpose)
+//                                      (native/widen.cc: a BF16/F16/F32 checkpoint tensor read and widened in place)
 #include <node_api.h>
 
 #include <cmath>
@@ -43,6 +45,8 @@ napi_value MapShared(napi_env env, napi_callback_info info);
 napi_value UnlinkShared(napi_env env, napi_callback_info info);
 // native/huge_pages.cc
 napi_value AllocHuge(napi_env env, napi_callback_info info);
+// native/widen.cc
+napi_value ReadInto(napi_env env, napi_callback_info info);
 
 // Every JS thread that calls in (the main thread, each worker_thread) has its own pool and its
 // own scratch (thread_local in the kernels), so calls from different threads run at once. The
@@ -465,6 +469,7 @@ NAPI_MODULE_INIT() {
       {"mapShared", nullptr, MapShared, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unlinkShared", nullptr, UnlinkShared, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"allocHuge", nullptr, AllocHuge, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"readInto", nullptr, ReadInto, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

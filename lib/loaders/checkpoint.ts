@@ -3,9 +3,10 @@
  * `model.safetensors.index.json`, tensors streamed straight into float32 arrays.
  *
  * Memory: only the headers are read (and validated, see safetensors_header.ts) up front; each
- * tensor's bytes are then read once, in file order, directly into its own float32 array (F32)
- * or through one fixed 1 MiB chunk widened in place (BF16 with WebAssembly SIMD, F16 and F64 in
- * JS). Nothing holds a whole file, so peak memory stays near the weights' float32 size.
+ * tensor's bytes are then read once, in file order, directly into its own float32 array
+ * (read_into.ts: the addon's threads widen ~512 KiB blocks in place; without it one 1 MiB chunk).
+ * Nothing holds a whole file, so peak memory stays near the weights' float32 size.
+ * `readTensorsInto` (read_into.ts) places tensors into storage the caller owns instead.
  * Every file is opened through checkpoint_files.ts: confined to the folder, regular files only.
  */
 import * as fs from 'node:fs';
@@ -13,7 +14,7 @@ import * as path from 'node:path';
 import { check } from '../errors.js';
 import { CHECKPOINT_LIMITS, confinedPath, openRegularFile, readFully, readJsonObject } from './checkpoint_files.js';
 import { checkHeaderLength, parseSafetensorsHeader } from './safetensors_header.js';
-import { bf16Widener } from './widen_bf16.js';
+import { readTensorInto, rowsCols } from './read_into.js';
 
 const WHERE = 'loadHfCheckpoint';
 
@@ -131,56 +132,9 @@ export function checkTensorShapes(found: Map<string, TensorLocation>, expected: 
   }
 }
 
-let f16Table: Float32Array | undefined;
-/** Float32 value of every float16 bit pattern (256 KiB, built once). */
-function halfTable(): Float32Array {
-  if (f16Table) return f16Table;
-  f16Table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    f16Table[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-  }
-  return f16Table;
-}
-
-/** Bytes converted per chunk for F16/F64 (the chunk stays in cache while it is widened; BF16 goes through bf16Widener). */
-const CHUNK_BYTES = 1 << 20;
-let chunkBuffer: ArrayBuffer | undefined;
-
 function readTensor(fd: number, loc: TensorLocation): Float32Array {
-  const count = loc.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(count);
-  const what = `tensor '${loc.name}'`;
-  if (loc.dtype === 'F32') {
-    readFully(fd, new Uint8Array(out.buffer), loc.begin, loc.file, WHERE, what);
-    return out;
-  }
-  const size = BYTES[loc.dtype];
-  check(size !== undefined, WHERE, () => `tensor '${loc.name}' has dtype ${loc.dtype}; supported: ${Object.keys(BYTES).join(', ')}`);
-  if (loc.dtype === 'BF16') {
-    const w = bf16Widener();
-    for (let first = 0; first < count; first += w.chunkValues) {
-      const n = Math.min(w.chunkValues, count - first);
-      readFully(fd, w.input(n), loc.begin + 2 * first, loc.file, WHERE, what);
-      w.widen(n, out, first);
-    }
-    return out;
-  }
-  chunkBuffer ??= new ArrayBuffer(CHUNK_BYTES);
-  const perChunk = CHUNK_BYTES / size;
-  const table = loc.dtype === 'F16' ? halfTable() : undefined;
-  for (let first = 0; first < count; first += perChunk) {
-    const n = Math.min(perChunk, count - first);
-    readFully(fd, new Uint8Array(chunkBuffer, 0, n * size), loc.begin + first * size, loc.file, WHERE, what);
-    if (table) {
-      const half = new Uint16Array(chunkBuffer, 0, n);
-      for (let i = 0; i < n; i++) out[first + i] = table[half[i]];
-    } else {
-      out.set(new Float64Array(chunkBuffer, 0, n), first);
-    }
-  }
+  const out = new Float32Array(loc.shape.reduce((a, b) => a * b, 1));
+  readTensorInto(fd, loc, { data: out, offset: 0, stride: rowsCols(loc.shape)[1], transpose: false });
   return out;
 }
 
