@@ -8,6 +8,7 @@
  *   bash bench/peers/setup-llamacpp.sh                        # once: node-llama-cpp 3.22.1 from npm
  *   node dist/bench/models_llamacpp.js [--rounds 3] [--sides ours-cpu,ours-wasm,llama-f32] [--quick] [--json FILE]
  *     sides also: ours-wasm-simd (wasm without the addon: the WebAssembly SIMD kernels a browser runs),
+ *     ours-wasm-relaxed (the same with V8's relaxed SIMD on, as in Chrome 114+; Node 20 needs a V8 flag for it),
  *     ours-wasm-ts (wasm without addon nor SIMD module: TypeScript loops and tfjs-wasm's own ops)
  *       [--prompt 512 --new 128 --batch 8 --batch-prompt 64 --batch-new 128] [--work DIR] [--peer DIR]
  *       [--quiet-wait 300 --quiet-max 15]   # wait (s) before each child for < 15% CPU used by others

@@ -11,6 +11,8 @@
  * loops; `simd`: this module even beside the addon (throws if it cannot load); `ts`: never this module.
  * The relaxed-SIMD build (fused multiply-add) is used where `WebAssembly.validate` accepts it
  * (Chrome 114+, Firefox 120+; Node 20 only with --experimental-wasm-relaxed-simd), else the SIMD128 build.
+ * Where the page is cross-origin isolated, tfjs-wasm runs its threaded build on a shared memory; a memory
+ * import must match that flag, so the `_shared` builds of both variants are used there.
  *
  * @example
  * setWasmKernelImpl('simd');                  // after tf.setBackend('wasm')
@@ -20,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import { check } from '../../core/errors.js';
 import { envSwitch } from '../../core/env.js';
-import { WASM_KERNELS_RELAXED, WASM_KERNELS_SIMD128 } from './simd_bytes.js';
+import { WASM_KERNELS_RELAXED, WASM_KERNELS_RELAXED_SHARED, WASM_KERNELS_SIMD128, WASM_KERNELS_SIMD128_SHARED } from './simd_bytes.js';
 
 export type WasmKernelImpl = 'auto' | 'simd' | 'ts';
 
@@ -38,8 +40,13 @@ export interface WasmSimdExports {
   swiglu_scratch_floats(T: number, H: number, I: number): number;
 }
 
-/** What the module uses of tfjs-backend-wasm (its Emscripten module). */
-interface EmscriptenLike { asm?: { memory?: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array }
+/**
+ * What the module uses of tfjs-backend-wasm (its Emscripten module): the memory is `asm.memory` in the
+ * single-thread builds (exported) and `wasmMemory` in the threaded one (imported, shared).
+ */
+interface EmscriptenLike {
+  asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory; _malloc(n: number): number; _free(p: number): void; HEAPU8: Uint8Array;
+}
 export interface WasmBackendHeap { wasm: EmscriptenLike; typedArrayFromHeap(t: tf.TensorInfo): ArrayBufferView }
 
 /** One instance per backend, with its grow-only scratch on the backend's heap. */
@@ -47,7 +54,11 @@ export class WasmSimdInstance {
   private scratchPtr = 0;
   private scratchBytes = 0;
 
-  constructor(readonly exports: WasmSimdExports, readonly backend: WasmBackendHeap) {}
+  constructor(readonly exports: WasmSimdExports, readonly backend: WasmBackendHeap, readonly memory: WebAssembly.Memory,
+    readonly variant: Variant) {}
+
+  /** Whether the module runs on a shared memory (tfjs-wasm's threaded build, cross-origin isolated pages). */
+  get sharedMemory(): boolean { return isShared(this.memory); }
 
   /** A scratch region of `bytes` (16-aligned; valid until the next call; may grow the heap: take views after). */
   scratch(bytes: number): number {
@@ -64,9 +75,12 @@ export class WasmSimdInstance {
   /** The heap offset of a float32 tensor on this backend. */
   ptr(t: tf.TensorInfo): number { return this.backend.typedArrayFromHeap(t).byteOffset; }
 
-  /** The heap as floats / ints (fresh views: the heap may have grown). */
-  heapF32(): Float32Array { return new Float32Array(this.backend.wasm.HEAPU8.buffer); }
-  heapI32(): Int32Array { return new Int32Array(this.backend.wasm.HEAPU8.buffer); }
+  /**
+   * The heap as floats / ints (fresh views of the memory's current buffer: the heap may have grown, and on a
+   * shared memory Emscripten's HEAPU8 is refreshed only lazily).
+   */
+  heapF32(): Float32Array { return new Float32Array(this.memory.buffer); }
+  heapI32(): Int32Array { return new Int32Array(this.memory.buffer); }
 }
 
 const STACK_BYTES = 1 << 18;
@@ -75,8 +89,11 @@ const envImpl = envSwitch('WASM_IMPL');
 const envImplValid = envImpl === undefined || envImpl === 'auto' || envImpl === 'simd' || envImpl === 'ts';
 if (envImplValid && envImpl !== undefined) impl = envImpl as WasmKernelImpl;
 
-let compiled: { module: WebAssembly.Module; variant: 'relaxed' | 'simd128' } | null = null;
-let compileError = '';
+type Variant = 'relaxed' | 'simd128';
+interface Compiled { module: WebAssembly.Module; variant: Variant }
+/** Per memory kind (index 0: plain, 1: shared): the compiled module, or why it cannot be. */
+const compiled: (Compiled | null)[] = [null, null];
+const compileError = ['', ''];
 const instances = new WeakMap<object, WasmSimdInstance | string>();
 
 function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
@@ -85,53 +102,66 @@ function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function pickVariant(): { bytes: Uint8Array<ArrayBuffer>; variant: 'relaxed' | 'simd128' } | null {
-  if (typeof WebAssembly === 'undefined') { compileError = 'no WebAssembly'; return null; }
-  const relaxed = base64Bytes(WASM_KERNELS_RELAXED);
+const isShared = (m: WebAssembly.Memory): boolean => typeof SharedArrayBuffer !== 'undefined' && m.buffer instanceof SharedArrayBuffer;
+
+function pickVariant(shared: boolean): { bytes: Uint8Array<ArrayBuffer>; variant: Variant } | null {
+  const i = shared ? 1 : 0;
+  if (typeof WebAssembly === 'undefined') { compileError[i] = 'no WebAssembly'; return null; }
+  const relaxed = base64Bytes(shared ? WASM_KERNELS_RELAXED_SHARED : WASM_KERNELS_RELAXED);
   if (WebAssembly.validate(relaxed)) return { bytes: relaxed, variant: 'relaxed' };
-  const simd = base64Bytes(WASM_KERNELS_SIMD128);
+  const simd = base64Bytes(shared ? WASM_KERNELS_SIMD128_SHARED : WASM_KERNELS_SIMD128);
   if (WebAssembly.validate(simd)) return { bytes: simd, variant: 'simd128' };
-  compileError = 'this engine has no WebAssembly SIMD';
+  compileError[i] = shared ? 'this engine has no WebAssembly SIMD with threads (shared memory)' : 'this engine has no WebAssembly SIMD';
   return null;
 }
 
 /**
  * Compiles the module off the main thread's critical path (browsers refuse large synchronous
  * compiles on the main thread; ours is ~18 KB, so the synchronous fallback normally works too).
- * `useBackend('wasm')` awaits it; calling it again is free.
+ * `useBackend('wasm')` awaits it (for a plain memory, and for a shared one where this page is
+ * cross-origin isolated); calling it again is free.
  */
 export async function prepareWasmSimdKernels(): Promise<boolean> {
-  if (compiled || compileError) return compiled !== null;
-  const pick = pickVariant();
-  if (!pick) return false;
-  try { compiled = { module: await WebAssembly.compile(pick.bytes as BufferSource), variant: pick.variant }; } catch (e) { compileError = String(e); }
-  return compiled !== null;
+  const kinds = [false, ...(globalThis.crossOriginIsolated === true ? [true] : [])];
+  for (const shared of kinds) {
+    const i = shared ? 1 : 0;
+    if (compiled[i] || compileError[i]) continue;
+    const pick = pickVariant(shared);
+    if (!pick) continue;
+    try { compiled[i] = { module: await WebAssembly.compile(pick.bytes as BufferSource), variant: pick.variant }; } catch (e) { compileError[i] = String(e); }
+  }
+  return compiled.some((c) => c !== null);
 }
 
-function compileSync(): void {
-  if (compiled || compileError) return;
-  const pick = pickVariant();
+function compileSync(shared: boolean): void {
+  const i = shared ? 1 : 0;
+  if (compiled[i] || compileError[i]) return;
+  const pick = pickVariant(shared);
   if (!pick) return;
-  try { compiled = { module: new WebAssembly.Module(pick.bytes as BufferSource), variant: pick.variant }; } catch (e) { compileError = String(e); }
+  try { compiled[i] = { module: new WebAssembly.Module(pick.bytes as BufferSource), variant: pick.variant }; } catch (e) { compileError[i] = String(e); }
 }
 
 /** The module instantiated on `backend`'s memory, or a reason it cannot be. */
 function instanceFor(backend: WasmBackendHeap): WasmSimdInstance | string {
   const known = instances.get(backend);
   if (known !== undefined) return known;
-  compileSync();
   let result: WasmSimdInstance | string;
-  const memory = backend.wasm?.asm?.memory;
-  if (!compiled) result = compileError || 'not compiled';
-  else if (!(memory instanceof WebAssembly.Memory)) result = 'tfjs-wasm does not expose its WebAssembly.Memory (backend.wasm.asm.memory)';
+  const memory = backend.wasm?.asm?.memory ?? backend.wasm?.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory)) result = 'tfjs-wasm does not expose its WebAssembly.Memory (backend.wasm.asm.memory or backend.wasm.wasmMemory)';
   else {
-    try {
-      const exports = new WebAssembly.Instance(compiled.module, { env: { memory } }).exports as unknown as WasmSimdExports;
-      const stack = backend.wasm._malloc(STACK_BYTES);
-      if (stack === 0) throw new Error(`the wasm heap could not allocate the kernels' ${STACK_BYTES}-byte stack`);
-      exports.__stack_pointer.value = Math.floor((stack + STACK_BYTES) / 16) * 16; // grows down
-      result = new WasmSimdInstance(exports, backend);
-    } catch (e) { result = `instantiation failed: ${(e as Error).message ?? e}`; }
+    const shared = isShared(memory), i = shared ? 1 : 0;
+    compileSync(shared);
+    const c = compiled[i];
+    if (!c) result = compileError[i] || 'not compiled';
+    else {
+      try {
+        const exports = new WebAssembly.Instance(c.module, { env: { memory } }).exports as unknown as WasmSimdExports;
+        const stack = backend.wasm._malloc(STACK_BYTES);
+        if (stack === 0) throw new Error(`the wasm heap could not allocate the kernels' ${STACK_BYTES}-byte stack`);
+        exports.__stack_pointer.value = Math.floor((stack + STACK_BYTES) / 16) * 16; // grows down
+        result = new WasmSimdInstance(exports, backend, memory, c.variant);
+      } catch (e) { result = `instantiation failed: ${(e as Error).message ?? e}`; }
+    }
   }
   instances.set(backend, result);
   return result;
@@ -170,9 +200,9 @@ export function wasmSimdActive(nativeActive: boolean): boolean {
   return tf.getBackend() === 'wasm' && wasmSimdFor('wasm', tf.backend(), nativeActive) !== null;
 }
 
-/** Whether the module loaded on the current wasm backend, its variant, and why not. */
-export function wasmSimdStatus(): { impl: WasmKernelImpl; loaded: boolean; variant?: 'relaxed' | 'simd128'; reason?: string } {
+/** Whether the module loaded on the current wasm backend, its variant, whether on a shared memory, and why not. */
+export function wasmSimdStatus(): { impl: WasmKernelImpl; loaded: boolean; variant?: Variant; sharedMemory?: boolean; reason?: string } {
   if (tf.getBackend() !== 'wasm') return { impl, loaded: false, reason: `the backend is '${tf.getBackend()}', not 'wasm'` };
   const r = instanceFor(tf.backend() as unknown as WasmBackendHeap);
-  return typeof r === 'string' ? { impl, loaded: false, reason: r } : { impl, loaded: true, variant: compiled!.variant };
+  return typeof r === 'string' ? { impl, loaded: false, reason: r } : { impl, loaded: true, variant: r.variant, sharedMemory: r.sharedMemory };
 }

@@ -1,10 +1,15 @@
 /*
  * out[M, N] = op(a) · op(b) (+ bias) on wasm32 SIMD128, single thread: the browser's ProjectionMatMul
  * (kernels/wasm/ProjectionMatMul.ts) and the matmuls inside FusedSwiGLUMLP (decoder_steps.c).
- * - decode rows: a weight-streaming GEMV that reads b once for every row (b [K, N], up to GEMV_ROWS rows:
- *   four k-rows at a time into two output rows; b [N, K], up to NOPACK_ROWS rows: four dot products at a time);
- *   b [K, N] with up to NOPACK_ROWS rows: the 4x8 register tile reading b in place;
+ * - decode rows: a weight-streaming GEMV that reads b once for every row, one b row at a time (b [K, N], up to
+ *   GEMV_ROWS rows: axpy of each k-row into two output rows; b [N, K], up to NOPACK_ROWS rows: one dot product
+ *   a b row); b [K, N] with up to NOPACK_ROWS rows: the 4x8 register tile reading b in place;
  * - more rows (prefill): b packed into 8-column panels of KC k-rows, a 4x8 register tile.
+ * Versions that lost (2-core EPYC, V8 12 in Node 20, cpu time of one process):
+ * - GEMV over four b rows a pass (four streams) ran the weights at 8-9 GB/s (b [K, N]) and 4-6 GB/s
+ *   (b [N, K], the LM head) against 12-13 GB/s for one sequential stream; a decode token's GEMVs took 2x longer;
+ * - 5x8 and 6x8 register tiles ran at 19-21 GFLOP/s against 24-34 for 4x8 (also with relaxed SIMD): V8's
+ *   x64 code keeps one xmm as scratch and needs a temporary for each mul + add, so 10-12 accumulators spill.
  * op(a) with transposeA is first copied row-major into the scratch. Scratch: sgemm_scratch_floats.
  * A wasm-specific twin of native/matmul.cc + native/gemv.cc (those are AVX-512/AVX2 bodies with a thread pool).
  */
@@ -27,77 +32,54 @@ static void init_rows(float* out, const float* bias, int M, int N) {
   }
 }
 
-/* b [K, N]: out rows += a rows · b, four k-rows per pass, two output rows per b load. */
+/*
+ * b [K, N]: out rows += a rows · b, one b row at a time (a single sequential stream: 12-13 GB/s on the
+ * 2-core EPYC, where four k-rows a pass, four streams 4N floats apart, ran at 8-9 GB/s); out rows stay in L1.
+ */
 static void gemv_kn(const float* a, const float* b, float* out, int M, int N, int K) {
-  int k = 0;
-  for (; k + 4 <= K; k += 4) {
-    const float *b0 = b + (long)k * N, *b1 = b0 + N, *b2 = b1 + N, *b3 = b2 + N;
-    for (int m = 0; m < M; m += 2) {
-      const int two = m + 1 < M;
-      const float* am = a + (long)m * K + k;
-      const float* an = two ? am + K : am;
-      float* o = out + (long)m * N;
-      float* p = two ? o + N : o;
-      const vf x0 = vsplat(am[0]), x1 = vsplat(am[1]), x2 = vsplat(am[2]), x3 = vsplat(am[3]);
-      const vf y0 = vsplat(an[0]), y1 = vsplat(an[1]), y2 = vsplat(an[2]), y3 = vsplat(an[3]);
-      int n = 0;
-      for (; n + 4 <= N; n += 4) {
-        const vf w0 = vload(b0 + n), w1 = vload(b1 + n), w2 = vload(b2 + n), w3 = vload(b3 + n);
-        vf acc = vload(o + n);
-        acc = vmadd(x0, w0, acc); acc = vmadd(x1, w1, acc); acc = vmadd(x2, w2, acc); acc = vmadd(x3, w3, acc);
-        vstore(o + n, acc);
-        if (two) {
-          vf acd = vload(p + n);
-          acd = vmadd(y0, w0, acd); acd = vmadd(y1, w1, acd); acd = vmadd(y2, w2, acd); acd = vmadd(y3, w3, acd);
-          vstore(p + n, acd);
-        }
-      }
-      for (; n < N; n++) {
-        o[n] += am[0] * b0[n] + am[1] * b1[n] + am[2] * b2[n] + am[3] * b3[n];
-        if (two) p[n] += an[0] * b0[n] + an[1] * b1[n] + an[2] * b2[n] + an[3] * b3[n];
-      }
-    }
-  }
-  for (; k < K; k++) {
+  const int N4 = N & ~3;
+  for (int k = 0; k < K; k++) {
     const float* bk = b + (long)k * N;
-    for (int m = 0; m < M; m++) {
-      const float x = a[(long)m * K + k];
+    for (int m = 0; m < M; m += 2) { /* two rows per b load */
+      const int two = m + 1 < M;
+      const float x = a[(long)m * K + k], y = two ? a[(long)(m + 1) * K + k] : 0.0f;
+      const vf xv = vsplat(x), yv = vsplat(y);
       float* o = out + (long)m * N;
-      for (int n = 0; n < N; n++) o[n] += x * bk[n];
+      float* p = o + N;
+      int n = 0;
+      if (two) {
+        for (; n < N4; n += 4) {
+          const vf w = vload(bk + n);
+          vstore(o + n, vmadd(xv, w, vload(o + n)));
+          vstore(p + n, vmadd(yv, w, vload(p + n)));
+        }
+        for (; n < N; n++) { o[n] += x * bk[n]; p[n] += y * bk[n]; }
+      } else {
+        for (; n < N4; n += 4) vstore(o + n, vmadd(xv, vload(bk + n), vload(o + n)));
+        for (; n < N; n++) o[n] += x * bk[n];
+      }
     }
   }
 }
 
-/* b [N, K]: out[m, n] += a row m · b row n, four b rows per pass. */
+/*
+ * b [N, K]: out[m, n] += a row m · b row n, one b row at a time (one sequential stream: 12 GB/s where
+ * four rows a pass, four streams K floats apart, ran at 4-6 GB/s on the LM head); four accumulators.
+ */
 static void gemv_nk(const float* a, const float* b, float* out, int M, int N, int K) {
-  int n = 0;
-  for (; n + 4 <= N; n += 4) {
-    const float *r0 = b + (long)n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
+  const int K16 = K & ~15;
+  for (int n = 0; n < N; n++) {
+    const float* r = b + (long)n * K;
     for (int m = 0; m < M; m++) {
       const float* am = a + (long)m * K;
       vf s0 = vsplat(0), s1 = vsplat(0), s2 = vsplat(0), s3 = vsplat(0);
       int k = 0;
-      for (; k + 4 <= K; k += 4) {
-        vf x = vload(am + k);
-        s0 = vmadd(x, vload(r0 + k), s0);
-        s1 = vmadd(x, vload(r1 + k), s1);
-        s2 = vmadd(x, vload(r2 + k), s2);
-        s3 = vmadd(x, vload(r3 + k), s3);
+      for (; k < K16; k += 16) {
+        s0 = vmadd(vload(am + k), vload(r + k), s0); s1 = vmadd(vload(am + k + 4), vload(r + k + 4), s1);
+        s2 = vmadd(vload(am + k + 8), vload(r + k + 8), s2); s3 = vmadd(vload(am + k + 12), vload(r + k + 12), s3);
       }
-      float t0 = hsum(s0), t1 = hsum(s1), t2 = hsum(s2), t3 = hsum(s3);
-      for (; k < K; k++) { t0 += am[k] * r0[k]; t1 += am[k] * r1[k]; t2 += am[k] * r2[k]; t3 += am[k] * r3[k]; }
-      float* o = out + (long)m * N + n;
-      o[0] += t0; o[1] += t1; o[2] += t2; o[3] += t3;
-    }
-  }
-  for (; n < N; n++) {
-    const float* r = b + (long)n * K;
-    for (int m = 0; m < M; m++) {
-      const float* am = a + (long)m * K;
-      vf s = vsplat(0);
-      int k = 0;
-      for (; k + 4 <= K; k += 4) s = vmadd(vload(am + k), vload(r + k), s);
-      float t = hsum(s);
+      for (; k + 4 <= K; k += 4) s0 = vmadd(vload(am + k), vload(r + k), s0);
+      float t = hsum(wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3)));
       for (; k < K; k++) t += am[k] * r[k];
       out[(long)m * N + n] += t;
     }

@@ -2,7 +2,9 @@
  * The layer in a real browser: bundles browser/fixtures_page.ts and browser/example.ts with
  * plain esbuild (browser/bundle.cjs: the main entry, no stubs), serves them and spec/fixtures/attention
  * on 127.0.0.1, and runs every golden attention fixture in headless Chromium on cpu (pure-TS
- * fused kernels), wasm (the WebAssembly SIMD kernels of native/wasm/, which must load there), webgl (composite path) and webgpu (WGSL fused kernels) within 1e-4.
+ * fused kernels), wasm (the WebAssembly SIMD kernels of native/wasm/, which must load there), wasm on a
+ * cross-origin isolated page (COOP/COEP: tfjs-wasm's threaded build on a shared memory, where the
+ * kernels' shared-memory build must load), webgl (composite path) and webgpu (WGSL fused kernels) within 1e-4.
  * Without a WebGPU adapter the webgpu tests fail with the reason; TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off
  * lists them as skipped instead. A missing Chromium fails (run scripts/setup-browser.sh) unless
  * TFJS_ATTENTION_SKIP_BROWSER_SPEC=1. Every wait has a timeout, and once a
@@ -26,10 +28,11 @@ const FIXTURES = path.join(REPO, 'spec', 'fixtures', 'attention');
 const NAMES = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'config.json'))).sort();
 const TOLERANCE = 1e-4;
 /** What runs: cpu with its fused pure-TS kernels and on the composite path, webgl (composite), webgpu (WGSL). */
-const RUNS: { label: string; backend: string; opts?: Record<string, unknown> }[] = [
+const RUNS: { label: string; backend: string; opts?: Record<string, unknown>; page?: string }[] = [
   { label: 'cpu', backend: 'cpu' },
   { label: 'cpu composite', backend: 'cpu', opts: { unfused: true, scramblePages: true, pageSize: 16 } },
   { label: 'wasm', backend: 'wasm' },
+  { label: 'wasm cross-origin isolated', backend: 'wasm', page: '/isolated.html' },
   { label: 'webgl', backend: 'webgl' },
   { label: 'webgpu', backend: 'webgpu' },
 ];
@@ -39,6 +42,9 @@ const FLAGS: Record<string, Record<string, boolean>> = { webgl: { WEBGL_USE_SHAP
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>loading</title><link rel="icon" href="data:,"></head>
 <body><script type="module" src="/fixtures_page.js"></script></body></html>`;
+
+/** Response headers that make a page cross-origin isolated (SharedArrayBuffer, wasm threads). */
+const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
 interface FixtureRun { name: string; error: number; passed: boolean; detail: string; ms: number; leakedTensors: number }
 
@@ -65,6 +71,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
     for (const f of fs.readdirSync(tfjsWasm).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(tfjsWasm, f), path.join(tmp, f));
     server = await serveStatic([
       { path: '/', body: PAGE, type: 'text/html' },
+      { path: '/isolated.html', body: PAGE, type: 'text/html', headers: ISOLATED },
       { prefix: '/fixtures/', dir: FIXTURES },
       { prefix: '/', dir: tmp },
     ]);
@@ -92,7 +99,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
     return page;
   }
 
-  for (const { label, backend, opts } of RUNS) {
+  for (const { label, backend, opts, page: pageUrl } of RUNS) {
     describe(label, () => {
       let page: Page | undefined;
       let unavailable = '';
@@ -103,7 +110,7 @@ maybe('golden attention fixtures in headless Chromium', () => {
       const runs: FixtureRun[] = [];
 
       beforeAll(async () => {
-        page = await openPage('/', "'__runFixture' in globalThis", errors);
+        page = await openPage(pageUrl ?? '/', "'__runFixture' in globalThis", errors);
         if (skipped) return;
         if (backend === 'webgpu') {
           const a = await withTimeout(page.evaluate(() => (globalThis as any).__webgpuAvailability()), 30_000,
@@ -116,11 +123,12 @@ maybe('golden attention fixtures in headless Chromium', () => {
           timings.push(`webgpu ${a.reason}`);
         }
         const info = await withTimeout(page.evaluate(([b, f]) => (globalThis as any).__useBackend(b, f), [backend, FLAGS[backend] ?? {}] as const), 30_000,
-          `useBackend('${backend}')`) as { backend: string; fused: string[]; wasmSimd?: { loaded: boolean; variant?: string; reason?: string } };
+          `useBackend('${backend}')`) as { backend: string; fused: string[]; wasmSimd?: { loaded: boolean; variant?: string; sharedMemory?: boolean; reason?: string } };
         expect(info.backend).toBe(backend);
         if (backend === 'wasm') { // no addon in a browser: the SIMD module must have loaded
-          expect(info.wasmSimd).toMatchObject({ loaded: true });
-          timings.push(`wasm: WebAssembly SIMD kernels (${info.wasmSimd!.variant})`);
+          // on the isolated page tfjs-wasm runs threaded on a shared memory, elsewhere on a plain one
+          expect(info.wasmSimd).toMatchObject({ loaded: true, sharedMemory: pageUrl === '/isolated.html' });
+          timings.push(`${label}: WebAssembly SIMD kernels (${info.wasmSimd!.variant}${info.wasmSimd!.sharedMemory ? ', shared memory' : ''})`);
         }
         timings.push(`${label}: ${opts?.unfused ? 'composite path forced' : `fused kernels [${info.fused.join(', ')}]`}`);
       }, 60_000);

@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 
-export type Route = { prefix: string; dir: string } | { path: string; body: string; type: string };
+/** `headers`: extra response headers of a fixed body (e.g. COOP/COEP to make that page cross-origin isolated). */
+export type Route = { prefix: string; dir: string } | { path: string; body: string; type: string; headers?: Record<string, string> };
 
 export interface StaticServer { url: string; requests: number; close(): Promise<void> }
 
@@ -16,10 +17,10 @@ const TYPES: Record<string, string> = {
   '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm',
 };
 
-function resolveFile(routes: Route[], urlPath: string): { file?: string; body?: string; type: string } | null {
+function resolveFile(routes: Route[], urlPath: string): { file?: string; body?: string; type: string; headers?: Record<string, string> } | null {
   for (const r of routes) {
     if ('body' in r) {
-      if (urlPath === r.path) return { body: r.body, type: r.type };
+      if (urlPath === r.path) return { body: r.body, type: r.type, headers: r.headers };
       continue;
     }
     if (!urlPath.startsWith(r.prefix)) continue;
@@ -37,7 +38,7 @@ export async function serveStatic(routes: Route[]): Promise<StaticServer> {
     const urlPath = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const hit = req.method === 'GET' ? resolveFile(routes, urlPath) : null;
     if (hit?.body !== undefined) {
-      res.writeHead(200, { 'content-type': hit.type, 'cache-control': 'no-store' }).end(hit.body);
+      res.writeHead(200, { 'content-type': hit.type, 'cache-control': 'no-store', ...hit.headers }).end(hit.body);
       return;
     }
     if (!hit?.file || !fs.existsSync(hit.file) || !fs.statSync(hit.file).isFile()) {

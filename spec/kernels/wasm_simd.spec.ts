@@ -109,7 +109,7 @@ describe.each(['simd', 'ts'] as const)('wasm kernels, impl %s', (impl) => {
     }
   });
 
-  const SHAPES: [number, number, number][] = [[1, 1, 1], [1, 17, 5], [3, 64, 300], [8, 33, 256], [9, 8, 7], [33, 70, 513], [130, 24, 40]];
+  const SHAPES: [number, number, number][] = [[1, 1, 1], [1, 17, 5], [2, 19, 37], [3, 64, 300], [8, 33, 256], [9, 8, 7], [33, 70, 513], [130, 24, 40]];
   it.each(SHAPES)('ProjectionMatMul M %i N %i K %i, every transpose pair, with and without bias', (M, N, K) => {
     const r = rng(M * 1000 + N * 10 + K);
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]] as const) {

@@ -2,14 +2,16 @@
  * The committed WebAssembly SIMD build (wasm/*.wasm and kernels/wasm/simd_bytes.ts, made by
  * scripts/build-wasm-kernels.cjs from native/wasm/): the base64 module carries exactly the committed
  * binaries; each imports only env.memory (it runs on tfjs-wasm's memory), has no data segment and
- * exports every kernel; the SIMD128 build validates on this engine. Where the compiler recorded in
+ * exports every kernel; the SIMD128 builds (plain and shared memory) validate on this engine. Where the compiler recorded in
  * simd_bytes.ts is installed, a rebuild must reproduce the committed bytes (the build is current).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { WASM_KERNELS_COMPILER, WASM_KERNELS_RELAXED, WASM_KERNELS_SIMD128 } from '../../kernels/wasm/simd_bytes';
+import {
+  WASM_KERNELS_COMPILER, WASM_KERNELS_RELAXED, WASM_KERNELS_RELAXED_SHARED, WASM_KERNELS_SIMD128, WASM_KERNELS_SIMD128_SHARED,
+} from '../../kernels/wasm/simd_bytes';
 
 const root = path.resolve(__dirname, '..', '..');
 const EXPORTS = ['sgemm', 'sgemm_scratch_floats', 'flash_attention', 'flash_scratch_floats', 'rms_norm', 'swiglu', 'swiglu_scratch_floats', '__stack_pointer'];
@@ -45,6 +47,8 @@ describe('committed WebAssembly SIMD kernels', () => {
   const builds = [
     ['tfjs_attention_kernels.wasm', WASM_KERNELS_SIMD128],
     ['tfjs_attention_kernels_relaxed.wasm', WASM_KERNELS_RELAXED],
+    ['tfjs_attention_kernels_shared.wasm', WASM_KERNELS_SIMD128_SHARED],
+    ['tfjs_attention_kernels_relaxed_shared.wasm', WASM_KERNELS_RELAXED_SHARED],
   ] as const;
 
   it.each(builds)('%s: the base64 module equals the committed file; imports only env.memory, no data, every export', (file, b64) => {
@@ -56,8 +60,8 @@ describe('committed WebAssembly SIMD kernels', () => {
     for (const e of EXPORTS) expect(info.exports).toContain(e);
   });
 
-  it('the SIMD128 build validates and compiles here', () => {
-    const bytes = Buffer.from(WASM_KERNELS_SIMD128, 'base64');
+  it.each([['SIMD128', WASM_KERNELS_SIMD128], ['SIMD128 shared-memory', WASM_KERNELS_SIMD128_SHARED]])('the %s build validates and compiles here', (_, b64) => {
+    const bytes = Buffer.from(b64, 'base64');
     expect(WebAssembly.validate(bytes)).toBe(true);
     expect(WebAssembly.Module.exports(new WebAssembly.Module(bytes)).map((e) => e.name).sort()).toEqual([...EXPORTS].sort());
   });
