@@ -16,19 +16,13 @@
 #endif
 #include "matmul.h"
 #include "pool.h"
+#include "quant_decode.h"
 
 ThreadPool& pool();
 
 namespace {
 
-struct Q {
-  int T, K, N, wfmt, wscale, bR, bC, act, group;
-  float inScale, ws2;
-  const int32_t* w;
-  const float* scale;
-  const int32_t* zeros;
-  const int32_t* gIdx;
-};
+using Q = QuantProblem;
 
 float maxAbs(const float* x, int n) {
   float m = 0.f;
@@ -395,6 +389,7 @@ void quantMatMul(const int32_t* ints, const float* x, const int32_t* w, const fl
   const Q q{ints[QA_T], ints[QA_K], ints[QA_N], ints[QA_WFMT], ints[QA_WSCALE], ints[QA_BROWS], ints[QA_BCOLS], ints[QA_ACT],
             ints[QA_GROUP], inputScale, weightScale2, w, scale, zeros, gIdx};
   if (q.T == 0 || q.N == 0) return;
+  if (q.T <= 8 && quantDecodeFast(q, x, bias, out)) return;  // packed dot products (quant_decode.h)
   thread_local std::vector<float> xq;
   xq.resize(static_cast<size_t>(q.T) * q.K);
   quantizeActivations(q, x, xq.data());
