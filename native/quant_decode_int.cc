@@ -29,7 +29,10 @@ inline void int8Tile(const QuantProblem& q, const int8_t* codes, const float* xS
   for (int r = 0; r < R; r++) for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
   for (int j = 0; j < K; j += 64) {
     __m512i wu[R];
-    for (int r = 0; r < R; r++) wu[r] = _mm512_xor_si512(_mm512_loadu_si512(w + static_cast<size_t>(r) * K + j), flip);
+    for (int r = 0; r < R; r++) {
+      wu[r] = _mm512_xor_si512(_mm512_loadu_si512(w + static_cast<size_t>(r) * K + j), flip);
+      _mm_prefetch(reinterpret_cast<const char*>(w + static_cast<size_t>(r + 2 * R) * K + j), _MM_HINT_T0);  // two tiles ahead
+    }
     for (int t = 0; t < T; t++) {
       const __m512i xv = _mm512_loadu_si512(codes + static_cast<size_t>(t) * K + j);
       for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], wu[r], xv);

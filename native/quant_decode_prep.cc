@@ -44,30 +44,40 @@ void int8Prep(const QuantProblem& q, const float* x, int8_t* codes, float* xScal
  * columns of one block; laneScales[t, 16c + i] is that block's b (0 · max|x| where b is 0).
  */
 void nvfp4Prep(const QuantProblem& q, const float* x, uint8_t* codes, float* laneScales) {
-  const int K = q.K;
+  const int K = q.K, nb = K / 16;
   alignas(64) uint8_t order[64];
   for (int p = 0; p < 64; p++) order[p] = static_cast<uint8_t>(p < 32 ? 2 * p : 2 * (p - 32) + 1);
   const __m512i orderV = _mm512_load_si512(order);
+  thread_local std::vector<float> blockScale;
+  const int nb16 = (nb + 15) / 16 * 16;  // whole vectors; the tail's values are never read back
+  if (blockScale.size() < static_cast<size_t>(nb16)) blockScale.resize(nb16);
+  float* bs = blockScale.data();
+  std::fill(bs + nb, bs + nb16, 0.f);
+  const __m512 g = _mm512_set1_ps(q.inScale);
   for (int t = 0; t < q.T; t++) {
+    const float* row = x + static_cast<size_t>(t) * K;
+    // block scales 16 blocks at a time: e4m3(max|x| / 6 / g) · g, and 0 · max|x| where that is 0
+    for (int b = 0; b < nb; b++) bs[b] = maxAbsV(row + 16 * b, 16);
+    for (int b = 0; b < nb16; b += 16) {
+      const __m512 mx = _mm512_loadu_ps(bs + b);
+      const __m512 bg = _mm512_mul_ps(roundE4m3V(_mm512_div_ps(_mm512_div_ps(mx, _mm512_set1_ps(6.f)), g)), g);
+      _mm512_storeu_ps(bs + b, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bg, _mm512_setzero_ps(), _CMP_EQ_OQ), bg, _mm512_mul_ps(mx, _mm512_setzero_ps())));
+    }
     for (int c = 0; c < K / 64; c++) {
-      const float* r = x + static_cast<size_t>(t) * K + 64 * c;
+      const float* r = row + 64 * c;
       alignas(64) uint8_t natural[64];
-      float blockScale[4];
       for (int b = 0; b < 4; b++) {
-        const float mx = maxAbsV(r + 16 * b, 16);
-        const float bg = roundE4m3(mx / 6.f / q.inScale) * q.inScale;
-        blockScale[b] = bg == 0.f ? 0.f * mx : bg;
+        const float bg = bs[4 * c + b];
         __m128i bytes = _mm_set1_epi8(12);
         if (bg != 0.f && std::isfinite(bg)) {
           const __m512 e = roundE2m1V(_mm512_div_ps(_mm512_loadu_ps(r + 16 * b), _mm512_set1_ps(bg)));
-          const __m512i i = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_add_ps(e, e)), _mm512_set1_epi32(12));
-          bytes = _mm512_cvtepi32_epi8(i);
+          bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(_mm512_add_ps(e, e)), _mm512_set1_epi32(12)));
         }
         _mm_store_si128(reinterpret_cast<__m128i*>(natural + 16 * b), bytes);
       }
       _mm512_storeu_si512(codes + static_cast<size_t>(t) * K + 64 * c, _mm512_permutexvar_epi8(orderV, _mm512_load_si512(natural)));
       float* lanes = laneScales + static_cast<size_t>(t) * (K / 4) + 16 * c;
-      for (int i = 0; i < 16; i++) lanes[i] = blockScale[(i % 8) / 2];
+      for (int i = 0; i < 16; i++) lanes[i] = bs[4 * c + (i % 8) / 2];
     }
   }
 }
@@ -191,6 +201,7 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
           float s = 0.f;
           for (int k = 0; k < G; k++) s += r[k];
           groupSum[static_cast<size_t>(t) * (K / G) + g] = s;
+          if (!std::isfinite(s)) return false;  // ±Inf / NaN in x: the zero is not factored out (Inf · 0 must stay NaN)
         }
       }
       gptqDecode(q, x, groupSum, bias, out);

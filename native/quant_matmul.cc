@@ -393,6 +393,9 @@ void quantMatMul(const int32_t* ints, const float* x, const int32_t* w, const fl
   thread_local std::vector<float> xq;
   xq.resize(static_cast<size_t>(q.T) * q.K);
   quantizeActivations(q, x, xq.data());
-  if (q.T <= 8) gemv(q, xq.data(), bias, out);
+  // gptq's GEMV factors the zero point out of each group (scale · (Σ x·q − zero · Σ x)): with ±Inf in
+  // x that would turn Inf · 0 into Inf − Inf; such calls take the widened-panel product instead
+  const bool factorable = q.wfmt != QW_GPTQ || std::all_of(xq.begin(), xq.begin() + static_cast<size_t>(q.T) * q.K, [](float v) { return std::isfinite(v); });
+  if (q.T <= 8 && factorable) gemv(q, xq.data(), bias, out);
   else prefill(q, xq.data(), bias, out);
 }
