@@ -34,6 +34,12 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
 void int8Decode(const QuantProblem& q, const int8_t* codes, const float* xScale, const int32_t* codeSum, const float* bias, float* out);
 /** nvfp4: codes [T, K] as 2·e2m1 + 12 in the 64-column order of nvfp4Order, lane scales [T, K / 4] (see there). */
 void nvfp4Decode(const QuantProblem& q, const uint8_t* codes, const float* laneScales, const float* bias, float* out);
+/**
+ * nvfp4 with K a multiple of 256: codes [T, K] signed 2·e2m1, each 256 columns as 4 passes of 64
+ * bytes (pass s, lane b: columns 16b + 4s .. 16b + 4s + 3); corr [T, K / 16] = −12 · Σ codes of each
+ * block; blockScales [T, K / 16] the x block scales.
+ */
+void nvfp4WideDecode(const QuantProblem& q, const int8_t* codes, const int32_t* corr, const float* blockScales, const float* bias, float* out);
 /** fp8: codes [T, K] bf16 in the 64-column order of bf16Order; segScale [T, K / seg] the scale of each segment of `seg` columns. */
 void fp8Decode(const QuantProblem& q, const uint16_t* codes, const float* segScale, int seg, const float* bias, float* out);
 /** bf16 / f16 weights: x [T, K] float32 (bf16: each 32 columns as its 16 even then 16 odd ones). */

@@ -128,7 +128,14 @@ inline void halfTile(const QuantProblem& q, const float* x, const float* bias, f
 
 template <int T>
 void halfRows(const QuantProblem& q, const float* x, const float* bias, float* out, int n0, int n1) {
-  constexpr int R = tileRows<T>();
+  if constexpr (T > 4) {
+    // 8 rows of float32 x (128 KB at K = 4096) do not stay in L1: two passes of at most 4 rows over
+    // the chunk (its weights come back from L2), 4 weight rows a tile, half the x traffic of 2 x 8
+    halfRows<4>(q, x, bias, out, n0, n1);
+    halfRows<T - 4>(q, x + static_cast<size_t>(4) * q.K, bias, out + static_cast<size_t>(4) * q.N, n0, n1);
+    return;
+  }
+  constexpr int R = 4;
   int n = n0;
   if (q.wfmt == QW_BF16) {
     for (; n + R <= n1; n += R) halfTile<T, R, true>(q, x, bias, out, n);

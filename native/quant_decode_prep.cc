@@ -37,6 +37,26 @@ void int8Prep(const QuantProblem& q, const float* x, int8_t* codes, float* xScal
   }
 }
 
+/** x block scales of nvfp4 for one row: e4m3(max|x| / 6 / g) · g, 0 · max|x| where that is 0; bs holds a multiple of 16. */
+void nvfp4BlockScales(const QuantProblem& q, const float* row, float* bs) {
+  const int nb = q.K / 16, nb16 = (nb + 15) / 16 * 16;
+  const __m512 g = _mm512_set1_ps(q.inScale);
+  for (int b = 0; b < nb; b++) bs[b] = maxAbsV(row + 16 * b, 16);
+  std::fill(bs + nb, bs + nb16, 0.f);
+  for (int b = 0; b < nb16; b += 16) {
+    const __m512 mx = _mm512_loadu_ps(bs + b);
+    const __m512 bg = _mm512_mul_ps(roundE4m3V(_mm512_div_ps(_mm512_div_ps(mx, _mm512_set1_ps(6.f)), g)), g);
+    _mm512_storeu_ps(bs + b, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bg, _mm512_setzero_ps(), _CMP_EQ_OQ), bg, _mm512_mul_ps(mx, _mm512_setzero_ps())));
+  }
+}
+
+/** 2·e2m1(x / bg) of 16 columns as int32 (0 where bg is 0 or not finite). */
+inline __m512i nvfp4Codes(const float* r, float bg) {
+  if (bg == 0.f || !std::isfinite(bg)) return _mm512_setzero_si512();
+  const __m512 e = roundE2m1V(_mm512_div_ps(_mm512_loadu_ps(r), _mm512_set1_ps(bg)));
+  return _mm512_cvtps_epi32(_mm512_add_ps(e, e));
+}
+
 /**
  * nvfp4: per 16-column block b = e4m3(max|x| / 6 / g) · g and codes e2m1(x / b), stored as
  * 2·e2m1 + 12 (0 .. 24, unsigned for vpdpbusd). Each 64 columns are stored as their 32 even then 32
@@ -44,40 +64,47 @@ void int8Prep(const QuantProblem& q, const float* x, int8_t* codes, float* xScal
  * columns of one block; laneScales[t, 16c + i] is that block's b (0 · max|x| where b is 0).
  */
 void nvfp4Prep(const QuantProblem& q, const float* x, uint8_t* codes, float* laneScales) {
-  const int K = q.K, nb = K / 16;
+  const int K = q.K;
   alignas(64) uint8_t order[64];
   for (int p = 0; p < 64; p++) order[p] = static_cast<uint8_t>(p < 32 ? 2 * p : 2 * (p - 32) + 1);
   const __m512i orderV = _mm512_load_si512(order);
   thread_local std::vector<float> blockScale;
-  const int nb16 = (nb + 15) / 16 * 16;  // whole vectors; the tail's values are never read back
-  if (blockScale.size() < static_cast<size_t>(nb16)) blockScale.resize(nb16);
+  if (blockScale.size() < static_cast<size_t>(K / 16 + 16)) blockScale.resize(K / 16 + 16);
   float* bs = blockScale.data();
-  std::fill(bs + nb, bs + nb16, 0.f);
-  const __m512 g = _mm512_set1_ps(q.inScale);
   for (int t = 0; t < q.T; t++) {
     const float* row = x + static_cast<size_t>(t) * K;
-    // block scales 16 blocks at a time: e4m3(max|x| / 6 / g) · g, and 0 · max|x| where that is 0
-    for (int b = 0; b < nb; b++) bs[b] = maxAbsV(row + 16 * b, 16);
-    for (int b = 0; b < nb16; b += 16) {
-      const __m512 mx = _mm512_loadu_ps(bs + b);
-      const __m512 bg = _mm512_mul_ps(roundE4m3V(_mm512_div_ps(_mm512_div_ps(mx, _mm512_set1_ps(6.f)), g)), g);
-      _mm512_storeu_ps(bs + b, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(bg, _mm512_setzero_ps(), _CMP_EQ_OQ), bg, _mm512_mul_ps(mx, _mm512_setzero_ps())));
-    }
+    nvfp4BlockScales(q, row, bs);
     for (int c = 0; c < K / 64; c++) {
-      const float* r = row + 64 * c;
       alignas(64) uint8_t natural[64];
       for (int b = 0; b < 4; b++) {
-        const float bg = bs[4 * c + b];
-        __m128i bytes = _mm_set1_epi8(12);
-        if (bg != 0.f && std::isfinite(bg)) {
-          const __m512 e = roundE2m1V(_mm512_div_ps(_mm512_loadu_ps(r + 16 * b), _mm512_set1_ps(bg)));
-          bytes = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(_mm512_add_ps(e, e)), _mm512_set1_epi32(12)));
-        }
-        _mm_store_si128(reinterpret_cast<__m128i*>(natural + 16 * b), bytes);
+        const __m512i u = _mm512_add_epi32(nvfp4Codes(row + 64 * c + 16 * b, bs[4 * c + b]), _mm512_set1_epi32(12));
+        _mm_store_si128(reinterpret_cast<__m128i*>(natural + 16 * b), _mm512_cvtepi32_epi8(u));
       }
       _mm512_storeu_si512(codes + static_cast<size_t>(t) * K + 64 * c, _mm512_permutexvar_epi8(orderV, _mm512_load_si512(natural)));
       float* lanes = laneScales + static_cast<size_t>(t) * (K / 4) + 16 * c;
       for (int i = 0; i < 16; i++) lanes[i] = bs[4 * c + (i % 8) / 2];
+    }
+  }
+}
+
+/** nvfp4 for nvfp4WideDecode (K % 256 == 0): see quant_decode.h for the layout. */
+void nvfp4WidePrep(const QuantProblem& q, const float* x, int8_t* codes, int32_t* corr, float* blockScales) {
+  const int K = q.K, nb = K / 16;
+  for (int t = 0; t < q.T; t++) {
+    const float* row = x + static_cast<size_t>(t) * K;
+    float* bs = blockScales + static_cast<size_t>(t) * nb;
+    nvfp4BlockScales(q, row, bs);
+    for (int g = 0; g < K / 256; g++) {
+      alignas(64) int8_t natural[256];
+      for (int b = 0; b < 16; b++) {
+        const __m512i c = nvfp4Codes(row + 256 * g + 16 * b, bs[16 * g + b]);
+        corr[static_cast<size_t>(t) * nb + 16 * g + b] = -12 * _mm512_reduce_add_epi32(c);
+        _mm_store_si128(reinterpret_cast<__m128i*>(natural + 16 * b), _mm512_cvtepi32_epi8(c));
+      }
+      // pass s, lane b <- block b's columns 4s .. 4s+3 (4-byte units: natural unit 4b + s)
+      const int32_t* units = reinterpret_cast<const int32_t*>(natural);
+      int32_t* o = reinterpret_cast<int32_t*>(codes + static_cast<size_t>(t) * K + 256 * g);
+      for (int s = 0; s < 4; s++) for (int b = 0; b < 16; b++) o[16 * s + b] = units[4 * b + s];
     }
   }
 }
@@ -161,6 +188,15 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
     }
     case QW_NVFP4: {
       if (q.act != QACT_NVFP4) return false;
+      if (K % 256 == 0) {
+        const size_t nb = static_cast<size_t>(T) * (K / 16);
+        int8_t* codes = reinterpret_cast<int8_t*>(scratch(bytes, static_cast<size_t>(T) * K));
+        float* blockScales = scratch(floats, nb + 16);
+        int32_t* corr = scratch(ints, nb);
+        nvfp4WidePrep(q, x, codes, corr, blockScales);
+        nvfp4WideDecode(q, codes, corr, blockScales, bias, out);
+        return true;
+      }
       uint8_t* codes = scratch(bytes, static_cast<size_t>(T) * K);
       float* lanes = scratch(floats, static_cast<size_t>(T) * K / 4);
       nvfp4Prep(q, x, codes, lanes);

@@ -4,7 +4,8 @@
  * float64 activation quantizers), for every format and 1 .. 8 rows: random packed words (every
  * e4m3 code but NaN, every e2m1 / int4 code), odd row counts (register-tile tails), bias, fp8
  * blocks and per-group activations, gptq with and without a sorted g_idx, and rows of zeros, NaN
- * and ±Infinity (which give what the TypeScript kernel gives, NaN in the same places).
+ * and ±Infinity (which give what the TypeScript kernel gives, NaN in the same places). nvfp4 has two
+ * kernels: K a multiple of 256 (16 blocks a step) and the 64-column one.
  */
 import type { QuantMatMulAttrs } from '../../kernels/kernel_names';
 import { nativeKernels } from '../../kernels/cpu/native';
@@ -42,6 +43,7 @@ const cases: Case[] = [
   ['fp8 blocks 5x64, per token', { weightFormat: 'e4m3', weightScale: 'block', blockRows: 5, blockCols: 64, activation: 'e4m3_token' }, K, 37],
   ['fp8 rowwise, groups of 64', { weightFormat: 'e4m3', weightScale: 'rowwise', activation: 'e4m3_group', actGroup: 64 }, K, 37],
   ['nvfp4', { weightFormat: 'nvfp4', weightScale: 'block', blockRows: 1, blockCols: 16, activation: 'nvfp4', actGroup: 16, inputScale: 0.003, weightScale2: 0.7 }, K, 37],
+  ['nvfp4, K a multiple of 256 (16 blocks a step)', { weightFormat: 'nvfp4', weightScale: 'block', blockRows: 1, blockCols: 16, activation: 'nvfp4', actGroup: 16, inputScale: 0.003, weightScale2: 0.7 }, 512, 21],
   ['bf16', { weightFormat: 'bf16', weightScale: 'none' }, K, 37],
   ['f16', { weightFormat: 'f16', weightScale: 'none' }, K, 37],
   ['gptq groups of 64', { weightFormat: 'gptq', weightScale: 'block', blockRows: 1, blockCols: 64 }, K, 48],
