@@ -12,6 +12,20 @@
 // to the code sums, so only the float32 summation order differs from the reference.
 #include <cstdint>
 
+// Which decode kernels this build has (each needs its AVX-512 subsets; others take the generic GEMV).
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#define QUANT_DECODE_HALVES 1  // bf16 / f16 / gptq
+#if defined(__AVX512VNNI__)
+#define QUANT_DECODE_INT8 1
+#if defined(__AVX512VBMI__)
+#define QUANT_DECODE_NVFP4 1
+#endif
+#endif
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+#define QUANT_DECODE_FP8 1
+#endif
+#endif
+
 /** One QuantMatMul call (the arguments of quantMatMul, quant_matmul.h). */
 struct QuantProblem {
   int T, K, N, wfmt, wscale, bR, bC, act, group;

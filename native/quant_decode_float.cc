@@ -9,13 +9,13 @@
 #include "quant_matmul.h"
 #include "quant_simd.h"
 
-#ifdef __AVX512F__
+#ifdef QUANT_DECODE_HALVES
 namespace {
 
 template <int T>
 constexpr int tileRows() { return T <= 2 ? 4 : 2; }
 
-#if defined(__AVX512BF16__) && defined(__AVX512VBMI__) && defined(__AVX512BW__)
+#ifdef QUANT_DECODE_FP8
 /** e4m3 magnitude (7 bits) -> bf16 bits, as a high-byte and a low-byte table of 128 entries (two zmm each). */
 struct E4m3Tables {
   __m512i hi0, hi1, lo0, lo1;
@@ -197,7 +197,7 @@ void gptqRange(const QuantProblem& q, const float* x, const float* groupSum, con
 
 }  // namespace
 
-#if defined(__AVX512BF16__) && defined(__AVX512VBMI__) && defined(__AVX512BW__)
+#ifdef QUANT_DECODE_FP8
 void fp8Decode(const QuantProblem& q, const uint16_t* codes, const float* segScale, int seg, const float* bias, float* out) {
   using Fn = void (*)(const QuantProblem&, const uint16_t*, const float*, int, const float*, float*, int, int);
   static constexpr Fn fns[8] = {fp8Rows<1>, fp8Rows<2>, fp8Rows<3>, fp8Rows<4>, fp8Rows<5>, fp8Rows<6>, fp8Rows<7>, fp8Rows<8>};

@@ -8,7 +8,7 @@
 #include "quant_matmul.h"
 #include "quant_simd.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#ifdef QUANT_DECODE_INT8
 namespace {
 
 /** Weight rows in a register tile: more for few input rows (more streams in flight), at most 16 accumulators. */
@@ -56,6 +56,7 @@ void int8Rows(const QuantProblem& q, const int8_t* codes, const float* xScale, c
   for (; n < n1; n++) int8Tile<T, 1>(q, codes, xScale, codeSum, bias, out, n);
 }
 
+#ifdef QUANT_DECODE_NVFP4
 /**
  * nvfp4 rows n .. n+R. Per 64 columns: the 32 weight bytes' low nibbles then high nibbles (matching
  * nvfp4Prep's order), 2·e2m1 by a byte table (vpshufb); vpdpbusd with the unsigned x codes (2·e2m1
@@ -165,6 +166,7 @@ void nvfp4WideRows(const QuantProblem& q, const int8_t* codes, const int32_t* co
   for (; n + 2 <= n1; n += 2) nvfp4WideTile<T, 2>(q, codes, corr, blockScales, bias, out, n);
   for (; n < n1; n++) nvfp4WideTile<T, 1>(q, codes, corr, blockScales, bias, out, n);
 }
+#endif
 
 }  // namespace
 
@@ -175,6 +177,7 @@ void int8Decode(const QuantProblem& q, const int8_t* codes, const float* xScale,
   forRowChunks(q.N, 16, [&](int n0, int n1) { f(q, codes, xScale, codeSum, bias, out, n0, n1); });
 }
 
+#ifdef QUANT_DECODE_NVFP4
 void nvfp4Decode(const QuantProblem& q, const uint8_t* codes, const float* laneScales, const float* bias, float* out) {
   using Fn = void (*)(const QuantProblem&, const uint8_t*, const float*, const float*, float*, int, int);
   static constexpr Fn fns[8] = {nvfp4Rows<1>, nvfp4Rows<2>, nvfp4Rows<3>, nvfp4Rows<4>, nvfp4Rows<5>, nvfp4Rows<6>, nvfp4Rows<7>, nvfp4Rows<8>};
@@ -189,4 +192,5 @@ void nvfp4WideDecode(const QuantProblem& q, const int8_t* codes, const int32_t* 
   const Fn f = fns[q.T - 1];
   forRowChunks(q.N, 16, [&](int n0, int n1) { f(q, codes, corr, blockScales, bias, out, n0, n1); });
 }
+#endif
 #endif

@@ -12,8 +12,10 @@
 #include "quant_matmul.h"
 #include "quant_simd.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__)
+#ifdef QUANT_DECODE_HALVES
 namespace {
+
+#ifdef QUANT_DECODE_INT8
 
 /** int8 per token: codes clamp(round(x / s), ±127), s = max|x| / 127; a row whose s is not finite gets NaN. */
 void int8Prep(const QuantProblem& q, const float* x, int8_t* codes, float* xScale, int32_t* codeSum) {
@@ -37,6 +39,9 @@ void int8Prep(const QuantProblem& q, const float* x, int8_t* codes, float* xScal
   }
 }
 
+#endif
+
+#ifdef QUANT_DECODE_NVFP4
 /** x block scales of nvfp4 for one row: e4m3(max|x| / 6 / g) · g, 0 · max|x| where that is 0; bs holds a multiple of 16. */
 void nvfp4BlockScales(const QuantProblem& q, const float* row, float* bs) {
   const int nb = q.K / 16, nb16 = (nb + 15) / 16 * 16;
@@ -109,6 +114,9 @@ void nvfp4WidePrep(const QuantProblem& q, const float* x, int8_t* codes, int32_t
   }
 }
 
+#endif
+
+#ifdef QUANT_DECODE_FP8
 /** 16 e4m3-rounded values as bf16 bits (exact: 4 significant bits); NaN as 0x7fc0. */
 inline __m256i e4m3Bf16(__m512 v) {
   const __m512 r = roundE4m3V(v);
@@ -149,6 +157,8 @@ void fp8Prep(const QuantProblem& q, const float* x, uint16_t* codes, float* segS
   }
 }
 
+#endif
+
 /** bf16 weights: each 32 columns of x as the 16 even then the 16 odd ones (the weight's shift / mask widening). */
 void evenOddPrep(const QuantProblem& q, const float* x, float* xp) {
   alignas(64) int32_t even[16], odd[16];
@@ -176,7 +186,7 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
   thread_local std::vector<float> floats;
   thread_local std::vector<int32_t> ints;
   switch (q.wfmt) {
-#ifdef __AVX512VNNI__
+#ifdef QUANT_DECODE_INT8
     case QW_INT8: {
       if (q.act != QACT_INT8_TOKEN || (q.wscale != QS_TENSOR && q.wscale != QS_ROWWISE) || K > 65536) return false;  // int32 sums exact up to K = 66311
       int8_t* codes = reinterpret_cast<int8_t*>(scratch(bytes, static_cast<size_t>(T) * K));
@@ -186,6 +196,8 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
       int8Decode(q, codes, xScale, codeSum, bias, out);
       return true;
     }
+#endif
+#ifdef QUANT_DECODE_NVFP4
     case QW_NVFP4: {
       if (q.act != QACT_NVFP4) return false;
       if (K % 256 == 0) {
@@ -204,7 +216,7 @@ bool quantDecodeFast(const QuantProblem& q, const float* x, const float* bias, f
       return true;
     }
 #endif
-#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+#ifdef QUANT_DECODE_FP8
     case QW_E4M3: {
       if (q.act != QACT_E4M3_STATIC && q.act != QACT_E4M3_TOKEN && q.act != QACT_E4M3_GROUP) return false;
       // segments: the columns one scale product covers (activation group, weight block, or the row)

@@ -1,4 +1,5 @@
-// QuantMatMul on the cpu: see quant_matmul.h. The weight is never widened as a whole: the GEMV
+// QuantMatMul on the cpu: see quant_matmul.h. Decode rows go to quant_decode.h's kernels first;
+// the rest lands here. The weight is never widened as a whole: the GEMV
 // widens one row at a time into an L1 buffer (bit tricks for e4m3 / bf16 / f16, a 16-entry table
 // for e2m1, shifts for int4) and dots it with every input row; prefill widens 1024-row panels
 // and hands them to sgemm (matmul.cc). Activations are quantized first, exactly as
