@@ -162,8 +162,9 @@ inline void nvfp4WideTile(const QuantProblem& q, const int8_t* codes, const int3
 template <int T>
 void nvfp4WideRows(const QuantProblem& q, const int8_t* codes, const int32_t* corr, const float* blockScales, const float* bias, float* out,
                    int n0, int n1) {
+  constexpr int R = T <= 2 ? 3 : 2;  // wv takes 4 registers a row
   int n = n0;
-  for (; n + 2 <= n1; n += 2) nvfp4WideTile<T, 2>(q, codes, corr, blockScales, bias, out, n);
+  for (; n + R <= n1; n += R) nvfp4WideTile<T, R>(q, codes, corr, blockScales, bias, out, n);
   for (; n < n1; n++) nvfp4WideTile<T, 1>(q, codes, corr, blockScales, bias, out, n);
 }
 #endif
