@@ -90,7 +90,7 @@ void fp8Rows(const QuantProblem& q, const uint16_t* codes, const float* segScale
   // several segments: one weight row at a time (part + tot accumulators stay in registers)
   int n = n0;
   if (seg == q.K) {
-    constexpr int R = tileRows<T>();
+    constexpr int R = T == 1 ? 8 : tileRows<T>();  // one input row: 8 weight streams in flight (~25% at [1, 4096])
     for (; n + R <= n1; n += R) fp8Tile<T, R>(q, codes, segScale, seg, bias, out, n);
   }
   for (; n < n1; n++) fp8Tile<T, 1>(q, codes, segScale, seg, bias, out, n);
@@ -135,7 +135,7 @@ void halfRows(const QuantProblem& q, const float* x, const float* bias, float* o
     halfRows<T - 4>(q, x + static_cast<size_t>(4) * q.K, bias, out + static_cast<size_t>(4) * q.N, n0, n1);
     return;
   }
-  constexpr int R = 4;
+  constexpr int R = T == 1 ? 8 : 4;  // one input row: 8 weight streams in flight (1.65x -> 2.2x CPU time at [1, 4096])
   int n = n0;
   if (q.wfmt == QW_BF16) {
     for (; n + R <= n1; n += R) halfTile<T, R, true>(q, x, bias, out, n);
