@@ -1,4 +1,5 @@
-// QuantMatMul on the cpu: see quant_matmul.h. The weight is never widened as a whole: the GEMV
+// QuantMatMul on the cpu: see quant_matmul.h. Decode rows go to quant_decode.h's kernels first;
+// the rest lands here. The weight is never widened as a whole: the GEMV
 // widens one row at a time into an L1 buffer (bit tricks for e4m3 / bf16 / f16, a 16-entry table
 // for e2m1, shifts for int4) and dots it with every input row; prefill widens 1024-row panels
 // and hands them to sgemm (matmul.cc). Activations are quantized first, exactly as
@@ -16,19 +17,13 @@
 #endif
 #include "matmul.h"
 #include "pool.h"
+#include "quant_decode.h"
 
 ThreadPool& pool();
 
 namespace {
 
-struct Q {
-  int T, K, N, wfmt, wscale, bR, bC, act, group;
-  float inScale, ws2;
-  const int32_t* w;
-  const float* scale;
-  const int32_t* zeros;
-  const int32_t* gIdx;
-};
+using Q = QuantProblem;
 
 float maxAbs(const float* x, int n) {
   float m = 0.f;
@@ -395,9 +390,13 @@ void quantMatMul(const int32_t* ints, const float* x, const int32_t* w, const fl
   const Q q{ints[QA_T], ints[QA_K], ints[QA_N], ints[QA_WFMT], ints[QA_WSCALE], ints[QA_BROWS], ints[QA_BCOLS], ints[QA_ACT],
             ints[QA_GROUP], inputScale, weightScale2, w, scale, zeros, gIdx};
   if (q.T == 0 || q.N == 0) return;
+  if (q.T <= 8 && quantDecodeFast(q, x, bias, out)) return;  // packed dot products (quant_decode.h)
   thread_local std::vector<float> xq;
   xq.resize(static_cast<size_t>(q.T) * q.K);
   quantizeActivations(q, x, xq.data());
-  if (q.T <= 8) gemv(q, xq.data(), bias, out);
+  // gptq's GEMV factors the zero point out of each group (scale · (Σ x·q − zero · Σ x)): with ±Inf in
+  // x that would turn Inf · 0 into Inf − Inf; such calls take the widened-panel product instead
+  const bool factorable = q.wfmt != QW_GPTQ || std::all_of(xq.begin(), xq.begin() + static_cast<size_t>(q.T) * q.K, [](float v) { return std::isfinite(v); });
+  if (q.T <= 8 && factorable) gemv(q, xq.data(), bias, out);
   else prefill(q, xq.data(), bias, out);
 }

@@ -1,8 +1,9 @@
 #pragma once
 // QuantMatMul (kernels/kernel_names.ts): out[T, N] = quantize(x)[T, K] · widen(W)ᵀ (+ bias), W
 // [N, K] read packed (e4m3 / int8 bytes, e2m1 nibbles, bf16 / f16 halves in int32 words, low
-// first; gptq int4 qweight [K/8, N]). Decode rows (T <= 8) run a GEMV that widens each weight row
-// once in L1 and dots it with every input row; prefill widens 128-row panels and runs sgemm.
+// first; gptq int4 qweight [K/8, N]). Decode rows (T <= 8) go to quant_decode.h's kernels (packed
+// weights straight into the dot products) where the build and shapes allow, else to a GEMV that
+// widens each weight row in registers for every input row; prefill widens 1024-row panels and runs sgemm.
 #include <cstdint>
 
 /** Integer arguments, in the order of kernels/cpu/QuantMatMul.ts nativeArgs. */

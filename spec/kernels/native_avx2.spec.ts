@@ -13,7 +13,7 @@ import { runChild } from '../support/run_child';
 const root = path.resolve(__dirname, '../..');
 const addon = path.join(root, 'native/build-avx2/tfjs_attention_native.node');
 const SPECS = ['spec/kernels/cpu_kernels.spec.ts', 'spec/training/flash_train_native.spec.ts', 'spec/kernels/projection_matmul.spec.ts',
-  'spec/kernels/native_kv_cache.spec.ts', 'spec/models/read_into.spec.ts'];
+  'spec/kernels/native_kv_cache.spec.ts', 'spec/models/read_into.spec.ts', 'spec/quant/native_decode.spec.ts'];
 
 function upToDate(): boolean {
   if (!fs.existsSync(addon)) return false;
