@@ -40,9 +40,9 @@
 #include "gemv.h"
 #include "aligned_scratch.h"
 #include "pool.h"
+#include "simd.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#include "simd.h"
 #endif
 
 namespace {
@@ -238,4 +238,68 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
       });
     }
   }
+}
+
+bool sgemmSwiGLU(int M, int N, int K, const float* A, const float* G, const float* U, const float* gBias, const float* uBias,
+                 float* H) {
+  if (M <= GEMV_MAX_M || K < 1 || K > KC || N < 1) return false;  // decode rows, or more than one K slice: the caller's path
+  ThreadPool& tp = pool();
+  const bool serial = 4.0 * M * N * K < SERIAL_FLOPS;
+  const int threads = serial ? 1 : tp.active();
+  auto run = [&](int n, const std::function<void(int)>& fn) {
+    if (serial || n == 1) { for (int i = 0; i < n; i++) fn(i); }
+    else tp.parallelFor(n, fn);
+  };
+  const int aPanelsAll = ceilDiv(M, MR);
+  const int mcMaxPanels = std::max(1, A_BLOCK_FLOATS / (K * MR));
+  int nIc = ceilDiv(aPanelsAll, mcMaxPanels);
+  if (threads > 1 && nIc < threads) nIc = std::min(aPanelsAll, threads);
+  float* ap = gPackA.get(static_cast<size_t>(aPanelsAll) * K * MR);
+  for (int jc = 0; jc < N; jc += NC) {
+    const int nc = std::min(NC, N - jc);
+    const int panels = ceilDiv(nc, NR);
+    const int nJ = threads > 1 ? std::min(panels, ceilDiv(ITEMS_PER_THREAD * threads, nIc)) : 1;
+    float* bp = gPackB.get(static_cast<size_t>(K) * 2 * panels * NR);  // gate panels, then up panels
+    const int aUnits = jc == 0 ? aPanelsAll : 0;
+    run(2 * panels + aUnits, [&](int u) {
+      if (u < 2 * panels) {
+        const int p = u % panels, j0 = p * NR;
+        packB(u < panels ? G : U, false, N, K, 0, K, jc + j0, std::min(NR, nc - j0), bp + static_cast<size_t>(u) * K * NR);
+      } else {
+        const int q = u - 2 * panels;
+        packA(A, false, M, K, 0, K, q * MR, std::min(MR, M - q * MR), ap + static_cast<size_t>(q) * K * MR);
+      }
+    });
+    run(nIc * nJ, [&](int item) {
+      const int ib = item / nJ, jb = item % nJ;
+      const int q0 = static_cast<int>(static_cast<long>(aPanelsAll) * ib / nIc);
+      const int q1 = static_cast<int>(static_cast<long>(aPanelsAll) * (ib + 1) / nIc);
+      const int p0 = static_cast<int>(static_cast<long>(panels) * jb / nJ);
+      const int p1 = static_cast<int>(static_cast<long>(panels) * (jb + 1) / nJ);
+      // gate and up tiles stay in L1 (never written to memory); rows padded to whole 16-lane vectors
+      constexpr int LD = (NR + VL - 1) / VL * VL;
+      alignas(64) float tg[MR * LD + VL], tu[MR * LD + VL];
+      for (int p = p0; p < p1; p++) {
+        const int j = jc + p * NR, nr = std::min(NR, nc - p * NR);
+        const float* gp = bp + static_cast<size_t>(p) * K * NR;
+        const float* up = bp + static_cast<size_t>(panels + p) * K * NR;
+        for (int q = q0; q < q1; q++) {
+          const int i = q * MR, mr = std::min(MR, M - i);
+          const float* aq = ap + static_cast<size_t>(q) * K * MR;
+          micro(K, aq, gp, tg, LD, mr, nr, true, gBias ? gBias + j : nullptr);  // [mr, nr] = x · gate (+ bias)
+          micro(K, aq, up, tu, LD, mr, nr, true, uBias ? uBias + j : nullptr);  // [mr, nr] = x · up (+ bias)
+          for (int r = 0; r < mr; r++) {
+            float* hr = H + static_cast<size_t>(i + r) * N + j;
+            for (int c = 0; c < nr; c += VL) {
+              const v16 g = vload(tg + r * LD + c);
+              const v16 h = g / (1.f + vexp(-g)) * vload(tu + r * LD + c);  // silu(gate) * up, as swigluMlp's pass
+              if (c + VL <= nr) vstore(hr + c, h);
+              else for (int e = 0; e < nr - c; e++) hr[c + e] = h[e];
+            }
+          }
+        }
+      }
+    });
+  }
+  return true;
 }
