@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     return;
   }
   instrument();
-  const sides = argv.includes('--native-only') ? { native: model } : { native: model, layers: model };
+  const sides: Record<string, typeof model> = argv.includes('--native-only') ? { native: model } : { native: model, layers: model };
   await abRuns(sides, P, steps, reps, (side) => tf.env().set('ATTENTION_ROPE_NATIVE_FORWARD', side === 'native'));
   model.dispose();
 }
