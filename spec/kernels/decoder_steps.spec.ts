@@ -55,8 +55,9 @@ describeEachBackend('fused decoder steps vs composite', (backend) => {
     tf.dispose([x, w, y, want]);
   });
 
-  // T <= 16 runs the weight-streaming GEMV, 40 the packed sgemm; H, I not multiples of the vector width
-  for (const [T, H, I] of [[1, 16, 40], [3, 37, 75], [8, 64, 160], [16, 33, 70], [40, 48, 130]] as const) {
+  // T <= 16 runs the weight-streaming GEMV, 40 and 77 the packed sgemm with SwiGLU in the gate/up GEMM's
+  // epilogue (sgemmSwiGLU), H 800 (beyond one K slice) two sgemms and a pass; H, I not multiples of the vector width
+  for (const [T, H, I] of [[1, 16, 40], [3, 37, 75], [8, 64, 160], [16, 33, 70], [40, 48, 130], [77, 96, 200], [20, 800, 45]] as const) {
     for (const extras of [false, true]) {
       it(`SwiGLU MLP ${T}x${H} -> ${I}${extras ? ' + biases + residual' : ''}`, () => {
         const inputs = {
