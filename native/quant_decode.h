@@ -49,9 +49,10 @@ void int8Decode(const QuantProblem& q, const int8_t* codes, const float* xScale,
 /** nvfp4: codes [T, K] as 2·e2m1 + 12 in the 64-column order of nvfp4Order, lane scales [T, K / 4] (see there). */
 void nvfp4Decode(const QuantProblem& q, const uint8_t* codes, const float* laneScales, const float* bias, float* out);
 /**
- * nvfp4 with K a multiple of 256: codes [T, K] signed 2·e2m1, each 256 columns as 4 passes of 64
- * bytes (pass s, lane b: columns 16b + 4s .. 16b + 4s + 3); corr [T, K / 16] = −12 · Σ codes of each
- * block; blockScales [T, K / 16] the x block scales.
+ * nvfp4 with K a multiple of 256, step-major (step g = columns 256g .. 256g + 255, its T rows side by
+ * side): codes [K / 256, T, 256] signed 2·e2m1 as 4 passes of 64 bytes (pass s, lane b, byte j:
+ * column 16b + 8·(s / 2) + 2j + s % 2); corr [K / 256, T, 16] = −12 · Σ codes of each block;
+ * blockScales [K / 256, T, 16] the x block scales.
  */
 void nvfp4WideDecode(const QuantProblem& q, const int8_t* codes, const int32_t* corr, const float* blockScales, const float* bias, float* out);
 /** fp8: codes [T, K] bf16 in the 64-column order of bf16Order; segScale [T, K / seg] the scale of each segment of `seg` columns. */

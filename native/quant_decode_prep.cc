@@ -92,24 +92,41 @@ void nvfp4Prep(const QuantProblem& q, const float* x, uint8_t* codes, float* lan
   }
 }
 
+/** vpermb indices of pass s: output byte 4b + j <- byte 16·(b % 4) + 8·(s / 2) + 2j + s % 2 of the 64 holding block b. */
+inline __m512i widePassPick(int s) {
+  alignas(64) uint8_t idx[64];
+  for (int p = 0; p < 64; p++) idx[p] = static_cast<uint8_t>(16 * ((p / 4) % 4) + 8 * (s / 2) + 2 * (p % 4) + s % 2);
+  return _mm512_load_si512(idx);
+}
+
 /** nvfp4 for nvfp4WideDecode (K % 256 == 0): see quant_decode.h for the layout. */
 void nvfp4WidePrep(const QuantProblem& q, const float* x, int8_t* codes, int32_t* corr, float* blockScales) {
-  const int K = q.K, nb = K / 16;
-  for (int t = 0; t < q.T; t++) {
+  const int K = q.K, nb = K / 16, T = q.T;
+  const __m512i picks[4] = {widePassPick(0), widePassPick(1), widePassPick(2), widePassPick(3)};
+  thread_local std::vector<float> rowScales;
+  if (rowScales.size() < static_cast<size_t>(nb) + 16) rowScales.resize(nb + 16);
+  float* bs = rowScales.data();
+  for (int t = 0; t < T; t++) {
     const float* row = x + static_cast<size_t>(t) * K;
-    float* bs = blockScales + static_cast<size_t>(t) * nb;
     nvfp4BlockScales(q, row, bs);
     for (int g = 0; g < K / 256; g++) {
+      const size_t step = static_cast<size_t>(g) * T + t;  // [K / 256, T, ...]: one step's x rows side by side
+      std::memcpy(blockScales + 16 * step, bs + 16 * g, 16 * sizeof(float));
       alignas(64) int8_t natural[256];
       for (int b = 0; b < 16; b++) {
         const __m512i c = nvfp4Codes(row + 256 * g + 16 * b, bs[16 * g + b]);
-        corr[static_cast<size_t>(t) * nb + 16 * g + b] = -12 * _mm512_reduce_add_epi32(c);
+        corr[16 * step + b] = -12 * _mm512_reduce_add_epi32(c);
         _mm_store_si128(reinterpret_cast<__m128i*>(natural + 16 * b), _mm512_cvtepi32_epi8(c));
       }
-      // pass s, lane b <- block b's columns 4s .. 4s+3 (4-byte units: natural unit 4b + s)
-      const int32_t* units = reinterpret_cast<const int32_t*>(natural);
-      int32_t* o = reinterpret_cast<int32_t*>(codes + static_cast<size_t>(t) * K + 256 * g);
-      for (int s = 0; s < 4; s++) for (int b = 0; b < 16; b++) o[16 * s + b] = units[4 * b + s];
+      // pass s, lane b, byte j <- block b's column 8·(s / 2) + 2j + s % 2 (natural vector v holds blocks 4v .. 4v+3)
+      int8_t* o = codes + 256 * step;
+      for (int s = 0; s < 4; s++) {
+        __m512i p = _mm512_setzero_si512();
+        for (int v = 0; v < 4; v++) {
+          p = _mm512_mask_permutexvar_epi8(p, 0xffffULL << (16 * v), picks[s], _mm512_load_si512(natural + 64 * v));
+        }
+        _mm512_storeu_si512(o + 64 * s, p);
+      }
     }
   }
 }
