@@ -204,20 +204,10 @@ void attendRowsKv(const AttnParams& p, int b, int h, int t0, int t1, int k0, int
     const int nk = std::min(NK, kmax + 1 - kb), nk16 = (nk + 15) / 16 * 16;
     gatherCodeRows<E>(p, b, h, kb, nk, D, kr, vr, ks, vs);
     for (int n = nk; n < nk16; n++) { kr[n] = vr[n] = zeros; ks[n] = vs[n] = 1.f; }
-    // Causality guard (attention_common.h), as in attendRows: skipped when every row sees the whole block.
-    int badN[NK], nBad = 0;
+    // Causality guard: V rows holding a NaN / inf are read from `zeros` and added back to the rows that see them (kv_widen.h).
+    int badN[NK];
     const float* badRow[NK];
-    bool allSee = true;
-    for (int m = 0; m < M && allSee; m++) allSee = lo[m] <= kb && kb + nk - 1 <= hi[m];
-    for (int n = 0; n < nk && !allSee; n++) {
-      if (!Widen<E>::rowNonFinite(vr[n], vs[n], D)) continue;
-      float* w = sc.bad.data() + static_cast<size_t>(nBad) * D;
-      E::widenRow(vr[n], vs[n], p.vScale, w, D);
-      badN[nBad] = n;
-      badRow[nBad++] = w;
-      vr[n] = zeros;
-      vs[n] = 1.f;
-    }
+    const int nBad = divertNonFiniteCodeRows<E>(vr, vs, nk, D, p.vScale, kb, M, lo, hi, zeros, sc.bad.data(), badN, badRow);
     // Every group transposed first, then scored. (Each group scored right after its own transpose, its
     // 64-byte stores read back in 16-byte pieces, took the same time: the profile's stall there was the
     // K rows' loads.)

@@ -264,23 +264,10 @@ void attendRows(const AttnParams& p, int b, int h, int t0, int t1, int k0, int k
         ks[n] = 1.f;
       }
     }
-    // Causality guard (attention_common.h): V rows holding a NaN / inf are widened (with their
-    // scale) aside and read from `zeros` with scale 1, so masked rows never multiply them.
-    // Skipped when every row sees every key of the block (a single-token decode step): no masked
-    // weight then meets a V row, and a NaN / inf one reaches exactly the rows it should.
-    int badN[NK], nBad = 0;
+    // Causality guard: V rows holding a NaN / inf are read from `zeros` and added back to the rows that see them (kv_widen.h).
+    int badN[NK];
     const float* badRow[NK];
-    bool allSee = true;
-    for (int m = 0; m < M && allSee; m++) allSee = lo[m] <= kb && kb + nk - 1 <= hi[m];
-    for (int n = 0; n < nk && !allSee; n++) {
-      if (!Widen<E>::rowNonFinite(vr[n], vs[n], D)) continue;
-      float* w = sc.bad.data() + static_cast<size_t>(nBad) * D;
-      E::widenRow(vr[n], vs[n], p.vScale, w, D);
-      badN[nBad] = n;
-      badRow[nBad++] = w;
-      vr[n] = zeros;
-      vs[n] = 1.f;
-    }
+    const int nBad = divertNonFiniteCodeRows<E>(vr, vs, nk, D, p.vScale, kb, M, lo.data(), hi.data(), zeros, sc.bad.data(), badN, badRow);
     if constexpr (scaled) {
       for (int g = 0; g < nkL; g += W::L)
         for (int i = 0; i < W::L; i++) { ksL[g + i] = ks[g + lanes[i]]; vsL[g + i] = vs[g + lanes[i]]; }

@@ -172,3 +172,31 @@ template <> struct Widen<KvFp8> {
     return bad != 0;
   }
 };
+
+/**
+ * The causality guard (attention_common.h, divertNonFiniteValues) for the decode row kernels, which
+ * read V as code rows vr[0 .. nk) with scales vs: skipped when every query row m sees every key of
+ * the block [kb, kb + nk) (lo[m] <= kb, kb + nk - 1 <= hi[m]; a single-token decode step), where no
+ * masked weight meets a V row. Otherwise each V row holding a NaN / inf is widened with its scale and
+ * vScale into `bad` (one D-float row per diverted key), listed in badN / badRow and read from `zeros`
+ * with scale 1. Returns how many rows were diverted; the caller adds them back (addDivertedValues).
+ */
+template <class E>
+inline int divertNonFiniteCodeRows(const typename E::T** vr, float* vs, int nk, int D, double vScale, int kb, int M,
+                                   const int* lo, const int* hi, const typename E::T* zeros, float* bad, int* badN,
+                                   const float** badRow) {
+  bool allSee = true;
+  for (int m = 0; m < M && allSee; m++) allSee = lo[m] <= kb && kb + nk - 1 <= hi[m];
+  if (allSee) return 0;
+  int nBad = 0;
+  for (int n = 0; n < nk; n++) {
+    if (!Widen<E>::rowNonFinite(vr[n], vs[n], D)) continue;
+    float* w = bad + static_cast<size_t>(nBad) * D;
+    E::widenRow(vr[n], vs[n], vScale, w, D);
+    badN[nBad] = n;
+    badRow[nBad++] = w;
+    vr[n] = zeros;
+    vs[n] = 1.f;
+  }
+  return nBad;
+}
