@@ -166,6 +166,36 @@ void micro(int kc, const float* __restrict ap, const float* __restrict bp, float
 
 inline int ceilDiv(int a, int b) { return (a + b - 1) / b; }
 
+/** fn(0 .. n) on the pool, or in order on this thread when the call is `serial` (or n is 1). */
+void runItems(ThreadPool& tp, bool serial, int n, const std::function<void(int)>& fn) {
+  if (serial || n == 1) { for (int i = 0; i < n; i++) fn(i); }
+  else tp.parallelFor(n, fn);
+}
+
+/**
+ * The work split of a packed product (see the header): nIc row blocks of whole MR panels, balanced
+ * (43 panels in 4 blocks: 11, 11, 11, 10), each at most A_BLOCK_FLOATS of packed A (kc deep) so it stays
+ * in L2 while a block's B panels pass over it, and at least one per thread; per column block, nJ ranges
+ * of B panels, ITEMS_PER_THREAD items of near-equal cost per thread, so the last items to finish are
+ * short and a thread the OS preempts hands its share to the other.
+ */
+struct ItemGrid {
+  int aPanels, nIc;
+  ItemGrid(int M, int kc, int threads) : aPanels(ceilDiv(M, MR)) {
+    nIc = ceilDiv(aPanels, std::max(1, A_BLOCK_FLOATS / (kc * MR)));
+    if (threads > 1 && nIc < threads) nIc = std::min(aPanels, threads);
+  }
+  int rangesOf(int panels, int threads) const { return threads > 1 ? std::min(panels, ceilDiv(ITEMS_PER_THREAD * threads, nIc)) : 1; }
+  /** Item `item` of nIc x nJ: A panels [q0, q1) x B panels [p0, p1). */
+  void at(int item, int nJ, int panels, int& q0, int& q1, int& p0, int& p1) const {
+    const int ib = item / nJ, jb = item % nJ;
+    q0 = static_cast<int>(static_cast<long>(aPanels) * ib / nIc);
+    q1 = static_cast<int>(static_cast<long>(aPanels) * (ib + 1) / nIc);
+    p0 = static_cast<int>(static_cast<long>(panels) * jb / nJ);
+    p1 = static_cast<int>(static_cast<long>(panels) * (jb + 1) / nJ);
+  }
+};
+
 }  // namespace
 
 void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, bool transB, const float* bias, float* C,
@@ -184,26 +214,17 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
   ThreadPool& tp = pool();
   const bool serial = 2.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();
-  auto run = [&](int n, const std::function<void(int)>& fn) {
-    if (serial || n == 1) { for (int i = 0; i < n; i++) fn(i); }
-    else tp.parallelFor(n, fn);
-  };
+  auto run = [&](int n, const std::function<void(int)>& fn) { runItems(tp, serial, n, fn); };
   // K slices of near-equal size (K = 1536: 768 + 768, not 1024 + 512)
   const int nK = ceilDiv(K, KC);
   const int kcStep = ceilDiv(K, nK);
-  // row blocks of whole MR panels, balanced (43 panels in 4 blocks: 11, 11, 11, 10), each at most
-  // mcMax rows so its packed A (mc x kc) stays in L2 while the block's B panels pass over it
-  const int aPanelsAll = ceilDiv(M, MR);
-  const int mcMaxPanels = std::max(1, A_BLOCK_FLOATS / (kcStep * MR));
-  int nIc = ceilDiv(aPanelsAll, mcMaxPanels);
-  if (threads > 1 && nIc < threads) nIc = std::min(aPanelsAll, threads);
+  const ItemGrid grid(M, kcStep, threads);
+  const int aPanelsAll = grid.aPanels;
   float* ap = gPackA.get(static_cast<size_t>(aPanelsAll) * kcStep * MR);
   for (int jc = 0; jc < N; jc += NC) {
     const int nc = std::min(NC, N - jc);
     const int panels = ceilDiv(nc, NR);
-    // panel ranges per row block: ITEMS_PER_THREAD items per thread of near-equal cost, so the
-    // last items to finish are short and a thread the OS preempts hands its share to the other
-    const int nJ = threads > 1 ? std::min(panels, ceilDiv(ITEMS_PER_THREAD * threads, nIc)) : 1;
+    const int nJ = grid.rangesOf(panels, threads);
     float* bp = gPackB.get(static_cast<size_t>(kcStep) * panels * NR);
     for (int pc = 0; pc < K; pc += kcStep) {
       const int kc = std::min(kcStep, K - pc);
@@ -220,12 +241,9 @@ void sgemm(int M, int N, int K, const float* A, bool transA, const float* B, boo
           packA(A, transA, M, K, pc, kc, q * MR, std::min(MR, M - q * MR), ap + static_cast<size_t>(q) * kc * MR);
         }
       });
-      run(nIc * nJ, [&](int item) {
-        const int ib = item / nJ, jb = item % nJ;
-        const int q0 = static_cast<int>(static_cast<long>(aPanelsAll) * ib / nIc);
-        const int q1 = static_cast<int>(static_cast<long>(aPanelsAll) * (ib + 1) / nIc);
-        const int p0 = static_cast<int>(static_cast<long>(panels) * jb / nJ);
-        const int p1 = static_cast<int>(static_cast<long>(panels) * (jb + 1) / nJ);
+      run(grid.nIc * nJ, [&](int item) {
+        int q0, q1, p0, p1;
+        grid.at(item, nJ, panels, q0, q1, p0, p1);
         for (int p = p0; p < p1; p++) {
           const int j = jc + p * NR, nr = std::min(NR, nc - p * NR);
           const float* bpp = bp + static_cast<size_t>(p) * kc * NR;
@@ -246,19 +264,14 @@ bool sgemmSwiGLU(int M, int N, int K, const float* A, const float* G, const floa
   ThreadPool& tp = pool();
   const bool serial = 4.0 * M * N * K < SERIAL_FLOPS;
   const int threads = serial ? 1 : tp.active();
-  auto run = [&](int n, const std::function<void(int)>& fn) {
-    if (serial || n == 1) { for (int i = 0; i < n; i++) fn(i); }
-    else tp.parallelFor(n, fn);
-  };
-  const int aPanelsAll = ceilDiv(M, MR);
-  const int mcMaxPanels = std::max(1, A_BLOCK_FLOATS / (K * MR));
-  int nIc = ceilDiv(aPanelsAll, mcMaxPanels);
-  if (threads > 1 && nIc < threads) nIc = std::min(aPanelsAll, threads);
+  auto run = [&](int n, const std::function<void(int)>& fn) { runItems(tp, serial, n, fn); };
+  const ItemGrid grid(M, K, threads);
+  const int aPanelsAll = grid.aPanels;
   float* ap = gPackA.get(static_cast<size_t>(aPanelsAll) * K * MR);
   for (int jc = 0; jc < N; jc += NC) {
     const int nc = std::min(NC, N - jc);
     const int panels = ceilDiv(nc, NR);
-    const int nJ = threads > 1 ? std::min(panels, ceilDiv(ITEMS_PER_THREAD * threads, nIc)) : 1;
+    const int nJ = grid.rangesOf(panels, threads);
     float* bp = gPackB.get(static_cast<size_t>(K) * 2 * panels * NR);  // gate panels, then up panels
     const int aUnits = jc == 0 ? aPanelsAll : 0;
     run(2 * panels + aUnits, [&](int u) {
@@ -270,12 +283,9 @@ bool sgemmSwiGLU(int M, int N, int K, const float* A, const float* G, const floa
         packA(A, false, M, K, 0, K, q * MR, std::min(MR, M - q * MR), ap + static_cast<size_t>(q) * K * MR);
       }
     });
-    run(nIc * nJ, [&](int item) {
-      const int ib = item / nJ, jb = item % nJ;
-      const int q0 = static_cast<int>(static_cast<long>(aPanelsAll) * ib / nIc);
-      const int q1 = static_cast<int>(static_cast<long>(aPanelsAll) * (ib + 1) / nIc);
-      const int p0 = static_cast<int>(static_cast<long>(panels) * jb / nJ);
-      const int p1 = static_cast<int>(static_cast<long>(panels) * (jb + 1) / nJ);
+    run(grid.nIc * nJ, [&](int item) {
+      int q0, q1, p0, p1;
+      grid.at(item, nJ, panels, q0, q1, p0, p1);
       // gate and up tiles stay in L1 (never written to memory); rows padded to whole 16-lane vectors
       constexpr int LD = (NR + VL - 1) / VL * VL;
       alignas(64) float tg[MR * LD + VL], tu[MR * LD + VL];
