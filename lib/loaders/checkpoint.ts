@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { check } from '../errors.js';
 import { CHECKPOINT_LIMITS, confinedPath, openRegularFile, readFully, readJsonObject } from './checkpoint_files.js';
 import { checkHeaderLength, parseSafetensorsHeader } from './safetensors_header.js';
-import { readTensorInto, rowsCols } from './read_into.js';
+import { byFileInOrder, readTensorInto, rowsCols } from './read_into.js';
 
 const WHERE = 'loadHfCheckpoint';
 
@@ -152,13 +152,7 @@ export function* readTensors(locations: Map<string, TensorLocation>, names?: Ite
     check(loc, WHERE, () => `tensor '${n}' is not in the checkpoint`);
     return loc;
   });
-  const byFile = new Map<string, TensorLocation[]>();
-  for (const loc of wanted) {
-    if (!byFile.has(loc.file)) byFile.set(loc.file, []);
-    byFile.get(loc.file)!.push(loc);
-  }
-  for (const [file, locs] of byFile) {
-    locs.sort((a, b) => a.begin - b.begin);
+  for (const [file, locs] of byFileInOrder(wanted)) {
     const { fd } = openRegularFile(file, WHERE);
     try {
       for (const loc of locs) yield { name: loc.name, shape: loc.shape.slice(), data: readTensor(fd, loc) };

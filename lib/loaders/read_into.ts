@@ -157,22 +157,30 @@ export function readTensorInto(fd: number, loc: TensorLocation, d: TensorDestina
     `'${loc.file}' ends at byte ${loc.begin + got} inside tensor '${loc.name}' (needs bytes up to ${loc.end})`);
 }
 
+/** The locations grouped by file, each file's in byte order (a file is then opened once and read front to back). */
+export function byFileInOrder(locations: Iterable<TensorLocation>): Map<string, TensorLocation[]> {
+  const byFile = new Map<string, TensorLocation[]>();
+  for (const loc of locations) {
+    if (!byFile.has(loc.file)) byFile.set(loc.file, []);
+    byFile.get(loc.file)!.push(loc);
+  }
+  for (const locs of byFile.values()) locs.sort((a, b) => a.begin - b.begin);
+  return byFile;
+}
+
 /**
  * Reads every named tensor into its destination, one file at a time, each file opened once and
  * read front to back. Every destination is checked against its tensor before the first byte is read.
  */
 export function readTensorsInto(locations: Map<string, TensorLocation>, destinations: Map<string, TensorDestination>): void {
-  const byFile = new Map<string, TensorLocation[]>();
-  for (const [name, d] of destinations) {
+  const wanted = [...destinations].map(([name, d]) => {
     const loc = locations.get(name);
     check(loc, WHERE, () => `tensor '${name}' is not in the checkpoint`);
     const [rows, cols] = rowsCols(loc.shape);
     checkDestination(loc, d, rows, cols);
-    if (!byFile.has(loc.file)) byFile.set(loc.file, []);
-    byFile.get(loc.file)!.push(loc);
-  }
-  for (const [file, locs] of byFile) {
-    locs.sort((a, b) => a.begin - b.begin);
+    return loc;
+  });
+  for (const [file, locs] of byFileInOrder(wanted)) {
     const { fd } = openRegularFile(file, WHERE);
     try {
       for (const loc of locs) readTensorInto(fd, loc, destinations.get(loc.name)!);
