@@ -15,7 +15,6 @@
  * A test that waits asynchronously, however long, keeps the beat going: jest's own timeouts
  * govern it. So specs run long child processes with spawn, not spawnSync.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
