@@ -9,12 +9,14 @@ import { check } from '../../core/errors.js';
 import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 import { ATTN_ARG } from '../cpu/native_args.js';
 import type { WasmSimdInstance } from './simd_module.js';
+import { THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedSgemm, threadedSwiGlu } from './simd_thread_calls.js';
 
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
-/** out[M, N] = op(a) · op(b) (+ bias) (native/wasm/sgemm.c). */
+/** out[M, N] = op(a) · op(b) (+ bias) (native/wasm/sgemm.c); prefill shapes over the kernel threads where they run. */
 export function simdSgemm(w: WasmSimdInstance, a: TensorInfo, b: TensorInfo, bias: TensorInfo | null, out: TensorInfo,
   M: number, N: number, K: number, tA: boolean, tB: boolean): void {
+  if (!tA && M > THREAD_MIN_ROWS && M * N * K >= THREAD_MIN_MACS && threadedSgemm(w, a, b, bias, out, M, N, K, tB)) return;
   const scratch = w.scratch(4 * w.exports.sgemm_scratch_floats(M, N, K, tA ? 1 : 0));
   w.exports.sgemm(w.ptr(a), w.ptr(b), bias ? w.ptr(bias) : 0, w.ptr(out), M, N, K, tA ? 1 : 0, tB ? 1 : 0, scratch);
 }
@@ -32,6 +34,7 @@ export interface SwiGluTensors {
 
 /** FusedSwiGLUMLP (native/wasm/decoder_steps.c); out must be a fresh tensor. */
 export function simdSwiGlu(w: WasmSimdInstance, t: SwiGluTensors, out: TensorInfo, T: number, H: number, I: number): void {
+  if (T > THREAD_MIN_ROWS && T * H * I >= THREAD_MIN_MACS && threadedSwiGlu(w, t, out, T, H, I)) return;
   const scratch = w.scratch(4 * w.exports.swiglu_scratch_floats(T, H, I));
   const p = (x: TensorInfo | undefined) => (x ? w.ptr(x) : 0);
   w.exports.swiglu(p(t.x), p(t.gate), p(t.up), p(t.down), p(t.gateBias), p(t.upBias), p(t.downBias), p(t.residual), w.ptr(out),
