@@ -32,9 +32,10 @@ export class StagingHeap {
   private callTop = 0;
   private readonly weights = new Map<object, Staged>();
 
-  constructor(module: WebAssembly.Module, private readonly threads: number, maxChunkCols: number) {
+  /** sweepFloorBytes: the weights region may reach 2x this before the first sweep. */
+  constructor(module: WebAssembly.Module, threads: number, maxChunkCols: number, private readonly sweepFloorBytes = 64 << 20) {
     const fixed = 1024 + threads * THREAD_STACK_BYTES;
-    this.memory = new WebAssembly.Memory({ initial: Math.ceil((fixed + (64 << 20)) / PAGE), maximum: 65536, shared: true });
+    this.memory = new WebAssembly.Memory({ initial: Math.ceil((fixed + (16 << 20)) / PAGE), maximum: 65536, shared: true });
     this.exports = new WebAssembly.Instance(module, { env: { memory: this.memory } }).exports as unknown as WasmSimdExports;
     this.exports.__stack_pointer.value = this.stackTop(0);
     const scratchBytes = align(4 * this.exports.sgemm_cols_scratch_floats(maxChunkCols));
@@ -57,7 +58,7 @@ export class StagingHeap {
 
   /** Starts a call: drops its predecessor's activations; sweeps disposed weights when the region doubled. */
   beginCall(): void {
-    if (this.weightsTop - this.weightsStart > 2 * Math.max(this.sweptTop - this.weightsStart, 64 << 20)) this.sweep();
+    if (this.weightsTop - this.weightsStart > 2 * Math.max(this.sweptTop - this.weightsStart, this.sweepFloorBytes)) this.sweep();
     this.callTop = 0;
   }
 

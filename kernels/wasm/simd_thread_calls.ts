@@ -9,10 +9,11 @@
  *   lives, activations are copied in and the output back per call.
  * Results are bit-identical to the one-thread kernels (same 4x8 tile, K slices and order of additions).
  */
+import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
 import type { SwiGluTensors } from './simd_calls.js';
-import { sharedKernelModule, type WasmSimdExports, type WasmSimdInstance } from './simd_module.js';
+import { sharedKernelModule, wasmSimdFor, type WasmSimdExports, type WasmSimdInstance } from './simd_module.js';
 import { StagingHeap } from './simd_staging.js';
 import { OP, threadPlan, wasmThreadsWanted, THREAD_STACK_BYTES, WasmThreadPool } from './simd_threads.js';
 
@@ -63,11 +64,47 @@ export function threadsFor(w: WasmSimdInstance): Threads | null {
   return typeof t === 'string' || t.pool.failed ? null : t;
 }
 
-/** Why threads are off for `w`, or null when they run. */
-export function threadsOffReason(w: WasmSimdInstance): string | null {
+/** The current wasm backend's SIMD kernels (null: another backend, or the module cannot run here). */
+function currentInstance(): WasmSimdInstance | null {
+  return tf.getBackend() === 'wasm' ? wasmSimdFor('wasm', tf.backend(), false) : null;
+}
+
+/**
+ * Starts the kernel threads for the current `wasm` backend now (they otherwise start at the first prefill
+ * GEMM and join once running) and waits up to timeoutMs for the workers; resolves to wasmThreadsStatus().
+ */
+export async function startWasmThreads(timeoutMs = 10_000): Promise<WasmThreadsStatus> {
+  const w = currentInstance(), t = w ? threadsFor(w) : null;
+  if (t) await t.pool.whenReady(timeoutMs);
+  return wasmThreadsStatus();
+}
+
+export interface WasmThreadsStatus {
+  /** Threads a prefill GEMM runs on (1: the calling thread only). */
+  threads: number;
+  /** Workers running (threads - 1 when all started). */
+  ready: number;
+  /** `heap`: on tfjs-wasm's shared heap; `staged`: on a shared memory of ours (weights copied once). */
+  mode?: 'heap' | 'staged';
+  /** Jobs run, their chunks, chunks the calling thread took; bytes of weights staged. */
+  jobs?: number; chunks?: number; callerChunks?: number; stagedWeightBytes?: number;
+  /** Why there is one thread (no SharedArrayBuffer, no worker host, asked for one, a stopped pool). */
+  reason?: string;
+}
+
+/** Whether the current `wasm` backend's prefill GEMMs run on threads, how many, and why not. */
+export function wasmThreadsStatus(): WasmThreadsStatus {
+  const w = currentInstance();
+  if (!w) return { threads: 1, ready: 0, reason: 'the WebAssembly SIMD kernels are not active on a wasm backend' };
+  if (!wasmThreadsWanted()) return { threads: 1, ready: 0, reason: 'setWasmThreads(1)' };
   const t = w.sharedMemory ? onHeap.get(w) : staged;
-  if (t === undefined || t === null) return threadsFor(w) ? null : threadsOffReason(w);
-  return typeof t === 'string' ? t : t.pool.failed;
+  if (t === undefined || t === null) return { threads: 1, ready: 0, reason: 'not started yet (they start at the first prefill GEMM)' };
+  if (typeof t === 'string') return { threads: 1, ready: 0, reason: t };
+  const s = t.pool.stats;
+  return {
+    threads: t.pool.failed ? 1 : t.pool.threads, ready: t.pool.ready, mode: t.mode, jobs: s.jobs, chunks: s.chunks, callerChunks: s.callerChunks,
+    stagedWeightBytes: t.staging?.weightBytes, ...(t.pool.failed ? { reason: t.pool.failed } : {}),
+  };
 }
 
 /** Chunk width: a multiple of 8, about six chunks a thread (balance on a busy machine), at most MAX_CHUNK_COLS. */

@@ -15,7 +15,10 @@ setWasmWorkerHost({
     w.unref();
     return {
       postMessage: (m) => w.postMessage(m),
-      onMessage: (fn) => { w.on('message', fn); w.on('error', (e) => fn({ error: String((e as Error)?.message ?? e) })); },
+      onMessage: (fn) => { // a listener refs the worker's port again: unref after it
+        w.on('message', fn); w.on('error', (e) => fn({ error: String((e as Error)?.message ?? e) }));
+        w.unref();
+      },
       terminate: () => { void w.terminate(); },
     };
   },
