@@ -9,7 +9,7 @@ import { check } from '../../core/errors.js';
 import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 import { ATTN_ARG } from '../cpu/native_args.js';
 import type { WasmSimdInstance } from './simd_module.js';
-import { THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedSgemm, threadedSwiGlu } from './simd_thread_calls.js';
+import { THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedAttention, threadedSgemm, threadedSwiGlu, threadsFor } from './simd_thread_calls.js';
 
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
@@ -43,17 +43,19 @@ export function simdSwiGlu(w: WasmSimdInstance, t: SwiGluTensors, out: TensorInf
 
 /**
  * FlashAttentionRaggedPaged over a float32 cache (native/wasm/attention.c): the pages the batch reads
- * (each once, shared prefixes included) go to the heap with a remapped page table.
+ * (each once, shared prefixes included) go to the heap with a remapped page table. Prefill calls run their
+ * items (entry, token block, KV head) over the kernel threads where they run (kernels/wasm/simd_thread_calls.ts).
  */
 export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: TensorInfo, kPool: Float32Array, vPool: Float32Array,
   c: PagedKVCollection, ints: Int32Array, scale: number): void {
   const batch = c.seqIds.length, maxPages = c.maxPagesPerSeq, p = c.cache.params;
   const pageFloats = p.nKvHeads * p.pageSize * p.headDim;
   const table = new Int32Array(batch * maxPages), order: number[] = [], slot = new Map<number, number>();
-  let maxNew = 0;
+  let maxNew = 0, maxCtx = 0;
   for (let b = 0; b < batch; b++) {
     const ctx = c.startPositions[b] + c.numNewTokens[b];
     maxNew = Math.max(maxNew, c.numNewTokens[b]);
+    maxCtx = Math.max(maxCtx, ctx);
     for (let i = 0; i < Math.ceil(ctx / p.pageSize); i++) {
       const page = c.pageTable[b * maxPages + i];
       let s = slot.get(page);
@@ -61,13 +63,21 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
       table[b * maxPages + i] = s;
     }
   }
-  const G = ints[ATTN_ARG.N_HEADS] / ints[ATTN_ARG.N_KV];
+  const G = ints[ATTN_ARG.N_HEADS] / ints[ATTN_ARG.N_KV], rows = q.shape[0], width = q.shape[1];
   const poolBytes = align16(order.length * pageFloats * 4);
   const intsBytes = align16(4 * (ints.length + 3 * batch + 1 + table.length));
-  const kernelBytes = 4 * w.exports.flash_scratch_floats(G, p.headDim, maxNew, ints[ATTN_ARG.VARIANT]);
-  const base = w.scratch(2 * poolBytes + intsBytes + kernelBytes);
+  const kernelBytes = align16(4 * w.exports.flash_scratch_floats(G, p.headDim, maxNew, ints[ATTN_ARG.VARIANT]));
+  const t = rows > THREAD_MIN_ROWS && rows * maxCtx * width >= THREAD_MIN_MACS ? threadsFor(w) : null;
+  const threads = t ? t.pool.threads : 1, bytes = 2 * poolBytes + intsBytes + threads * kernelBytes;
+  let base: number, qAt = w.ptr(q), outAt = w.ptr(out);
+  if (t?.mode === 'staged') {
+    const s = t.staging!;
+    s.beginCall();
+    qAt = s.activation(w.heapF32(), qAt, rows * width); outAt = s.alloc(rows * width); base = s.alloc(bytes / 4);
+  } else base = w.scratch(bytes);
+  const mem = t?.mode === 'staged' ? t.staging!.memory : w.memory; // after the allocations (they may grow it)
+  const f32 = new Float32Array(mem.buffer), i32 = new Int32Array(mem.buffer);
   const kAt = base, vAt = base + poolBytes, intsAt = vAt + poolBytes, kernelAt = intsAt + intsBytes;
-  const f32 = w.heapF32(), i32 = w.heapI32(); // after the scratch allocation (it may grow the heap)
   order.forEach((page, s) => {
     f32.set(kPool.subarray(page * pageFloats, (page + 1) * pageFloats), kAt / 4 + s * pageFloats);
     f32.set(vPool.subarray(page * pageFloats, (page + 1) * pageFloats), vAt / 4 + s * pageFloats);
@@ -76,7 +86,12 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
   const put = (a: Int32Array) => { i32.set(a, at); const ptr = at * 4; at += a.length; return ptr; };
   const intsPtr = put(ints), rowPtr = put(c.rowOffsets.subarray(0, batch + 1)), startPtr = put(c.startPositions.subarray(0, batch));
   const newPtr = put(c.numNewTokens.subarray(0, batch)), tablePtr = put(table);
-  w.exports.flash_attention(w.ptr(q), w.ptr(out), kAt, vAt, rowPtr, startPtr, newPtr, tablePtr, intsPtr, scale, kernelAt);
+  const args = [qAt, outAt, kAt, vAt, rowPtr, startPtr, newPtr, tablePtr, intsPtr] as const;
+  if (!t) { w.exports.flash_attention(...args, scale, kernelAt); return; }
+  const ran = threadedAttention(t, args, scale, kernelAt, kernelBytes, newPtr, intsPtr);
+  if (ran === 'stopped') { simdFlashAttention(w, q, out, kPool, vPool, c, ints, scale); return; } // the pool is off now: one thread
+  if (ran === 'one item') t.exports.flash_attention(...args, scale, kernelAt); // on the pool's memory
+  if (t.mode === 'staged') t.staging!.copyOut(outAt, w.heapF32(), w.ptr(out), rows * width);
 }
 
 const W = 'FlashAttentionRaggedPaged';

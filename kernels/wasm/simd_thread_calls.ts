@@ -152,6 +152,25 @@ function runStaged(t: Threads, job: () => void): boolean {
   }
 }
 
+/**
+ * Attention items over the threads, its inputs already laid out on the pool's memory (kernels/wasm/simd_calls.ts):
+ * args are flash_attention's first nine, each thread gets kernelBytes of scratch from kernelAt on. 'one item':
+ * not run (a decode call: the caller runs it on the pool's memory); 'stopped': the staged pool timed out and is
+ * off (the caller recomputes on one thread).
+ */
+export function threadedAttention(t: Threads, args: readonly number[], scale: number, kernelAt: number, kernelBytes: number,
+  newPtr: number, intsPtr: number): 'done' | 'one item' | 'stopped' {
+  const items = t.exports.flash_attention_item_count(newPtr, intsPtr);
+  if (items < 2) return 'one item';
+  const scratch = Array.from({ length: t.pool.threads }, (_, i) => kernelAt + i * kernelBytes);
+  const job = () => t.pool.run(OP.ATTENTION_ITEMS, 1, items, [...args, floatBits(scale), items], scratch);
+  if (t.mode === 'heap') { job(); return 'done'; }
+  return runStaged(t, job) ? 'done' : 'stopped';
+}
+
+const bitsView = new Float32Array(1), bitsInts = new Int32Array(bitsView.buffer);
+function floatBits(x: number): number { bitsView[0] = x; return bitsInts[0]; }
+
 /** FusedSwiGLUMLP over the threads (gate and up by columns of I, then down by columns of H); false: not run. */
 export function threadedSwiGlu(w: WasmSimdInstance, x: SwiGluTensors, out: TensorInfo, T: number, H: number, I: number): boolean {
   const t = threadsFor(w);

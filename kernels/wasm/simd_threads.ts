@@ -33,7 +33,7 @@ export interface WasmWorkerHost { spawn(source: string): PortableWorker; cores: 
 
 /** Control block words (see simd_worker_source.ts). */
 export const CTL = { WAKE: 2, DONE: 3, QUIT: 4, ERROR: 5, OP: 6, COLS: 7, ARGS: 8, SCRATCH: 32, WORDS: 64 } as const;
-export const OP = { SGEMM_COLS: 1, SWIGLU_GATE_UP_COLS: 2 } as const;
+export const OP = { SGEMM_COLS: 1, SWIGLU_GATE_UP_COLS: 2, ATTENTION_ITEMS: 3 } as const;
 export const MAX_THREADS = 16;
 export const THREAD_JOB_TIMEOUT_MS = 60_000;
 export const THREAD_STACK_BYTES = 1 << 17;
@@ -92,7 +92,14 @@ export interface ThreadKernelExports {
   swiglu_gate_up_cols(x: number, gate: number, up: number, gb: number, ub: number, g: number, u: number, T: number, H: number,
     I: number, n0: number, n1: number, scratch: number): void;
   sgemm_cols_scratch_floats(cols: number): number;
+  flash_attention_items(q: number, out: number, k: number, v: number, rowOffsets: number, startPositions: number, numNewTokens: number,
+    pageTable: number, ints: number, scale: number, scratch: number, i0: number, i1: number): void;
+  flash_attention_item_count(numNewTokens: number, ints: number): number;
 }
+
+const bitsInts = new Int32Array(1), bitsView = new Float32Array(bitsInts.buffer);
+/** A float passed through the control block as its bits. */
+function intBitsFloat(bits: number): number { bitsInts[0] = bits; return bitsView[0]; }
 
 /** Workers plus the calling thread on one shared memory. */
 export class WasmThreadPool {
@@ -177,7 +184,8 @@ export class WasmThreadPool {
   private runChunk(op: number, cols: number, c: number, a: number[], scratch: number): void {
     const n0 = c * cols, e = this.exports;
     if (op === OP.SGEMM_COLS) e.sgemm_cols(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], n0, Math.min(a[6], n0 + cols), scratch);
-    else e.swiglu_gate_up_cols(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], n0, Math.min(a[9], n0 + cols), scratch);
+    else if (op === OP.SWIGLU_GATE_UP_COLS) e.swiglu_gate_up_cols(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], n0, Math.min(a[9], n0 + cols), scratch);
+    else e.flash_attention_items(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], intBitsFloat(a[9]), scratch, n0, Math.min(a[10], n0 + cols));
   }
 
   /** Ends the workers (their loops see QUIT within 1 s; terminate ends them at once). */

@@ -9,7 +9,8 @@
  *   i64 word 0   the claim word: job tag << 32 | chunk count << 16 | next chunk; a thread owns chunk c of the
  *                job when its compareExchange moves the word from c to c + 1 (c < count), and only then reads
  *                the job's arguments (they stay fixed until every chunk of that job is done)
- *   2 WAKE (bumped per job), 3 DONE (chunks finished), 4 QUIT, 5 ERROR (a chunk threw), 6 OP, 7 chunk columns,
+ *   2 WAKE (bumped per job), 3 DONE (chunks finished), 4 QUIT, 5 ERROR (a chunk threw), 6 OP (1 sgemm_cols,
+ *   2 swiglu_gate_up_cols, 3 flash_attention_items: a float argument goes as its bits), 7 chunk columns (items),
  *   8.. the job's arguments (heap byte offsets and sizes), 32 + thread: that thread's scratch offset.
  */
 export const WASM_THREAD_WORKER_SOURCE = `
@@ -25,14 +26,17 @@ onFirstMessage((init) => {
     e = new WebAssembly.Instance(init.module, { env: { memory: init.memory } }).exports;
     e.__stack_pointer.value = init.stackTop;
   } catch (err) { post({ error: String(err && err.message || err) }); return; }
-  const ctl = new Int32Array(init.ctl), claim = new BigInt64Array(init.ctl);
+  const ctl = new Int32Array(init.ctl), claim = new BigInt64Array(init.ctl), bits = new Int32Array(1), bitsF = new Float32Array(bits.buffer);
   post({ ready: true });
   const runChunk = (c) => {
     const op = Atomics.load(ctl, 6), cols = Atomics.load(ctl, 7), a = (i) => Atomics.load(ctl, 8 + i);
     const scratch = Atomics.load(ctl, 32 + init.index), n0 = c * cols;
     if (op === 1) e.sgemm_cols(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8), n0, Math.min(a(6), n0 + cols), scratch);
     else if (op === 2) e.swiglu_gate_up_cols(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8), a(9), n0, Math.min(a(9), n0 + cols), scratch);
-    else throw new Error('unknown op ' + op);
+    else if (op === 3) {
+      bits[0] = a(9);
+      e.flash_attention_items(a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7), a(8), bitsF[0], scratch, n0, Math.min(a(10), n0 + cols));
+    } else throw new Error('unknown op ' + op);
   };
   for (;;) {
     const seen = Atomics.load(ctl, 2);

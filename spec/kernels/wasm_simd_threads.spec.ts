@@ -11,14 +11,14 @@
 import * as tf from '@tensorflow/tfjs';
 
 import { setCpuKernelImpl } from '../../kernels/cpu/native';
-import { FusedSwiGLUMLP, ProjectionMatMul } from '../../kernels/kernel_names';
+import { FlashAttentionRaggedPaged, FusedSwiGLUMLP, ProjectionMatMul } from '../../kernels/kernel_names';
 import { registerAllKernels } from '../../kernels/register_all';
 import { simdSgemm } from '../../kernels/wasm/simd_calls';
 import { setWasmKernelImpl, sharedKernelModule, wasmSimdFor, type WasmBackendHeap } from '../../kernels/wasm/simd_module';
 import { StagingHeap } from '../../kernels/wasm/simd_staging';
 import { startWasmThreads, wasmThreadsStatus } from '../../kernels/wasm/simd_thread_calls';
 import { setWasmThreads, setWasmWorkerHost, threadPlan, type WasmWorkerHost } from '../../kernels/wasm/simd_threads';
-import { randomArray, rng } from './cpu_fixture';
+import { makeCollection, randomArray, rng } from './cpu_fixture';
 
 const nodeHost = (() => { const p = threadPlan(); return typeof p === 'string' ? null : p.host; })();
 
@@ -37,13 +37,14 @@ afterAll(async () => {
   await tf.setBackend('cpu');
 });
 
-/** Runs fn on 1 thread and on 2, returns both outputs' bits. */
-function oneAndTwo(fn: () => tf.Tensor): [Int32Array, Int32Array] {
+/** Runs fn on 1 thread and on 2, returns both outputs' bits and how many thread jobs the second run took. */
+function oneAndTwo(fn: () => tf.Tensor): [Int32Array, Int32Array, number] {
   setWasmThreads(1);
   const a = fn(); const one = new Int32Array((a.dataSync() as Float32Array).slice().buffer); a.dispose();
   setWasmThreads(2);
+  const jobs = wasmThreadsStatus().jobs ?? 0;
   const b = fn(); const two = new Int32Array((b.dataSync() as Float32Array).slice().buffer); b.dispose();
-  return [one, two];
+  return [one, two, (wasmThreadsStatus().jobs ?? 0) - jobs];
 }
 
 function expectSameBits(one: Int32Array, two: Int32Array, what: string): void {
@@ -66,9 +67,10 @@ describe('wasm kernel threads, staged (Node)', () => {
     [129, 600, 203, true, false], [64, 5, 4096, false, true], [300, 130, 96, false, false],
   ])('ProjectionMatMul M %i K %i N %i, transposeB %s, bias %s: same bits on 2 threads', (M, K, N, tB, withBias) => {
     const a = rand([M, K], M), b = rand(tB ? [N, K] : [K, N], K + N), bias = withBias ? rand([N], 7) : undefined;
-    const [one, two] = oneAndTwo(() => tf.engine().runKernel(ProjectionMatMul, bias ? { a, b, bias } : { a, b },
+    const [one, two, jobs] = oneAndTwo(() => tf.engine().runKernel(ProjectionMatMul, bias ? { a, b, bias } : { a, b },
       { transposeA: false, transposeB: tB }) as tf.Tensor);
     expectSameBits(one, two, `M ${M} K ${K} N ${N}`);
+    expect(jobs).toBe(M > 16 && M * N * K >= 1 << 20 ? 1 : 0); // small ones stay on the calling thread
     tf.dispose([a, b, bias!].filter(Boolean));
   });
 
@@ -78,9 +80,24 @@ describe('wasm kernel threads, staged (Node)', () => {
     const inputs: Record<string, tf.Tensor> = { x: rand([T, H], 1), gate: rand([H, I], 2), up: rand([H, I], 3), down: rand([I, H], 4) };
     if (opts.includes('residual')) inputs.residual = rand([T, H], 5);
     if (opts.includes('biases')) Object.assign(inputs, { gateBias: rand([I], 6), upBias: rand([I], 7), downBias: rand([H], 8) });
-    const [one, two] = oneAndTwo(() => tf.engine().runKernel(FusedSwiGLUMLP, inputs, {}) as tf.Tensor);
+    const [one, two, jobs] = oneAndTwo(() => tf.engine().runKernel(FusedSwiGLUMLP, inputs, {}) as tf.Tensor);
     expectSameBits(one, two, `T ${T} H ${H} I ${I}`);
+    if (T * H * I >= 1 << 20) expect(jobs).toBeGreaterThanOrEqual(2); // gate/up, then down, per 128-row chunk
     tf.dispose(Object.values(inputs));
+  });
+
+  it.each([
+    ['prefill, GQA 3, D 64, causal', 16, 9, 3, 64, [{ start: 0, numNew: 200 }, { start: 50, numNew: 30 }], 'causal', 'prefill'],
+    ['auto, MHA 4, D 32, sliding window', 8, 4, 4, 32, [{ start: 7, numNew: 90 }, { start: 0, numNew: 1 }, { start: 33, numNew: 40 }], 'sliding_window_causal', 'auto'],
+    ['prefill, MQA, D 48, no mask', 4, 6, 1, 48, [{ start: 100, numNew: 64 }], 'null', 'prefill'],
+  ] as const)('FlashAttentionRaggedPaged %s: same bits on 2 threads', (_, pageSize, nH, nKv, D, seqs, mask, variant) => {
+    const c = makeCollection(seqs.map((x) => ({ ...x })), nKv, D, pageSize, 11);
+    const q = rand([c.totalTokens, nH * D], 12);
+    const attrs = { nHeads: nH, nKvHeads: nKv, headDim: D, scale: 1 / Math.sqrt(D), mask: { variant: mask, window: 9, chunk: 0 }, collection: c, layerIdx: 0, variant };
+    const [one, two, jobs] = oneAndTwo(() => tf.engine().runKernel(FlashAttentionRaggedPaged, { q }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor);
+    expectSameBits(one, two, 'attention');
+    expect(jobs).toBe(1);
+    q.dispose();
   });
 
   it('the worker takes chunks', () => {
@@ -151,7 +168,7 @@ describe('wasm kernel threads, heap (a shared tfjs heap)', () => {
     };
   }
 
-  it.each([[128, 576, 1536, false], [40, 70, 33, true]])('sgemm M %i K %i N %i (transposeB %s) on 2 threads in place: same bits as 1', async (M, K, N, tB) => {
+  it.each([[128, 576, 1536, false], [64, 300, 203, true]])('sgemm M %i K %i N %i (transposeB %s) on 2 threads in place: same bits as 1', async (M, K, N, tB) => {
     const h = sharedBackend();
     const w = wasmSimdFor('wasm', h.backend, false)!;
     expect(w.sharedMemory).toBe(true);
