@@ -96,7 +96,7 @@ export interface WasmThreadsStatus {
 export function wasmThreadsStatus(): WasmThreadsStatus {
   const w = currentInstance();
   if (!w) return { threads: 1, ready: 0, reason: 'the WebAssembly SIMD kernels are not active on a wasm backend' };
-  if (!wasmThreadsWanted()) return { threads: 1, ready: 0, reason: 'setWasmThreads(1)' };
+  if (!wasmThreadsWanted()) return { threads: 1, ready: 0, reason: 'one thread asked (setWasmThreads(1) or TFJS_ATTENTION_WASM_THREADS=1)' };
   const t = w.sharedMemory ? onHeap.get(w) : staged;
   if (t === undefined || t === null) return { threads: 1, ready: 0, reason: 'not started yet (they start at the first prefill GEMM)' };
   if (typeof t === 'string') return { threads: 1, ready: 0, reason: t };

@@ -66,8 +66,16 @@ export function setWasmThreads(n: number): void {
   requested = n;
 }
 
+/** TFJS_ATTENTION_WASM_THREADS as a count (undefined: not set); throws naming a bad value. */
+export function envThreadCount(): number | undefined {
+  if (envThreads === undefined) return undefined;
+  const n = Number(envThreads);
+  check(Number.isInteger(n) && n >= 1 && n <= MAX_THREADS, 'wasmThreads', () => `TFJS_ATTENTION_WASM_THREADS ('${envThreads}') must be an integer from 1 to ${MAX_THREADS}`);
+  return n;
+}
+
 /** False after setWasmThreads(1) (checked per call, so it also turns a started pool off until set above 1 again). */
-export function wasmThreadsWanted(): boolean { return requested !== 1; }
+export function wasmThreadsWanted(): boolean { return (requested ?? envThreadCount()) !== 1; }
 
 /** The host, thread count and shared memory this environment allows, or why threads are off. */
 export function threadPlan(): { host: WasmWorkerHost; threads: number } | string {
@@ -76,12 +84,7 @@ export function threadPlan(): { host: WasmWorkerHost; threads: number } | string
   }
   const h = host ?? browserHost();
   if (!h) return 'no worker host (browsers: Worker; Node: import the Node entry)';
-  let n = requested;
-  if (n === null && envThreads !== undefined) {
-    n = Number(envThreads);
-    check(Number.isInteger(n) && n >= 1 && n <= MAX_THREADS, 'wasmThreads', () => `TFJS_ATTENTION_WASM_THREADS (${envThreads}) must be an integer from 1 to ${MAX_THREADS}`);
-  }
-  const threads = n ?? Math.max(1, Math.min(8, h.cores));
+  const threads = requested ?? envThreadCount() ?? Math.max(1, Math.min(8, h.cores));
   return threads > 1 ? { host: h, threads } : 'one thread (TFJS_ATTENTION_WASM_THREADS / setWasmThreads, or one core)';
 }
 

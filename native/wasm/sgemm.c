@@ -9,7 +9,11 @@
  * - GEMV over four b rows a pass (four streams) ran the weights at 8-9 GB/s (b [K, N]) and 4-6 GB/s
  *   (b [N, K], the LM head) against 12-13 GB/s for one sequential stream; a decode token's GEMVs took 2x longer;
  * - 5x8 and 6x8 register tiles ran at 19-21 GFLOP/s against 24-34 for 4x8 (also with relaxed SIMD): V8's
- *   x64 code keeps one xmm as scratch and needs a temporary for each mul + add, so 10-12 accumulators spill.
+ *   x64 code keeps one xmm as scratch and needs a temporary for each mul + add, so 10-12 accumulators spill;
+ * - session 6, CPU time of sgemm_cols 128x576x1536 in one process, alternating: the 4x8 tile runs 44-46 GFLOP/s
+ *   relaxed (~80% of a 128-bit FMA core at 3.5 GHz), 34-38 SIMD128; the same tile with k unrolled by 2 ran 24-25,
+ *   a 6x8 tile (relaxed) 22: both spill.
+ * Prefill on several threads: sgemm_cols over disjoint column ranges (kernels/wasm/simd_threads.ts).
  * op(a) with transposeA is first copied row-major into the scratch. Scratch: sgemm_scratch_floats.
  * A wasm-specific twin of native/matmul.cc + native/gemv.cc (those are AVX-512/AVX2 bodies with a thread pool).
  */
