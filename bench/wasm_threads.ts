@@ -8,7 +8,10 @@
  *   of SmolLM2-135M);
  * - the whole 135M model (out/bench-models/ckpt-135m, made once by bench/peers/llamacpp/make_checkpoint.mjs):
  *   prefill of a 512-token prompt (256 with --quick), rounds alternating N threads / 1 thread.
- * Ratio = 1-thread ms / N-thread ms (N: TFJS_ATTENTION_WASM_THREADS, default the core count).
+ * Ratio = 1-thread ms / N-thread ms (N: TFJS_ATTENTION_WASM_THREADS, default the core count). The prefill lines
+ * also print the process's CPU time: on a machine shared with other sessions, Linux's autogroup scheduling gives
+ * each session one share whatever its thread count, so there the wall ratio stays near 1 while the CPU time
+ * shows what the threads cost (equal CPU: no overhead; a quiet machine then runs ~CPU / N for the threaded part).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -50,14 +53,17 @@ async function kernelRows(opts: BenchOptions, n: number): Promise<BenchRow[]> {
   return rows;
 }
 
-async function prefillMs(model: Awaited<ReturnType<typeof loadPretrained>>['model'], prompt: number[]): Promise<number> {
-  let first = 0;
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
+/** Wall and CPU ms to the first token of a greedy generation. */
+async function prefillMs(model: Awaited<ReturnType<typeof loadPretrained>>['model'], prompt: number[]): Promise<[number, number]> {
+  let first = 0, firstCpu = 0;
   const gen = new Generator(model, { numPages: Math.ceil((prompt.length + 2) / model.kvParams.pageSize) + 1 });
-  gen.submit({ promptIds: prompt, maxNewTokens: 1, onToken: () => { first = performance.now(); } });
-  const t0 = performance.now();
+  gen.submit({ promptIds: prompt, maxNewTokens: 1, onToken: () => { first = performance.now(); firstCpu = cpuMs(); } });
+  const t0 = performance.now(), c0 = cpuMs();
   await gen.run();
   gen.dispose();
-  return first - t0;
+  return [first - t0, firstCpu - c0];
 }
 
 async function modelRows(opts: BenchOptions, n: number): Promise<BenchRow[]> {
@@ -73,9 +79,9 @@ async function modelRows(opts: BenchOptions, n: number): Promise<BenchRow[]> {
   for (let r = 0; r < rounds; r++) {
     for (const t of r % 2 ? [1, n] : [n, 1]) {
       setWasmThreads(t);
-      const ms = await prefillMs(model, prompt);
+      const [ms, cpu] = await prefillMs(model, prompt);
       res.get(t)!.push(ms);
-      opts.log(`  135M round ${r + 1}, ${t} thread(s): prefill ${P} ${ms.toFixed(0)} ms`);
+      opts.log(`  135M round ${r + 1}, ${t} thread(s): prefill ${P} ${ms.toFixed(0)} ms, CPU ${cpu.toFixed(0)} ms`);
     }
   }
   model.dispose();
