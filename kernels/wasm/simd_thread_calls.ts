@@ -10,6 +10,7 @@
  * Results are bit-identical to the one-thread kernels (same 4x8 tile, K slices and order of additions).
  */
 import * as tf from '@tensorflow/tfjs';
+import { check } from '../../core/errors.js';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
 import type { SwiGluTensors } from './simd_calls.js';
@@ -107,9 +108,19 @@ export function wasmThreadsStatus(): WasmThreadsStatus {
   };
 }
 
-/** Chunk width: a multiple of 8, about six chunks a thread (balance on a busy machine), at most MAX_CHUNK_COLS. */
+/**
+ * Chunk width: a multiple of 8, about CHUNKS_PER_THREAD chunks a thread, at most MAX_CHUNK_COLS. A job ends with
+ * one thread finishing the last chunk alone, so narrow chunks balance better; a claim costs ~1 us.
+ */
+let chunksPerThread = 12;
 function chunkCols(n: number, threads: number): number {
-  return Math.min(MAX_CHUNK_COLS, Math.max(8, Math.ceil(n / (6 * threads) / 8) * 8));
+  return Math.min(MAX_CHUNK_COLS, Math.max(8, Math.ceil(n / (chunksPerThread * threads) / 8) * 8));
+}
+
+/** For benchmarks: chunks a thread aims at per job (default 12). */
+export function setWasmThreadChunks(n: number): void {
+  check(Number.isInteger(n) && n >= 1 && n <= 256, 'setWasmThreadChunks', () => `n (${n}) must be an integer from 1 to 256`);
+  chunksPerThread = n;
 }
 
 function runCols(t: Threads, op: number, n: number, args: number[]): void {
