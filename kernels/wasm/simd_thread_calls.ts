@@ -1,6 +1,7 @@
 /**
- * The prefill GEMMs of the WebAssembly SIMD kernels over worker threads (kernels/wasm/simd_threads.ts): ProjectionMatMul's
- * sgemm and FusedSwiGLUMLP split by output columns, every thread packing its own panels. Two modes:
+ * The prefill work of the WebAssembly SIMD kernels over worker threads (kernels/wasm/simd_threads.ts): ProjectionMatMul's
+ * sgemm and FusedSwiGLUMLP split by output columns, every thread packing its own panels; attention by items
+ * (kernels/wasm/simd_calls.ts lays its inputs out). Two modes:
  * - `heap`: tfjs-wasm runs its threaded build (a cross-origin isolated page), so its heap is a shared memory:
  *   the workers instantiate the module on it and read and write the tensors in place;
  * - `staged`: tfjs-wasm's heap is not shared (Node: tfjs-wasm turns its threads off there, and forcing
@@ -10,13 +11,13 @@
  * Results are bit-identical to the one-thread kernels (same 4x8 tile, K slices and order of additions).
  */
 import * as tf from '@tensorflow/tfjs';
-import { check } from '../../core/errors.js';
 import type { TensorInfo } from '@tensorflow/tfjs';
 
+import { check } from '../../core/errors.js';
 import type { SwiGluTensors } from './simd_calls.js';
 import { sharedKernelModule, wasmSimdFor, type WasmSimdExports, type WasmSimdInstance } from './simd_module.js';
 import { StagingHeap } from './simd_staging.js';
-import { OP, threadPlan, wasmThreadsWanted, THREAD_STACK_BYTES, WasmThreadPool } from './simd_threads.js';
+import { OP, THREAD_STACK_BYTES, threadPlan, wasmThreadsWanted, WasmThreadPool } from './simd_threads.js';
 
 /** Rows above which a GEMM goes to the threads (the one-thread kernel's packed path starts there too). */
 export const THREAD_MIN_ROWS = 16;
