@@ -74,6 +74,10 @@ function currentInstance(): WasmSimdInstance | null {
 /**
  * Starts the kernel threads for the current `wasm` backend now (they otherwise start at the first prefill
  * GEMM and join once running) and waits up to timeoutMs for the workers; resolves to wasmThreadsStatus().
+ *
+ * @example
+ * await useBackend('wasm');
+ * const st = await startWasmThreads();   // { threads: 2, ready: 1, mode: 'heap' } on an isolated 2-core page
  */
 export async function startWasmThreads(timeoutMs = 10_000): Promise<WasmThreadsStatus> {
   const w = currentInstance(), t = w ? threadsFor(w) : null;
@@ -94,7 +98,12 @@ export interface WasmThreadsStatus {
   reason?: string;
 }
 
-/** Whether the current `wasm` backend's prefill GEMMs run on threads, how many, and why not. */
+/**
+ * Whether the current `wasm` backend's prefill work runs on threads, how many, in which mode, and why not.
+ *
+ * @example
+ * wasmThreadsStatus();   // { threads: 1, ready: 0, reason: 'no SharedArrayBuffer (a page must be cross-origin isolated: ...)' }
+ */
 export function wasmThreadsStatus(): WasmThreadsStatus {
   const w = currentInstance();
   if (!w) return { threads: 1, ready: 0, reason: 'the WebAssembly SIMD kernels are not active on a wasm backend' };

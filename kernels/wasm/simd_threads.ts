@@ -60,7 +60,14 @@ function browserHost(): WasmWorkerHost | null {
 
 const envThreads = envSwitch('WASM_THREADS');
 let requested: number | null = null;
-/** How many threads (the caller's included) the prefill GEMMs use; 1 turns the workers off. Read at the pool's start. */
+/**
+ * How many threads (the caller's included) the wasm SIMD kernels' prefill work uses: read when the pool starts
+ * (the first prefill GEMM, or startWasmThreads); 1 turns the workers off at any time, a larger count turns them
+ * back on. Default: the core count, up to 8 (`TFJS_ATTENTION_WASM_THREADS` in Node).
+ *
+ * @example
+ * setWasmThreads(1);   // one thread, e.g. for an A/B
+ */
 export function setWasmThreads(n: number): void {
   check(Number.isInteger(n) && n >= 1 && n <= MAX_THREADS, 'setWasmThreads', () => `n (${n}) must be an integer from 1 to ${MAX_THREADS}`);
   requested = n;
