@@ -9,7 +9,7 @@ import { check } from '../../core/errors.js';
 import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 import { ATTN_ARG } from '../cpu/native_args.js';
 import type { WasmSimdInstance } from './simd_module.js';
-import { THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedAttention, threadedSgemm, threadedSwiGlu, threadsFor } from './simd_thread_calls.js';
+import { stage, THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedAttention, threadedSgemm, threadedSwiGlu, threadsFor } from './simd_thread_calls.js';
 
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
@@ -71,9 +71,10 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
   const threads = t ? t.pool.threads : 1, bytes = 2 * poolBytes + intsBytes + threads * kernelBytes;
   let base: number, qAt = w.ptr(q), outAt = w.ptr(out);
   if (t?.mode === 'staged') {
-    const s = t.staging!;
-    s.beginCall();
-    qAt = s.activation(w.heapF32(), qAt, rows * width); outAt = s.alloc(rows * width); base = s.alloc(bytes / 4);
+    const s = t.staging!, from = qAt;
+    const staged = stage(t, () => { s.beginCall(); return [s.activation(w.heapF32(), from, rows * width), s.alloc(rows * width), s.alloc(bytes / 4)]; });
+    if (!staged) { simdFlashAttention(w, q, out, kPool, vPool, c, ints, scale); return; } // the pool is off now: one thread
+    [qAt, outAt, base] = staged;
   } else base = w.scratch(bytes);
   const mem = t?.mode === 'staged' ? t.staging!.memory : w.memory; // after the allocations (they may grow it)
   const f32 = new Float32Array(mem.buffer), i32 = new Int32Array(mem.buffer);

@@ -148,9 +148,13 @@ export function threadedSgemm(w: WasmSimdInstance, a: TensorInfo, b: TensorInfo,
     return true;
   }
   const s = t.staging!, src = w.heapF32(), owner = ownerOf(w);
-  s.beginCall();
-  const pb = s.weight(b, src, w.ptr(b), N * K, owner), pBias = bias ? s.weight(bias, src, w.ptr(bias), N, owner) : 0;
-  const pa = s.activation(src, w.ptr(a), M * K), pOut = s.alloc(M * N);
+  const staged = stage(t, () => {
+    s.beginCall();
+    const pb = s.weight(b, src, w.ptr(b), N * K, owner), pBias = bias ? s.weight(bias, src, w.ptr(bias), N, owner) : 0;
+    return [pb, pBias, s.activation(src, w.ptr(a), M * K), s.alloc(M * N)];
+  });
+  if (!staged) return false;
+  const [pb, pBias, pa, pOut] = staged;
   if (!runStaged(t, () => runCols(t, OP.SGEMM_COLS, N, [pa, pb, pBias, 0, pOut, M, N, K, tB ? 1 : 0]))) return false;
   s.copyOut(pOut, w.heapF32(), w.ptr(out), M * N);
   return true;
@@ -160,6 +164,17 @@ export function threadedSgemm(w: WasmSimdInstance, a: TensorInfo, b: TensorInfo,
 function ownerOf(w: WasmSimdInstance): { has(d: object): boolean } | null {
   const m = (w.backend as unknown as { dataIdMap?: { has(d: object): boolean } }).dataIdMap;
   return m && typeof m.has === 'function' ? m : null;
+}
+
+/**
+ * Copies a call's tensors into the staging memory; null when it cannot grow (past 4 GiB, or the engine refuses
+ * the memory): the pool is then off for good (wasmThreadsStatus says why) and the caller runs one thread.
+ */
+export function stage<T>(t: Threads, fn: () => T): T | null {
+  try { return fn(); } catch (e) {
+    t.pool.stop(`the staging memory could not hold a call's tensors: ${(e as Error).message ?? e}`);
+    return null;
+  }
 }
 
 /**
@@ -205,12 +220,16 @@ export function threadedSwiGlu(w: WasmSimdInstance, x: SwiGluTensors, out: Tenso
     const base = w.scratch(4 * (2 * rows * I + singleFloats) + 32), at = Math.ceil(base / 16) * 16;
     g = at; u = g + 4 * rows * I; single = u + 4 * rows * I;
   } else {
-    const s = t.staging!, src = w.heapF32(), owner = ownerOf(w);
-    s.beginCall();
-    const wt = (v: TensorInfo | undefined, n: number) => (v ? s.weight(v, src, w.ptr(v), n, owner) : 0);
-    const weights = { gate: wt(x.gate, H * I), up: wt(x.up, H * I), down: wt(x.down, I * H), gb: wt(x.gateBias, I), ub: wt(x.upBias, I), db: wt(x.downBias, H) };
-    ptr = { ...weights, x: s.activation(src, ptr.x, T * H), r: x.residual ? s.activation(src, ptr.r, T * H) : 0, out: s.alloc(T * H) };
-    g = s.alloc(rows * I); u = s.alloc(rows * I); single = s.alloc(singleFloats);
+    const s = t.staging!, src = w.heapF32(), owner = ownerOf(w), from = ptr;
+    const staged = stage(t, () => {
+      s.beginCall();
+      const wt = (v: TensorInfo | undefined, n: number) => (v ? s.weight(v, src, w.ptr(v), n, owner) : 0);
+      const weights = { gate: wt(x.gate, H * I), up: wt(x.up, H * I), down: wt(x.down, I * H), gb: wt(x.gateBias, I), ub: wt(x.upBias, I), db: wt(x.downBias, H) };
+      const p2 = { ...weights, x: s.activation(src, from.x, T * H), r: x.residual ? s.activation(src, from.r, T * H) : 0, out: s.alloc(T * H) };
+      return { p2, g: s.alloc(rows * I), u: s.alloc(rows * I), single: s.alloc(singleFloats) };
+    });
+    if (!staged) return false;
+    ({ p2: ptr, g, u, single } = staged);
   }
   const job = () => { for (let t0 = 0; t0 < T; t0 += MLP_ROWS) {
     const n = Math.min(MLP_ROWS, T - t0), row = (base: number, width: number) => (base ? base + 4 * t0 * width : 0);

@@ -231,3 +231,23 @@ describe('wasm kernel threads, fallbacks and errors', () => {
     setWasmThreads(2);
   });
 });
+
+describe('wasm kernel threads, a staging memory that cannot grow (last: it stops the staged pool)', () => {
+  it('the call runs on one thread, the pool turns off and says why', () => {
+    const a = rand([64, 256], 1), b = rand([256, 128], 3);
+    const run = () => tf.engine().runKernel(ProjectionMatMul, { a, b }, { transposeA: false, transposeB: false }) as tf.Tensor;
+    setWasmThreads(1);
+    const want = (run().dataSync() as Float32Array).slice();
+    setWasmThreads(2);
+    const proto = StagingHeap.prototype as unknown as { weight: (...args: unknown[]) => number };
+    const weight = proto.weight;
+    proto.weight = () => { throw new RangeError('WebAssembly.Memory.grow(): Maximum memory size exceeded'); };
+    try {
+      const y = run();
+      expect(Array.from(y.dataSync())).toEqual(Array.from(want));
+      y.dispose();
+    } finally { proto.weight = weight; }
+    expect(wasmThreadsStatus()).toMatchObject({ threads: 1, reason: expect.stringMatching(/staging memory could not hold a call's tensors: WebAssembly.Memory.grow/) });
+    tf.dispose([a, b]);
+  });
+});
