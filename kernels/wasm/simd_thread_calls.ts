@@ -142,7 +142,7 @@ function runCols(t: Threads, op: number, n: number, args: number[]): void {
 export function threadedSgemm(w: WasmSimdInstance, a: TensorInfo, b: TensorInfo, bias: TensorInfo | null, out: TensorInfo,
   M: number, N: number, K: number, tB: boolean): boolean {
   const t = threadsFor(w);
-  if (!t || K === 0 || N === 0) return false;
+  if (!t || K === 0 || N === 0 || N > MAX_CHUNK_COLS * 0xffff) return false;
   if (t.mode === 'heap') {
     runCols(t, OP.SGEMM_COLS, N, [w.ptr(a), w.ptr(b), bias ? w.ptr(bias) : 0, 0, w.ptr(out), M, N, K, tB ? 1 : 0]);
     return true;
@@ -199,7 +199,8 @@ export function threadedAttention(t: Threads, args: readonly number[], scale: nu
   const items = t.exports.flash_attention_item_count(newPtr, intsPtr);
   if (items < 2) return 'one item';
   const scratch = Array.from({ length: t.pool.threads }, (_, i) => kernelAt + i * kernelBytes);
-  const job = () => t.pool.run(OP.ATTENTION_ITEMS, 1, items, [...args, floatBits(scale), items], scratch);
+  const per = Math.ceil(items / 4096); // items a chunk (a chunk count fits the claim word's 16 bits)
+  const job = () => t.pool.run(OP.ATTENTION_ITEMS, per, Math.ceil(items / per), [...args, floatBits(scale), items], scratch);
   if (t.mode === 'heap') { job(); return 'done'; }
   return runStaged(t, job) ? 'done' : 'stopped';
 }
@@ -210,7 +211,7 @@ function floatBits(x: number): number { bitsView[0] = x; return bitsInts[0]; }
 /** FusedSwiGLUMLP over the threads (gate and up by columns of I, then down by columns of H); false: not run. */
 export function threadedSwiGlu(w: WasmSimdInstance, x: SwiGluTensors, out: TensorInfo, T: number, H: number, I: number): boolean {
   const t = threadsFor(w);
-  if (!t) return false;
+  if (!t || Math.max(H, I) > MAX_CHUNK_COLS * 0xffff) return false;
   const p = (v: TensorInfo | undefined) => (v ? w.ptr(v) : 0);
   let ptr = { x: p(x.x), gate: p(x.gate), up: p(x.up), down: p(x.down), gb: p(x.gateBias), ub: p(x.upBias), db: p(x.downBias), r: p(x.residual), out: w.ptr(out) };
   const rows = Math.min(T, MLP_ROWS);

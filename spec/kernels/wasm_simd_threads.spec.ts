@@ -90,6 +90,7 @@ describe('wasm kernel threads, staged (Node)', () => {
     ['prefill, GQA 3, D 64, causal', 16, 9, 3, 64, [{ start: 0, numNew: 200 }, { start: 50, numNew: 30 }], 'causal', 'prefill'],
     ['auto, MHA 4, D 32, sliding window', 8, 4, 4, 32, [{ start: 7, numNew: 90 }, { start: 0, numNew: 1 }, { start: 33, numNew: 40 }], 'sliding_window_causal', 'auto'],
     ['prefill, MQA, D 48, no mask', 4, 6, 1, 48, [{ start: 100, numNew: 64 }], 'null', 'prefill'],
+    ['prefill, 100 entries x 48 KV heads (4800 items: 2 a chunk)', 8, 48, 48, 4, Array.from({ length: 100 }, (_, i) => ({ start: i % 7, numNew: 17 })), 'causal', 'prefill'],
   ] as const)('FlashAttentionRaggedPaged %s: same bits on 2 threads', (_, pageSize, nH, nKv, D, seqs, mask, variant) => {
     const c = makeCollection(seqs.map((x) => ({ ...x })), nKv, D, pageSize, 11);
     const q = rand([c.totalTokens, nH * D], 12);
