@@ -26,7 +26,7 @@ export { ShardingStrategy } from './sharding/strategy.js';
 export { useBackend, registerFusedKernels } from './backends/select.js';
 export { setWasmKernelImpl, getWasmKernelImpl, wasmSimdStatus, prepareWasmSimdKernels, type WasmKernelImpl } from '../kernels/wasm/simd_module.js';
 export { setWasmThreads } from '../kernels/wasm/simd_threads.js';
-export { startWasmThreads, wasmThreadsStatus } from '../kernels/wasm/simd_thread_calls.js';
+export { startWasmThreads, stopWasmThreads, wasmThreadsStatus } from '../kernels/wasm/simd_thread_calls.js';
 export { readSafetensors, writeSafetensors } from './loaders/safetensors.js';
 export { AttentionRopeError } from './errors.js';
 export type { DevicePlacement, MaskVariant } from './types.js';

@@ -66,6 +66,23 @@ export function threadsFor(w: WasmSimdInstance): Threads | null {
   return typeof t === 'string' || t.pool.failed ? null : t;
 }
 
+/**
+ * Ends the kernel threads (the staged pool with its memory, and the current backend's heap pool); the next
+ * prefill starts them again unless setWasmThreads(1).
+ *
+ * @example
+ * stopWasmThreads();   // e.g. after a benchmark, to free the staged weights' memory in Node
+ */
+export function stopWasmThreads(): void {
+  if (staged !== null && typeof staged !== 'string') staged.pool.stop('stopped by stopWasmThreads()');
+  staged = null;
+  const w = currentInstance(), t = w ? onHeap.get(w) : undefined;
+  if (w && t !== undefined) {
+    if (typeof t !== 'string') t.pool.stop('stopped by stopWasmThreads()');
+    onHeap.delete(w);
+  }
+}
+
 /** The current wasm backend's SIMD kernels (null: another backend, or the module cannot run here). */
 function currentInstance(): WasmSimdInstance | null {
   return tf.getBackend() === 'wasm' ? wasmSimdFor('wasm', tf.backend(), false) : null;

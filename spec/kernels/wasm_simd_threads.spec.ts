@@ -16,7 +16,7 @@ import { registerAllKernels } from '../../kernels/register_all';
 import { simdSgemm } from '../../kernels/wasm/simd_calls';
 import { setWasmKernelImpl, sharedKernelModule, wasmSimdFor, type WasmBackendHeap } from '../../kernels/wasm/simd_module';
 import { StagingHeap } from '../../kernels/wasm/simd_staging';
-import { startWasmThreads, wasmThreadsStatus } from '../../kernels/wasm/simd_thread_calls';
+import { startWasmThreads, stopWasmThreads, wasmThreadsStatus } from '../../kernels/wasm/simd_thread_calls';
 import { setWasmThreads, setWasmWorkerHost, threadPlan, type WasmWorkerHost } from '../../kernels/wasm/simd_threads';
 import { makeCollection, randomArray, rng } from './cpu_fixture';
 
@@ -31,6 +31,7 @@ beforeAll(async () => {
   setWasmThreads(2);
 });
 afterAll(async () => {
+  stopWasmThreads();
   setWasmThreads(2);
   setWasmKernelImpl('auto');
   setCpuKernelImpl('auto');
@@ -249,6 +250,11 @@ describe('wasm kernel threads, a staging memory that cannot grow (last: it stops
       y.dispose();
     } finally { proto.weight = weight; }
     expect(wasmThreadsStatus()).toMatchObject({ threads: 1, reason: expect.stringMatching(/staging memory could not hold a call's tensors: WebAssembly.Memory.grow/) });
+    stopWasmThreads(); // a stopped pool is dropped: the next prefill starts a fresh one
+    const y = run();
+    expect(Array.from(y.dataSync())).toEqual(Array.from(want));
+    y.dispose();
+    expect(wasmThreadsStatus()).toMatchObject({ threads: 2, mode: 'staged', jobs: 1 });
     tf.dispose([a, b]);
   });
 });
