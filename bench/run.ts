@@ -27,12 +27,13 @@ import { shardingBench } from './sharding.js';
 import { pipelineBench } from './pipeline.js';
 import { trainingStepBench } from './training_step.js';
 import { wasmSimdBench } from './wasm_simd.js';
+import { wasmThreadsBench } from './wasm_threads.js';
 
 export type { BenchModule, BenchOptions, BenchRow } from './harness.js';
 export { formatTable, row, timeMs } from './harness.js';
 
 /** Modules with `optIn` (minutes long, need a peer installed) run only when `--only` names them. */
-export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, attentionCpuKvBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, pipelineBench, mpiBench, quantBench, modelsLlamaCppBench, wasmSimdBench];
+export const BENCH_MODULES: (BenchModule & { optIn?: boolean })[] = [attentionCpuBench, attentionCpuKvBench, modelsDecodeBench, checkpointLoadBench, trainingStepBench, shardingBench, pipelineBench, mpiBench, quantBench, modelsLlamaCppBench, wasmSimdBench, wasmThreadsBench];
 
 export function addBenchModule(m: BenchModule): void {
   if (!BENCH_MODULES.some((x) => x.name === m.name)) BENCH_MODULES.push(m);

@@ -9,9 +9,11 @@
  *                                                     (on wasm: whether the WebAssembly SIMD kernels loaded, their variant)
  *   __runFixture(name, opts?, base?): { name, error, passed, detail, ms, leakedTensors }
  *   __readSyncProbe(): string                         whether dataSync of a GPU tensor works here
+ *   __wasmThreadsCheck(): { status, sameBits, ms1, ms2 }  on wasm: a 128x576x1536 ProjectionMatMul on 1 thread and on
+ *                                                     the kernel threads (bits compared), and wasmThreadsStatus()
  */
 import * as tf from '@tensorflow/tfjs';
-import { useBackend, wasmSimdStatus } from '../lib/index.js';
+import { setWasmThreads, startWasmThreads, useBackend, wasmSimdStatus, wasmThreadsStatus } from '../lib/index.js';
 import { attentionFixtureFromBytes, runAttentionFixture, TOLERANCE, type RunOptions } from '../bin/conformance/attention_fixture.js';
 
 /** `fallback`: the adapter is a software one (SwiftShader), see GPUAdapterInfo.isFallbackAdapter. */
@@ -95,7 +97,26 @@ async function readSyncProbe(): Promise<string> {
   return got === want ? 'dataSync ok' : `dataSync returned wrong values (sum ${got}, want ${want})`;
 }
 
+/** On wasm: a prefill-sized GEMM on 1 thread and on the kernel threads (on the isolated page: tfjs's shared heap). */
+async function wasmThreadsCheck() {
+  await startWasmThreads();
+  const a = tf.randomNormal([128, 576], 0, 1, 'float32', 1), b = tf.randomNormal([576, 1536], 0, 1, 'float32', 2);
+  const run = (threads: number) => {
+    setWasmThreads(threads);
+    const t0 = performance.now();
+    const y = tf.engine().runKernel('ProjectionMatMul', { a, b }, { transposeA: false, transposeB: false }) as tf.Tensor;
+    const ms = performance.now() - t0, bits = new Int32Array((y.dataSync() as Float32Array).slice().buffer);
+    y.dispose();
+    return { ms, bits };
+  };
+  run(2); // the workers join once started
+  const one = run(1), two = run(2);
+  tf.dispose([a, b]);
+  return { status: wasmThreadsStatus(), sameBits: one.bits.every((v, i) => v === two.bits[i]), ms1: one.ms, ms2: two.ms };
+}
+
 Object.assign(globalThis, {
+  __wasmThreadsCheck: wasmThreadsCheck,
   __readSyncProbe: readSyncProbe,
   __webgpuAvailability: webgpuAvailability,
   __useBackend: switchBackend,

@@ -25,6 +25,8 @@ export type { PagedKVCollection } from './kv_cache/collection.js';
 export { ShardingStrategy } from './sharding/strategy.js';
 export { useBackend, registerFusedKernels } from './backends/select.js';
 export { setWasmKernelImpl, getWasmKernelImpl, wasmSimdStatus, prepareWasmSimdKernels, type WasmKernelImpl } from '../kernels/wasm/simd_module.js';
+export { setWasmThreads } from '../kernels/wasm/simd_threads.js';
+export { startWasmThreads, stopWasmThreads, wasmThreadsStatus } from '../kernels/wasm/simd_thread_calls.js';
 export { readSafetensors, writeSafetensors } from './loaders/safetensors.js';
 export { AttentionRopeError } from './errors.js';
 export type { DevicePlacement, MaskVariant } from './types.js';

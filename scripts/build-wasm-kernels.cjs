@@ -38,7 +38,7 @@ const VARIANTS = [
   { file: 'tfjs_attention_kernels_shared.wasm', flags: SHARED, key: 'simd128Shared', name: 'SIMD128_SHARED' },
   { file: 'tfjs_attention_kernels_relaxed_shared.wasm', flags: [...RELAXED, ...SHARED], key: 'relaxedShared', name: 'RELAXED_SHARED' },
 ];
-const EXPORTS = ['sgemm', 'sgemm_scratch_floats', 'flash_attention', 'flash_scratch_floats', 'rms_norm', 'swiglu', 'swiglu_scratch_floats', '__stack_pointer'];
+const EXPORTS = ['sgemm', 'sgemm_scratch_floats', 'sgemm_cols', 'sgemm_cols_scratch_floats', 'swiglu_gate_up_cols', 'flash_attention_items', 'flash_attention_item_count', 'flash_attention', 'flash_scratch_floats', 'rms_norm', 'swiglu', 'swiglu_scratch_floats', '__stack_pointer'];
 
 function findClang() {
   const tries = process.env.TFJS_ATTENTION_CLANG ? [process.env.TFJS_ATTENTION_CLANG] : ['clang-19', 'clang'];

@@ -9,12 +9,14 @@ import { check } from '../../core/errors.js';
 import type { PagedKVCollection } from '../../core/paged_kv_store.js';
 import { ATTN_ARG } from '../cpu/native_args.js';
 import type { WasmSimdInstance } from './simd_module.js';
+import { stage, THREAD_MIN_MACS, THREAD_MIN_ROWS, threadedAttention, threadedSgemm, threadedSwiGlu, threadsFor } from './simd_thread_calls.js';
 
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
-/** out[M, N] = op(a) · op(b) (+ bias) (native/wasm/sgemm.c). */
+/** out[M, N] = op(a) · op(b) (+ bias) (native/wasm/sgemm.c); prefill shapes over the kernel threads where they run. */
 export function simdSgemm(w: WasmSimdInstance, a: TensorInfo, b: TensorInfo, bias: TensorInfo | null, out: TensorInfo,
   M: number, N: number, K: number, tA: boolean, tB: boolean): void {
+  if (!tA && M > THREAD_MIN_ROWS && M * N * K >= THREAD_MIN_MACS && threadedSgemm(w, a, b, bias, out, M, N, K, tB)) return;
   const scratch = w.scratch(4 * w.exports.sgemm_scratch_floats(M, N, K, tA ? 1 : 0));
   w.exports.sgemm(w.ptr(a), w.ptr(b), bias ? w.ptr(bias) : 0, w.ptr(out), M, N, K, tA ? 1 : 0, tB ? 1 : 0, scratch);
 }
@@ -32,6 +34,7 @@ export interface SwiGluTensors {
 
 /** FusedSwiGLUMLP (native/wasm/decoder_steps.c); out must be a fresh tensor. */
 export function simdSwiGlu(w: WasmSimdInstance, t: SwiGluTensors, out: TensorInfo, T: number, H: number, I: number): void {
+  if (T > THREAD_MIN_ROWS && T * H * I >= THREAD_MIN_MACS && threadedSwiGlu(w, t, out, T, H, I)) return;
   const scratch = w.scratch(4 * w.exports.swiglu_scratch_floats(T, H, I));
   const p = (x: TensorInfo | undefined) => (x ? w.ptr(x) : 0);
   w.exports.swiglu(p(t.x), p(t.gate), p(t.up), p(t.down), p(t.gateBias), p(t.upBias), p(t.downBias), p(t.residual), w.ptr(out),
@@ -40,17 +43,19 @@ export function simdSwiGlu(w: WasmSimdInstance, t: SwiGluTensors, out: TensorInf
 
 /**
  * FlashAttentionRaggedPaged over a float32 cache (native/wasm/attention.c): the pages the batch reads
- * (each once, shared prefixes included) go to the heap with a remapped page table.
+ * (each once, shared prefixes included) go to the heap with a remapped page table. Prefill calls run their
+ * items (entry, token block, KV head) over the kernel threads where they run (kernels/wasm/simd_thread_calls.ts).
  */
 export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: TensorInfo, kPool: Float32Array, vPool: Float32Array,
   c: PagedKVCollection, ints: Int32Array, scale: number): void {
   const batch = c.seqIds.length, maxPages = c.maxPagesPerSeq, p = c.cache.params;
   const pageFloats = p.nKvHeads * p.pageSize * p.headDim;
   const table = new Int32Array(batch * maxPages), order: number[] = [], slot = new Map<number, number>();
-  let maxNew = 0;
+  let maxNew = 0, maxCtx = 0;
   for (let b = 0; b < batch; b++) {
     const ctx = c.startPositions[b] + c.numNewTokens[b];
     maxNew = Math.max(maxNew, c.numNewTokens[b]);
+    maxCtx = Math.max(maxCtx, ctx);
     for (let i = 0; i < Math.ceil(ctx / p.pageSize); i++) {
       const page = c.pageTable[b * maxPages + i];
       let s = slot.get(page);
@@ -58,13 +63,22 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
       table[b * maxPages + i] = s;
     }
   }
-  const G = ints[ATTN_ARG.N_HEADS] / ints[ATTN_ARG.N_KV];
+  const G = ints[ATTN_ARG.N_HEADS] / ints[ATTN_ARG.N_KV], rows = q.shape[0], width = q.shape[1];
   const poolBytes = align16(order.length * pageFloats * 4);
   const intsBytes = align16(4 * (ints.length + 3 * batch + 1 + table.length));
-  const kernelBytes = 4 * w.exports.flash_scratch_floats(G, p.headDim, maxNew, ints[ATTN_ARG.VARIANT]);
-  const base = w.scratch(2 * poolBytes + intsBytes + kernelBytes);
+  const kernelBytes = align16(4 * w.exports.flash_scratch_floats(G, p.headDim, maxNew, ints[ATTN_ARG.VARIANT]));
+  const t = rows > THREAD_MIN_ROWS && rows * maxCtx * width >= THREAD_MIN_MACS ? threadsFor(w) : null;
+  const threads = t ? t.pool.threads : 1, bytes = 2 * poolBytes + intsBytes + threads * kernelBytes;
+  let base: number, qAt = w.ptr(q), outAt = w.ptr(out);
+  if (t?.mode === 'staged') {
+    const s = t.staging!, from = qAt;
+    const staged = stage(t, () => { s.beginCall(); return [s.activation(w.heapF32(), from, rows * width), s.alloc(rows * width), s.alloc(bytes / 4)]; });
+    if (!staged) { simdFlashAttention(w, q, out, kPool, vPool, c, ints, scale); return; } // the pool is off now: one thread
+    [qAt, outAt, base] = staged;
+  } else base = w.scratch(bytes);
+  const mem = t?.mode === 'staged' ? t.staging!.memory : w.memory; // after the allocations (they may grow it)
+  const f32 = new Float32Array(mem.buffer), i32 = new Int32Array(mem.buffer);
   const kAt = base, vAt = base + poolBytes, intsAt = vAt + poolBytes, kernelAt = intsAt + intsBytes;
-  const f32 = w.heapF32(), i32 = w.heapI32(); // after the scratch allocation (it may grow the heap)
   order.forEach((page, s) => {
     f32.set(kPool.subarray(page * pageFloats, (page + 1) * pageFloats), kAt / 4 + s * pageFloats);
     f32.set(vPool.subarray(page * pageFloats, (page + 1) * pageFloats), vAt / 4 + s * pageFloats);
@@ -73,7 +87,12 @@ export function simdFlashAttention(w: WasmSimdInstance, q: TensorInfo, out: Tens
   const put = (a: Int32Array) => { i32.set(a, at); const ptr = at * 4; at += a.length; return ptr; };
   const intsPtr = put(ints), rowPtr = put(c.rowOffsets.subarray(0, batch + 1)), startPtr = put(c.startPositions.subarray(0, batch));
   const newPtr = put(c.numNewTokens.subarray(0, batch)), tablePtr = put(table);
-  w.exports.flash_attention(w.ptr(q), w.ptr(out), kAt, vAt, rowPtr, startPtr, newPtr, tablePtr, intsPtr, scale, kernelAt);
+  const args = [qAt, outAt, kAt, vAt, rowPtr, startPtr, newPtr, tablePtr, intsPtr] as const;
+  if (!t) { w.exports.flash_attention(...args, scale, kernelAt); return; }
+  const ran = threadedAttention(t, args, scale, kernelAt, kernelBytes, newPtr, intsPtr);
+  if (ran === 'stopped') { simdFlashAttention(w, q, out, kPool, vPool, c, ints, scale); return; } // the pool is off now: one thread
+  if (ran === 'one item') t.exports.flash_attention(...args, scale, kernelAt); // on the pool's memory
+  if (t.mode === 'staged') t.staging!.copyOut(outAt, w.heapF32(), w.ptr(out), rows * width);
 }
 
 const W = 'FlashAttentionRaggedPaged';

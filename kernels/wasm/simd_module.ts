@@ -22,12 +22,13 @@ import * as tf from '@tensorflow/tfjs';
 
 import { check } from '../../core/errors.js';
 import { envSwitch } from '../../core/env.js';
+import type { ThreadKernelExports } from './simd_threads.js';
 import { WASM_KERNELS_RELAXED, WASM_KERNELS_RELAXED_SHARED, WASM_KERNELS_SIMD128, WASM_KERNELS_SIMD128_SHARED } from './simd_bytes.js';
 
 export type WasmKernelImpl = 'auto' | 'simd' | 'ts';
 
 /** The module's exports (native/wasm/: pointers are byte offsets into tfjs-wasm's heap). */
-export interface WasmSimdExports {
+export interface WasmSimdExports extends ThreadKernelExports {
   __stack_pointer: WebAssembly.Global;
   sgemm(a: number, b: number, bias: number, out: number, M: number, N: number, K: number, tA: number, tB: number, scratch: number): void;
   sgemm_scratch_floats(M: number, N: number, K: number, tA: number): number;
@@ -90,7 +91,7 @@ const envImplValid = envImpl === undefined || envImpl === 'auto' || envImpl === 
 if (envImplValid && envImpl !== undefined) impl = envImpl as WasmKernelImpl;
 
 type Variant = 'relaxed' | 'simd128';
-interface Compiled { module: WebAssembly.Module; variant: Variant }
+export interface Compiled { module: WebAssembly.Module; variant: Variant }
 /** Per memory kind (index 0: plain, 1: shared): the compiled module, or why it cannot be. */
 const compiled: (Compiled | null)[] = [null, null];
 const compileError = ['', ''];
@@ -139,6 +140,12 @@ function compileSync(shared: boolean): void {
   const pick = pickVariant(shared);
   if (!pick) return;
   try { compiled[i] = { module: new WebAssembly.Module(pick.bytes as BufferSource), variant: pick.variant }; } catch (e) { compileError[i] = String(e); }
+}
+
+/** The shared-memory build (what the kernel threads instantiate: kernels/wasm/simd_threads.ts), or why it cannot load. */
+export function sharedKernelModule(): Compiled | string {
+  compileSync(true);
+  return compiled[1] ?? (compileError[1] || 'not compiled');
 }
 
 /** The module instantiated on `backend`'s memory, or a reason it cannot be. */

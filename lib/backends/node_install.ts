@@ -7,6 +7,7 @@
  * code that picks the cpu backend with plain `tf.setBackend('cpu')` rather than `useBackend`.
  */
 import './native_node.js';
+import './wasm_threads_node.js';
 import { silenceNodeBackendBanner } from './quiet_banner.js';
 import { setNodeWebGpuInit } from './select.js';
 import { initWebGpuNode, webGpuNodeStatus } from './webgpu_node.js';

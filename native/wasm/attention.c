@@ -208,24 +208,57 @@ static void item(Attn* a, int b, int h, int t0, int t1, float* out) {
   }
 }
 
+/* Sets up a over the call's arguments; returns the query tokens an item takes (0: nothing to do). */
+static int setup(Attn* a, const float* q, const float* kPool, const float* vPool, const int* rowOffsets, const int* startPositions,
+    const int* numNewTokens, const int* pageTable, const int* ints, float scale, float* scratch) {
+  a->ints = ints; a->q = q; a->k = kPool; a->v = vPool; a->scale = scale;
+  a->rowOffsets = rowOffsets; a->startPositions = startPositions; a->numNewTokens = numNewTokens; a->pageTable = pageTable;
+  a->G = ints[A_N_HEADS] / ints[A_N_KV]; a->D = ints[A_HEAD_DIM];
+  const int batch = ints[A_BATCH], G = a->G, D = a->D;
+  int maxNew = 0;
+  for (int b = 0; b < batch; b++) maxNew = imax(maxNew, numNewTokens[b]);
+  if (maxNew == 0) return 0;
+  const int decode = is_decode(ints, maxNew, G), M = rows_per_item(G, maxNew, decode);
+  a->qs = scratch; a->o = a->qs + M * D; a->s = a->o + M * D; a->mr = a->s + M * NK; a->lr = a->mr + M;
+  a->lo = (int*)(a->lr + M); a->hi = a->lo + M; a->kOff = a->hi + M;
+  return decode ? maxNew : imax(1, 64 / G);
+}
+
+/*
+ * Items i0 .. i1 of the call, in the order (entry b, token block, KV head): one thread's share
+ * (kernels/wasm/simd_thread_calls.ts); items write disjoint output rows. Scratch: flash_scratch_floats per thread.
+ */
+EXPORT(flash_attention_items) void flash_attention_items(const float* q, float* out, const float* kPool, const float* vPool,
+    const int* rowOffsets, const int* startPositions, const int* numNewTokens, const int* pageTable,
+    const int* ints, float scale, float* scratch, int i0, int i1) {
+  Attn a;
+  const int bq = setup(&a, q, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale, scratch);
+  if (bq == 0) return;
+  const int batch = ints[A_BATCH], nKv = ints[A_N_KV];
+  int i = 0;
+  for (int b = 0; b < batch && i < i1; b++) {
+    const int n = numNewTokens[b], items = (n + bq - 1) / bq * nKv;
+    if (i + items <= i0) { i += items; continue; }
+    for (int t0 = 0; t0 < n; t0 += bq)
+      for (int h = 0; h < nKv; h++, i++)
+        if (i >= i0 && i < i1) item(&a, b, h, t0, imin(n, t0 + bq), out);
+  }
+}
+
+/* Every item (the one-thread call). */
 EXPORT(flash_attention) void flash_attention(const float* q, float* out, const float* kPool, const float* vPool,
     const int* rowOffsets, const int* startPositions, const int* numNewTokens, const int* pageTable,
     const int* ints, float scale, float* scratch) {
-  Attn a;
-  a.ints = ints; a.q = q; a.k = kPool; a.v = vPool; a.scale = scale;
-  a.rowOffsets = rowOffsets; a.startPositions = startPositions; a.numNewTokens = numNewTokens; a.pageTable = pageTable;
-  a.G = ints[A_N_HEADS] / ints[A_N_KV]; a.D = ints[A_HEAD_DIM];
-  const int batch = ints[A_BATCH], nKv = ints[A_N_KV], G = a.G, D = a.D;
-  int maxNew = 0;
+  flash_attention_items(q, out, kPool, vPool, rowOffsets, startPositions, numNewTokens, pageTable, ints, scale, scratch, 0, 0x7fffffff);
+}
+
+/* How many items a call has (0: none; decode calls have one per entry and KV head). */
+EXPORT(flash_attention_item_count) int flash_attention_item_count(const int* numNewTokens, const int* ints) {
+  const int batch = ints[A_BATCH], G = ints[A_N_HEADS] / ints[A_N_KV];
+  int maxNew = 0, count = 0;
   for (int b = 0; b < batch; b++) maxNew = imax(maxNew, numNewTokens[b]);
-  if (maxNew == 0) return;
-  const int decode = is_decode(ints, maxNew, G), M = rows_per_item(G, maxNew, decode);
-  a.qs = scratch; a.o = a.qs + M * D; a.s = a.o + M * D; a.mr = a.s + M * NK; a.lr = a.mr + M;
-  a.lo = (int*)(a.lr + M); a.hi = a.lo + M; a.kOff = a.hi + M;
-  const int bq = decode ? maxNew : imax(1, 64 / G);
-  for (int b = 0; b < batch; b++) {
-    const int n = numNewTokens[b];
-    for (int t0 = 0; t0 < n; t0 += bq)
-      for (int h = 0; h < nKv; h++) item(&a, b, h, t0, imin(n, t0 + bq), out);
-  }
+  if (maxNew == 0) return 0;
+  const int bq = is_decode(ints, maxNew, G) ? maxNew : imax(1, 64 / G);
+  for (int b = 0; b < batch; b++) count += (numNewTokens[b] + bq - 1) / bq * ints[A_N_KV];
+  return count;
 }

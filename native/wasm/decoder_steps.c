@@ -83,3 +83,15 @@ EXPORT(swiglu) void swiglu(const float* x, const float* gate, const float* up, c
     }
   }
 }
+
+/*
+ * One thread's share of the MLP's first half (kernels/wasm/simd_threads.ts): g[:, n0 : n1) =
+ * silu(x · gate + gateBias) * (x · up + upBias) over columns n0 .. n1 of I (u[T, I] is the up product's
+ * scratch). The second half is sgemm_cols of g by down over column ranges of H, once every thread is done.
+ */
+EXPORT(swiglu_gate_up_cols) void swiglu_gate_up_cols(const float* x, const float* gate, const float* up, const float* gateBias,
+    const float* upBias, float* g, float* u, int T, int H, int I, int n0, int n1, float* scratch) {
+  sgemm_cols(x, gate, gateBias, 0, g, T, I, H, 0, n0, n1, scratch);
+  sgemm_cols(x, up, upBias, 0, u, T, I, H, 0, n0, n1, scratch);
+  for (int t = 0; t < T; t++) silu_mul(g + (long)t * I + n0, u + (long)t * I + n0, n1 - n0);
+}

@@ -9,7 +9,11 @@
  * - GEMV over four b rows a pass (four streams) ran the weights at 8-9 GB/s (b [K, N]) and 4-6 GB/s
  *   (b [N, K], the LM head) against 12-13 GB/s for one sequential stream; a decode token's GEMVs took 2x longer;
  * - 5x8 and 6x8 register tiles ran at 19-21 GFLOP/s against 24-34 for 4x8 (also with relaxed SIMD): V8's
- *   x64 code keeps one xmm as scratch and needs a temporary for each mul + add, so 10-12 accumulators spill.
+ *   x64 code keeps one xmm as scratch and needs a temporary for each mul + add, so 10-12 accumulators spill;
+ * - session 6, CPU time of sgemm_cols 128x576x1536 in one process, alternating: the 4x8 tile runs 44-46 GFLOP/s
+ *   relaxed (~80% of a 128-bit FMA core at 3.5 GHz), 34-38 SIMD128; the same tile with k unrolled by 2 ran 24-25,
+ *   a 6x8 tile (relaxed) 22: both spill.
+ * Prefill on several threads: sgemm_cols over disjoint column ranges (kernels/wasm/simd_threads.ts).
  * op(a) with transposeA is first copied row-major into the scratch. Scratch: sgemm_scratch_floats.
  * A wasm-specific twin of native/matmul.cc + native/gemv.cc (those are AVX-512/AVX2 bodies with a thread pool).
  */
@@ -86,11 +90,10 @@ static void gemv_nk(const float* a, const float* b, float* out, int M, int N, in
   }
 }
 
-/* Packs op(b)[k0 : k0 + kc, :] into panels [ceil(N / 8)][kc][8], zero-padded past N. */
-static void pack_b(const float* b, float* packed, int N, int K, int k0, int kc, int transposeB) {
-  const int panels = (N + 7) / 8;
-  for (int p = 0; p < panels; p++) {
-    float* dst = packed + (long)p * kc * 8;
+/* Packs op(b)[k0 : k0 + kc, panels p0 .. p1) into panels [p1 - p0][kc][8], zero-padded past N. */
+static void pack_b(const float* b, float* packed, int N, int K, int k0, int kc, int transposeB, int p0, int p1) {
+  for (int p = p0; p < p1; p++) {
+    float* dst = packed + (long)(p - p0) * kc * 8;
     const int n0 = p * 8, cols = N - n0 < 8 ? N - n0 : 8;
     if (!transposeB && cols == 8) {
       for (int k = 0; k < kc; k++) vstore(dst + k * 8, vload(b + (long)(k0 + k) * N + n0)),
@@ -140,14 +143,14 @@ static void micro4x8(const float* a, long lda, const float* bp, long ldb, int kc
     for (int j = 0; j < cols; j++) c[i * ldc + j] += t[i][j];
 }
 
-static void gemm(const float* a, const float* b, float* out, int M, int N, int K, int transposeB, float* packed) {
-  const int panels = (N + 7) / 8;
+/* out[:, panels p0 .. p1) += a · op(b) over those 8-column panels; packed: KC * 8 * (p1 - p0) floats. */
+static void gemm(const float* a, const float* b, float* out, int M, int N, int K, int transposeB, float* packed, int p0, int p1) {
   for (int k0 = 0; k0 < K; k0 += KC) {
     const int kc = K - k0 < KC ? K - k0 : KC;
-    pack_b(b, packed, N, K, k0, kc, transposeB);
-    for (int p = 0; p < panels; p++) {
+    pack_b(b, packed, N, K, k0, kc, transposeB, p0, p1);
+    for (int p = p0; p < p1; p++) {
       const int n0 = p * 8, cols = N - n0 < 8 ? N - n0 : 8;
-      const float* bp = packed + (long)p * kc * 8;
+      const float* bp = packed + (long)(p - p0) * kc * 8;
       for (int m = 0; m < M; m += 4)
         micro4x8(a + (long)m * K + k0, K, bp, 8, kc, out + (long)m * N + n0, N, M - m < 4 ? M - m : 4, cols);
     }
@@ -175,8 +178,27 @@ void sgemm_rows(const float* a, const float* b, const float* bias, float* out, i
   } else if (!transposeB && M <= NOPACK_ROWS) {
     gemm_nopack(a, b, out, M, N, K);
   } else {
-    gemm(a, b, out, M, N, K, transposeB, scratch);
+    gemm(a, b, out, M, N, K, transposeB, scratch, 0, (N + 7) / 8);
   }
+}
+
+EXPORT(sgemm_cols_scratch_floats) int sgemm_cols_scratch_floats(int cols) { return KC * ((cols + 7) / 8) * 8; }
+
+/*
+ * One thread's share of a prefill GEMM (kernels/wasm/simd_threads.ts): out[:, n0 : n1) = (residual +) (bias +)
+ * a[M, K] · op(b)[:, n0 : n1), the packed 4x8 path; n0 a multiple of 8. Threads given disjoint column ranges
+ * write disjoint outputs and pack their own panels (scratch: sgemm_cols_scratch_floats(n1 - n0), one per thread).
+ */
+EXPORT(sgemm_cols) void sgemm_cols(const float* a, const float* b, const float* bias, const float* residual, float* out,
+                                   int M, int N, int K, int transposeB, int n0, int n1, float* scratch) {
+  for (int m = 0; m < M; m++) {
+    float* o = out + (long)m * N;
+    for (int n = n0; n < n1; n++) o[n] = bias ? bias[n] : 0.0f;
+  }
+  if (K > 0 && n1 > n0) gemm(a, b, out, M, N, K, transposeB, scratch, n0 / 8, (n1 + 7) / 8);
+  if (residual) /* added last, as swiglu adds it: the same bits as the one-thread kernels */
+    for (int m = 0; m < M; m++)
+      for (int n = n0; n < n1; n++) out[(long)m * N + n] += residual[(long)m * N + n];
 }
 
 EXPORT(sgemm) void sgemm(const float* a, const float* b, const float* bias, float* out,

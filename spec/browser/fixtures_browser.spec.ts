@@ -147,6 +147,19 @@ maybe('golden attention fixtures in headless Chromium', () => {
         if (page) await withTimeout(page.close(), 10_000, `${label} page.close`).catch(() => undefined);
       }, 30_000);
 
+      if (backend === 'wasm' && !opts) {
+        it('kernel threads: a prefill GEMM on the workers gives the bits of 1 thread', async () => {
+          const r = await withTimeout(page!.evaluate(() => (globalThis as any).__wasmThreadsCheck()), 60_000, `${label} threads check`) as {
+            status: { threads: number; ready: number; mode?: string; reason?: string }; sameBits: boolean; ms1: number; ms2: number };
+          expect(r.sameBits).toBe(true);
+          if (pageUrl === '/isolated.html') { // tfjs-wasm threaded: the workers run on its shared heap in place
+            expect(r.status).toMatchObject({ mode: 'heap' });
+            expect(r.status.ready).toBe(r.status.threads - 1);
+          } else expect(r.status).toMatchObject({ threads: 1, reason: expect.stringMatching(/SharedArrayBuffer/) });
+          timings.push(`${label}: kernel threads ${JSON.stringify(r.status)}, GEMM 1 thread ${r.ms1.toFixed(1)} ms, threads ${r.ms2.toFixed(1)} ms`);
+        }, 70_000);
+      }
+
       for (const name of NAMES) {
         (skipped ? it.skip : it)(`${name} within ${TOLERANCE}${skipped ? ' (skipped: TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off)' : ''}`, async () => {
           if (unavailable) throw new Error(`[browser spec] ${label} cannot run in this Chromium: ${unavailable} (TFJS_ATTENTION_BROWSER_SPEC_WEBGPU=off skips it)`);

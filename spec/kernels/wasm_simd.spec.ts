@@ -15,6 +15,7 @@ import { FlashAttentionRaggedPaged, FusedRMSNorm, FusedSwiGLUMLP } from '../../k
 import { projectionMatMul, projectionUsesNative } from '../../kernels/projection_matmul';
 import { registerAllKernels } from '../../kernels/register_all';
 import { getWasmKernelImpl, setWasmKernelImpl, wasmSimdStatus } from '../../kernels/wasm/simd_module';
+import { stopWasmThreads } from '../../kernels/wasm/simd_thread_calls';
 import { MASK_VARIANTS, type MaskSpec, type MaskVariant } from '../../lib/types';
 import { type Seq, attentionNaive, makeCollection, maxAbs, maxDiff, randomArray, rng } from './cpu_fixture';
 
@@ -71,6 +72,7 @@ beforeAll(async () => {
   registerAllKernels();
 });
 afterAll(async () => {
+  stopWasmThreads(); // its prefill-sized cases ran on the kernel threads
   setWasmKernelImpl('auto');
   setCpuKernelImpl('auto');
   await tf.setBackend('cpu');

@@ -14,7 +14,8 @@ import {
 } from '../../kernels/wasm/simd_bytes';
 
 const root = path.resolve(__dirname, '..', '..');
-const EXPORTS = ['sgemm', 'sgemm_scratch_floats', 'flash_attention', 'flash_scratch_floats', 'rms_norm', 'swiglu', 'swiglu_scratch_floats', '__stack_pointer'];
+const EXPORTS = ['sgemm', 'sgemm_scratch_floats', 'sgemm_cols', 'sgemm_cols_scratch_floats', 'swiglu_gate_up_cols', 'flash_attention_items',
+  'flash_attention_item_count', 'flash_attention', 'flash_scratch_floats', 'rms_norm', 'swiglu', 'swiglu_scratch_floats', '__stack_pointer'];
 
 /** Section ids, imports and exports of a wasm binary (read directly: the relaxed build may not compile here). */
 function inspect(bytes: Uint8Array): { ids: number[]; imports: string[]; exports: string[] } {
