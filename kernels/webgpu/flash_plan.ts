@@ -10,6 +10,7 @@ import { keyRangeHost } from './flash_common_wgsl.js';
 import { envSwitch } from '../../core/env.js';
 import { sgmatPrefillFits } from './flash_prefill_sgmat_wgsl.js';
 import { type PackedDecodeConfig, packedDecodeLayout, packedDecodeSharedBytes } from './flash_decode_packed_wgsl.js';
+import { type StreamDecodeConfig, streamDecodeLayout, streamDecodeSharedBytes } from './flash_decode_stream_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
 import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
@@ -64,6 +65,24 @@ export const webgpuFlashTuning = {
   // nw4 words4 0.435, nw1 words4 0.430, nw2 words2 0.474; int8 0.611 / 0.679 / 0.671 / 0.723.
   decodePackedWarps: 2,
   decodePackedWords: 4,
+  /**
+   * The streaming kernel (flash_decode_stream_wgsl.ts: one page-table read per block of keys, no
+   * masks inside a page, optional register prefetch of the next block, bit-trick widening) for
+   * every cache dtype whose row is a power-of-two number of 16-byte words; subgroups per
+   * workgroup, words of a row per lane, keys per lane per block, prefetch, int8 / fp8 widening,
+   * and the workgroups the split aims at (keys per split at least decodeStreamMinSplitKeys).
+   */
+  decodeStream: true,
+  decodeStreamFloat32: false,
+  decodeStreamWarps: 2,
+  decodeStreamWords: 1,
+  decodeStreamVec: 4 as 2 | 4,
+  decodeStreamReduce: 'xor' as 'xor' | 'scatter',
+  decodeStreamKeys: 4,
+  decodeStreamPrefetch: false,
+  decodeStreamWiden: 'bits' as 'cvt' | 'bits',
+  decodeStreamTarget: 2048,
+  decodeStreamMinSplitKeys: 256,
   /**
    * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
    * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
@@ -144,15 +163,16 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
 }
 
 /** Decode kernels, fastest first; `TFJS_ATTENTION_WEBGPU_DECODE` forces one where it applies. */
-export type DecodeKind = 'packed' | 'subgroup' | 'tiles';
-export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig);
+export type DecodeKind = 'stream' | 'packed' | 'subgroup' | 'tiles';
+export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig)
+  | ({ kind: 'stream' } & StreamDecodeConfig);
 
-/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles), or undefined. */
+/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=stream|packed|subgroup|tiles), or undefined. */
 export function forcedDecode(): DecodeKind | undefined {
   const v = envSwitch('WEBGPU_DECODE');
   if (v === undefined || v === '' || v === 'auto') return undefined;
-  if (v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
-    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, packed, subgroup, tiles`);
+  if (v !== 'stream' && v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, stream, packed, subgroup, tiles`);
   }
   return v;
 }
@@ -166,6 +186,14 @@ export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: num
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const t = webgpuFlashTuning;
   const force = forcedDecode();
+  const slay = t.subgroups && sgs > 0 ? streamDecodeLayout(dtype, a.headDim, sgs, t.decodeStreamWords, t.decodeStreamVec) : null;
+  const streamAuto = t.decodeStream && (dtype !== 'float32' || t.decodeStreamFloat32);
+  if (slay && (force === 'stream' || (force === undefined && streamAuto))) {
+    const g = a.nHeads / a.nKvHeads;
+    const u = Math.max(1, Math.min(t.decodeStreamKeys, Math.floor(32 / g)));
+    const cfg = { sgs, nw: t.decodeStreamWarps, cw: slay.cw, vec: t.decodeStreamVec, u, prefetch: t.decodeStreamPrefetch, widen: t.decodeStreamWiden, reduce: t.decodeStreamReduce };
+    if (streamDecodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'stream', ...cfg };
+  }
   const lay = t.subgroups && sgs > 0 ? packedDecodeLayout(dtype, a.headDim, sgs) : null;
   if (lay && (force === 'packed' || (force === undefined && t.decodePacked))) {
     const g = a.nHeads / a.nKvHeads;
@@ -200,7 +228,7 @@ export function flashPath(a: FlashAttentionRaggedPagedAttrs): 'prefill' | 'decod
  * The meta block and its numbers: tiles of `tq` tokens (heaviest key ranges first), and for the
  * decode path (`bcd` set) the split count and keys per split.
  */
-export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: number): { meta: Int32Array; numTiles: number; numSplits: number } {
+export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: number, split?: { target: number; minKeys: number }): { meta: Int32Array; numTiles: number; numSplits: number } {
   const c = a.collection;
   const batch = c.seqIds.length;
   const { window, chunk, variant } = a.mask;
@@ -221,8 +249,9 @@ export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: n
   let splitKeys = Math.max(1, maxKeys);
   if (bcd !== undefined) {
     const t = webgpuFlashTuning;
-    const want = Math.ceil(t.decodeTargetWorkgroups / Math.max(1, tiles.length * a.nKvHeads));
-    numSplits = Math.max(1, Math.min(want, Math.ceil(maxKeys / t.decodeMinSplitKeys)));
+    const { target, minKeys } = split ?? { target: t.decodeTargetWorkgroups, minKeys: t.decodeMinSplitKeys };
+    const want = Math.ceil(target / Math.max(1, tiles.length * a.nKvHeads));
+    numSplits = Math.max(1, Math.min(want, Math.ceil(maxKeys / minKeys)));
     splitKeys = Math.ceil(Math.ceil(maxKeys / numSplits) / bcd) * bcd;
     numSplits = Math.max(1, Math.ceil(maxKeys / splitKeys));
   }
