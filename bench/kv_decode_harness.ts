@@ -81,15 +81,20 @@ async function resolveMs(dev: GPUDevice, qs: GPUQuerySet, n: number): Promise<nu
   return d;
 }
 
-/** Median GPU time (the pass of both decode dispatches) of `reps` calls, each submitted and waited for alone. */
+/**
+ * Median GPU time (the pass of both decode dispatches) of `reps` calls submitted back to back
+ * (each its own submit, one wait at the end), after `reps` untimed ones: the GPU stays busy, so its
+ * clocks stay up. (Calls each waited for alone let the driver lower the clocks between them: on the
+ * H200 the same kernel then read anywhere from 0.19 to 1.0 ms within one run.)
+ */
 export async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   const be = tf.backend() as unknown as Be;
   const dev = be.device;
-  for (let i = 0; i < 2; i++) { const t = f(); flush(be); await dev.queue.onSubmittedWorkDone(); t.dispose(); }
+  for (let i = 0; i < reps; i++) { f().dispose(); flush(be); }
+  await dev.queue.onSubmittedWorkDone();
   if (!dev.features.has('timestamp-query')) {
     const t0 = performance.now();
-    for (let i = 0; i < reps; i++) f().dispose();
-    flush(be);
+    for (let i = 0; i < reps; i++) { f().dispose(); flush(be); }
     await dev.queue.onSubmittedWorkDone();
     return (performance.now() - t0) / reps;
   }
@@ -97,7 +102,8 @@ export async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
   let qi = 0;
   setPassTimestamps(() => (qi + 2 <= 2 * reps ? { querySet: qs, beginningOfPassWriteIndex: qi++, endOfPassWriteIndex: qi++ } : undefined));
   try {
-    for (let i = 0; i < reps; i++) { f().dispose(); flush(be); await dev.queue.onSubmittedWorkDone(); }
+    for (let i = 0; i < reps; i++) { f().dispose(); flush(be); }
+    await dev.queue.onSubmittedWorkDone();
   } finally {
     setPassTimestamps(null);
   }
@@ -131,18 +137,22 @@ export async function readProbeMs(bufs: GPUBuffer[], reps: number): Promise<numb
   const groups = bufs.map((buf) => dev.createBindGroup({ layout: pipe!.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }, { binding: 1, resource: { buffer: out } }] }));
   const hasTs = dev.features.has('timestamp-query');
   const qs = hasTs ? dev.createQuerySet({ type: 'timestamp', count: 2 * reps }) : null;
-  const t0 = performance.now();
-  for (let i = 0; i < reps + 2; i++) {
-    const enc = dev.createCommandEncoder();
-    const timed = qs && i >= 2;
-    const pass = enc.beginComputePass(timed ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * (i - 2), endOfPassWriteIndex: 2 * (i - 2) + 1 } } : {});
-    pass.setPipeline(pipe);
-    for (const g of groups) { pass.setBindGroup(0, g); pass.dispatchWorkgroups(PROBE_GROUPS); }
-    pass.end();
-    dev.queue.submit([enc.finish()]);
+  // Back to back as gpuMs: `reps` untimed passes, then `reps` timed ones, one wait each.
+  let t0 = 0;
+  for (let round = 0; round < 2; round++) {
+    t0 = performance.now();
+    for (let i = 0; i < reps; i++) {
+      const enc = dev.createCommandEncoder();
+      const timed = qs && round === 1;
+      const pass = enc.beginComputePass(timed ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+      pass.setPipeline(pipe);
+      for (const g of groups) { pass.setBindGroup(0, g); pass.dispatchWorkgroups(PROBE_GROUPS); }
+      pass.end();
+      dev.queue.submit([enc.finish()]);
+    }
     await dev.queue.onSubmittedWorkDone();
   }
-  const ms = qs ? median(await resolveMs(dev, qs, 2 * reps)) : (performance.now() - t0) / (reps + 2);
+  const ms = qs ? median(await resolveMs(dev, qs, 2 * reps)) : (performance.now() - t0) / reps;
   out.destroy();
   return ms;
 }
@@ -151,31 +161,36 @@ export async function readProbeMs(bufs: GPUBuffer[], reps: number): Promise<numb
 export interface Variant { name: string; env?: Record<string, string>; tune?: Partial<typeof webgpuFlashTuning> }
 
 /** Knobs of the streaming kernel (flash_plan.ts decodeStream*). */
-interface StreamKnobs { nw?: number; cw?: number; u?: number; pf?: boolean; widen?: 'cvt' | 'bits'; target?: number; minKeys?: number; vec?: 2 | 4; rs?: boolean }
+interface StreamKnobs { nw?: number; cw?: number; u?: number; pf?: boolean; widen?: 'auto' | 'cvt' | 'bits'; target?: number; minKeys?: number; vec?: 2 | 4; rs?: boolean; qs?: boolean }
 
-/** The streaming kernel forced, with these knobs (defaults: nw 2, cw 1, u 4, no prefetch, target 2048). */
-function stream(k: StreamKnobs, widenDefault: 'cvt' | 'bits'): Variant {
-  const { nw = 2, cw = 1, u = 4, pf = false, widen = widenDefault, target = 2048, minKeys = 256, vec = 4, rs = false } = k;
-  return {
-    name: `stream nw${nw} cw${cw} u${u}${vec === 2 ? ' v2' : ''}${rs ? ' rs' : ''}${pf ? ' pf' : ''} ${widen}${target !== 2048 ? ` t${target}` : ''}`,
-    env: { WEBGPU_DECODE: 'stream' },
-    tune: { decodeStreamWarps: nw, decodeStreamWords: cw, decodeStreamKeys: u, decodeStreamPrefetch: pf, decodeStreamWiden: widen, decodeStreamTarget: target, decodeStreamMinSplitKeys: minKeys, decodeStreamVec: vec, decodeStreamReduce: rs ? 'scatter' : 'xor' },
+/** The streaming kernel forced, with these knobs (defaults: nw 2, cw 1 (float32 2), u 4, prefetch, target 2048). */
+function stream(k: StreamKnobs): Variant {
+  const { nw = 2, cw, u = 4, pf = true, widen = 'auto', target = 2048, minKeys = 256, vec = 4, rs = false, qs = false } = k;
+  const name = `stream nw${nw}${cw ? ` cw${cw}` : ''} u${u}${vec === 2 ? ' v2' : ''}${rs ? ' rs' : ''}${qs ? ' qs' : ''}${pf ? ' pf' : ''}${widen !== 'auto' ? ` ${widen}` : ''}${target !== 2048 ? ` t${target}` : ''}`;
+  const tune: Partial<typeof webgpuFlashTuning> = {
+    decodeStreamWarps: nw, decodeStreamKeys: u, decodeStreamPrefetch: pf, decodeStreamWiden: widen, decodeStreamTarget: target,
+    decodeStreamMinSplitKeys: minKeys, decodeStreamVec: vec, decodeStreamReduce: rs ? 'scatter' : 'xor', decodeStreamQShared: qs,
   };
+  if (cw) Object.assign(tune, { decodeStreamWords: cw, decodeStreamFloat32Words: cw });
+  return { name, env: { WEBGPU_DECODE: 'stream' }, tune };
 }
 
-/** Decode variants of a dtype: the default ('auto'), then (unless quick) the kernels and knobs to compare. */
+/**
+ * Decode variants of a dtype: the default ('auto'), then (unless quick) the kernels and knobs to
+ * compare. Lost on the H200 in round 1 (2026-12-03, see bench/device/NOTES.md): 2 words a lane for
+ * 2-byte and 1-byte codes, 8-byte words, 1 or 4 subgroups, targets of 4096 / 8192 workgroups.
+ */
 export function decodeVariants(dtype: KVCacheDType, quick: boolean): Variant[] {
   const v: Variant[] = [{ name: 'auto' }];
   if (quick) return v;
-  const wide = dtype === 'int8' || dtype === 'float8_e4m3' ? 'bits' : 'cvt';
-  const s = (k: StreamKnobs) => stream(k, wide);
-  if (dtype === 'float32') return [...v, s({}), s({ cw: 2 }), s({ pf: true }), s({ rs: true }), s({ nw: 4, u: 2, pf: true, target: 4096, minKeys: 128 })];
+  if (dtype === 'float32') {
+    return [...v, { name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } }, stream({ cw: 1 }), stream({ pf: false }), stream({ qs: true }), stream({ rs: true, qs: true }), stream({ cw: 1, rs: true })];
+  }
   v.push({ name: 'packed nw2 words4', env: { WEBGPU_DECODE: 'packed' }, tune: { decodePackedWarps: 2, decodePackedWords: 4 } });
-  if (dtype === 'bfloat16') return [...v, s({}), s({ pf: true }), s({ cw: 2, u: 2 }), s({ vec: 2 })];
-  v.push(s({}), s({ pf: true }), s({ u: 2, pf: true }), s({ u: 8 }), s({ nw: 4 }), s({ nw: 1 }), s({ cw: 2, u: 2 }), s({ cw: 2, pf: true }));
-  v.push(s({ vec: 2 }), s({ vec: 2, pf: true }), s({ vec: 2, u: 8 }), s({ rs: true }), s({ rs: true, pf: true }), s({ rs: true, u: 8 }));
-  v.push(s({ target: 4096, minKeys: 128 }), s({ target: 8192, minKeys: 64 }), s({ nw: 4, pf: true, target: 4096, minKeys: 128 }));
-  if (wide === 'bits') v.push(s({ widen: 'cvt' }), s({ widen: 'cvt', pf: true }));
+  v.push(stream({ pf: false }), stream({ rs: true }), stream({ qs: true }), stream({ rs: true, qs: true }), stream({ u: 8, rs: true }), stream({ u: 8, rs: true, qs: true }));
+  v.push(stream({ target: 1024 }), stream({ target: 4096, minKeys: 128 }), stream({ nw: 4, target: 4096, minKeys: 128 }), stream({ nw: 1 }), stream({ u: 2 }));
+  if (dtype === 'int8') v.push(stream({ widen: 'bits' }));
+  if (dtype === 'float8_e4m3') v.push(stream({ widen: 'cvt' }));
   return v;
 }
 

@@ -48,6 +48,8 @@ export interface StreamDecodeConfig {
    * half the values, then one shuffle per value to gather the sums: about 2 * G * U in all).
    */
   reduce?: 'xor' | 'scatter';
+  /** Keep the G query rows in workgroup memory and read them each block (fewer registers a lane) instead of in registers. */
+  qShared?: boolean;
 }
 
 /** Words per row, lanes per key, words per lane, keys per load, elements per word. */
@@ -65,7 +67,8 @@ export function streamDecodeLayout(dtype: KVCacheDType, headDim: number, sgs: nu
 }
 
 export function streamDecodeSharedBytes(c: StreamDecodeConfig, s: DecodeShape): number {
-  return c.nw * (s.nHeads / s.nKvHeads) * (8 + 4 * s.headDim);
+  const g = s.nHeads / s.nKvHeads;
+  return c.nw * g * (8 + 4 * s.headDim) + (c.qShared ? 4 * g * s.headDim : 0);
 }
 
 /** Bindings 2 / 3 as 16-byte words (+ int8 row scales at 10 / 11) and the widening helpers. */
@@ -212,6 +215,7 @@ const BLOCK: u32 = ${c.u * kps}u;
 var<workgroup> Cm: array<f32, ${c.nw * g}>;
 var<workgroup> Cl: array<f32, ${c.nw * g}>;
 var<workgroup> Ca: array<vec4<f32>, ${c.nw * g * (s.headDim / 4)}>;
+${c.qShared ? `var<workgroup> Qs: array<vec4<f32>, ${g * (s.headDim / 4)}>;` : ''}
 
 @compute @workgroup_size(${c.nw * c.sgs})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -221,13 +225,15 @@ ${decodeItemHeader()}
   let slot = lane / LK;
   let cl = lane % LK;
   let ps = mt[12];
-${RCK((r, w, k) => `  let q${r}_${w}_${k} = q[t * NH * D4 + (h * G + ${r}u) * D4 + (cl + ${w * lk}u) * ${v4}u + ${k}u] * qs;`)}
+${c.qShared ? `  for (var idx = li; idx < G * D4; idx += NW * SGS) { Qs[idx] = q[t * NH * D4 + h * G * D4 + idx] * qs; }
+  workgroupBarrier();` : RCK((r, w, k) => `  let q${r}_${w}_${k} = q[t * NH * D4 + (h * G + ${r}u) * D4 + (cl + ${w * lk}u) * ${v4}u + ${k}u] * qs;`)}
 ${R.map((r) => `  var m${r} = ${M_INIT};\n  var l${r} = 0.0;`).join('\n')}
 ${RCK((r, w, k) => `  var a${r}_${w}_${k} = vec4<f32>(0.0);`)}
 ${declare('c')}
 ${c.prefetch ? `${declare('n')}\n  if (s0 + i32(w * BLOCK) < s1) {\n${load('n', 's0 + i32(w * BLOCK)')}\n  }` : ''}
   for (var kb = s0 + i32(w * BLOCK); kb < s1; kb += i32(NW * BLOCK)) {
 ${c.prefetch ? `${copy}\n    if (kb + i32(NW * BLOCK) < s1) {\n${load('n', 'kb + i32(NW * BLOCK)')}\n    }` : load('c', 'kb')}
+${c.qShared ? RCK((r, w, k) => `    let q${r}_${w}_${k} = Qs[${r}u * D4 + (cl + ${w * lk}u) * ${v4}u + ${k}u];`) : ''}
 ${XC((x, w) => K.map((k) => `    let kd${x}_${w}_${k} = ${widen(kv.dtype, c.widen, `ck${x}_${w}`, k)};`).join('\n'))}
 ${X.map((x) => R.map((r) => `    var d${r}_${x} = ${dot(r, x)};`).join('\n')).join('\n')}
 ${c.reduce === 'scatter' ? scatterReduce(lk, X.flatMap((x) => R.map((r) => `d${r}_${x}`))) : steps(1, lk).map((o) => X.map((x) => R.map((r) => `    d${r}_${x} += subgroupShuffleXor(d${r}_${x}, ${o}u);`).join('\n')).join('\n')).join('\n')}
