@@ -7,7 +7,8 @@
  * measures the kernel, not the format) in the first round and timed by GPU timestamps of calls
  * each submitted alone (median). A read probe (every 16-byte word of the K and V pools, xor'ed)
  * gives this machine's streaming ceiling for the same buffers. Prints RESULT lines: ms, TB/s of
- * K/V (scales included), ratio to the float32 default.
+ * K/V (scales included), ratio to the float32 default; medians leave round 0 out (compiles, and on
+ * the H200 the first ~30 s of a run read up to 5x slower) when there are 3 rounds or more.
  * Run: `node dist/bench/attention_webgpu_kv_decode.js --small` here (lavapipe), on the H200 through
  * bench/device/run_kv_decode.sh. `--rounds N`, `--only <dtype>`, `--quick` (default variants only),
  * `--variants <RegExp>` (variants whose names match), `--budget S` (no variant starts after S seconds).
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
   const base = median(res.get('float32 [auto]')?.ms ?? [NaN]);
   for (const [key, r] of res) {
     if (r.failed || r.ms.length === 0) { console.log(`RESULT decode ${key}: failed: ${r.failed}`); continue; }
-    const ms = median(r.ms);
+    const ms = median(r.ms.length >= 3 ? r.ms.slice(1) : r.ms); // round 0 (compiles, clocks ramping up) not counted
     const errTxt = r.err === undefined ? '' : `, rel err ${r.err.toExponential(2)}${r.err < 1e-3 ? '' : ' FAIL'}`;
     console.log(`RESULT decode ${B}x${CTX} ${key}: ${ms.toFixed(4)} ms (rounds ${r.ms.map((x) => x.toFixed(3)).join(' / ')}), ${(r.bytes / ms / 1e9).toFixed(2)} TB/s of K/V, x${(base / ms).toFixed(2)} vs float32 auto${errTxt}`);
   }

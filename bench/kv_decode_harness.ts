@@ -166,9 +166,9 @@ interface StreamKnobs { nw?: number; cw?: number; u?: number; pf?: boolean; wide
 /** The streaming kernel forced, with these knobs (defaults: nw 2, cw 1 (float32 2), u 4, prefetch, target 2048). */
 function stream(k: StreamKnobs): Variant {
   const { nw = 2, cw, u = 4, pf = true, widen = 'auto', target = 2048, minKeys = 256, vec = 4, rs = false, qs = false } = k;
-  const name = `stream nw${nw}${cw ? ` cw${cw}` : ''} u${u}${vec === 2 ? ' v2' : ''}${rs ? ' rs' : ''}${qs ? ' qs' : ''}${pf ? ' pf' : ''}${widen !== 'auto' ? ` ${widen}` : ''}${target !== 2048 ? ` t${target}` : ''}`;
+  const name = `stream nw${nw}${cw ? ` cw${cw}` : ''} u${u}${vec === 2 ? ' v2' : ''}${rs ? ' rs' : ''}${qs ? ' qs' : ''}${pf ? ' pf' : ''}${widen !== 'auto' ? ` ${widen}` : ''} t${target}`;
   const tune: Partial<typeof webgpuFlashTuning> = {
-    decodeStreamWarps: nw, decodeStreamKeys: u, decodeStreamPrefetch: pf, decodeStreamWiden: widen, decodeStreamTarget: target,
+    decodeStreamWarps: nw, decodeStreamKeys: u, decodeStreamPrefetch: pf, decodeStreamWiden: widen, decodeStreamTarget: target, decodeStreamTargetByteCodes: target,
     decodeStreamMinSplitKeys: minKeys, decodeStreamVec: vec, decodeStreamReduce: rs ? 'scatter' : 'xor', decodeStreamQShared: qs,
   };
   if (cw) Object.assign(tune, { decodeStreamWords: cw, decodeStreamFloat32Words: cw });
@@ -177,20 +177,23 @@ function stream(k: StreamKnobs): Variant {
 
 /**
  * Decode variants of a dtype: the default ('auto'), then (unless quick) the kernels and knobs to
- * compare. Lost on the H200 in round 1 (2026-12-03, see bench/device/NOTES.md): 2 words a lane for
- * 2-byte and 1-byte codes, 8-byte words, 1 or 4 subgroups, targets of 4096 / 8192 workgroups.
+ * compare. Lost on the H200 (2026-12-03, bench/device/NOTES.md): 2 words a lane for 2-byte and
+ * 1-byte codes, 8-byte words, q in workgroup memory, 8 keys a lane for 1-byte codes, no prefetch.
  */
 export function decodeVariants(dtype: KVCacheDType, quick: boolean): Variant[] {
   const v: Variant[] = [{ name: 'auto' }];
   if (quick) return v;
   if (dtype === 'float32') {
-    return [...v, { name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } }, stream({ cw: 1 }), stream({ pf: false }), stream({ qs: true }), stream({ rs: true, qs: true }), stream({ cw: 1, rs: true })];
+    return [...v, { name: 'subgroup kernel', env: { WEBGPU_DECODE: 'subgroup' } }, stream({ rs: true }), stream({ target: 1024 }), stream({ nw: 1 }), stream({ target: 4096, minKeys: 128 })];
   }
   v.push({ name: 'packed nw2 words4', env: { WEBGPU_DECODE: 'packed' }, tune: { decodePackedWarps: 2, decodePackedWords: 4 } });
-  v.push(stream({ pf: false }), stream({ rs: true }), stream({ qs: true }), stream({ rs: true, qs: true }), stream({ u: 8, rs: true }), stream({ u: 8, rs: true, qs: true }));
-  v.push(stream({ target: 1024 }), stream({ target: 4096, minKeys: 128 }), stream({ nw: 4, target: 4096, minKeys: 128 }), stream({ nw: 1 }), stream({ u: 2 }));
-  if (dtype === 'int8') v.push(stream({ widen: 'bits' }));
-  if (dtype === 'float8_e4m3') v.push(stream({ widen: 'cvt' }));
+  if (dtype === 'float16' || dtype === 'bfloat16') {
+    return [...v, stream({ rs: true }), stream({ u: 8, rs: true }), stream({ u: 8 }), stream({ nw: 1 }), stream({ target: 1024 }), stream({ nw: 1, target: 1024 }),
+      stream({ target: 3072, minKeys: 128 }), stream({ nw: 1, target: 4096, minKeys: 128 })];
+  }
+  v.push(stream({}), stream({ target: 1024 }), stream({ nw: 1 }), stream({ nw: 1, target: 1024 }), stream({ nw: 1, target: 512 }), stream({ target: 512 }),
+    stream({ rs: true, target: 1024 }), stream({ nw: 1, rs: true, target: 1024 }), stream({ nw: 4, target: 1024 }), stream({ u: 2, target: 1024 }));
+  v.push(stream({ target: 1024, widen: dtype === 'int8' ? 'bits' : 'cvt' }));
   return v;
 }
 

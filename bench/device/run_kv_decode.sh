@@ -8,5 +8,5 @@ D=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -n "${NODE:-}" ] || source .device/env.sh
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used --format=csv,noheader || true
 PYTHONUNBUFFERED=1 timeout 25 python3 "$D/torch_decode_kv.py" 2>&1 | grep -v Warning
-timeout 85 "$NODE" "$D/attention_webgpu_kv_decode.mjs" --rounds 4 --budget 68 "$@" 2>&1 | grep -v '^Warning'
+timeout 85 "$NODE" "$D/attention_webgpu_kv_decode.mjs" --rounds 8 --budget 68 "$@" 2>&1 | grep -v '^Warning'
 echo "run_kv_decode.sh done"

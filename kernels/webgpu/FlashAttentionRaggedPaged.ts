@@ -103,7 +103,8 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const keysPerBlock = cfg.kind === 'tiles' ? cfg.bcd : cfg.kind === 'packed' ? cfg.u * (packedDecodeLayout(dtype, headDim, cfg.sgs)?.kps ?? 1)
       : cfg.kind === 'stream' ? cfg.u * (streamDecodeLayout(dtype, headDim, cfg.sgs, cfg.cw, cfg.vec)?.kps ?? 1) : cfg.u;
     const t = webgpuFlashTuning;
-    const split = cfg.kind === 'stream' ? { target: t.decodeStreamTarget, minKeys: t.decodeStreamMinSplitKeys } : undefined;
+    const target = dtype === 'int8' || dtype === 'float8_e4m3' ? t.decodeStreamTargetByteCodes : t.decodeStreamTarget;
+    const split = cfg.kind === 'stream' ? { target, minKeys: t.decodeStreamMinSplitKeys } : undefined;
     const { meta, numTiles, numSplits } = buildMeta(a, 1, keysPerBlock, split);
     const metaBuf = scratchBuffer(be, meta.byteLength, meta);
     const d4 = headDim / 4;
