@@ -8,8 +8,9 @@
  *   (flash_decode_wgsl.ts).
  * - prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
  *   subgroup matrices (TFJS_ATTENTION_WEBGPU_PREFILL=sgmat|tile|scalar forces a kernel, flash_plan.ts);
- * - decode over a compact cache: 16-byte loads of packed words (flash_decode_packed_wgsl.ts;
- *   TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles forces one).
+ * - decode over a compact cache: 16-byte loads of packed words (flash_decode_packed_wgsl.ts);
+ * - decode over any cache on 32+-lane subgroups: the streaming kernel (flash_decode_stream_wgsl.ts;
+ *   TFJS_ATTENTION_WEBGPU_DECODE=stream|packed|subgroup|tiles forces one).
  * Head dims that are not a multiple of 4 take a plain scalar kernel instead (flash_scalar_wgsl.ts).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
