@@ -121,9 +121,10 @@ async function main() {
   };
   for (const [dtype, fmt] of Object.entries(formats)) {
     const format = { dtype, ...fmt };
-    for (const kind of ['packed', 'subgroup', 'tiles'])
+    for (const kind of ['stream', 'packed', 'subgroup', 'tiles'])
       await tryCase(`${dtype} decode ${kind} 32/8 d128 ps16`, { WEBGPU_DECODE: kind }, 2e-5, [32, 8, 128, 16, seqs, causal, 'decode', 21, format]);
-    await tryCase(`${dtype} decode packed 8/2 d64 ps7 sliding_window_causal`, { WEBGPU_DECODE: 'packed' }, 2e-5, [8, 2, 64, 7, seqs, masks[2], 'decode', 22, format]);
+    for (const kind of ['stream', 'packed'])
+      await tryCase(`${dtype} decode ${kind} 8/2 d64 ps7 sliding_window_causal`, { WEBGPU_DECODE: kind }, 2e-5, [8, 2, 64, 7, seqs, masks[2], 'decode', 22, format]);
     await tryCase(`${dtype} prefill tile 32/8 d128 ps16`, { WEBGPU_PREFILL: 'tile' }, 2e-5, [32, 8, 128, 16, seqs, causal, 'prefill', 23, format]);
   }
   webgpuFlashTuning.prefillSgmat = true; // off by default until these pass

@@ -8,14 +8,16 @@
  *   (flash_decode_wgsl.ts).
  * - prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
  *   subgroup matrices (TFJS_ATTENTION_WEBGPU_PREFILL=sgmat|tile|scalar forces a kernel, flash_plan.ts);
- * - decode over a compact cache: 16-byte loads of packed words (flash_decode_packed_wgsl.ts;
- *   TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles forces one).
+ * - decode over a compact cache: 16-byte loads of packed words (flash_decode_packed_wgsl.ts);
+ * - decode over any cache on 32+-lane subgroups: the streaming kernel (flash_decode_stream_wgsl.ts;
+ *   TFJS_ATTENTION_WEBGPU_DECODE=stream|packed|subgroup|tiles forces one).
  * Head dims that are not a multiple of 4 take a plain scalar kernel instead (flash_scalar_wgsl.ts).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../kernel_names.js';
 import { flashDecodePackedWgsl, packedDecodeLayout } from './flash_decode_packed_wgsl.js';
 import { flashDecodeSubgroupWgsl } from './flash_decode_sg_wgsl.js';
+import { flashDecodeStreamWgsl, streamDecodeLayout } from './flash_decode_stream_wgsl.js';
 import { flashDecodeWgsl, flashMergeWgsl } from './flash_decode_wgsl.js';
 import { buildMeta, chooseDecode, choosePrefill, choosePrefillKind, flashPath, type PrefillCaps, webgpuFlashTuning } from './flash_plan.js';
 import { flashPrefillSgmatWgsl, sgmatPrefillSharedBytes } from './flash_prefill_sgmat_wgsl.js';
@@ -99,14 +101,19 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     });
   } else {
     const cfg = chooseDecode(a, sharedLimit, fixedSubgroupSize(dev), dtype);
-    const keysPerBlock = cfg.kind === 'tiles' ? cfg.bcd : cfg.kind === 'packed' ? cfg.u * (packedDecodeLayout(dtype, headDim, cfg.sgs)?.kps ?? 1) : cfg.u;
-    const { meta, numTiles, numSplits } = buildMeta(a, 1, keysPerBlock);
+    const keysPerBlock = cfg.kind === 'tiles' ? cfg.bcd : cfg.kind === 'packed' ? cfg.u * (packedDecodeLayout(dtype, headDim, cfg.sgs)?.kps ?? 1)
+      : cfg.kind === 'stream' ? cfg.u * (streamDecodeLayout(dtype, headDim, cfg.sgs, cfg.cw, cfg.vec)?.kps ?? 1) : cfg.u;
+    const t = webgpuFlashTuning;
+    const target = dtype === 'int8' || dtype === 'float8_e4m3' ? t.decodeStreamTargetByteCodes : t.decodeStreamTarget;
+    const split = cfg.kind === 'stream' ? { target, minKeys: t.decodeStreamMinSplitKeys } : undefined;
+    const { meta, numTiles, numSplits } = buildMeta(a, 1, keysPerBlock, split);
     const metaBuf = scratchBuffer(be, meta.byteLength, meta);
     const d4 = headDim / 4;
     const part = scratchBuffer(be, numSplits > 1 ? 16 * numSplits * T * nHeads * (d4 + 1) : 16);
     dispatches.push({
       pipeline: pipelineForKey(dev, `${W}:decode-${cfg.kind}:${JSON.stringify([cfg, shape])}`, () => (cfg.kind === 'tiles'
-        ? flashDecodeWgsl(cfg, shape) : cfg.kind === 'packed' ? flashDecodePackedWgsl(cfg, shape) : flashDecodeSubgroupWgsl(cfg, shape))),
+        ? flashDecodeWgsl(cfg, shape) : cfg.kind === 'packed' ? flashDecodePackedWgsl(cfg, shape)
+          : cfg.kind === 'stream' ? flashDecodeStreamWgsl(cfg, shape) : flashDecodeSubgroupWgsl(cfg, shape))),
       buffers: withScales([qBuf, output().buffer, ...kv, metaBuf, part]),
       grid: [Math.min(numTiles, MAXG), nKvHeads, numSplits * Math.ceil(numTiles / MAXG)],
     });

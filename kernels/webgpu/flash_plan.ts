@@ -10,6 +10,7 @@ import { keyRangeHost } from './flash_common_wgsl.js';
 import { envSwitch } from '../../core/env.js';
 import { sgmatPrefillFits } from './flash_prefill_sgmat_wgsl.js';
 import { type PackedDecodeConfig, packedDecodeLayout, packedDecodeSharedBytes } from './flash_decode_packed_wgsl.js';
+import { type StreamDecodeConfig, streamDecodeLayout, streamDecodeSharedBytes } from './flash_decode_stream_wgsl.js';
 import { type SubgroupDecodeConfig, subgroupDecodeSharedBytes } from './flash_decode_sg_wgsl.js';
 import { type DecodeConfig, decodeSharedBytes } from './flash_decode_wgsl.js';
 import { type PrefillConfig, prefillDims, prefillSharedBytes } from './flash_prefill_wgsl.js';
@@ -64,6 +65,37 @@ export const webgpuFlashTuning = {
   // nw4 words4 0.435, nw1 words4 0.430, nw2 words2 0.474; int8 0.611 / 0.679 / 0.671 / 0.723.
   decodePackedWarps: 2,
   decodePackedWords: 4,
+  /**
+   * The streaming kernel (flash_decode_stream_wgsl.ts: one page-table read per block of keys, no
+   * masks inside a page, optional register prefetch of the next block, bit-trick widening) for
+   * every cache dtype whose row is a power-of-two number of 16-byte words; subgroups per
+   * workgroup, words of a row per lane, keys per lane per block, prefetch, int8 / fp8 widening,
+   * and the workgroups the split aims at (keys per split at least decodeStreamMinSplitKeys).
+   */
+  // H200 32x4096 (bench/attention_webgpu_kv_decode.ts, call 3): f32 0.286 ms, f16 / bf16 0.187, int8
+  // 0.162, e4m3 0.176 (subgroup / packed kernels 0.440 / 0.208 / 0.206 / 0.212 / 0.251).
+  decodeStream: true,
+  /**
+   * Taken by default only with subgroups of at least this many lanes (GPUs; lavapipe's 8-lane
+   * subgroups take the packed / subgroup kernels: same results, and its LLVM compiles the
+   * unrolled streaming shaders slowly). Forcing it (TFJS_ATTENTION_WEBGPU_DECODE=stream) ignores this.
+   */
+  decodeStreamMinSubgroup: 32,
+  decodeStreamFloat32: true,
+  decodeStreamWarps: 2,
+  decodeStreamWords: 1,
+  decodeStreamFloat32Words: 2,
+  decodeStreamVec: 4 as 2 | 4,
+  decodeStreamReduce: 'xor' as 'xor' | 'scatter',
+  decodeStreamQShared: false,
+  decodeStreamKeys: 4,
+  decodeStreamPrefetch: true,
+  /** 'auto': conversions for int8 (0.176 vs 0.192 ms), bit tricks for e4m3 (0.189 vs 0.215). */
+  decodeStreamWiden: 'auto' as 'auto' | 'cvt' | 'bits',
+  decodeStreamTarget: 2048,
+  /** Target for 1-byte codes (int8, e4m3): fewer, longer splits (H200 int8 0.162 ms at 1024 vs 0.175 at 2048). */
+  decodeStreamTargetByteCodes: 1024,
+  decodeStreamMinSplitKeys: 256,
   /**
    * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
    * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
@@ -144,15 +176,16 @@ export function choosePrefill(a: FlashAttentionRaggedPagedAttrs, sharedLimit: nu
 }
 
 /** Decode kernels, fastest first; `TFJS_ATTENTION_WEBGPU_DECODE` forces one where it applies. */
-export type DecodeKind = 'packed' | 'subgroup' | 'tiles';
-export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig);
+export type DecodeKind = 'stream' | 'packed' | 'subgroup' | 'tiles';
+export type ChosenDecode = ({ kind: 'tiles' } & DecodeConfig) | ({ kind: 'subgroup' } & SubgroupDecodeConfig) | ({ kind: 'packed' } & PackedDecodeConfig)
+  | ({ kind: 'stream' } & StreamDecodeConfig);
 
-/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=packed|subgroup|tiles), or undefined. */
+/** The forced decode kernel (TFJS_ATTENTION_WEBGPU_DECODE=stream|packed|subgroup|tiles), or undefined. */
 export function forcedDecode(): DecodeKind | undefined {
   const v = envSwitch('WEBGPU_DECODE');
   if (v === undefined || v === '' || v === 'auto') return undefined;
-  if (v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
-    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, packed, subgroup, tiles`);
+  if (v !== 'stream' && v !== 'packed' && v !== 'subgroup' && v !== 'tiles') {
+    throw new Error(`[${W}] TFJS_ATTENTION_WEBGPU_DECODE (${v}) must be one of auto, stream, packed, subgroup, tiles`);
   }
   return v;
 }
@@ -166,6 +199,15 @@ export function chooseDecode(a: FlashAttentionRaggedPagedAttrs, sharedLimit: num
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
   const t = webgpuFlashTuning;
   const force = forcedDecode();
+  const cwWant = dtype === 'float32' ? t.decodeStreamFloat32Words : t.decodeStreamWords;
+  const slay = t.subgroups && sgs > 0 ? streamDecodeLayout(dtype, a.headDim, sgs, cwWant, t.decodeStreamVec) : null;
+  const streamAuto = t.decodeStream && sgs >= t.decodeStreamMinSubgroup && (dtype !== 'float32' || t.decodeStreamFloat32);
+  if (slay && (force === 'stream' || (force === undefined && streamAuto))) {
+    const g = a.nHeads / a.nKvHeads;
+    const u = Math.max(1, Math.min(t.decodeStreamKeys, Math.floor(32 / g)));
+    const cfg = { sgs, nw: t.decodeStreamWarps, cw: slay.cw, vec: t.decodeStreamVec, u, prefetch: t.decodeStreamPrefetch, widen: t.decodeStreamWiden === 'auto' ? (dtype === 'int8' ? 'cvt' as const : 'bits' as const) : t.decodeStreamWiden, reduce: t.decodeStreamReduce, qShared: t.decodeStreamQShared };
+    if (streamDecodeSharedBytes(cfg, shape) <= sharedLimit) return { kind: 'stream', ...cfg };
+  }
   const lay = t.subgroups && sgs > 0 ? packedDecodeLayout(dtype, a.headDim, sgs) : null;
   if (lay && (force === 'packed' || (force === undefined && t.decodePacked))) {
     const g = a.nHeads / a.nKvHeads;
@@ -200,7 +242,7 @@ export function flashPath(a: FlashAttentionRaggedPagedAttrs): 'prefill' | 'decod
  * The meta block and its numbers: tiles of `tq` tokens (heaviest key ranges first), and for the
  * decode path (`bcd` set) the split count and keys per split.
  */
-export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: number): { meta: Int32Array; numTiles: number; numSplits: number } {
+export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: number, split?: { target: number; minKeys: number }): { meta: Int32Array; numTiles: number; numSplits: number } {
   const c = a.collection;
   const batch = c.seqIds.length;
   const { window, chunk, variant } = a.mask;
@@ -221,8 +263,9 @@ export function buildMeta(a: FlashAttentionRaggedPagedAttrs, tq: number, bcd?: n
   let splitKeys = Math.max(1, maxKeys);
   if (bcd !== undefined) {
     const t = webgpuFlashTuning;
-    const want = Math.ceil(t.decodeTargetWorkgroups / Math.max(1, tiles.length * a.nKvHeads));
-    numSplits = Math.max(1, Math.min(want, Math.ceil(maxKeys / t.decodeMinSplitKeys)));
+    const { target, minKeys } = split ?? { target: t.decodeTargetWorkgroups, minKeys: t.decodeMinSplitKeys };
+    const want = Math.ceil(target / Math.max(1, tiles.length * a.nKvHeads));
+    numSplits = Math.max(1, Math.min(want, Math.ceil(maxKeys / minKeys)));
     splitKeys = Math.ceil(Math.ceil(maxKeys / numSplits) / bcd) * bcd;
     numSplits = Math.max(1, Math.ceil(maxKeys / splitKeys));
   }

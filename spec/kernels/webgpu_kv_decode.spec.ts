@@ -1,7 +1,7 @@
 /**
  * FlashAttentionRaggedPaged on webgpu over compact caches (float16, bfloat16, int8, float8_e4m3):
- * each decode kernel (packed 16-byte loads, the subgroup kernel, shared-memory tiles; forced with
- * TFJS_ATTENTION_WEBGPU_DECODE) and the prefill tiles against a float64 reference computed from the
+ * each decode kernel (the streaming kernel with its knobs, also over float32 pools; packed 16-byte
+ * loads, the subgroup kernel, shared-memory tiles; forced with TFJS_ATTENTION_WEBGPU_DECODE) and the prefill tiles against a float64 reference computed from the
  * cache's own decoded rows (so the kernel is checked, not the format's rounding), with scrambled
  * pages, splits, masks, GQA ratios and head dims where a row is 1, 2, 4 or 8 sixteen-byte words;
  * which prefill kernel runs where (the subgroup-matrix one needs a GPU with tensor cores: lavapipe
@@ -11,16 +11,17 @@ import * as tf from '@tensorflow/tfjs';
 import type { KVCacheDType } from '../../core/kv_dtype';
 import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs, type FlashAttentionVariant } from '../../kernels/kernel_names';
 import { packedDecodeLayout } from '../../kernels/webgpu/flash_decode_packed_wgsl';
+import { streamDecodeLayout } from '../../kernels/webgpu/flash_decode_stream_wgsl';
 import { chooseDecode, choosePrefillKind, type DecodeKind, webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
 import type { MaskSpec } from '../../lib/types';
 import { attentionRef, rand, relErr, scrambledCache, startWebGpu, stopWebGpu } from './webgpu_support';
 
 const causal: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
-const FORMAT: Record<Exclude<KVCacheDType, 'float32'>, { kScale?: number; vScale?: number }> = {
-  float16: {}, bfloat16: {}, int8: {}, float8_e4m3: { kScale: 0.5 / 448, vScale: 0.75 / 448 },
+const FORMAT: Record<KVCacheDType, { kScale?: number; vScale?: number }> = {
+  float32: {}, float16: {}, bfloat16: {}, int8: {}, float8_e4m3: { kScale: 0.5 / 448, vScale: 0.75 / 448 },
 };
 
-interface Case { dtype: Exclude<KVCacheDType, 'float32'>; nH: number; nKv: number; D: number; ps: number; seqs: [number, number][]; mask: MaskSpec; variant: FlashAttentionVariant }
+interface Case { dtype: KVCacheDType; nH: number; nKv: number; D: number; ps: number; seqs: [number, number][]; mask: MaskSpec; variant: FlashAttentionVariant }
 
 async function runCase(k: Case, seed: number): Promise<number> {
   const { nH, nKv, D, ps, seqs } = k;
@@ -72,9 +73,29 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
     expect(packedDecodeLayout('float32', 128, 32)).toBeNull();
   });
 
+  it('stream layout: words per row, lanes per key, keys per subgroup load, 8- or 16-byte words', () => {
+    expect(streamDecodeLayout('float16', 128, 32, 1)).toEqual({ wpr: 16, lk: 16, cw: 1, kps: 2, epl: 8 });
+    expect(streamDecodeLayout('float16', 128, 32, 2)).toEqual({ wpr: 16, lk: 8, cw: 2, kps: 4, epl: 8 });
+    expect(streamDecodeLayout('int8', 128, 32, 1, 2)).toEqual({ wpr: 16, lk: 16, cw: 1, kps: 2, epl: 8 });
+    expect(streamDecodeLayout('float32', 128, 32, 1)).toEqual({ wpr: 32, lk: 32, cw: 1, kps: 1, epl: 4 });
+    expect(streamDecodeLayout('float32', 256, 32, 1)).toEqual({ wpr: 64, lk: 32, cw: 2, kps: 1, epl: 4 }); // at most a subgroup a key
+    expect(streamDecodeLayout('float32', 128, 32, 1, 2)).toBeNull(); // float32 words are 16 bytes
+    expect(streamDecodeLayout('float16', 80, 32, 1)).toBeNull();
+    expect(streamDecodeLayout('int8', 8, 32, 1)).toBeNull();
+  });
+
   it('TFJS_ATTENTION_WEBGPU_DECODE forces a decode kernel and rejects unknown names', () => {
     const a = { nHeads: 8, nKvHeads: 2, headDim: 64 } as FlashAttentionRaggedPagedAttrs;
     try {
+      expect(chooseDecode(a, 32768, 32, 'float16').kind).toBe('stream');
+      expect(chooseDecode(a, 32768, 32, 'float32').kind).toBe(webgpuFlashTuning.decodeStreamFloat32 ? 'stream' : 'subgroup');
+      expect(chooseDecode(a, 32768, 8, 'float16').kind).toBe('packed'); // 8-lane subgroups (lavapipe)
+      expect(chooseDecode(a, 32768, 8, 'float32').kind).toBe('subgroup');
+      expect(chooseDecode(a, 32768, 0, 'float16').kind).toBe('tiles'); // no fixed subgroup size
+      process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'stream';
+      expect(chooseDecode(a, 32768, 32, 'float32').kind).toBe('stream');
+      expect(chooseDecode(a, 32768, 8, 'float16').kind).toBe('stream');
+      process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'packed';
       expect(chooseDecode(a, 32768, 32, 'float16').kind).toBe('packed');
       process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'subgroup';
       expect(chooseDecode(a, 32768, 32, 'float16').kind).toBe('subgroup');
@@ -83,14 +104,41 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
       process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'packed';
       expect(chooseDecode(a, 32768, 0, 'float16').kind).toBe('tiles'); // no fixed subgroup size: falls through
       process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'fast';
-      expect(() => chooseDecode(a, 32768, 32, 'float16')).toThrow(/TFJS_ATTENTION_WEBGPU_DECODE \(fast\) must be one of auto, packed, subgroup, tiles/);
+      expect(() => chooseDecode(a, 32768, 32, 'float16')).toThrow(/TFJS_ATTENTION_WEBGPU_DECODE \(fast\) must be one of auto, stream, packed, subgroup, tiles/);
     } finally {
       delete process.env.TFJS_ATTENTION_WEBGPU_DECODE;
     }
   });
 
   const seqs: [number, number][] = [[300, 1], [0, 0], [5, 1], [130, 2], [17, 1]];
-  const dtypes = Object.keys(FORMAT) as Case['dtype'][];
+  const dtypes = (Object.keys(FORMAT) as Case['dtype'][]).filter((d) => d !== 'float32');
+  // The streaming kernel (forced: lavapipe's 8-lane subgroups do not take it by default) over every
+  // dtype, float32 too, and its knobs over two, splits on, masks off. Lavapipe compiles these
+  // unrolled shaders slowly (10-120 s each), hence not every knob over every dtype.
+  type Knobs = Partial<typeof webgpuFlashTuning>;
+  const knobs: [string, Knobs, Case['dtype'][]][] = [
+    ['default', {}, Object.keys(FORMAT) as Case['dtype'][]],
+    ['no prefetch, scatter reduce, q in workgroup memory, bit-trick widening', { decodeStreamPrefetch: false, decodeStreamReduce: 'scatter', decodeStreamQShared: true, decodeStreamWiden: 'bits' }, ['int8', 'float16']],
+    ['8-byte words, 2 keys a lane, conversion widening', { decodeStreamVec: 2, decodeStreamKeys: 2, decodeStreamWiden: 'cvt' }, ['float8_e4m3', 'bfloat16']],
+    ['4 subgroups, 2 words a lane, 8 keys a lane, scatter', { decodeStreamWarps: 4, decodeStreamWords: 2, decodeStreamFloat32Words: 2, decodeStreamKeys: 8, decodeStreamReduce: 'scatter' }, ['float32']],
+  ];
+  for (const [name, tune, kinds] of knobs) {
+    for (const dtype of kinds) {
+      it(`${dtype} decode, stream kernel (${name}), GQA 4, d64, scrambled pages of 16, splits`, async () => {
+        process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'stream';
+        const t = webgpuFlashTuning as unknown as Record<string, unknown>;
+        const all: Knobs = { decodeStreamMinSplitKeys: 32, decodeStreamTarget: 256, ...tune };
+        const saved = Object.fromEntries(Object.keys(all).map((k) => [k, t[k]]));
+        Object.assign(t, all);
+        try {
+          expect(await runCase({ dtype, nH: 8, nKv: 2, D: 64, ps: 16, seqs, mask: causal, variant: 'decode' }, 3)).toBeLessThan(TOL);
+        } finally {
+          Object.assign(t, saved);
+          delete process.env.TFJS_ATTENTION_WEBGPU_DECODE;
+        }
+      });
+    }
+  }
   for (const dtype of dtypes) {
     // The older kernels over two formats (halves, byte codes with row scales); the packed one over all.
     for (const kind of (dtype === 'float16' || dtype === 'int8' ? ['packed', 'subgroup', 'tiles'] : ['packed']) as DecodeKind[]) {
@@ -114,10 +162,27 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
     ['bfloat16', 4, 2, 32, { variant: 'sliding_window_causal', window: 37, chunk: 0 }], ['int8', 4, 2, 64, { variant: 'chunked_causal', window: 0, chunk: 64 }],
   ];
   for (const [dtype, nH, nKv, D, mask] of shapes) {
-    it(`${dtype} packed decode ${nH}/${nKv} d${D} ps7 ${mask.variant}`, async () => {
-      expect(await runCase({ dtype, nH, nKv, D, ps: 7, seqs: [[200, 1], [3, 1], [64, 3]], mask, variant: 'decode' }, D)).toBeLessThan(TOL);
-    });
+    for (const kind of D <= 64 ? ['packed', 'stream'] : ['packed']) { // stream: small heads (lavapipe compile time)
+      it(`${dtype} ${kind} decode ${nH}/${nKv} d${D} ps7 ${mask.variant}`, async () => {
+        process.env.TFJS_ATTENTION_WEBGPU_DECODE = kind;
+        try {
+          expect(await runCase({ dtype, nH, nKv, D, ps: 7, seqs: [[200, 1], [3, 1], [64, 3]], mask, variant: 'decode' }, D)).toBeLessThan(TOL);
+        } finally {
+          delete process.env.TFJS_ATTENTION_WEBGPU_DECODE;
+        }
+      });
+    }
   }
+  it('stream decode, pages of 128 (whole blocks inside a page) and a sliding window crossing them', async () => {
+    const swc: MaskSpec = { variant: 'sliding_window_causal', window: 300, chunk: 0 };
+    process.env.TFJS_ATTENTION_WEBGPU_DECODE = 'stream';
+    try {
+      expect(await runCase({ dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 128, seqs: [[700, 1], [129, 1], [256, 2]], mask: causal, variant: 'decode' }, 9)).toBeLessThan(TOL);
+      expect(await runCase({ dtype: 'int8', nH: 8, nKv: 2, D: 64, ps: 128, seqs: [[700, 1], [129, 1], [256, 2]], mask: swc, variant: 'decode' }, 10)).toBeLessThan(TOL);
+    } finally {
+      delete process.env.TFJS_ATTENTION_WEBGPU_DECODE;
+    }
+  });
   it('prefill kernel: subgroup matrices (when enabled) for float16 caches where offered, TFJS_ATTENTION_WEBGPU_PREFILL forces one', () => {
     expect(webgpuFlashTuning.prefillSgmat).toBe(false); // off until it passes the H200 check
     const a = { nHeads: 32, nKvHeads: 8, headDim: 128 } as FlashAttentionRaggedPagedAttrs;
