@@ -34,7 +34,7 @@ async function prefill(model: DecoderForCausalLM, prompt: number[]): Promise<[nu
 async function profile(model: DecoderForCausalLM, prompt: number[], log: (s: string) => void): Promise<void> {
   const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
   if (!dev.features.has('timestamp-query')) { log('profile: no timestamp-query on this adapter'); return; }
-  const n = 8192;
+  const n = 4096; // WebGPU's largest query set
   const qs = dev.createQuerySet({ type: 'timestamp', count: n });
   const labels: string[] = [];
   setPassTimestamps((_, label) => {
@@ -59,7 +59,7 @@ async function profile(model: DecoderForCausalLM, prompt: number[], log: (s: str
   let sum = 0;
   for (let i = 0; i < labels.length; i++) {
     const ms = Number(ts[2 * i + 1] - ts[2 * i]) / 1e6;
-    const key = labels[i].replace(/:m\d+$/, '');
+    const key = labels[i].replace(/:m\d+$/, '').replace(/:[[{].*$/, '');
     const r = rows.get(key) ?? { n: 0, ms: 0 };
     r.n++; r.ms += ms; sum += ms;
     rows.set(key, r);
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   console.log(`load + packing ${((performance.now() - t0) / 1000).toFixed(2)} s; ${model.config.numHiddenLayers} layers`);
   const kept = { ...webgpuDenseTuning.f32Tiles };
   if (process.env.SWEEP !== '0') {
-    const best = await sweepTiles(packed.layers[0], console.log);
+    const best = await sweepTiles(packed.layers[0], console.log, Number(process.env.SWEEP_T ?? 2048));
     if (best.dense) kept.dense = best.dense;
     if (best.swiglu) kept.swiglu = best.swiglu;
   }

@@ -22,10 +22,9 @@ const T = (bm: number, bn: number, tm: number, tn: number, bk: number, double: b
 export function tileVariants(): TileVariant[] {
   const all = [
     { name: 'v1', tile: 'v1' as const },
-    T(128, 128, 8, 8, 8, false, 0), T(128, 128, 8, 8, 8, true, 0), T(128, 128, 8, 8, 16, true, 1), T(128, 128, 8, 8, 16, false, 1),
-    T(128, 128, 8, 8, 32, false, 1), T(128, 128, 8, 8, 16, true, 0), T(64, 128, 8, 8, 16, true, 1), T(64, 128, 8, 8, 32, true, 1),
-    T(128, 64, 8, 8, 16, true, 1), T(128, 64, 8, 8, 32, true, 1), T(64, 64, 8, 8, 16, true, 1), T(128, 64, 8, 4, 16, true, 1),
-    T(64, 128, 4, 8, 16, true, 1),
+    T(128, 128, 8, 8, 8, false, 0), T(128, 128, 8, 8, 8, true, 0), T(128, 128, 8, 8, 16, true, 1), T(128, 128, 8, 8, 16, true, 0),
+    T(128, 128, 8, 8, 32, false, 1), T(64, 128, 8, 8, 16, true, 1), T(64, 128, 8, 8, 8, true, 0), T(128, 64, 8, 8, 16, true, 1),
+    T(128, 64, 8, 8, 32, false, 1), T(64, 64, 8, 8, 16, true, 1), T(128, 64, 8, 4, 16, true, 1), T(64, 128, 4, 8, 16, true, 1),
   ];
   const only = process.env.TILES?.split(',');
   return only ? all.filter((v) => only.includes(v.name)) : all;
@@ -37,10 +36,10 @@ function dispatchOf(be: WebGpuBackendLike, v: TileVariant, p: Product, y: GPUBuf
   const vec4 = p.K % 4 === 0;
   const flags = { bias: p.bias !== undefined, residual: p.residual !== undefined };
   let code: string, bm: number, bn: number;
-  if (v.tile === 'v1') { code = matmulNtWgslV1({ mode: p.mode, ...flags, vec4, bk: 8 }); bm = bn = 128; } else {
+  if (v.tile === 'v1') { code = matmulNtWgslV1({ mode: p.mode, ...flags, vec4, bk: 8 }) + '\n// sweep copy'; bm = bn = 128; } else {
     if (p.mode === 'swiglu' && (v.tile.bn !== 128 || v.tile.tn !== 8)) return null;
     if (tileSharedBytes(v.tile) > be.device.limits.maxComputeWorkgroupStorageSize) return null;
-    code = matmulNtWgsl({ mode: p.mode, ...flags, vec4, tile: v.tile }); bm = v.tile.bm; bn = v.tile.bn;
+    code = matmulNtWgsl({ mode: p.mode, ...flags, vec4, tile: v.tile }) + '\n// sweep copy (own pipeline label)'; bm = v.tile.bm; bn = v.tile.bn;
   }
   const dims = constWords(be.device, [p.M, p.rows, p.K, p.outCols]);
   const buffers = [tensorBuffer(be, p.x), tensorBuffer(be, p.w), y, dims, ...(p.bias ? [tensorBuffer(be, p.bias)] : []), ...(p.residual ? [tensorBuffer(be, p.residual)] : [])];
@@ -117,7 +116,7 @@ export async function sweepTiles(layer: { qkv: tf.Tensor2D; o: tf.Tensor2D; gate
   const dev = be.device;
   const { odd, model } = products(layer, T);
   const all = [...odd, ...model];
-  const outs = all.map((p) => dev.createBuffer({ size: 4 * p.M * p.outCols, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+  const outs = all.map((p) => dev.createBuffer({ size: 4 * p.M * p.outCols, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
   const vs = tileVariants();
   const refs: Float32Array[] = [];
   for (let i = 0; i < all.length; i++) { runDispatches(be, [dispatchOf(be, vs[0], all[i], outs[i])!]); refs.push(await readBuffer(dev, outs[i], 4 * all[i].M * all[i].outCols)); }
