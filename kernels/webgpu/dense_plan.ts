@@ -63,7 +63,7 @@ const MAXG = 65535;
 /** The tile taken where the chosen one needs more shared memory than the device has (8.25 KiB). */
 export const SMALL_F32_TILE: F32Tile = { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0 };
 
-const tileKey = (t: F32Tile) => `${t.bm}x${t.bn}:${t.tm}x${t.tn}:bk${t.bk}:${t.double ? 'db' : 'sb'}:p${t.pad}`;
+const tileKey = (t: F32Tile) => `${t.bm}x${t.bn}:${t.tm}x${t.tn}:bk${t.bk}:${t.double ? 'db' : 'sb'}:p${t.pad}${t.unroll ? ':u' : ''}`;
 
 /** The matmul variant a product of depth K takes on this device (after the GEMV cut). */
 export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f16' {

@@ -36,6 +36,11 @@ export interface F32Tile {
   double: boolean;
   /** vec4 of padding per shared row (0 or 1). */
   pad: number;
+  /**
+   * Unroll the bk steps of the inner loop in the WGSL (default: a loop, which the GPU compilers
+   * unroll themselves; unrolled source takes lavapipe's LLVM 10-50 s a shader to compile).
+   */
+  unroll?: boolean;
 }
 
 export interface MatMulConfig {
@@ -95,11 +100,14 @@ export function matmulNtWgsl(c: MatMulConfig): string {
     ...r(PA).map((p) => `As[${off}${(cc)}u * ${SA}u + lkS * ${SA}u + (lr + ${p * rowsPerPass}u) / 4u][lr % 4u] = ra${p}[${cc}];`),
     ...r(PB).map((p) => `Bs[${off}${(cc)}u * ${SB}u + lkS * ${SB}u + (lr + ${p * rowsPerPass}u) / 4u][lr % 4u] = rb${p}[${cc}];`),
   ].join('\n    ')).join('\n    ');
-  const fmas = (off: string) => r(t.bk).map((kk) => [
-    ...r(HM).map((h) => `let a${h} = As[${off}${kk * SA + h * TY}u + ty];`),
-    ...r(HN).map((j) => `let b${j} = Bs[${off}${kk * SB + j * TX}u + tx];`),
+  const step = (off: string, kk: string) => [
+    ...r(HM).map((h) => `let a${h} = As[${off}${kk} * ${SA}u + ${h * TY}u + ty];`),
+    ...r(HN).map((j) => `let b${j} = Bs[${off.replace(/\bo \+ $/, 'ob + ')}${kk} * ${SB}u + ${j * TX}u + tx];`),
     ...r(HM).flatMap((h) => r(4).flatMap((i) => r(HN).map((j) => `acc${h}_${i}_${j} += a${h}[${i}] * b${j};`))),
-  ].join(' ')).map((s) => `{ ${s} }`).join('\n      ');
+  ].join(' ');
+  const fmas = (off: string) => t.unroll
+    ? r(t.bk).map((kk) => `{ ${step(off, `${kk}u`)} }`).join('\n      ')
+    : `for (var kk = 0u; kk < BK; kk++) { ${step(off, 'kk')} }`;
   const accDecl = r(HM).flatMap((h) => r(4).flatMap((i) => r(HN).map((j) => `var acc${h}_${i}_${j} = vec4<f32>(0.0);`))).join(' ');
   const rowOf = (h: number, i: number) => `m0 + ${h * 4 * TY + i}u + ty * 4u`;
   const dense = r(HM).flatMap((h) => r(4).map((i) => `{
@@ -142,7 +150,7 @@ fn storeGlu(row: u32, n0: u32, tx: u32, g4: vec4<f32>, u4: vec4<f32>, I: u32) {
     }
     let o = cur * ${bufA}u;
     let ob = cur * ${bufB}u;
-    ${fmas('o + ').replace(/Bs\[o \+ /g, 'Bs[ob + ')}
+    ${fmas('o + ')}
     if (more) {
     ${stores('(1u - cur) * ' + bufA + 'u + ').replace(/Bs\[\(1u - cur\) \* \d+u \+ /g, `Bs[(1u - cur) * ${bufB}u + `)}
     }

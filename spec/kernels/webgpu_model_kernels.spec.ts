@@ -60,10 +60,9 @@ describe('DenseMatMul', () => {
     tf.dispose([x, w, bias!, residual!].filter(Boolean));
   });
 
-  const tiles: F32Tile[] = [
-    { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0 }, { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 0 },
-    { bm: 128, bn: 64, tm: 8, tn: 8, bk: 16, double: true, pad: 0 }, { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: true, pad: 1 }, { bm: 64, bn: 64, tm: 8, tn: 4, bk: 8, double: false, pad: 1 },
-    { bm: 64, bn: 128, tm: 4, tn: 8, bk: 16, double: true, pad: 1 },
+  const tiles: F32Tile[] = [ // each compiles ~4 pipelines, 5-20 s each on lavapipe
+    { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 0 }, { bm: 128, bn: 64, tm: 8, tn: 8, bk: 16, double: true, pad: 0 },
+    { bm: 64, bn: 128, tm: 4, tn: 8, bk: 8, double: true, pad: 1, unroll: true },
   ];
   test.each(tiles.map((t) => [JSON.stringify(t), t] as const))('f32 tile %s agrees (dense with residual and bias; swiglu where it may)', async (_, tile) => {
     const device = (tf.backend() as unknown as { device: GPUDevice }).device;
@@ -71,7 +70,7 @@ describe('DenseMatMul', () => {
     const saved = { ...webgpuDenseTuning.f32Tiles };
     webgpuDenseTuning.f32Tiles = { dense: tile, swiglu: tile.bn === 128 && tile.tn === 8 ? tile : saved.swiglu };
     try {
-      for (const [M, K, N] of [[130, 44, 257], [20, 30, 9], [67, 100, 131]]) {
+      for (const [M, K, N] of [[130, 44, 257], [67, 30, 131]]) {
         const x = t2(M, K, 31), w = t2(N, K, 32), residual = t2(M, N, 33), bias = tf.tensor1d(rand(N, 34));
         const [got, want] = await both(() => denseMatMul(x, w, { residual, bias }));
         expectClose(got, want, 1e-5);
