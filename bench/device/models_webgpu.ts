@@ -73,23 +73,29 @@ async function main(): Promise<void> {
   if (process.env.FLASH !== '0') res.flash_prefill = await sweepFlashPrefill(model, prompts.prefill, console.log);
   const prof = await profilePrefill(model, prompts.prefill);
   if (prof) logProfile(prof, prompts.prefill.length, console.log);
-  // prefill with the kept tiles, alternating with the session-5 tile shape (128 x 128, bk 8, one buffer) in one process
+  // prefill with the kept tiles, alternating with the same tiles unrolled in the WGSL and the session-5 tile shape
+  // (128 x 128, bk 8, one buffer) in one process
   const kept = { ...webgpuDenseTuning.f32Tiles };
-  const s5 = { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE };
-  const pre: number[] = [], preS5: number[] = [];
-  for (const v of [kept, s5]) { webgpuDenseTuning.f32Tiles = v; await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
+  const sides: Record<string, typeof kept> = {
+    kept, unrolled: { dense: { ...kept.dense, unroll: true }, swiglu: { ...kept.swiglu, unroll: true } }, s5: { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE },
+  };
+  const times: Record<string, number[]> = { kept: [], unrolled: [], s5: [] };
+  for (const v of Object.values(sides)) { webgpuDenseTuning.f32Tiles = v; await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
   for (let i = 0; i < 3; i++) {
-    for (const side of i % 2 ? ['s5', 'kept'] : ['kept', 's5']) {
-      webgpuDenseTuning.f32Tiles = side === 'kept' ? kept : s5;
+    for (const side of i % 2 ? ['s5', 'unrolled', 'kept'] : ['kept', 'unrolled', 's5']) {
+      webgpuDenseTuning.f32Tiles = sides[side];
       const [s, toks] = await run(model, [prompts.prefill], 1);
-      if (side === 'kept') { pre.push(s); tokens.prefill = toks; } else { preS5.push(s); tokens.prefill_s5 = toks; }
+      times[side].push(s);
+      tokens[side === 'kept' ? 'prefill' : `prefill_${side}`] = toks;
     }
   }
   webgpuDenseTuning.f32Tiles = kept;
+  const pre = times.kept, preS5 = times.s5;
+  res.prefill_unrolled_ms = 1000 * median(times.unrolled);
   res.prefill_ms = 1000 * median(pre);
   res.prefill_s5_tile_ms = 1000 * median(preS5);
   console.log(`prefill ${prompts.prefill.length}: kept tiles (${JSON.stringify(kept)}, matmul ${String(tf.env().get(FLAG))}) ${(res.prefill_ms as number).toFixed(1)} ms, ` +
-    `session-5 tile shape ${(res.prefill_s5_tile_ms as number).toFixed(1)} ms`);
+    `same unrolled ${(res.prefill_unrolled_ms as number).toFixed(1)} ms, session-5 tile shape ${(res.prefill_s5_tile_ms as number).toFixed(1)} ms`);
   for (const b of [1, 8]) {
     const ids = prompts.decode.slice(0, b);
     await run(model, ids, 4); // warm-up
@@ -115,7 +121,7 @@ async function main(): Promise<void> {
     if (typeof hf.load_s === 'number') console.log(`| load_s | ${hf.load_s.toFixed(2)} s (from_pretrained + .cuda()) | ${loadS.toFixed(2)} s (+ ${packS.toFixed(2)} s packing) | ${(hf.load_s / (loadS + packS)).toFixed(2)}x |`);
     row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
     for (const k of Object.keys(tokens)) {
-      const a = tokens[k], h = hf.tokens[k.replace(/_s5$/, '')] as number[][];
+      const a = tokens[k], h = hf.tokens[k.replace(/_(s5|unrolled)$/, '')] as number[][];
       const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
       console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
         `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);

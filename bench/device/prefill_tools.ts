@@ -12,15 +12,20 @@ import { Generator } from '../../models/generation/generator.js';
 import { median } from './prefill_sweep.js';
 
 /** One prefill of `prompt` and its first token: [ms, tokens]. */
-export async function prefill(model: DecoderForCausalLM, prompt: number[]): Promise<[number, number[]]> {
+export async function prefill(model: DecoderForCausalLM, prompt: number[], started?: (t: number) => void): Promise<[number, number[]]> {
   const gen = new Generator(model, { numPages: Math.ceil((prompt.length + 2) / model.kvParams.pageSize) + 1, maxBatchTokens: 4096, prefillChunk: 4096 });
   const h = gen.submit({ promptIds: prompt, maxNewTokens: 1, stopTokens: [] });
   const t = performance.now();
+  started?.(t);
   await gen.run();
   return [performance.now() - t, await h.done];
 }
 
-export interface PrefillProfile { wall: number; sum: number; span: number; passes: number; rows: Map<string, { n: number; ms: number }> }
+export interface PrefillProfile {
+  wall: number; sum: number; span: number; passes: number; rows: Map<string, { n: number; ms: number }>;
+  /** Host ms from the prefill's start to each pass's encode, and the labels. */
+  hostAt: number[]; labels: string[];
+}
 
 /** GPU time per kernel pass of one prefill, grouped by pipeline label (null without timestamp-query). */
 export async function profilePrefill(model: DecoderForCausalLM, prompt: number[]): Promise<PrefillProfile | null> {
@@ -29,13 +34,16 @@ export async function profilePrefill(model: DecoderForCausalLM, prompt: number[]
   const n = 4096; // WebGPU's largest query set
   const qs = dev.createQuerySet({ type: 'timestamp', count: n });
   const labels: string[] = [];
+  const hostAt: number[] = [];
+  let t0 = performance.now();
   setPassTimestamps((_, label) => {
     if (2 * labels.length + 2 > n) return undefined;
     labels.push(label || '(unlabelled)');
+    hostAt.push(performance.now() - t0);
     return { querySet: qs, beginningOfPassWriteIndex: 2 * labels.length - 2, endOfPassWriteIndex: 2 * labels.length - 1 };
   });
   let wall: number;
-  try { [wall] = await prefill(model, prompt); } finally { setPassTimestamps(null); }
+  try { [wall] = await prefill(model, prompt, (t) => { t0 = t; }); } finally { setPassTimestamps(null); }
   const m = 2 * labels.length;
   const res = dev.createBuffer({ size: 8 * m, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const st = dev.createBuffer({ size: 8 * m, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -56,7 +64,7 @@ export async function profilePrefill(model: DecoderForCausalLM, prompt: number[]
     r.n++; r.ms += ms; sum += ms;
     rows.set(key, r);
   }
-  return { wall, sum, span: Number(ts[m - 1] - ts[0]) / 1e6, passes: labels.length, rows };
+  return { wall, sum, span: Number(ts[m - 1] - ts[0]) / 1e6, passes: labels.length, rows, hostAt, labels };
 }
 
 /** Prints a profile as a table and RESULT lines. */
@@ -70,6 +78,13 @@ export function logProfile(p: PrefillProfile, tokens: number, log: (s: string) =
   }
   log(`| (not in a timed pass: host, tfjs ops, gaps) | | ${(p.wall - p.sum).toFixed(2)} | ${(100 * (p.wall - p.sum) / p.wall).toFixed(1)}% |`);
   console.log(`RESULT profile wall_ms=${p.wall.toFixed(2)} gpu_sum_ms=${p.sum.toFixed(2)} span_ms=${p.span.toFixed(2)}`);
+  // Host side: when each pass was encoded (each timed pass is submitted alone, so this includes the submits).
+  const h = p.hostAt, short = (l: string) => l.replace(/:.*$/, '');
+  const gaps = h.map((t, i) => ({ ms: t - (i ? h[i - 1] : 0), at: i ? `${short(p.labels[i - 1])} -> ${short(p.labels[i])}` : `start -> ${short(p.labels[0])}` }));
+  gaps.push({ ms: p.wall - h[h.length - 1], at: `${short(p.labels[h.length - 1])} -> first token on the host` });
+  log(`host: first pass encoded at ${h[0].toFixed(1)} ms, last at ${h[h.length - 1].toFixed(1)} ms, first token at ${p.wall.toFixed(1)} ms; largest host gaps: ` +
+    [...gaps].sort((a, b) => b.ms - a.ms).slice(0, 6).map((g) => `${g.at} ${g.ms.toFixed(2)} ms`).join('; '));
+  console.log(`RESULT host first_pass_ms=${h[0].toFixed(2)} last_pass_ms=${h[h.length - 1].toFixed(2)} wall_ms=${p.wall.toFixed(2)}`);
 }
 
 /**

@@ -51,9 +51,6 @@ export interface MatMulConfig {
   tile: F32Tile;
 }
 
-/** The default tile (128 x 128, 8 x 8 a thread, bk 16, double-buffered). */
-export const DEFAULT_F32_TILE: F32Tile = { bm: 128, bn: 128, tm: 8, tn: 8, bk: 16, double: true, pad: 1 };
-
 /** Threads of a tile's workgroup; throws naming the field when the tile cannot be built. */
 export function tileThreads(t: F32Tile, mode: 'dense' | 'swiglu' = 'dense'): number {
   const bad = (what: string) => { throw new Error(`[matmulNtWgsl] tile ${JSON.stringify(t)}: ${what}`); };
