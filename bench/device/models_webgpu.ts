@@ -73,29 +73,32 @@ async function main(): Promise<void> {
   if (process.env.FLASH !== '0') res.flash_prefill = await sweepFlashPrefill(model, prompts.prefill, console.log);
   const prof = await profilePrefill(model, prompts.prefill);
   if (prof) logProfile(prof, prompts.prefill.length, console.log);
-  // prefill with the kept tiles, alternating with the same tiles unrolled in the WGSL and the session-5 tile shape
-  // (128 x 128, bk 8, one buffer) in one process
-  const kept = { ...webgpuDenseTuning.f32Tiles };
-  const sides: Record<string, typeof kept> = {
-    kept, unrolled: { dense: { ...kept.dense, unroll: true }, swiglu: { ...kept.swiglu, unroll: true } }, s5: { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE },
+  // prefill with the kept matmul choice ('auto': split-f16 where offered and faster, else the f32 tiles), alternating
+  // with the f32 tiles forced and the session-5 tile shape (128 x 128, bk 8, one buffer, WGSL loop) in one process
+  const kept = { tiles: { ...webgpuDenseTuning.f32Tiles }, flag: tf.env().get(FLAG) };
+  const sides: Record<string, { tiles: typeof kept.tiles; flag: unknown }> = {
+    kept, f32: { tiles: kept.tiles, flag: 'f32' }, s5: { tiles: { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE }, flag: 'f32' },
   };
-  const times: Record<string, number[]> = { kept: [], unrolled: [], s5: [] };
-  for (const v of Object.values(sides)) { webgpuDenseTuning.f32Tiles = v; await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
+  const use = (v: { tiles: typeof kept.tiles; flag: unknown }) => { webgpuDenseTuning.f32Tiles = v.tiles; tf.env().set(FLAG, v.flag as boolean); };
+  const times: Record<string, number[]> = { kept: [], f32: [], s5: [] };
+  for (const v of Object.values(sides)) { use(v); await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
   for (let i = 0; i < 3; i++) {
-    for (const side of i % 2 ? ['s5', 'unrolled', 'kept'] : ['kept', 'unrolled', 's5']) {
-      webgpuDenseTuning.f32Tiles = sides[side];
+    for (const side of i % 2 ? ['s5', 'f32', 'kept'] : ['kept', 'f32', 's5']) {
+      use(sides[side]);
       const [s, toks] = await run(model, [prompts.prefill], 1);
       times[side].push(s);
       tokens[side === 'kept' ? 'prefill' : `prefill_${side}`] = toks;
     }
   }
-  webgpuDenseTuning.f32Tiles = kept;
+  use(kept);
   const pre = times.kept, preS5 = times.s5;
-  res.prefill_unrolled_ms = 1000 * median(times.unrolled);
+  res.prefill_f32_ms = 1000 * median(times.f32);
   res.prefill_ms = 1000 * median(pre);
   res.prefill_s5_tile_ms = 1000 * median(preS5);
-  console.log(`prefill ${prompts.prefill.length}: kept tiles (${JSON.stringify(kept)}, matmul ${String(tf.env().get(FLAG))}) ${(res.prefill_ms as number).toFixed(1)} ms, ` +
-    `same unrolled ${(res.prefill_unrolled_ms as number).toFixed(1)} ms, session-5 tile shape ${(res.prefill_s5_tile_ms as number).toFixed(1)} ms`);
+  console.log(`prefill ${prompts.prefill.length}: kept (matmul ${String(kept.flag)}, f32 tiles ${JSON.stringify(kept.tiles)}) ${(res.prefill_ms as number).toFixed(1)} ms, ` +
+    `f32 tiles forced ${(res.prefill_f32_ms as number).toFixed(1)} ms (runs ${times.f32.map((x) => (1000 * x).toFixed(1)).join(' / ')}), ` +
+    `session-5 tile shape ${(res.prefill_s5_tile_ms as number).toFixed(1)} ms`);
+  console.log(`RESULT prefill_kept_ms=${(res.prefill_ms as number).toFixed(2)} prefill_f32_ms=${(res.prefill_f32_ms as number).toFixed(2)} prefill_s5_ms=${(res.prefill_s5_tile_ms as number).toFixed(2)}`);
   for (const b of [1, 8]) {
     const ids = prompts.decode.slice(0, b);
     await run(model, ids, 4); // warm-up
@@ -121,7 +124,7 @@ async function main(): Promise<void> {
     if (typeof hf.load_s === 'number') console.log(`| load_s | ${hf.load_s.toFixed(2)} s (from_pretrained + .cuda()) | ${loadS.toFixed(2)} s (+ ${packS.toFixed(2)} s packing) | ${(hf.load_s / (loadS + packS)).toFixed(2)}x |`);
     row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
     for (const k of Object.keys(tokens)) {
-      const a = tokens[k], h = hf.tokens[k.replace(/_(s5|unrolled)$/, '')] as number[][];
+      const a = tokens[k], h = hf.tokens[k.replace(/_(s5|f32)$/, '')] as number[][];
       const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
       console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
         `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);

@@ -55,10 +55,11 @@ export const webgpuDenseTuning = {
   // H200, one layer's products at 2048 tokens (bench/device/prefill_profile.ts, GPU timestamps; session-5 tile 7.21 ms
   // = 34.6 TFLOP/s): dense bk32 one buffer pad 1 3.01 ms of qkv + o + down (bk8 3.15, bk16 double-buffered 4.06: the
   // second buffer costs occupancy); swiglu bk8 3.54 ms (bk32 3.54, bk16 double 5.05). Layer 6.55 ms = 38.0 TFLOP/s.
-  // Both measured with the inner loop unrolled in the WGSL; here as loops (lavapipe compiles those faster).
+  // Both with the inner loop unrolled in the WGSL: the whole prefill 2048 took 137.7 ms so and 164.9 ms with the
+  // same tiles as WGSL loops (NVIDIA's compiler did not unroll them); lavapipe compiles unrolled source ~4x slower.
   f32Tiles: {
-    dense: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 1 } as F32Tile,
-    swiglu: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0 } as F32Tile,
+    dense: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 1, unroll: true } as F32Tile,
+    swiglu: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0, unroll: true } as F32Tile,
   },
   splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
