@@ -51,6 +51,12 @@ export interface PagedKVStore {
   readonly pageHighWater: number;
   /** The attached device mirror, if any. */
   readonly deviceMirror: KVDeviceMirror | null;
+  /**
+   * True while the host pools are still all zeros as allocated: no pool array handed out (keys,
+   * values, pools), no writeTokens, no device mirror attached yet. A first mirror may then skip
+   * uploading them (device buffers start zeroed). Optional: stores without it are uploaded.
+   */
+  readonly hostPoolsUntouched?: boolean;
   /** Makes `m` the authority on pool contents (null: sync back and detach). */
   attachDeviceMirror(m: KVDeviceMirror | null): void;
 }

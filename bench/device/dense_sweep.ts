@@ -1,6 +1,6 @@
 /**
  * Kernel-level figures for the whole-model bench, on the model's own shapes: the prefill matmuls
- * (f32 tile depth 8 / 16 and split-f16 tensor-core tiles, alternating rounds; each checked against
+ * (the kept f32 tiles and the session-5 tile shape, and split-f16 tensor-core tiles, alternating rounds; each checked against
  * the f32 tile first, odd shapes and the f16-range fallback included; the fastest exact one is
  * kept in webgpuDenseTuning and the ATTENTION_ROPE_WEBGPU_MATMUL flag), GEMV read bandwidth at
  * M = 1 and 8, and a decode step split into host encode time and the rest.
@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { denseMatMul, swiGluMlp } from '../../kernels/model_ops.js';
-import { webgpuDenseTuning } from '../../kernels/webgpu/dense_plan.js';
+import { SMALL_F32_TILE, webgpuDenseTuning } from '../../kernels/webgpu/dense_plan.js';
 import type { WebGpuBackendLike } from '../../kernels/webgpu/gpu_util.js';
 import { splitF16Tile } from '../../kernels/webgpu/matmul_split_f16_wgsl.js';
 import { splitF16Supported, subgroupMatrixConfigs } from '../../kernels/webgpu/tensor_cores.js';
@@ -40,8 +40,9 @@ const SPLIT_TILES: SplitTile[] = [
 ];
 
 function variants(device: GPUDevice): Variant[] {
-  const f32 = (bk: number): Variant => ({ name: `f32 bk${bk}`, apply: () => { tf.env().set(FLAG, 'f32' as unknown as boolean); webgpuDenseTuning.matmulBk = bk; } });
-  const out = [f32(8), f32(16)];
+  const kept = { ...webgpuDenseTuning.f32Tiles }; // the tiles prefill_sweep.ts chose (or the defaults)
+  const f32 = (name: string, tiles: typeof kept): Variant => ({ name, apply: () => { tf.env().set(FLAG, 'f32' as unknown as boolean); webgpuDenseTuning.f32Tiles = tiles; } });
+  const out = [f32('f32 kept tiles', kept), f32('f32 session-5 shape', { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE })];
   if (!splitF16Supported(device)) return out;
   const maxShared = device.limits.maxComputeWorkgroupStorageSize;
   for (const t of SPLIT_TILES) {

@@ -3,7 +3,10 @@
  * load, prefill 2048 (time to the first token), greedy decode at batch 1 and batch 8, through
  * the same Generator the CLI `generate` uses. Decode rate = B * (N - 1) / (t(N tokens) - t(1 token)),
  * medians of 3, as hf_generate.py measures PyTorch. Then, given PyTorch's JSON, prints both sides,
- * the ratios, and whether the greedy tokens agree.
+ * the ratios, and whether the greedy tokens agree. Before that: the matmul variant sweep (dense_sweep.ts;
+ * DENSE_SWEEP=0 skips it), the flash prefill candidates on this prefill (prefill_tools.ts; FLASH=0
+ * skips it), a per-kernel GPU profile of one prefill, and prefill with the kept f32 tiles vs the
+ * session-5 tile shape in alternation.
  *
  * usage: node models_webgpu.mjs CKPT_DIR NEW_TOKENS OUT_JSON [HF_JSON]
  */
@@ -19,6 +22,8 @@ import { fusedWeightsOf } from '../../models/fused_weights.js';
 import { loadPretrained } from '../../models/load.js';
 import type { DecoderForCausalLM } from '../../models/decoder_lm.js';
 import { decodeSplit, denseSweep } from './dense_sweep.js';
+import { logProfile, profilePrefill, sweepFlashPrefill } from './prefill_tools.js';
+import { SMALL_F32_TILE, webgpuDenseTuning } from '../../kernels/webgpu/dense_plan.js';
 
 const FLAG = 'ATTENTION_ROPE_WEBGPU_MATMUL';
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -63,23 +68,37 @@ async function main(): Promise<void> {
   console.log(`load ${loadS.toFixed(2)} s, weight packing ${packS.toFixed(2)} s, fused path ${fusedForwardSupported(model)}`);
   const res: Record<string, unknown> = { read_s: readS, load_s: loadS, pack_s: packS, tokens: {} as Record<string, number[][]> };
   const tokens = res.tokens as Record<string, number[][]>;
-  res.kernels = await denseSweep(model, console.log);
+  if (process.env.DENSE_SWEEP !== '0') res.kernels = await denseSweep(model, console.log);
   for (const b of [1, 8]) await decodeSplit(model, b, console.log);
-  // prefill with the kept matmul variant, alternating with the f32 tile (the previous kernel) in one process
-  const kept = tf.env().get(FLAG);
-  const pre: number[] = [], preF32: number[] = [];
-  for (const v of [kept, 'f32']) { tf.env().set(FLAG, v); await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
+  if (process.env.FLASH !== '0') res.flash_prefill = await sweepFlashPrefill(model, prompts.prefill, console.log);
+  const prof = await profilePrefill(model, prompts.prefill);
+  if (prof) logProfile(prof, prompts.prefill.length, console.log);
+  // prefill with the kept matmul choice ('auto': split-f16 where offered and faster, else the f32 tiles), alternating
+  // with the f32 tiles forced and the session-5 tile shape (128 x 128, bk 8, one buffer, WGSL loop) in one process
+  const kept = { tiles: { ...webgpuDenseTuning.f32Tiles }, flag: tf.env().get(FLAG) };
+  const sides: Record<string, { tiles: typeof kept.tiles; flag: unknown }> = {
+    kept, f32: { tiles: kept.tiles, flag: 'f32' }, s5: { tiles: { dense: SMALL_F32_TILE, swiglu: SMALL_F32_TILE }, flag: 'f32' },
+  };
+  const use = (v: { tiles: typeof kept.tiles; flag: unknown }) => { webgpuDenseTuning.f32Tiles = v.tiles; tf.env().set(FLAG, v.flag as boolean); };
+  const times: Record<string, number[]> = { kept: [], f32: [], s5: [] };
+  for (const v of Object.values(sides)) { use(v); await run(model, [prompts.prefill], 1); } // warm-up: compiles the shaders
   for (let i = 0; i < 3; i++) {
-    for (const side of i % 2 ? ['f32 tile', 'kept'] : ['kept', 'f32 tile']) {
-      tf.env().set(FLAG, side === 'kept' ? kept : 'f32');
+    for (const side of i % 2 ? ['s5', 'f32', 'kept'] : ['kept', 'f32', 's5']) {
+      use(sides[side]);
       const [s, toks] = await run(model, [prompts.prefill], 1);
-      if (side === 'kept') { pre.push(s); tokens.prefill = toks; } else { preF32.push(s); tokens.prefill_f32 = toks; }
+      times[side].push(s);
+      tokens[side === 'kept' ? 'prefill' : `prefill_${side}`] = toks;
     }
   }
-  tf.env().set(FLAG, kept);
+  use(kept);
+  const pre = times.kept, preS5 = times.s5;
+  res.prefill_f32_ms = 1000 * median(times.f32);
   res.prefill_ms = 1000 * median(pre);
-  res.prefill_f32_tile_ms = 1000 * median(preF32);
-  console.log(`prefill ${prompts.prefill.length}: kept variant (${String(kept)}) ${(res.prefill_ms as number).toFixed(1)} ms, f32 tile ${(res.prefill_f32_tile_ms as number).toFixed(1)} ms`);
+  res.prefill_s5_tile_ms = 1000 * median(preS5);
+  console.log(`prefill ${prompts.prefill.length}: kept (matmul ${String(kept.flag)}, f32 tiles ${JSON.stringify(kept.tiles)}) ${(res.prefill_ms as number).toFixed(1)} ms, ` +
+    `f32 tiles forced ${(res.prefill_f32_ms as number).toFixed(1)} ms (runs ${times.f32.map((x) => (1000 * x).toFixed(1)).join(' / ')}), ` +
+    `session-5 tile shape ${(res.prefill_s5_tile_ms as number).toFixed(1)} ms`);
+  console.log(`RESULT prefill_kept_ms=${(res.prefill_ms as number).toFixed(2)} prefill_f32_ms=${(res.prefill_f32_ms as number).toFixed(2)} prefill_s5_ms=${(res.prefill_s5_tile_ms as number).toFixed(2)}`);
   for (const b of [1, 8]) {
     const ids = prompts.decode.slice(0, b);
     await run(model, ids, 4); // warm-up
@@ -105,7 +124,7 @@ async function main(): Promise<void> {
     if (typeof hf.load_s === 'number') console.log(`| load_s | ${hf.load_s.toFixed(2)} s (from_pretrained + .cuda()) | ${loadS.toFixed(2)} s (+ ${packS.toFixed(2)} s packing) | ${(hf.load_s / (loadS + packS)).toFixed(2)}x |`);
     row('prefill_ms', 'ms', false); row('decode_b1_tok_s', 'tok/s', true); row('decode_b8_tok_s', 'tok/s', true);
     for (const k of Object.keys(tokens)) {
-      const a = tokens[k], h = hf.tokens[k.replace(/_f32$/, '')] as number[][];
+      const a = tokens[k], h = hf.tokens[k.replace(/_(s5|f32)$/, '')] as number[][];
       const same = a.map((seq, i) => { const j = seq.findIndex((t, x) => t !== h[i][x]); return j < 0 ? seq.length : j; });
       console.log(`tokens ${k}: ${same.every((s, i) => s === a[i].length) ? 'all equal' : `first difference at ${JSON.stringify(same)}`} ` +
         `(${a.length} x ${a[0].length}; ours ${JSON.stringify(a[0].slice(0, 8))}, torch ${JSON.stringify(h[0].slice(0, 8))})`);

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 DEST=${DEST:-/work/main/.device/j11g}
 mkdir -p "$DEST"
-npx esbuild bench/device/models_webgpu.ts --bundle --platform=node --format=esm \
+npx esbuild bench/device/models_webgpu.ts --bundle --minify --platform=node --format=esm \
   --outfile="$DEST/models_webgpu.mjs" --log-level=warning \
   --banner:js="import{createRequire as __c}from'module';const require=__c(import.meta.url);"
 cp bench/device/make_random_llama.py bench/device/hf_generate.py bench/device/run_models.sh "$DEST/"
+[ -z "${RUN_SH:-}" ] || cp "$RUN_SH" "$DEST/run.sh" # e.g. RUN_SH=bench/device/run_g11p_round2.sh (a bounded wrapper)
 du -sh "$DEST"

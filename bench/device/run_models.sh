@@ -2,14 +2,14 @@
 # On the GPU machine, from the project root, with .device/ carried along (prepare_models.sh here):
 # makes the random Llama-3.2-1B-shaped checkpoint, runs PyTorch's float32 generate, then ours
 # through WebGPU, and prints both sides with ratios and the token check. `--small` for a quick
-# pipeline check on a 2-layer model.
+# pipeline check on a 2-layer model. DENSE_SWEEP=0 / FLASH=0 skip the bench's sweeps (models_webgpu.ts).
 set -uo pipefail
 source .device/env.sh
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-D=.device/j11g
+D=$(dirname "$0")
 CKPT=/tmp/llama1b${1:+-small}
 N=${NEW_TOKENS:-64}
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used --format=csv,noheader || true
-PYTHONUNBUFFERED=1 python3 $D/make_random_llama.py "$CKPT" "$@" 2>&1 | grep -v Warning | tail -3
-PYTHONUNBUFFERED=1 python3 $D/hf_generate.py "$CKPT" "$N" "$OUT/hf.json" 2>&1 | grep -v -i warn | tail -5
-"$NODE" $D/models_webgpu.mjs "$CKPT" "$N" "$OUT/ours.json" "$OUT/hf.json" 2>&1 | grep -v '^Warning' | tee "$OUT/ours.log"
+[ -f "$CKPT/prompts.json" ] || PYTHONUNBUFFERED=1 timeout 40 python3 $D/make_random_llama.py "$CKPT" "$@" 2>&1 | grep -v Warning | tail -3
+PYTHONUNBUFFERED=1 timeout 50 python3 $D/hf_generate.py "$CKPT" "$N" "$OUT/hf.json" 2>&1 | grep -v -i warn | tail -5
+timeout ${OURS_TIMEOUT:-100} "$NODE" $D/models_webgpu.mjs "$CKPT" "$N" "$OUT/ours.json" "$OUT/hf.json" 2>&1 | grep -v '^Warning' | tee "$OUT/ours.log"

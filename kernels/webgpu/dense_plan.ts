@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" />
 /**
  * The dispatch of one `x · wᵀ` product (DenseMatMul, and both steps of SwiGluMlp): the GEMV
- * (gemv_wgsl.ts) when M <= GEMV_MAX_M and K % 4 == 0; else the 128 x 128 f32 tiled matmul
+ * (gemv_wgsl.ts) when M <= GEMV_MAX_M and K % 4 == 0; else the f32 tiled matmul
  * (matmul_nt_wgsl.ts), or, when asked for, the split-f16 tensor-core matmul
  * (matmul_split_f16_wgsl.ts; device with subgroup matrices, tensor_cores.ts, and K % 4 == 0).
  * `rows` counts weight rows; `outCols` the output's columns (= rows for `dense`, the intermediate
@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { envSwitch } from '../../core/env.js';
 import { GEMV_MAX_M, gemvRows, gemvWgsl } from './gemv_wgsl.js';
 import { type Dispatch, dimsBuffer, pipelineForKey, type WebGpuBackendLike } from './gpu_util.js';
-import { MM_TILE, matmulNtWgsl } from './matmul_nt_wgsl.js';
+import { type F32Tile, matmulNtWgsl, tileSharedBytes } from './matmul_nt_wgsl.js';
 import { matmulSplitF16Wgsl, splitF16Tile } from './matmul_split_f16_wgsl.js';
 import { splitF16Supported } from './tensor_cores.js';
 
@@ -44,18 +44,34 @@ if (!env.getFlags().hasOwnProperty(FLAG)) {
 }
 
 /**
- * Tuning knobs (a bench may change them): largest M served by the GEMV; K depth of the f32 tile;
+ * Tuning knobs (a bench may change them): largest M served by the GEMV; the f32 tiles of `dense`
+ * and `swiglu` products (matmul_nt_wgsl.ts; a tile whose shared memory exceeds the device's limit
+ * falls back to SMALL_F32_TILE);
  * the split-f16 tile (subgroups and 16 x 16 matrices per subgroup along M and N, K depth) and the
  * power of two the weights are scaled by before the split (keeps their lo halves normal f16).
  */
 export const webgpuDenseTuning = {
-  gemvMaxM: GEMV_MAX_M, matmulBk: 8,
+  gemvMaxM: GEMV_MAX_M,
+  // H200, one layer's products at 2048 tokens (bench/device/prefill_profile.ts, GPU timestamps; session-5 tile 7.21 ms
+  // = 34.6 TFLOP/s): dense bk32 one buffer pad 1 3.01 ms of qkv + o + down (bk8 3.15, bk16 double-buffered 4.06: the
+  // second buffer costs occupancy); swiglu bk8 3.54 ms (bk32 3.54, bk16 double 5.05). Layer 6.55 ms = 38.0 TFLOP/s.
+  // Both with the inner loop unrolled in the WGSL: the whole prefill 2048 took 137.7 ms so and 164.9 ms with the
+  // same tiles as WGSL loops (NVIDIA's compiler did not unroll them); lavapipe compiles unrolled source ~4x slower.
+  f32Tiles: {
+    dense: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 1, unroll: true } as F32Tile,
+    swiglu: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0, unroll: true } as F32Tile,
+  },
   splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
   emulateSplitF16: false,
 };
 
 const MAXG = 65535;
+
+/** The tile taken where the chosen one needs more shared memory than the device has (8.25 KiB). */
+export const SMALL_F32_TILE: F32Tile = { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0 };
+
+const tileKey = (t: F32Tile) => `${t.bm}x${t.bn}:${t.tm}x${t.tn}:bk${t.bk}:${t.double ? 'db' : 'sb'}:p${t.pad}${t.unroll ? ':u' : ''}`;
 
 /** The matmul variant a product of depth K takes on this device (after the GEMV cut). */
 export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f16' {
@@ -87,8 +103,10 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
     return { pipeline: pipelineForKey(be.device, key, () => matmulSplitF16Wgsl(c)), buffers: [...buffers, dims, ...tail], grid: [Math.ceil(a.rows / bn), Math.ceil(a.M / bm), 1] };
   }
   const vec4 = a.K % 4 === 0;
-  const bk = webgpuDenseTuning.matmulBk === 16 ? 16 : 8;
+  let tile = webgpuDenseTuning.f32Tiles[a.mode];
+  if (tileSharedBytes(tile) > be.device.limits.maxComputeWorkgroupStorageSize) tile = SMALL_F32_TILE;
   const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols]);
   const bound = [...buffers, dims, ...tail];
-  return { pipeline: pipelineForKey(be.device, `matmul:${tag}:${vec4}:bk${bk}`, () => matmulNtWgsl({ mode: a.mode, ...flags, vec4, bk })), buffers: bound, grid: [Math.ceil(a.rows / MM_TILE), Math.ceil(a.M / MM_TILE), 1] };
+  const key = `matmul:${tag}:${vec4}:${tileKey(tile)}`;
+  return { pipeline: pipelineForKey(be.device, key, () => matmulNtWgsl({ mode: a.mode, ...flags, vec4, tile })), buffers: bound, grid: [Math.ceil(a.rows / tile.bn), Math.ceil(a.M / tile.bm), 1] };
 }

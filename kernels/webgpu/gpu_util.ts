@@ -95,7 +95,8 @@ export interface Dispatch {
   grid: [number, number, number];
 }
 
-type TimestampHook = (device: GPUDevice) => GPUComputePassTimestampWrites | undefined;
+/** `label`: the pass's pipelines' labels joined by '+' (a profile's row name). */
+type TimestampHook = (device: GPUDevice, label: string) => GPUComputePassTimestampWrites | undefined;
 let passTimestamps: TimestampHook | null = null;
 /** Benches: give each kernel's compute pass timestamp writes (null to stop). */
 export function setPassTimestamps(hook: TimestampHook | null): void {
@@ -111,7 +112,7 @@ function encodePass(backend: WebGpuBackendLike, dispatches: Dispatch[], bindGrou
   const max = backend.device.limits.maxComputeWorkgroupsPerDimension;
   backend.ensureCommandEncoderReady();
   backend.endComputePassEncoder();
-  const tw = passTimestamps?.(backend.device);
+  const tw = passTimestamps?.(backend.device, dispatches.map((d) => d.pipeline.label).join('+'));
   const pass = backend.commandEncoder!.beginComputePass(tw ? { timestampWrites: tw } : {});
   for (const d of dispatches) {
     if (d.grid.some((n) => n === 0)) continue;

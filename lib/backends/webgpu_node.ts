@@ -68,13 +68,17 @@ export async function initWebGpuNode(flags: string[] = []): Promise<boolean> {
   try {
     const dawn = loadDawn();
     Object.assign(globalThis, dawn.globals);
-    let gpu = dawn.create(flags);
+    // TFJS_ATTENTION_DAWN_TOGGLES: more Dawn toggles to enable, comma-separated (benches, e.g. disable_robustness).
+    const extra = envSwitch('DAWN_TOGGLES');
+    const own = flags.some((f) => f.startsWith('enable-dawn-features='));
+    const withToggles = (base: string) => (own ? flags : [...flags, `enable-dawn-features=${[base, extra].filter(Boolean).join(',')}`]);
+    let gpu = dawn.create(extra ? withToggles('') : flags);
     let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     const vendor = (adapter as unknown as { info?: GPUAdapterInfo } | null)?.info?.vendor ?? '';
-    if (adapter && /nvidia/i.test(vendor) && !flags.some((f) => f.startsWith('enable-dawn-features='))) {
+    if (adapter && /nvidia/i.test(vendor) && !own) {
       // NVIDIA: Dawn keeps shader-f16 off on Vulkan and hides chromium-experimental-subgroup-matrix
       // (tensor cores) behind allow_unsafe_apis; start it again with both on (NVIDIA_DAWN_FEATURES).
-      gpu = dawn.create([...flags, `enable-dawn-features=${NVIDIA_DAWN_FEATURES}`]);
+      gpu = dawn.create(withToggles(NVIDIA_DAWN_FEATURES));
       adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     }
     if (!adapter) {

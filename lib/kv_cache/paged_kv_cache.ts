@@ -47,6 +47,8 @@ export class PagedKVCache implements PagedKVStore {
   private stamp = 0;
   private nextId = 0;
   private mirror: KVDeviceMirror | null = null;
+  /** See hostPoolsUntouched. */
+  private untouched = true;
 
   constructor(params: KVCacheParams) {
     this.params = resolveKVCacheParams(params, W);
@@ -220,6 +222,7 @@ export class PagedKVCache implements PagedKVStore {
   pools(layerIdx: number): KVLayerPools {
     this.checkLayer(layerIdx, 'pools');
     this.syncToHostIfMirrored();
+    this.untouched = false;
     const k = this.kPools[layerIdx], v = this.vPools[layerIdx];
     return { k: k.codes, v: v.codes, kRowScales: k.rowScales, vRowScales: v.rowScales };
   }
@@ -249,6 +252,7 @@ export class PagedKVCache implements PagedKVStore {
         `writeTokens: ${name}.length (${a.length}) must be totalTokens * nKvHeads * headDim (${collection.totalTokens} * ${this.params.nKvHeads} * ${this.params.headDim} = ${want})`);
     }
     this.syncToHostIfMirrored();
+    this.untouched = false;
     writeRows(this.kPools[layerIdx], k, collection, this.params);
     writeRows(this.vPools[layerIdx], v, collection, this.params);
   }
@@ -282,12 +286,18 @@ export class PagedKVCache implements PagedKVStore {
   /** The attached device mirror, if any (see KVDeviceMirror for the protocol). */
   get deviceMirror(): KVDeviceMirror | null { return this.mirror; }
   /**
+   * True while the host pools are all zeros as allocated (no pool handed out, no writeTokens, no
+   * mirror attached yet): a first device mirror may skip uploading them.
+   */
+  get hostPoolsUntouched(): boolean { return this.untouched; }
+  /**
    * Makes `m` the authority on pool contents (upload the host pools before attaching). Attaching
    * while another mirror is attached first syncs and disposes that one; `null` just does that.
    */
   attachDeviceMirror(m: KVDeviceMirror | null): void {
     if (m === this.mirror) return;
     this.syncToHostIfMirrored();
+    if (m !== null) this.untouched = false; // its download() may write the host pools
     this.mirror = m;
   }
   /** Downloads the mirror's contents into the host pools, then detaches and disposes it. */
@@ -334,6 +344,7 @@ export class PagedKVCache implements PagedKVStore {
     check(this.params.dtype === 'float32', W, () =>
       `${where}: the pools of a '${this.params.dtype}' cache hold packed codes, not floats; use pools(layerIdx) or decodePages`);
     this.syncToHostIfMirrored();
+    this.untouched = false;
     return side[layerIdx].codes as Float32Array;
   }
 

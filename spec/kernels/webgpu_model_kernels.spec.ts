@@ -10,6 +10,7 @@ import { argMaxRows, denseMatMul, rmsNorm, swiGluMlp } from '../../kernels/model
 import { ArgMaxRows, DenseMatMul, RmsNorm, SwiGluMlp } from '../../kernels/kernel_names';
 import { packGateUp } from '../../models/fused_weights';
 import { webgpuDenseTuning } from '../../kernels/webgpu/dense_plan';
+import { type F32Tile, tileSharedBytes, tileThreads } from '../../kernels/webgpu/matmul_nt_wgsl';
 import { rand, startWebGpu, stopWebGpu } from './webgpu_support';
 
 jest.setTimeout(600000);
@@ -59,16 +60,37 @@ describe('DenseMatMul', () => {
     tf.dispose([x, w, bias!, residual!].filter(Boolean));
   });
 
-  test('the 16-deep matmul tile (webgpuDenseTuning.matmulBk) agrees too', async () => {
-    webgpuDenseTuning.matmulBk = 16;
+  const tiles: F32Tile[] = [ // each compiles ~4 pipelines, 5-20 s each on lavapipe
+    { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 0 }, { bm: 128, bn: 64, tm: 8, tn: 8, bk: 16, double: true, pad: 0 },
+    { bm: 64, bn: 64, tm: 8, tn: 4, bk: 8, double: true, pad: 1, unroll: true },
+  ];
+  test.each(tiles.map((t) => [JSON.stringify(t), t] as const))('f32 tile %s agrees (dense with residual and bias; swiglu where it may)', async (_, tile) => {
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    expect(tileSharedBytes(tile)).toBeLessThanOrEqual(device.limits.maxComputeWorkgroupStorageSize); // no silent fallback
+    const saved = { ...webgpuDenseTuning.f32Tiles };
+    webgpuDenseTuning.f32Tiles = { dense: tile, swiglu: tile.bn === 128 && tile.tn === 8 ? tile : saved.swiglu };
     try {
-      for (const [M, K, N] of [[130, 44, 257], [20, 30, 9]]) {
-        const x = t2(M, K, 31), w = t2(N, K, 32), residual = t2(M, N, 33);
-        const [got, want] = await both(() => denseMatMul(x, w, { residual }));
+      for (const [M, K, N] of [[130, 44, 257], [67, 30, 131]]) {
+        const x = t2(M, K, 31), w = t2(N, K, 32), residual = t2(M, N, 33), bias = tf.tensor1d(rand(N, 34));
+        const [got, want] = await both(() => denseMatMul(x, w, { residual, bias }));
         expectClose(got, want, 1e-5);
-        tf.dispose([x, w, residual]);
+        tf.dispose([x, w, residual, bias]);
       }
-    } finally { webgpuDenseTuning.matmulBk = 8; }
+      const x = t2(70, 36, 35), gateUp = packGateUp(t2(100, 36, 36), t2(100, 36, 37)), down = t2(36, 100, 38);
+      const gateUpBias = packGateUp(tf.tensor1d(rand(100, 39)), tf.tensor1d(rand(100, 40)));
+      const downBias = tf.tensor1d(rand(36, 41)), residual = t2(70, 36, 42);
+      const [got, want] = await both(() => swiGluMlp(x, gateUp, down, { gateUpBias, downBias, residual }));
+      expectClose(got, want, 1e-5);
+      tf.dispose([x, gateUp, down, gateUpBias, downBias, residual]);
+    } finally { webgpuDenseTuning.f32Tiles = saved; }
+  });
+
+  test('tiles that cannot be built are refused with the field named', () => {
+    const t: F32Tile = { bm: 128, bn: 128, tm: 8, tn: 8, bk: 16, double: true, pad: 1 };
+    expect(() => tileThreads({ ...t, tm: 6 })).toThrow(/tm \(6\) must be 4 or 8/);
+    expect(() => tileThreads({ ...t, bk: 12, bm: 64, bn: 64, tm: 4, tn: 4 })).toThrow(/threads \(256\)|multiples of the threads/);
+    expect(() => tileThreads({ ...t, bn: 64 }, 'swiglu')).toThrow(/swiglu needs bn 128 and tn 8/);
+    expect(tileSharedBytes(t)).toBe(2 * 16 * (33 + 33) * 16);
   });
 
   test('empty rows give an empty result; bad shapes are refused', async () => {

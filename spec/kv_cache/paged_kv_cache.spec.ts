@@ -414,3 +414,31 @@ describe('PagedKVCache cost does not grow with the pool', () => {
     expect(cache.pageHighWater).toBe(6);
   });
 });
+
+describe('PagedKVCache hostPoolsUntouched (a first device mirror may skip uploading all-zero pools)', () => {
+  const noop: KVDeviceMirror = { copyPage: () => {}, syncToHost: () => {}, dispose: () => {} };
+  it('stays true through fetch / step / fork and reads that hand out no pool', () => {
+    const cache = new PagedKVCache(base({ pageSize: 4, numLayers: 1 }));
+    cache.addSequence(0);
+    const c = cache.fetch([0], [5]);
+    cache.readSequence(0, c, 0, 5);
+    cache.decodePages(0, new Int32Array([0]));
+    cache.step(c);
+    cache.forkSequence(0, 1);
+    cache.step(cache.fetch([1], [1])); // copy on write of a zero page
+    expect(cache.hostPoolsUntouched).toBe(true);
+    expect(Array.from(cache.keys(0)).every((x) => x === 0)).toBe(true);
+  });
+  const touch: [string, (c: PagedKVCache) => void][] = [
+    ['keys', (c) => c.keys(0)], ['values', (c) => c.values(0)], ['pools', (c) => c.pools(0)],
+    ['writeTokens', (c) => { c.addSequence(0); const v = c.fetch([0], [1]); c.writeTokens(0, v, new Float32Array(8).fill(1), new Float32Array(8)); }],
+    ['attaching a mirror', (c) => c.attachDeviceMirror(noop)],
+  ];
+  it.each(touch)('turns false for good after %s', (_, f) => {
+    const cache = new PagedKVCache(base({ pageSize: 4, numLayers: 1 }));
+    f(cache);
+    expect(cache.hostPoolsUntouched).toBe(false);
+    cache.attachDeviceMirror(null);
+    expect(cache.hostPoolsUntouched).toBe(false);
+  });
+});
