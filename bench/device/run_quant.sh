@@ -8,4 +8,8 @@ set -uo pipefail
 D=$(dirname "$0")
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,memory.used --format=csv,noheader || true
-timeout ${QUANT_TIMEOUT:-115} "$NODE" "$D/quant_webgpu.mjs" ${QUANT_ARGS:---sweep} 2>&1 | grep -v '^Warning' | tee "$OUT/quant_webgpu.log"
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu,power.draw --format=csv,noheader -lms 2000 > "$OUT/clocks.log" 2>/dev/null &
+CLOCKS=$!
+timeout ${QUANT_TIMEOUT:-110} "$NODE" "$D/quant_webgpu.mjs" ${QUANT_ARGS:---sweep} 2>&1 | grep -v '^Warning' | tee "$OUT/quant_webgpu.log"
+kill $CLOCKS 2>/dev/null
+echo "GPU clocks every 2 s (sm, mem, util, power):"; cut -d, -f2- "$OUT/clocks.log" | tr '\n' ';' | cut -c1-3000; echo

@@ -66,8 +66,11 @@ function decodeDispatch(be: WebGpuBackendLike, a: QuantMatMulAttrs, T: number, x
   }
   const fmt = a.weightFormat as RowFormat;
   if (!quantDecodeFits(fmt, a.weightScale, K, a.blockCols)) return null;
+  const lanes = laneLayout(be.device);
+  // without subgroups the partial sums meet in workgroup memory: 1 KiB per (row, x row)
+  const rows = lanes.subgroups ? t.rows : Math.max(1, Math.min(t.rows, Math.floor(be.device.limits.maxComputeWorkgroupStorageSize / (1024 * T))));
   const c = { fmt, scale: a.weightScale, T, K, N, blockRows: a.blockRows, blockCols: a.blockCols, weightScale2: a.weightScale2,
-    bias: !!ins.bias, ...laneLayout(be.device), rows: t.rows, unroll: t.unroll };
+    bias: !!ins.bias, ...lanes, rows, unroll: t.unroll };
   const key = `quant-decode:${JSON.stringify(c)}`;
   const hasScale = fmt !== 'bf16' && fmt !== 'f16';
   const buffers = withHoles([x, ins.weight, hasScale ? ins.scale : undefined, ins.bias, y]);

@@ -9,8 +9,8 @@
  * workgroup walk the same x columns together (L1 reuse across 256 / L * R rows). Per unit the R
  * rows' codes are widened once in registers and dotted with every x row:
  * - e4m3: two bytes a u32 shifted into f16 sign / exponent / mantissa, unpack2x16float (value / 2^8;
- *   the 2^8 goes into the row's final factor); a code 0x7f / 0xff (NaN) is found by a zero-byte test
- *   per word and made NaN only then.
+ *   the 2^8 goes into the row's final factor); a code 0x7f / 0xff (NaN) is flagged per lane and row
+ *   by a zero-byte test of the words (no branch), and a flagged row's partial sums become NaN.
  * - int8: arithmetic shifts of the word; e2m1: nibble pairs (j, j + 4) shifted into f16 halves
  *   (value / 2^14, folded into the block scale); bf16: a shift / mask; f16: unpack2x16float.
  * Block scales (e4m3 / int8 `blockCols` a multiple of 16, nvfp4 per 16 columns) multiply the partial
@@ -68,38 +68,41 @@ function widen(fmt: RowFormat, u: string): { expr: string; xo: number; blk: numb
     case 'e4m3': return comps.map((c, j) => ({ expr: `e4m3x4(${u}.${c})`, xo: j, blk: 0 }));
     case 'int8': return comps.map((c, j) => ({ expr: `int8x4(${u}.${c})`, xo: j, blk: 0 }));
     case 'nvfp4': return comps.flatMap((c, j) => [
-      { expr: `e2m1lo(${u}.${c})`, xo: 2 * j, blk: j >> 1 }, { expr: `e2m1hi(${u}.${c})`, xo: 2 * j + 1, blk: j >> 1 }]);
+      { expr: `e2m1x8(${u}.${c}).lo`, xo: 2 * j, blk: j >> 1 }, { expr: `e2m1x8(${u}.${c}).hi`, xo: 2 * j + 1, blk: j >> 1 }]);
     case 'bf16': return [0, 1].map((h) => ({ expr: `bf16x4(${u}.${comps[2 * h]}, ${u}.${comps[2 * h + 1]})`, xo: h, blk: 0 }));
     case 'f16': return [0, 1].map((h) => ({ expr: `vec4<f32>(unpack2x16float(${u}.${comps[2 * h]}), unpack2x16float(${u}.${comps[2 * h + 1]}))`, xo: h, blk: 0 }));
   }
 }
 
 const HELPERS = /* wgsl */`
-// e4m3 codes of a word -> values / 2^8 (bytes 0, 2 and 1, 3 as f16 pairs); NaN codes patched after
+// e4m3 codes of a word -> values / 2^8 (bytes 0, 2 and 1, 3 as f16 pairs); NaN codes: e4m3Nan
 fn e4m3x4(v: u32) -> vec4<f32> {
   let p = vec2<u32>(v, v >> 8u);
   let h = ((p & vec2<u32>(0x007f007fu)) << vec2<u32>(7u)) | ((p & vec2<u32>(0x00800080u)) << vec2<u32>(8u));
   let a = unpack2x16float(h.x);
   let b = unpack2x16float(h.y);
-  var r = vec4<f32>(a.x, b.x, a.y, b.y);
-  let z = (v & 0x7f7f7f7fu) ^ 0x7f7f7f7fu; // a zero byte where the code is 0x7f / 0xff
-  if (((z - 0x01010101u) & ~z & 0x80808080u) != 0u) {
-    let nan = bitcast<f32>(0x7fc00000u | (v & 0u)); // runtime NaN (WGSL refuses a constant one)
-    r = select(r, vec4<f32>(nan), ((vec4<u32>(v) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0x7fu)) == vec4<u32>(0x7fu));
-  }
-  return r;
+  return vec4<f32>(a.x, b.x, a.y, b.y);
+}
+// nonzero when a byte of the words is the code 0x7f / 0xff (NaN): a zero-byte test of v ^ 0x7f..
+fn e4m3Nan(v: vec4<u32>) -> u32 {
+  let z = (v & vec4<u32>(0x7f7f7f7fu)) ^ vec4<u32>(0x7f7f7f7fu);
+  let m = (z - vec4<u32>(0x01010101u)) & ~z & vec4<u32>(0x80808080u);
+  return m.x | m.y | m.z | m.w;
 }
 fn int8x4(v: u32) -> vec4<f32> {
   return vec4<f32>((vec4<i32>(bitcast<i32>(v)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
 }
-// e2m1 nibble pairs (j, j + 4) of a word as f16 halves: values / 2^14
-fn e2m1h(v: u32) -> array<vec2<f32>, 4> {
+// e2m1 nibbles of a word as f16 halves (values / 2^14): pairs (j, j + 4) -> lo = columns 0..3, hi = 4..7
+struct E2m1x8 { lo: vec4<f32>, hi: vec4<f32> }
+fn e2m1x8(v: u32) -> E2m1x8 {
   let u = vec4<u32>(v, v >> 4u, v >> 8u, v >> 12u);
   let h = ((u & vec4<u32>(0x00070007u)) << vec4<u32>(9u)) | ((u & vec4<u32>(0x00080008u)) << vec4<u32>(12u));
-  return array<vec2<f32>, 4>(unpack2x16float(h.x), unpack2x16float(h.y), unpack2x16float(h.z), unpack2x16float(h.w));
+  let a = unpack2x16float(h.x);
+  let b = unpack2x16float(h.y);
+  let c = unpack2x16float(h.z);
+  let d = unpack2x16float(h.w);
+  return E2m1x8(vec4<f32>(a.x, b.x, c.x, d.x), vec4<f32>(a.y, b.y, c.y, d.y));
 }
-fn e2m1lo(v: u32) -> vec4<f32> { let p = e2m1h(v); return vec4<f32>(p[0].x, p[1].x, p[2].x, p[3].x); }
-fn e2m1hi(v: u32) -> vec4<f32> { let p = e2m1h(v); return vec4<f32>(p[0].y, p[1].y, p[2].y, p[3].y); }
 fn bf16x4(a: u32, b: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(vec4<u32>(a << 16u, a & 0xffff0000u, b << 16u, b & 0xffff0000u));
 }
@@ -123,9 +126,17 @@ export function quantDecodeWgsl(c: QuantDecodeConfig): string {
     const lines: string[] = [`{ let i = it * ${L * U}u + ${u * L}u + lane;`];
     if (guarded) lines.push(`if (i < ${V}u) {`);
     for (const r of Rs) lines.push(`let W${r} = w[row${r} * ${V}u + i];`);
+    if (fmt === 'e4m3') for (const r of Rs) lines.push(`nan${r} |= e4m3Nan(W${r});`);
     for (const b of blocks) {
       const ps = parts.map((p, q) => ({ ...p, q })).filter((p) => p.blk === b);
-      for (const r of Rs) for (const p of ps) lines.push(`let w${r}_${p.q} = ${p.expr.replace(/W/g, `W${r}`)};`);
+      for (const r of Rs) {
+        for (const p of ps) {
+          const e = p.expr.replace(/W/g, `W${r}`);
+          const m = /^(e2m1x8\((.*)\))\.(lo|hi)$/.exec(e);
+          if (m && m[3] === 'lo') lines.push(`let e${r}_${p.q} = ${m[1]};`);
+          lines.push(`let w${r}_${p.q} = ${m ? `e${r}_${m[3] === 'lo' ? p.q : p.q - 1}.${m[3]}` : e};`);
+        }
+      }
       if (blockScaled) for (const r of Rs) lines.push(`let s${r}_${b} = ${scaleAt(r, b)};`);
       for (const t of Ts) {
         lines.push('{');
@@ -171,9 +182,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n0 = wid.x * ${RW}u + g * ${R}u;
   ${Rs.map((r) => `let row${r} = min(n0 + ${r}u, ${N - 1}u);`).join(' ')}
   ${slots.map((s) => `var a${s.r}_${s.t} = 0.0;`).join(' ')}
+  ${fmt === 'e4m3' ? Rs.map((r) => `var nan${r} = 0u;`).join(' ') : ''}
   for (var it = 0u; it < ${steps}u; it++) {
     ${Us.map(unitCode).join('\n    ')}
   }
+  ${fmt === 'e4m3' ? `let nanV = bitcast<f32>(0x7fc00000u | (lane & 0u)); // runtime NaN (WGSL refuses a constant one)
+  ${slots.map((s) => `a${s.r}_${s.t} += select(0.0, nanV, nan${s.r} != 0u);`).join(' ')}` : ''}
   ${reduce}
   ${stores.join('\n  ')}
 }
