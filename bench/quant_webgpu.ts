@@ -92,11 +92,12 @@ async function gpuMs(f: () => tf.Tensor, reps: number): Promise<number> {
 
 /** The decode layouts the sweep tries for a case. */
 function layouts(c: QuantCase): Tuning[] {
-  if (c.attrs.weightFormat === 'gptq') return [4, 8, 16, 32].map((q) => ({ ...DEFAULT_TUNING, gptqQuads: q }));
-  const out: Tuning[] = [[4, 2], [2, 1], [2, 2], [4, 1], [8, 1]].map(([rows, unroll]) => ({ ...DEFAULT_TUNING, rows, unroll }));
+  if (c.attrs.weightFormat === 'gptq') return [0, 4, 8, 16].map((q) => ({ ...DEFAULT_TUNING, gptqQuads: q }));
+  const out: Tuning[] = [[0, 0], [2, 1], [2, 2], [4, 1], [4, 2]].map(([rows, unroll]) => ({ ...DEFAULT_TUNING, rows, unroll }));
   return [...out, { ...DEFAULT_TUNING, subgroups: false }];
 }
-const tag = (t: Tuning) => `rows ${t.rows} unroll ${t.unroll} quads ${t.gptqQuads}${t.subgroups ? '' : ' no-subgroups'}`;
+const tag = (t: Tuning) => (t.rows || t.unroll || t.gptqQuads ? `rows ${t.rows || 'auto'} unroll ${t.unroll || 'auto'} quads ${t.gptqQuads || 'auto'}` : 'auto')
+  + (t.subgroups ? '' : ' no-subgroups');
 
 /** The fastest decode layout of case c at T rows (each layout's output checked against the generic kernel's). */
 async function sweepLayouts(c: QuantCase, T: number, x: tf.Tensor2D, ws: Weights[], a: QuantMatMulAttrs): Promise<Tuning> {

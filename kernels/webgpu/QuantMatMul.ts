@@ -23,8 +23,22 @@ import { decodeRowsPerGroup, quantDecodeFits, quantDecodeWgsl, type RowFormat } 
 import { FORMATS, SCALES, WG, WGSL, WGSL_GPTQ, WGSL_ROWS } from './quant_generic_wgsl.js';
 import { gptqDecodeFits, gptqDecodeWgsl } from './quant_gptq_wgsl.js';
 
-/** Decode layout: weight rows per lane group, units per loop step, gptq column quads, subgroups on/off, kernels on/off. */
-export const webgpuQuantTuning = { rows: 4, unroll: 2, gptqQuads: 8, subgroups: true, decode: true };
+/**
+ * Decode layout: weight rows per lane group, units per loop step, gptq column quads (0: the measured
+ * choice of decodeLayout), subgroups on / off, the decode kernels on / off.
+ */
+export const webgpuQuantTuning = { rows: 0, unroll: 0, gptqQuads: 0, subgroups: true, decode: true };
+
+/**
+ * The layout per format and row count, from the H200 sweep (bench/quant_webgpu.ts --sweep, README
+ * "H200 (WebGPU) QuantMatMul"): few rows want fewer weight rows per lane group (more workgroups in
+ * flight), eight rows want 4 (each x vec4 reused 4 times, 32 accumulators).
+ */
+export function decodeLayout(fmt: string, T: number): { rows: number; unroll: number; gptqQuads: number } {
+  const t = webgpuQuantTuning;
+  const auto = { rows: T <= 2 && (fmt === 'e4m3' || fmt === 'bf16' || fmt === 'f16') ? 2 : 4, unroll: 1, gptqQuads: T <= 2 ? 4 : T <= 4 ? 8 : 16 };
+  return { rows: t.rows || auto.rows, unroll: t.unroll || auto.unroll, gptqQuads: t.gptqQuads || auto.gptqQuads };
+}
 
 /** gptq g_idx tensors (by dataId) known to be `k / g` (groups in order), checked once while their values are on the host. */
 const orderedGIdx = new WeakMap<object, boolean>();
@@ -37,6 +51,20 @@ function groupsInOrder(be: WebGpuBackendLike, gIdx: TensorInfo, g: number): bool
   for (let k = 0; k < v.length && ok; k++) ok = v[k] === Math.floor(k / g);
   orderedGIdx.set(gIdx.dataId, ok);
   return ok;
+}
+
+const decodeRows = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
+/**
+ * The quantized decode rows' buffer, one per device and size, kept: every use is in queue order (the
+ * quantizer writes it, the GEMV after it reads it, the next call's quantizer after that), so calls
+ * share it, and their bind groups stay cached (a pooled scratch buffer per call cost ~50 us of CPU).
+ */
+function decodeRowsBuffer(device: GPUDevice, bytes: number): GPUBuffer {
+  let m = decodeRows.get(device);
+  if (!m) decodeRows.set(device, (m = new Map()));
+  let b = m.get(bytes);
+  if (!b) m.set(bytes, (b = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE })));
+  return b;
 }
 
 /** The lanes of a decode lane group and whether subgroupAdd sums them. */
@@ -55,8 +83,9 @@ function withHoles(bs: (GPUBuffer | undefined)[]): GPUBuffer[] {
 /** The product dispatch of the decode kernels, or null where they do not fit. */
 function decodeDispatch(be: WebGpuBackendLike, a: QuantMatMulAttrs, T: number, x: GPUBuffer, ins: Record<string, GPUBuffer | undefined>,
   y: GPUBuffer): Dispatch | null {
-  const K = a.inDim, N = a.outDim, t = webgpuQuantTuning;
-  if (!t.decode || T > 8) return null;
+  const K = a.inDim, N = a.outDim;
+  if (!webgpuQuantTuning.decode || T > 8) return null;
+  const t = decodeLayout(a.weightFormat, T);
   if (a.weightFormat === 'gptq') {
     if (!gptqDecodeFits(K, N, a.blockCols)) return null;
     const c = { T, K, N, group: a.blockCols, bias: !!ins.bias, quads: t.gptqQuads };
@@ -106,7 +135,7 @@ const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
   let xBuf = tensorBuffer(be, x);
   if (a.activation !== 'none' && T * K > 0) {
     const c = { activation: a.activation, T, K, group: a.activation === 'nvfp4' ? 16 : a.actGroup, inputScale: a.inputScale };
-    const xq = scratchBuffer(be, 4 * T * K); // [T, K] quantized rows
+    const xq = T <= 8 ? decodeRowsBuffer(be.device, 4 * T * K) : scratchBuffer(be, 4 * T * K); // [T, K] quantized rows
     dispatches.push({ pipeline: pipelineForKey(be.device, `quant-act:${JSON.stringify(c)}`, () => quantActWgsl(c)), buffers: [xBuf, xq], grid: quantActGrid(c) });
     xBuf = xq;
   }

@@ -122,10 +122,12 @@ export function quantDecodeWgsl(c: QuantDecodeConfig): string {
   // block scale index of row r, unit i, block b
   const scaleAt = (r: number, b: number) => (fmt === 'nvfp4' ? `sc[row${r} * ${K / 16}u + i * 2u + ${b}u]`
     : `sc[(row${r} / ${c.blockRows}u) * ${Math.ceil(K / c.blockCols)}u + (i * 16u) / ${c.blockCols}u]`);
+  // unguarded steps load every unit's words first (all in flight at once), then widen and multiply
+  const loadsFirst = (u: number) => Rs.map((r) => `let W${r}_u${u} = w[row${r} * ${V}u + it * ${L * U}u + ${u * L}u + lane];`).join(' ');
   const unitCode = (u: number) => {
     const lines: string[] = [`{ let i = it * ${L * U}u + ${u * L}u + lane;`];
     if (guarded) lines.push(`if (i < ${V}u) {`);
-    for (const r of Rs) lines.push(`let W${r} = w[row${r} * ${V}u + i];`);
+    for (const r of Rs) lines.push(guarded ? `let W${r} = w[row${r} * ${V}u + i];` : `let W${r} = W${r}_u${u};`);
     if (fmt === 'e4m3') for (const r of Rs) lines.push(`nan${r} |= e4m3Nan(W${r});`);
     for (const b of blocks) {
       const ps = parts.map((p, q) => ({ ...p, q })).filter((p) => p.blk === b);
@@ -184,6 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${slots.map((s) => `var a${s.r}_${s.t} = 0.0;`).join(' ')}
   ${fmt === 'e4m3' ? Rs.map((r) => `var nan${r} = 0u;`).join(' ') : ''}
   for (var it = 0u; it < ${steps}u; it++) {
+    ${guarded ? '' : Us.map(loadsFirst).join('\n    ')}
     ${Us.map(unitCode).join('\n    ')}
   }
   ${fmt === 'e4m3' ? `let nanV = bitcast<f32>(0x7fc00000u | (lane & 0u)); // runtime NaN (WGSL refuses a constant one)

@@ -35,8 +35,8 @@ export function gptqDecodeWgsl(c: GptqDecodeConfig): string {
   const groups = K / G, groupsPerSlice = Math.ceil(groups / S), rowsPerGroup = G / 8;
   const Ts = [...Array(T).keys()], J = [...Array(8).keys()];
   const comp = (j: number) => ['x', 'y', 'z', 'w'][j % 4];
+  const U = rowsPerGroup % 4 === 0 ? 4 : rowsPerGroup % 2 === 0 ? 2 : 1; // k8 rows a step, their loads first
   const body = [
-    'let W = w[k8 * ' + N4 + 'u + q];',
     ...J.map((j) => `let q${j} = vec4<f32>((W >> vec4<u32>(${4 * j}u)) & vec4<u32>(15u)) - z;`),
     ...Ts.flatMap((t) => [
       `let xa${t} = x[${t * K4}u + k8 * 2u];`, `let xb${t} = x[${t * K4}u + k8 * 2u + 1u];`,
@@ -63,11 +63,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let zw = zeros[grp * ${N / 8}u + q / 2u] >> ((q % 2u) * 16u);
     let z = vec4<f32>((vec4<u32>(zw) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) + vec4<f32>(1.0);
     ${Ts.map((t) => `var g${t} = vec4<f32>(0.0);`).join(' ')}
-    for (var r = 0u; r < ${rowsPerGroup}u; r++) {
-      let k8 = grp * ${rowsPerGroup}u + r;
-      {
+    for (var r = 0u; r < ${rowsPerGroup}u; r += ${U}u) {
+      ${[...Array(U).keys()].map((u) => `let W${u} = w[(grp * ${rowsPerGroup}u + r + ${u}u) * ${N4}u + q];`).join(' ')}
+      ${[...Array(U).keys()].map((u) => `{
+        let k8 = grp * ${rowsPerGroup}u + r + ${u}u;
+        let W = W${u};
         ${body}
-      }
+      }`).join('\n      ')}
     }
     let s = sc[grp * ${N4}u + q];
     ${Ts.map((t) => `a${t} += g${t} * s;`).join(' ')}

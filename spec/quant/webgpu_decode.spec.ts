@@ -69,7 +69,7 @@ const CASES: [string, Partial<QuantMatMulAttrs>, number, number][] = [
   ['f16', { weightFormat: 'f16', weightScale: 'none' }, 88, 37],
   ['gptq g32', { weightFormat: 'gptq', weightScale: 'block', blockRows: 1, blockCols: 32 }, 160, 40],
 ];
-const LAYOUTS = [{ rows: 4, unroll: 2, gptqQuads: 8, subgroups: true }, { rows: 1, unroll: 1, gptqQuads: 4, subgroups: true },
+const LAYOUTS = [{ rows: 0, unroll: 0, gptqQuads: 0, subgroups: true }, { rows: 1, unroll: 1, gptqQuads: 4, subgroups: true },
   { rows: 8, unroll: 2, gptqQuads: 32, subgroups: false }];
 
 describeEachBackend('webgpu QuantMatMul decode kernels', () => {
