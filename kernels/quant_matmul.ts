@@ -1,7 +1,7 @@
 /**
  * `quantMatMul(x, w, attrs)`: a projection with packed quantized (or half-precision) weights,
  * `quantize(x) · dequantize(W)ᵀ (+ bias)` -> `[T, outDim]`. Runs the QuantMatMul kernel where the
- * backend has one (cpu: native or TypeScript; wasm) and `ATTENTION_ROPE_FORCE_COMPOSITE` is off,
+ * backend has one (cpu: native or TypeScript; wasm; webgpu) and `ATTENTION_ROPE_FORCE_COMPOSITE` is off,
  * else its composite reference (kernels/reference/QuantMatMul.ts).
  *
  * Gradient (QLoRA style): the packed weights are frozen (no gradient); x gets `dy · dequantize(W)`
@@ -17,7 +17,7 @@ import { check } from '../core/errors.js';
 import { checkQuantMatMulInputs } from './cpu/QuantMatMul.js';
 import { QuantMatMul, type QuantMatMulAttrs } from './kernel_names.js';
 import { hasFusedKernel } from './ops.js';
-import { dequantizeWeightReference, quantizeActivationsReference, quantMatMulReference } from './reference/QuantMatMul.js';
+import { dequantizeWeightReference, quantMatMulReference } from './reference/QuantMatMul.js';
 
 const W = 'quantMatMul';
 
@@ -36,11 +36,6 @@ export function quantMatMul(x: tf.Tensor2D, w: QuantTensors, attrs: QuantMatMulA
   checkQuantMatMulInputs(W, x, { weight: w.weight, scale: w.scale, zeros: w.zeros, gIdx: w.gIdx, bias: w.bias }, attrs);
   check(w.weight.dtype === 'int32', W, () => `weight must hold int32 packed words, got ${w.weight.dtype}`);
   if (!hasFusedKernel(QuantMatMul)) return quantMatMulReference(x, w.weight, w.scale, w.zeros, w.gIdx, w.bias, attrs);
-  if (tf.getBackend() === 'webgpu' && attrs.activation !== 'none') {
-    // the WGSL kernel widens the weights; the rows are quantized first by the same tf ops as the reference
-    const xq = quantizeActivationsReference(x, attrs);
-    try { return quantMatMul(xq, w, { ...attrs, activation: 'none' }); } finally { xq.dispose(); }
-  }
   // Every input present (a one-element placeholder where the format has none): the gradient saves them by name.
   const placeholders: tf.Tensor[] = [];
   const orPlaceholder = (t: tf.Tensor | undefined, dtype: 'float32' | 'int32') => {

@@ -1,170 +1,128 @@
 /// <reference types="@webgpu/types" />
 /**
- * QuantMatMul on webgpu. Decode (T <= 8): one workgroup per weight row reading its packed words
- * coalesced and widening each once for all T rows (gptq: one invocation per column, all T rows).
- * Prefill: one invocation per output element reads its weight row packed (u32 words:
- * e4m3 / int8 bytes via extractBits, e2m1 nibbles by table, bf16 / f16 halves via bitcast /
- * unpack2x16float, gptq int4 columns with zeros and g_idx) and accumulates in float32. The input rows
- * arrive already quantized (the op runs the activation quantizer first, kernels/quant_matmul.ts), so
- * the kernel itself is called with activation 'none'.
+ * QuantMatMul on webgpu, one compute pass of at most two dispatches:
+ * 1. the activation quantizer for all T rows (quant_act_wgsl.ts) into a scratch buffer, unless
+ *    the activation is 'none';
+ * 2. the product on the packed u32 words. Decode (T <= 8): the vec4 GEMVs (quant_decode_wgsl.ts
+ *    for e4m3 / int8 / nvfp4 / bf16 / f16, quant_gptq_wgsl.ts for gptq with groups in order), each
+ *    weight read once for all rows in 16-byte loads; other shapes and prefill: the generic kernels
+ *    (quant_generic_wgsl.ts).
+ * Submits are left to tfjs's batching (gpu_util.ts recordDispatches), as DenseMatMul does.
+ * `webgpuQuantTuning` holds the decode layout (the H200 sweep in bench/quant_webgpu.ts sets it).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 
 import { check } from '../../core/errors.js';
 import { checkQuantMatMulInputs } from '../cpu/QuantMatMul.js';
 import { QuantMatMul, type QuantMatMulAttrs } from '../kernel_names.js';
-import { emptyOutput, newOutput, pipelineFor, runDispatches, scratchBuffer, tensorBuffer, type WebGpuBackendLike } from './gpu_util.js';
+import { submitBatch } from './DenseMatMul.js';
+import { type Dispatch, emptyOutput, fixedSubgroupSize, newOutput, pipelineForKey, recordDispatches, scratchBuffer, tensorBuffer,
+  type WebGpuBackendLike } from './gpu_util.js';
+import { quantActGrid, quantActWgsl } from './quant_act_wgsl.js';
+import { decodeRowsPerGroup, quantDecodeFits, quantDecodeWgsl, type RowFormat } from './quant_decode_wgsl.js';
+import { FORMATS, SCALES, WG, WGSL, WGSL_GPTQ, WGSL_ROWS } from './quant_generic_wgsl.js';
+import { gptqDecodeFits, gptqDecodeWgsl } from './quant_gptq_wgsl.js';
 
-const WG = 64;
-const FORMATS = { e4m3: 0, int8: 1, nvfp4: 2, gptq: 3, bf16: 4, f16: 5 } as const;
-const SCALES = { none: 0, tensor: 1, rowwise: 2, block: 3 } as const;
-
-const HEADER = /* wgsl */`
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> scale: array<f32>;
-@group(0) @binding(3) var<storage, read> zeros: array<u32>;
-@group(0) @binding(4) var<storage, read> gidx: array<i32>;
-@group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read> p: array<i32>; // T K N fmt scaleKind bRows bCols hasBias; f32 bits of weightScale2
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;
-
-const E2M1 = array<f32, 8>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0);
-
-fn e4m3(b: u32) -> f32 {
-  let e = (b >> 3u) & 15u;
-  let m = f32(b & 7u);
-  if ((b & 127u) == 127u) { return bitcast<f32>(0x7fc00000u | (b & 0u)); } // NaN (runtime: WGSL refuses a constant NaN)
-  var v = select(ldexp(1.0 + m / 8.0, i32(e) - 7), m * 0.001953125, e == 0u);
-  return select(v, -v, (b & 128u) != 0u);
-}
-
-fn e2m1(c: u32) -> f32 { let v = E2M1[c & 7u]; return select(v, -v, (c & 8u) != 0u); }
-
-// weight (n, k) widened, block / per-16 scales applied (row-wide scales applied by the caller)
-fn weightAt(n: u32, k: u32, K: u32, N: u32, fmt: i32) -> f32 {
-  switch fmt {
-    case 0, 1: {
-      let word = w[n * ((K + 3u) / 4u) + k / 4u];
-      let b = extractBits(word, 8u * (k % 4u), 8u);
-      return select(e4m3(b), f32(extractBits(i32(word), 8u * (k % 4u), 8u)), fmt == 1);
-    }
-    case 2: {
-      let word = w[n * ((K + 7u) / 8u) + k / 8u];
-      return e2m1(extractBits(word, 4u * (k % 8u), 4u)) * scale[n * (K / 16u) + k / 16u];
-    }
-    case 3: {
-      let g = u32(gidx[k]);
-      let q = extractBits(w[(k / 8u) * N + n], 4u * (k % 8u), 4u);
-      let z = extractBits(zeros[g * (N / 8u) + n / 8u], 4u * (n % 8u), 4u) + 1u;
-      return (f32(q) - f32(z)) * scale[g * N + n];
-    }
-    case 4: { return bitcast<f32>(extractBits(w[n * ((K + 1u) / 2u) + k / 2u], 16u * (k % 2u), 16u) << 16u); }
-    default: {
-      let h = unpack2x16float(w[n * ((K + 1u) / 2u) + k / 2u]);
-      return select(h.x, h.y, k % 2u == 1u);
-    }
-  }
-}
-`;
-
-/** Any T: one invocation per output element (prefill; T > 8). */
-const WGSL = HEADER + /* wgsl */`
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
-  let fmt = p[3]; let sk = p[4]; let bR = u32(max(p[5], 1)); let bC = u32(max(p[6], 1));
-  let n = gid.x; let t = gid.y;
-  if (n >= N || t >= T) { return; }
-  let blocks = (K + bC - 1u) / bC;
-  var acc = 0.0;
-  for (var k = 0u; k < K; k++) {
-    var v = weightAt(n, k, K, N, fmt);
-    if (sk == 3 && fmt <= 1) { v *= scale[(n / bR) * blocks + k / bC]; }
-    acc += x[t * K + k] * v;
-  }
-  var f = 1.0;
-  if (fmt <= 1 && sk == 1) { f = scale[0]; }
-  if (fmt <= 1 && sk == 2) { f = scale[n]; }
-  if (fmt == 2) { f = bitcast<f32>(p[8]); }
-  out[t * N + n] = acc * f + select(0.0, bias[n], p[7] == 1);
-}
-`;
-
-const RW = 256;
 /**
- * T <= 8, byte / nibble / half formats: one workgroup per weight row n (grid x * 32768 + y), its
- * threads read consecutive u32 words of the row (coalesced), widen each once for all T rows, and
- * reduce the T partial sums in workgroup memory.
+ * Decode layout: weight rows per lane group, units per loop step, gptq column quads (0: the measured
+ * choice of decodeLayout), subgroups on / off, the decode kernels on / off.
  */
-const WGSL_ROWS = HEADER + /* wgsl */`
-var<workgroup> part: array<f32, ${8 * RW}>;
+export const webgpuQuantTuning = { rows: 0, unroll: 0, gptqQuads: 0, subgroups: true, decode: true };
 
-@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
-  let fmt = p[3]; let sk = p[4]; let bR = u32(max(p[5], 1)); let bC = u32(max(p[6], 1));
-  let n = wid.y * 32768u + wid.x;
-  let per = select(select(4u, 8u, fmt == 2), 2u, fmt >= 4);
-  let words = (K + per - 1u) / per;
-  let blocks = (K + bC - 1u) / bC;
-  var acc: array<f32, 8>;
-  if (n < N) {
-    for (var i = lid; i < words; i += ${RW}u) {
-      let word = w[n * words + i];
-      for (var j = 0u; j < per; j++) {
-        let k = i * per + j;
-        if (k >= K) { break; }
-        var v: f32;
-        switch fmt {
-          case 0: { v = e4m3(extractBits(word, 8u * j, 8u)); }
-          case 1: { v = f32(extractBits(i32(word), 8u * j, 8u)); }
-          case 2: { v = e2m1(extractBits(word, 4u * j, 4u)) * scale[n * (K / 16u) + k / 16u]; }
-          case 4: { v = bitcast<f32>(extractBits(word, 16u * j, 16u) << 16u); }
-          default: { let h = unpack2x16float(word); v = select(h.x, h.y, j == 1u); }
-        }
-        if (sk == 3 && fmt <= 1) { v *= scale[(n / bR) * blocks + k / bC]; }
-        for (var t = 0u; t < T; t++) { acc[t] += x[t * K + k] * v; }
-      }
-    }
-  }
-  for (var t = 0u; t < 8u; t++) { part[t * ${RW}u + lid] = acc[t]; }
-  workgroupBarrier();
-  for (var s = ${RW / 2}u; s > 0u; s >>= 1u) {
-    if (lid < s) { for (var t = 0u; t < T; t++) { part[t * ${RW}u + lid] += part[t * ${RW}u + lid + s]; } }
-    workgroupBarrier();
-  }
-  if (n < N && lid < T) {
-    var f = 1.0;
-    if (fmt <= 1 && sk == 1) { f = scale[0]; }
-    if (fmt <= 1 && sk == 2) { f = scale[n]; }
-    if (fmt == 2) { f = bitcast<f32>(p[8]); }
-    out[lid * N + n] = part[lid * ${RW}u] * f + select(0.0, bias[n], p[7] == 1);
-  }
+/**
+ * The layout per format and row count, from the H200 sweep (bench/quant_webgpu.ts --sweep, README
+ * "H200 (WebGPU) QuantMatMul"): few rows want fewer weight rows per lane group (more workgroups in
+ * flight), eight rows want 4 (each x vec4 reused 4 times, 32 accumulators); halves (8 columns a unit)
+ * want two units' loads in flight a step (bf16 T = 8: 0.065 ms against 0.091 with one).
+ */
+export function decodeLayout(fmt: string, T: number): { rows: number; unroll: number; gptqQuads: number } {
+  const t = webgpuQuantTuning;
+  const half = fmt === 'bf16' || fmt === 'f16';
+  const auto = { rows: T <= 2 && (fmt === 'e4m3' || half) ? 2 : 4, unroll: half ? 2 : 1, gptqQuads: T <= 2 ? 4 : T <= 4 ? 8 : 16 };
+  return { rows: t.rows || auto.rows, unroll: t.unroll || auto.unroll, gptqQuads: t.gptqQuads || auto.gptqQuads };
 }
-`;
 
-/** T <= 8, gptq: one invocation per output column (qweight columns are contiguous: coalesced), all T rows at once. */
-const WGSL_GPTQ = HEADER + /* wgsl */`
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let T = u32(p[0]); let K = u32(p[1]); let N = u32(p[2]);
-  let n = gid.x;
-  if (n >= N) { return; }
-  var acc: array<f32, 8>;
-  for (var k0 = 0u; k0 < K; k0 += 8u) {
-    let word = w[(k0 / 8u) * N + n];
-    for (var j = 0u; j < 8u; j++) {
-      let k = k0 + j;
-      let g = u32(gidx[k]);
-      let z = extractBits(zeros[g * (N / 8u) + n / 8u], 4u * (n % 8u), 4u) + 1u;
-      let v = (f32(extractBits(word, 4u * j, 4u)) - f32(z)) * scale[g * N + n];
-      for (var t = 0u; t < T; t++) { acc[t] += x[t * K + k] * v; }
-    }
-  }
-  for (var t = 0u; t < T; t++) { out[t * N + n] = acc[t] + select(0.0, bias[n], p[7] == 1); }
+/** gptq g_idx tensors (by dataId) known to be `k / g` (groups in order), checked once while their values are on the host. */
+const orderedGIdx = new WeakMap<object, boolean>();
+function groupsInOrder(be: WebGpuBackendLike, gIdx: TensorInfo, g: number): boolean {
+  const known = orderedGIdx.get(gIdx.dataId);
+  if (known !== undefined) return known;
+  const v = be.tensorMap.get(gIdx.dataId).values as Int32Array | null | undefined;
+  if (!v) return false; // already on the GPU and never seen: the generic kernel (reads g_idx per k)
+  let ok = true;
+  for (let k = 0; k < v.length && ok; k++) ok = v[k] === Math.floor(k / g);
+  orderedGIdx.set(gIdx.dataId, ok);
+  return ok;
 }
-`;
+
+const decodeRows = new WeakMap<GPUDevice, Map<number, GPUBuffer>>();
+/**
+ * The quantized decode rows' buffer, one per device and size, kept: every use is in queue order (the
+ * quantizer writes it, the GEMV after it reads it, the next call's quantizer after that), so calls
+ * share it, and their bind groups stay cached (a pooled scratch buffer per call cost ~50 us of CPU).
+ */
+function decodeRowsBuffer(device: GPUDevice, bytes: number): GPUBuffer {
+  let m = decodeRows.get(device);
+  if (!m) decodeRows.set(device, (m = new Map()));
+  let b = m.get(bytes);
+  if (!b) m.set(bytes, (b = device.createBuffer({ size: Math.max(16, bytes), usage: GPUBufferUsage.STORAGE })));
+  return b;
+}
+
+/** The lanes of a decode lane group and whether subgroupAdd sums them. */
+function laneLayout(device: GPUDevice): { lanes: number; subgroups: boolean } {
+  const sg = webgpuQuantTuning.subgroups ? fixedSubgroupSize(device) : 0;
+  return sg >= 4 && sg <= 128 && 256 % sg === 0 ? { lanes: sg, subgroups: true } : { lanes: 32, subgroups: false };
+}
+
+/** Buffers in binding order, unused bindings left as holes (skipped by the bind group). */
+function withHoles(bs: (GPUBuffer | undefined)[]): GPUBuffer[] {
+  const out = new Array<GPUBuffer>(bs.length);
+  bs.forEach((b, i) => { if (b) out[i] = b; });
+  return out;
+}
+
+/** The product dispatch of the decode kernels, or null where they do not fit. */
+function decodeDispatch(be: WebGpuBackendLike, a: QuantMatMulAttrs, T: number, x: GPUBuffer, ins: Record<string, GPUBuffer | undefined>,
+  y: GPUBuffer): Dispatch | null {
+  const K = a.inDim, N = a.outDim;
+  if (!webgpuQuantTuning.decode || T > 8) return null;
+  const t = decodeLayout(a.weightFormat, T);
+  if (a.weightFormat === 'gptq') {
+    if (!gptqDecodeFits(K, N, a.blockCols)) return null;
+    const c = { T, K, N, group: a.blockCols, bias: !!ins.bias, quads: t.gptqQuads };
+    const key = `quant-gptq:${JSON.stringify(c)}`;
+    const buffers = withHoles([x, ins.weight, ins.scale, ins.zeros, ins.bias, y]);
+    return { pipeline: pipelineForKey(be.device, key, () => gptqDecodeWgsl(c)), buffers, grid: [Math.ceil(N / 4 / t.gptqQuads), 1, 1] };
+  }
+  const fmt = a.weightFormat as RowFormat;
+  if (!quantDecodeFits(fmt, a.weightScale, K, a.blockCols)) return null;
+  const lanes = laneLayout(be.device);
+  // without subgroups the partial sums meet in workgroup memory: 1 KiB per (row, x row)
+  const rows = lanes.subgroups ? t.rows : Math.max(1, Math.min(t.rows, Math.floor(be.device.limits.maxComputeWorkgroupStorageSize / (1024 * T))));
+  const c = { fmt, scale: a.weightScale, T, K, N, blockRows: a.blockRows, blockCols: a.blockCols, weightScale2: a.weightScale2,
+    bias: !!ins.bias, ...lanes, rows, unroll: t.unroll };
+  const key = `quant-decode:${JSON.stringify(c)}`;
+  const hasScale = fmt !== 'bf16' && fmt !== 'f16';
+  const buffers = withHoles([x, ins.weight, hasScale ? ins.scale : undefined, ins.bias, y]);
+  return { pipeline: pipelineForKey(be.device, key, () => quantDecodeWgsl(c)), buffers, grid: [Math.ceil(N / decodeRowsPerGroup(c)), 1, 1] };
+}
+
+/** The product dispatch of the generic kernels (any shape). */
+function genericDispatch(be: WebGpuBackendLike, a: QuantMatMulAttrs, T: number, x: GPUBuffer, ins: Record<string, GPUBuffer | undefined>,
+  y: GPUBuffer): Dispatch {
+  const N = a.outDim;
+  const params = new Int32Array(9);
+  params.set([T, a.inDim, N, FORMATS[a.weightFormat], SCALES[a.weightScale], a.blockRows, a.blockCols, ins.bias ? 1 : 0]);
+  params[8] = new Int32Array(Float32Array.of(a.weightScale2).buffer)[0];
+  const placeholder = () => scratchBuffer(be, 16);
+  const buffers = [x, ins.weight!, ins.scale ?? placeholder(), ins.zeros ?? placeholder(), ins.gIdx ?? placeholder(), ins.bias ?? placeholder(),
+    scratchBuffer(be, params.byteLength, params), y];
+  const [code, grid]: [string, [number, number, number]] = T > 8 ? [WGSL, [Math.ceil(N / WG), T, 1]]
+    : a.weightFormat === 'gptq' ? [WGSL_GPTQ, [Math.ceil(N / WG), 1, 1]] : [WGSL_ROWS, [Math.min(N, 32768), Math.ceil(N / 32768), 1]];
+  if (code === WGSL_ROWS) { delete buffers[3]; delete buffers[4]; } // zeros / g_idx unused: holes leave them out of the bind group
+  return { pipeline: pipelineForKey(be.device, `quant-generic:${T > 8 ? 'prefill' : a.weightFormat === 'gptq' ? 'gptq' : 'rows'}`, () => code), buffers, grid };
+}
 
 const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
   const a = attrs as unknown as QuantMatMulAttrs;
@@ -172,22 +130,26 @@ const kernelFunc: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, weight, scale, zeros, gIdx, bias } = inputs as Record<string, TensorInfo | undefined>;
   check(x !== undefined && x.dtype === 'float32', QuantMatMul, () => `input x must be a float32 tensor, got ${x?.dtype}`);
   checkQuantMatMulInputs(QuantMatMul, x, { weight, scale, zeros, gIdx, bias }, a);
-  check(a.activation === 'none', QuantMatMul, () => `the webgpu kernel takes rows already quantized (activation 'none'), got '${a.activation}'`);
-  const T = x.shape[0];
+  const T = x.shape[0], K = a.inDim;
   if (T * a.outDim === 0) return emptyOutput(be, [T, a.outDim]);
   const out = newOutput(be, [T, a.outDim]); // [T, outDim]
-  const params = new Int32Array(9);
-  params.set([T, a.inDim, a.outDim, FORMATS[a.weightFormat], SCALES[a.weightScale], a.blockRows, a.blockCols, bias ? 1 : 0]);
-  params[8] = new Int32Array(Float32Array.of(a.weightScale2).buffer)[0];
-  const placeholder = () => scratchBuffer(be, 16);
-  const buffers = [tensorBuffer(be, x), tensorBuffer(be, weight!), scale ? tensorBuffer(be, scale) : placeholder(),
-    zeros ? tensorBuffer(be, zeros) : placeholder(), gIdx ? tensorBuffer(be, gIdx) : placeholder(), bias ? tensorBuffer(be, bias) : placeholder(),
-    scratchBuffer(be, params.byteLength, params), out.buffer];
-  const N = a.outDim;
-  const [code, grid]: [string, [number, number, number]] = T > 8 ? [WGSL, [Math.ceil(N / WG), T, 1]]
-    : a.weightFormat === 'gptq' ? [WGSL_GPTQ, [Math.ceil(N / WG), 1, 1]] : [WGSL_ROWS, [Math.min(N, 32768), Math.ceil(N / 32768), 1]];
-  if (code === WGSL_ROWS) { delete buffers[3]; delete buffers[4]; } // zeros / g_idx unused: holes leave them out of the bind group
-  runDispatches(be, [{ pipeline: pipelineFor(be.device, code, QuantMatMul), buffers, grid }]);
+  const dispatches: Dispatch[] = [];
+  let xBuf = tensorBuffer(be, x);
+  if (a.activation !== 'none' && T * K > 0) {
+    const c = { activation: a.activation, T, K, group: a.activation === 'nvfp4' ? 16 : a.actGroup, inputScale: a.inputScale };
+    const xq = T <= 8 ? decodeRowsBuffer(be.device, 4 * T * K) : scratchBuffer(be, 4 * T * K); // [T, K] quantized rows
+    dispatches.push({ pipeline: pipelineForKey(be.device, `quant-act:${JSON.stringify(c)}`, () => quantActWgsl(c)), buffers: [xBuf, xq], grid: quantActGrid(c) });
+    xBuf = xq;
+  }
+  const inOrder = a.weightFormat !== 'gptq' || groupsInOrder(be, gIdx!, a.blockCols); // before g_idx is uploaded
+  const used = [x, weight!, out.info];
+  const buf = (t: TensorInfo | undefined) => { if (t) used.push(t); return t ? tensorBuffer(be, t) : undefined; };
+  const fmtUses = (name: string) => (name === 'scale' ? a.weightFormat !== 'bf16' && a.weightFormat !== 'f16' : a.weightFormat === 'gptq');
+  const ins = { weight: tensorBuffer(be, weight!), scale: fmtUses('scale') ? buf(scale) : undefined, zeros: fmtUses('zeros') ? buf(zeros) : undefined,
+    gIdx: fmtUses('gIdx') ? buf(gIdx) : undefined, bias: buf(bias) };
+  const product = (inOrder ? decodeDispatch(be, a, T, xBuf, ins, out.buffer) : null) ?? genericDispatch(be, a, T, xBuf, ins, out.buffer);
+  dispatches.push(product);
+  recordDispatches(be, dispatches, submitBatch(), used);
   return out.info;
 };
 
