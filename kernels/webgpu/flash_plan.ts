@@ -76,6 +76,11 @@ export const webgpuFlashTuning = {
   prefillSgmatKeys: 64,
   /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
   prefillSgmatSubgroupId: 'auto' as 'auto' | 'builtin' | 'broadcast',
+  /**
+   * Specs: run the sgmat prefill as its plain-WGSL emulation on any device with shader-f16 and
+   * subgroups; 'qk' / 'pv' (device diagnostics) emulate one product only (flash_prefill_sgmat_wgsl.ts).
+   */
+  prefillSgmatEmulate: false as boolean | 'qk' | 'pv',
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
@@ -111,7 +116,8 @@ export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: Prefi
   const t = webgpuFlashTuning;
   const force = forcedPrefill();
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
-  const can = t.prefillSgmat && caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
+  const hw = caps.subgroupMatrix && caps.subgroupSize === 32;
+  const can = t.prefillSgmat && (hw || t.prefillSgmatEmulate === true) && caps.shaderF16 && t.subgroups &&
     sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
   if (force === 'sgmat' && can) return 'sgmat';
   if (force === 'scalar' && dtype === 'float32') return 'scalar';

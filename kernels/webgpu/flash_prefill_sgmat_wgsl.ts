@@ -26,6 +26,7 @@
  */
 import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 import type { PrefillShape } from './flash_prefill_wgsl.js';
+import { emulated } from './subgroup_matrix_emulation.js';
 
 export interface SgmatPrefillConfig {
   /** Subgroups per workgroup (16 rows each). */
@@ -38,6 +39,11 @@ export interface SgmatPrefillConfig {
    * (`subgroupBroadcastFirst(local_invocation_index / 32)`).
    */
   sgid: 'builtin' | 'broadcast';
+  /**
+   * Specs on devices without subgroup matrices: the matrix ops in plain WGSL (subgroup_matrix_emulation.ts);
+   * `qk` / `pv` (device diagnostics): only S = Q Kᵀ or only O += P V emulated, the other on the device's matrices.
+   */
+  emulate?: boolean | 'qk' | 'pv';
 }
 
 /** Max growth (log2) tolerated before O is rescaled. */
@@ -51,7 +57,8 @@ export function sgmatPrefillFits(c: SgmatPrefillConfig, s: PrefillShape): boolea
 
 export function sgmatPrefillSharedBytes(c: SgmatPrefillConfig, s: PrefillShape): number {
   const mr = 16 * c.nsg;
-  return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16;
+  const scratch = c.emulate ? 2 * 2 * 256 * c.nsg : 0; // the emulation's per-subgroup product scratch
+  return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16 + scratch;
 }
 
 export function flashPrefillSgmatWgsl(c: SgmatPrefillConfig, s: PrefillShape): string {
@@ -74,9 +81,9 @@ ${os.map((o, x) => `  subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${x * 16
     let col = hf * ${half}u + x;
     if (col < ${os.length * 16}u) { ${body(ch * nn * 16, 'col')} }
   }
-${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccM, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
+${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccO, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
   });
-  return /* wgsl */ `enable f16;
+  const code = /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;${c.sgid === 'builtin' ? '\nrequires subgroup_id;' : ''}
 diagnostic(off, subgroup_uniformity);
@@ -85,6 +92,10 @@ ${maskWgsl()}
 alias LeftM = subgroup_matrix_left<f16, 16, 16>;
 alias RightM = subgroup_matrix_right<f16, 16, 16>;
 alias AccM = subgroup_matrix_result<f32, 16, 16>;
+// P V under its own names (a diagnostic emulation may take one product to plain WGSL and not the other)
+alias LeftP = subgroup_matrix_left<f16, 16, 16>;
+alias RightV = subgroup_matrix_right<f16, 16, 16>;
+alias AccO = subgroup_matrix_result<f32, 16, 16>;
 const TQ: u32 = ${tq}u;
 const MR: u32 = ${mr}u;
 const BN: u32 = ${c.bn}u;
@@ -138,7 +149,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   workgroupBarrier();
 ${K.map((k) => `  let q${k} = subgroupMatrixLoad<LeftM, row_major>(&KVs, sgRow * KST + ${16 * k}u, KST);`).join('\n')}
-${K.map((k) => `  var o${k} = AccM();`).join('\n')}
+${K.map((k) => `  var o${k} = AccO();`).join('\n')}
   var m = ${M_INIT};
   var l = 0.0;
   var sawBad = false;
@@ -206,8 +217,8 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
 ${oThroughShared((_, col) => `Ss[row * SST + ${col}] *= al;`, true, 1)}
     }
 ${N.map((n) => `    {
-      let p = subgroupMatrixLoad<LeftM, row_major>(&Ps, sgRow * PST + ${16 * n}u, PST);
-${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightM, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
+      let p = subgroupMatrixLoad<LeftP, row_major>(&Ps, sgRow * PST + ${16 * n}u, PST);
+${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightV, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
     }`).join('\n')}
   }
   let lRow = l + subgroupShuffleXor(l, 1u);
@@ -220,4 +231,7 @@ ${oThroughShared((first, col) => `if (rowLive) {
     }`, false, 4)}
 }
 `;
+  if (c.emulate === 'qk') return emulated(code, { aliases: ['LeftM', 'RightM', 'AccM'], values: /^s$/ });
+  if (c.emulate === 'pv') return emulated(code, { aliases: ['LeftP', 'RightV', 'AccO'], values: /^o\d+$/ });
+  return c.emulate ? emulated(code) : code;
 }

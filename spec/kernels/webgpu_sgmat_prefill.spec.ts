@@ -1,0 +1,92 @@
+/**
+ * The tensor-core prefill (kernels/webgpu/flash_prefill_sgmat_wgsl.ts) through its plain-WGSL
+ * emulation of the subgroup-matrix ops (subgroup_matrix_emulation.ts: each lane holds 8 elements of
+ * a 16 x 16 matrix, as on hardware; layouts as the H200 does them, bench/device/sgmat_probe.ts), on
+ * lavapipe, against a float64 reference from the cache's own decoded rows: float16 caches (the
+ * kernel's case), a float32 cache narrowed on the fly, GQA 1 / 4 / 8, head dims 16 / 64 / 128,
+ * masks, several key tiles and row tiles, scrambled pages, rows whose max grows past the rescale
+ * threshold. Tolerance 5e-3: Q, K, V and P are rounded to f16
+ * (half-precision flash attention's class; the f32 tiles pass at 2e-5).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KVCacheDType } from '../../core/kv_dtype';
+import { FlashAttentionRaggedPaged, type FlashAttentionRaggedPagedAttrs } from '../../kernels/kernel_names';
+import { webgpuFlashTuning } from '../../kernels/webgpu/flash_plan';
+import type { MaskSpec } from '../../lib/types';
+import { attentionRef, rand, relErr, scrambledCache, startWebGpu, stopWebGpu } from './webgpu_support';
+
+const causal: MaskSpec = { variant: 'causal', window: 0, chunk: 0 };
+const TOL = 5e-3;
+
+interface Case { dtype: KVCacheDType; nH: number; nKv: number; D: number; ps: number; seqs: [number, number][]; mask: MaskSpec; qScale?: number }
+
+/** Relative error of the prefill over `k` (the kernel chosen by the current flags) against float64. */
+async function runCase(k: Case, seed: number): Promise<number> {
+  const { nH, nKv, D, ps, seqs } = k;
+  const need = seqs.reduce((n, [s, t]) => n + Math.ceil((s + t) / ps) + 1, 0);
+  const cache = scrambledCache(nKv, D, ps, need + 2, 1, { dtype: k.dtype });
+  const ids = seqs.map((_, b) => cache.addSequence(b));
+  let sd = seed;
+  const write = (counts: number[]) => {
+    const c = cache.fetch(ids, counts);
+    cache.writeTokens(0, c, rand(c.totalTokens * nKv * D, ++sd), rand(c.totalTokens * nKv * D, ++sd)); // [T, nKv * D] each
+    return c;
+  };
+  cache.step(write(seqs.map(([s]) => s)));
+  const c = write(seqs.map(([, t]) => t));
+  const kv = seqs.map(([s, t], b) => { // readSequence gives [nKv, L, D]; the reference wants [L, nKv, D]
+    const L = s + t, r = cache.readSequence(0, c, b, L);
+    const k2 = new Float32Array(L * nKv * D), v2 = new Float32Array(L * nKv * D);
+    for (let h = 0; h < nKv; h++) for (let j = 0; j < L; j++) {
+      k2.set(r.k.subarray((h * L + j) * D, (h * L + j + 1) * D), (j * nKv + h) * D);
+      v2.set(r.v.subarray((h * L + j) * D, (h * L + j + 1) * D), (j * nKv + h) * D);
+    }
+    return { k: k2, v: v2 };
+  });
+  const q = rand(c.totalTokens * nH * D, ++sd).map((v) => v * (k.qScale ?? 1)); // [T, nH * D]
+  const attrs: FlashAttentionRaggedPagedAttrs = { nHeads: nH, nKvHeads: nKv, headDim: D, scale: 1 / Math.sqrt(D), mask: k.mask, collection: c, layerIdx: 0, variant: 'prefill' };
+  const qt = tf.tensor2d(q, [c.totalTokens, nH * D]);
+  const out = tf.engine().runKernel(FlashAttentionRaggedPaged, { q: qt }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const got = await out.data();
+  tf.dispose([qt, out]);
+  cache.attachDeviceMirror(null);
+  return relErr(got, attentionRef(q, c, kv, nH, nKv, D, attrs.scale, k.mask));
+}
+
+jest.setTimeout(600000);
+
+describe('sgmat prefill [webgpu, emulated subgroup matrices]', () => {
+  const t = webgpuFlashTuning;
+  const saved = { ...t };
+  beforeAll(async () => {
+    await startWebGpu();
+    process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
+    Object.assign(t, { prefillSgmat: true, prefillSgmatEmulate: true });
+  });
+  afterAll(() => {
+    delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
+    Object.assign(t, saved);
+    stopWebGpu();
+  });
+
+  const seqs: [number, number][] = [[37, 21], [0, 45], [130, 3], [5, 0]];
+  const cases: [string, Case, Partial<typeof t>][] = [
+    ['f16 GQA 4 d64 ps16 causal, 2 subgroups, 32 keys', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 16, seqs, mask: causal }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+    ['f16 GQA 4 d64 ps7 causal, 2 subgroups, 64 keys', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 7, seqs, mask: causal }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 64 }],
+    ['f16 GQA 1 d16 ps16 sliding window 37', { dtype: 'float16', nH: 2, nKv: 2, D: 16, ps: 16, seqs, mask: { variant: 'sliding_window_causal', window: 37, chunk: 0 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+    ['f16 GQA 8 d128 ps16 chunked 64', { dtype: 'float16', nH: 8, nKv: 1, D: 128, ps: 16, seqs: [[20, 70], [0, 33]], mask: { variant: 'chunked_causal', window: 0, chunk: 64 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+    ['f32 cache narrowed on the fly, GQA 2 d32 non-causal', { dtype: 'float32', nH: 4, nKv: 2, D: 32, ps: 16, seqs: [[10, 40], [3, 9]], mask: { variant: 'null', window: 0, chunk: 0 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+    ['f16 scores growing past the rescale threshold (q x 40)', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 16, seqs: [[90, 40]], mask: causal, qScale: 40 }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+  ];
+  cases.forEach(([name, k, tune], i) => {
+    it(name, async () => {
+      const before = { ...t };
+      Object.assign(t, tune);
+      try {
+        expect(await runCase(k, 40 + i)).toBeLessThan(TOL);
+      } finally {
+        Object.assign(t, before);
+      }
+    });
+  });
+});
