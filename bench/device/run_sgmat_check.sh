@@ -22,8 +22,8 @@ one() {
 for v in full no-overflow ovf-var emulated no-mma no-epilogue; do one 12 sgmat_split_check.mjs "variant:$v"; done
 for t in 2x2:2x2:bk16 2x2:4x4:bk32 4x2:2x4:bk16; do one 12 sgmat_split_check.mjs "tile:$t:150x136x96"; done
 one 25 sgmat_prefill_check.mjs tile --big-only
-for v in sgmat:4:64:builtin sgmat:2:32:builtin sgmat:1:32:builtin; do one 20 sgmat_prefill_check.mjs "$v"; done
-for v in emul:4:64 emulqk:4:64 emulpv:4:64; do one 15 sgmat_prefill_check.mjs "$v" --small-only; done
+for v in sgmat:4:64:builtin sgmat:4:64:builtin:shared sgmat:2:32:builtin:shared sgmat:1:32:builtin; do one 20 sgmat_prefill_check.mjs "$v"; done
+for v in emul:4:64 emulqk:4:64 emulpv:4:64 emulpv:4:64:builtin:shared; do one 15 sgmat_prefill_check.mjs "$v" --small-only; done
 for t in 2x2:4x4:bk32 4x2:2x4:bk16 2x2:2x2:bk16; do
   for s in 2048x3072x2048 2048x16384x2048; do one 15 sgmat_split_check.mjs "tile:$t:$s" time; done
 done

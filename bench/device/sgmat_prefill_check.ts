@@ -1,7 +1,8 @@
 /**
  * The tensor-core prefill (kernels/webgpu/flash_prefill_sgmat_wgsl.ts) against the f32 tiles and a
  * float64 reference, one kernel variant per process (`node sgmat_prefill_check.mjs <variant>`):
- * `tile` (the f32 tiles), `sgmat:<subgroups>:<keys>:<builtin|broadcast>` (tensor cores),
+ * `tile` (the f32 tiles), `sgmat:<subgroups>:<keys>:<builtin|broadcast>[:shuffle|shared]` (tensor cores;
+ * the twin lanes' exchange),
  * `emul:<subgroups>:<keys>` (the same kernel with its matrix ops in plain WGSL,
  * subgroup_matrix_emulation.ts: tells a logic bug from a device one), `emulqk:` / `emulpv:` (only
  * S = Q Kᵀ or only O += P V in plain WGSL, the other product on tensor cores). Causal masks, float16 caches:
@@ -84,11 +85,12 @@ const BIG: Shape = { nH: 32, nKv: 8, D: 128, ps: 128, seqs: [[0, 4096]], rows: 8
 async function main(): Promise<void> {
   const variant = process.argv[2] ?? 'tile';
   const t = webgpuFlashTuning;
-  const [kind, nsg, bn, sgid] = variant.split(':');
+  const [kind, nsg, bn, sgid, xchg] = variant.split(':');
   if (kind !== 'tile') {
     process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
     Object.assign(t, { prefillSgmat: true, prefillSgmatSubgroups: Number(nsg), prefillSgmatKeys: Number(bn), prefillSgmatEmulate: kind === 'emul' ? true : kind === 'emulqk' ? 'qk' : kind === 'emulpv' ? 'pv' : false });
     if (sgid) t.prefillSgmatSubgroupId = sgid as 'builtin' | 'broadcast';
+    if (xchg) t.prefillSgmatExchange = xchg as 'shuffle' | 'shared';
   } else process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'tile';
   if (!(await initWebGpuNode())) throw new Error(webGpuNodeStatus().reason);
   registerAllKernels();

@@ -69,7 +69,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const sgmatCfg = {
     nsg: webgpuFlashTuning.prefillSgmatSubgroups, bn: webgpuFlashTuning.prefillSgmatKeys,
     sgid: sgid === 'auto' ? (caps.subgroupIdBuiltin ? 'builtin' as const : 'broadcast' as const) : sgid,
-    emulate: webgpuFlashTuning.prefillSgmatEmulate,
+    emulate: webgpuFlashTuning.prefillSgmatEmulate, xchg: webgpuFlashTuning.prefillSgmatExchange,
   };
   if (prefillKind === 'sgmat' && sgmatPrefillSharedBytes(sgmatCfg, shape) > sharedLimit) prefillKind = 'tile';
   if (prefillKind === 'scalar') {

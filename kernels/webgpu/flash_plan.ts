@@ -81,6 +81,8 @@ export const webgpuFlashTuning = {
    * subgroups; 'qk' / 'pv' (device diagnostics) emulate one product only (flash_prefill_sgmat_wgsl.ts).
    */
   prefillSgmatEmulate: false as boolean | 'qk' | 'pv',
+  /** How the sgmat prefill's twin lanes combine row max and sum (flash_prefill_sgmat_wgsl.ts `xchg`). */
+  prefillSgmatExchange: 'shuffle' as 'shuffle' | 'shared',
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */

@@ -40,6 +40,13 @@ export interface SgmatPrefillConfig {
    */
   sgid: 'builtin' | 'broadcast';
   /**
+   * How a lane and its twin (lane ^ 1, the other half of the row) combine row max and sum:
+   * `shuffle` (subgroupShuffleXor) or `shared` (through workgroup memory, two barriers; no subgroup
+   * operation beside the matrices: NVIDIA's driver has been seen to mishandle cooperative matrices
+   * next to GroupNonUniform* operations, kvark/blade#333).
+   */
+  xchg?: 'shuffle' | 'shared';
+  /**
    * Specs on devices without subgroup matrices: the matrix ops in plain WGSL (subgroup_matrix_emulation.ts);
    * `qk` / `pv` (device diagnostics): only S = Q Kᵀ or only O += P V emulated, the other on the device's matrices.
    */
@@ -57,7 +64,7 @@ export function sgmatPrefillFits(c: SgmatPrefillConfig, s: PrefillShape): boolea
 
 export function sgmatPrefillSharedBytes(c: SgmatPrefillConfig, s: PrefillShape): number {
   const mr = 16 * c.nsg;
-  const scratch = c.emulate ? 2 * 2 * 256 * c.nsg : 0; // the emulation's per-subgroup product scratch
+  const scratch = (c.emulate ? 2 * 2 * 256 * c.nsg : 0) + (c.xchg === 'shared' ? 4 * 32 * c.nsg : 0); // emulation scratch, twin exchange
   return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16 + scratch;
 }
 
@@ -83,6 +90,11 @@ ${os.map((o, x) => `  subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${x * 16
   }
 ${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccO, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
   });
+  const shared = c.xchg === 'shared';
+  // the twin's value of v (lane ^ 1): a shuffle, or through xch (uniform control flow only)
+  const twin = (v: string, out: string) => (shared
+    ? `xch[li] = ${v};\n    workgroupBarrier();\n    let ${out} = xch[li ^ 1u];\n    workgroupBarrier();`
+    : `let ${out} = subgroupShuffleXor(${v}, 1u);`);
   const code = /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;${c.sgid === 'builtin' ? '\nrequires subgroup_id;' : ''}
@@ -109,13 +121,14 @@ var<workgroup> Ss: array<f32, ${mr * (c.bn + 4)}>;
 var<workgroup> Ps: array<f16, ${mr * (c.bn + 8)}>;
 var<workgroup> badV: array<u32, ${c.bn}>;
 var<workgroup> rescaleFlag: u32;
+${shared ? `var<workgroup> xch: array<f32, ${32 * c.nsg}>;` : ''}
 
 fn put4(at: u32, v: vec4<f32>) {
   KVs[at] = f16(v.x); KVs[at + 1u] = f16(v.y); KVs[at + 2u] = f16(v.z); KVs[at + 3u] = f16(v.w);
 }
 
 @compute @workgroup_size(${32 * c.nsg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? ', @builtin(subgroup_id) sgId: u32, @builtin(subgroup_invocation_id) sgLane: u32' : ''}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? `, @builtin(subgroup_id) sgId: u32${shared ? '' : ', @builtin(subgroup_invocation_id) sgLane: u32'}` : ''}) {
   let tile = wid.x;
   let h = wid.y;
   if (tile >= u32(mt[0])) { return; }
@@ -132,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let range = keyRange(i0, i1, start + nNew);
   let qs = bitcast<f32>(mt[8]);
   let sg = ${c.sgid === 'builtin' ? 'sgId' : 'subgroupBroadcastFirst(li / 32u)'};
-  let lane = ${c.sgid === 'builtin' ? 'sgLane' : 'li % 32u'}; // the shuffles pair lanes by subgroup invocation id
+  let lane = ${c.sgid === 'builtin' && !shared ? 'sgLane' : 'li % 32u'}; // the shuffles pair lanes by subgroup invocation id
   let sgRow = sg * 16u;
   let row = sgRow + lane / 2u; // this lane's softmax row (with its twin lane ^ 1)
   let hf = lane % 2u;
@@ -190,13 +203,15 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
       if (!full && !(kb + i32(cix) < range.y && visible(myPos, kb + i32(cix)))) { sv = ${NEG}; Ss[row * SST + cix] = sv; }
       mx = max(mx, sv);
     }
-    mx = max(mx, subgroupShuffleXor(mx, 1u));
+    ${twin('mx', 'mxTwin')}
+    mx = max(mx, mxTwin);
     var al = 1.0;
     if (mx > m + ${RESCALE}.0) {
       al = exp2(m - mx);
       m = mx;
     }
-    let lRow = l + subgroupShuffleXor(l, 1u);
+    ${twin('l', 'lTwin')}
+    let lRow = l + lTwin;
     if (al != 1.0 && lRow > 0.0) { rescaleFlag = 1u; }
     var ls = 0.0;
     for (var x = 0u; x < ${half}u; x++) {
@@ -221,7 +236,8 @@ ${N.map((n) => `    {
 ${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightV, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
     }`).join('\n')}
   }
-  let lRow = l + subgroupShuffleXor(l, 1u);
+  ${twin('l', 'lTwin')}
+  let lRow = l + lTwin;
   let inv = select(0.0, 1.0 / lRow, lRow > 0.0);
   let outRow = (u32(rowOff + tq0) + row / G) * NH * D4 + (h * G + row % G) * D4; // vec4 index of the row
 ${oThroughShared((first, col) => `if (rowLive) {
