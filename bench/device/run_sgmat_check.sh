@@ -19,7 +19,7 @@ one() {
   grep -v '^Warning' "$log" | tee -a "$OUT/all.log" | grep '^RESULT'
   (( rc != 0 )) && echo "RESULT rc $rc: $* (last lines: $(grep -v '^Warning' "$log" | tail -4 | tr '\n' '|' | cut -c1-400))"
 }
-for v in full no-overflow ovf-var emulated no-mma no-epilogue; do one 12 sgmat_split_check.mjs "variant:$v"; done
+for v in full no-overflow ovf-var no-sgiid emulated no-mma no-epilogue; do one 12 sgmat_split_check.mjs "variant:$v"; done
 for t in 2x2:2x2:bk16 2x2:4x4:bk32 4x2:2x4:bk16; do one 12 sgmat_split_check.mjs "tile:$t:150x136x96"; done
 one 25 sgmat_prefill_check.mjs tile --big-only
 for v in sgmat:4:64:builtin sgmat:4:64:builtin:shared sgmat:2:32:builtin:shared sgmat:1:32:builtin; do one 20 sgmat_prefill_check.mjs "$v"; done

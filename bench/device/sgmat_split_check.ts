@@ -6,7 +6,7 @@
  * - `variant:<name>`: a 1-subgroup tile (16 x 16, bk 16) on M 64 N 48 K 80 with parts of the WGSL
  *   cut out, to find what kills the process: full, no-overflow (the f16-range fallback and its
  *   workgroupUniformLoad gone), ovf-var (the flag in its own u32 instead of St[0]), emulated (plain
- *   WGSL), no-mma (products gone: y = 0), no-epilogue (nothing written). Progress marks are written
+ *   WGSL), no-sgiid (lane from the invocation index, no subgroup_invocation_id), no-mma (products gone: y = 0), no-epilogue (nothing written). Progress marks are written
  *   synchronously (fs.writeSync), so the last one printed says where a crash happened.
  * - `tile:<sgM>x<sgN>:<tm>x<tn>:bk<16|32>:<M>x<N>x<K>`: a tile against float64 (max |err| / max |y|
  *   over every element, or 16 sampled rows when M N K > 2^28), then, when `time` follows, GPU time of
@@ -131,6 +131,7 @@ const VARIANTS: Record<string, (c: string) => string> = {
     '  if (t == 0u) { ovf = 0u; }\n  workgroupBarrier();\n  if (overflow) { ovf = 1u; }\n  let anyOverflow = f32(workgroupUniformLoad(&ovf));')
     .replace('var<private> overflow', 'var<workgroup> ovf: u32;\nvar<private> overflow'),
   emulated: (c) => emulated(c),
+  'no-sgiid': (c) => c.replace(', @builtin(subgroup_invocation_id) lane: u32) {', ') {\n  let lane = t % 32u;'),
   'no-mma': (c) => c.replace(/\n.*subgroupMatrixMultiplyAccumulate.*/g, ''),
   'no-epilogue': (c) => cut(c, '  var vals: array<f32, 8>;', '\n}\n', '\n}\n'),
 };
