@@ -15,6 +15,7 @@ import { writeSync } from 'node:fs';
 import { FlashAttentionRaggedPaged } from '../../kernels/kernel_names.js';
 import { choosePrefillKind, webgpuFlashTuning } from '../../kernels/webgpu/flash_plan.js';
 import { fixedSubgroupSize } from '../../kernels/webgpu/gpu_util.js';
+import { sgmatPrefillSharedBytes } from '../../kernels/webgpu/flash_prefill_sgmat_wgsl.js';
 import { registerAllKernels } from '../../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../../lib/backends/webgpu_node.js';
 import { PagedKVCache } from '../../lib/kv_cache/paged_kv_cache.js';
@@ -99,7 +100,9 @@ async function main(): Promise<void> {
   dev.addEventListener('uncapturederror', (e) => mark(`uncaptured: ${(e as unknown as { error: { message: string } }).error.message.slice(0, 300)}`));
   const caps = { subgroupMatrix: dev.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName), shaderF16: dev.features.has('shader-f16'), subgroupSize: fixedSubgroupSize(dev) };
   const chosen = choosePrefillKind({ nHeads: 32, nKvHeads: 8, headDim: 128 } as never, caps, 'float16');
-  mark(`RESULT prefill ${variant}: kernel taken ${chosen} (caps ${JSON.stringify(caps)})`);
+  const bytes = sgmatPrefillSharedBytes({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin', xchg: t.prefillSgmatExchange, emulate: t.prefillSgmatEmulate },
+    { headDim: 128, nHeads: 32, nKvHeads: 8 });
+  mark(`RESULT prefill ${variant}: kernel taken ${chosen} (caps ${JSON.stringify(caps)}); d128 shared ${bytes} of ${dev.limits.maxComputeWorkgroupStorageSize} bytes`);
   const shapes = [...(process.argv.includes('--big-only') ? [] : SMALL), ...(process.argv.includes('--small-only') ? [] : [BIG])];
   for (const s of shapes) {
     const name = `${s.nH}/${s.nKv} d${s.D} ps${s.ps} seqs ${JSON.stringify(s.seqs)}`;
