@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the project root (bundle: bench/device/prepare_sgmat_check.sh): every
 # risky kernel in its own process, each bounded; the whole run bounded by BUDGET seconds (115).
+# Round 2 (2026-12-03): the sgmat prefill with its workgroup flag padded to 16 bytes (and the old
+# scalar flag once, to confirm the cause), tile and key-tile variants, timed at 1x4096 beside the
+# f32 tiles and PyTorch; the split-f16 matmul's best tile on every Llama-3.2-1B prefill shape and
+# accumulator flushes (accuracy), two more tiles on the widest one. (Round 1's bisection variants: sgmat_split_check.ts variant:*.)
 set -uo pipefail
 source .device/env.sh
 D=$(dirname "$0")
@@ -19,16 +23,13 @@ one() {
   grep -v '^Warning' "$log" | tee -a "$OUT/all.log" | grep '^RESULT'
   (( rc != 0 )) && echo "RESULT rc $rc: $* (last lines: $(grep -v '^Warning' "$log" | tail -4 | tr '\n' '|' | cut -c1-400))"
 }
-for v in full no-overflow ovf-var no-sgiid emulated no-mma no-epilogue; do one 12 sgmat_split_check.mjs "variant:$v"; done
-for t in 2x2:2x2:bk16 2x2:4x4:bk32 4x2:2x4:bk16; do one 12 sgmat_split_check.mjs "tile:$t:150x136x96"; done
-one 25 sgmat_prefill_check.mjs tile --big-only
-for v in sgmat:4:64:builtin sgmat:4:64:builtin:shared sgmat:2:32:builtin:shared sgmat:1:32:builtin; do one 20 sgmat_prefill_check.mjs "$v"; done
-for v in emul:4:64 emulqk:4:64 emulpv:4:64 emulpv:4:64:builtin:shared; do one 15 sgmat_prefill_check.mjs "$v" --small-only; done
-for t in 2x2:4x4:bk32 4x2:2x4:bk16 2x2:2x2:bk16; do
-  for s in 2048x3072x2048 2048x16384x2048; do one 15 sgmat_split_check.mjs "tile:$t:$s" time; done
-done
-left=$(( end - $(date +%s) ))
-(( left > 8 )) && timeout $left python3 "$D/torch_matmul.py" 2>&1 | grep RESULT
-left=$(( end - $(date +%s) ))
-(( left > 8 )) && timeout $left python3 "$D/torch_sdpa.py" 2>&1 | grep prefill | sed 's/^/RESULT /'
+one 20 sgmat_prefill_check.mjs sgmat:4:64
+one 12 sgmat_prefill_check.mjs sgmat:4:64:scalar-flag --small-only
+one 15 sgmat_prefill_check.mjs tile --big-only
+for s in 2048x3072x2048 2048x2048x2048 2048x16384x2048 2048x2048x8192; do one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:$s" time; done
+for f in 8 2; do one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:2048x16384x2048:f$f" time; done
+one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:2048x2048x8192:f8" time
+one 12 sgmat_split_check.mjs tile:4x2:2x4:bk16:150x136x96:f3
+for v in sgmat:4:64:shared sgmat:4:32 sgmat:2:64; do one 18 sgmat_prefill_check.mjs "$v"; done
+for t in 4x2:2x4:bk32 2x4:4x2:bk16; do one 14 sgmat_split_check.mjs "tile:$t:2048x16384x2048" time; done
 echo "RESULT done, $(( BUDGET - (end - $(date +%s)) )) s"

@@ -1,8 +1,8 @@
 /**
  * The tensor-core prefill (kernels/webgpu/flash_prefill_sgmat_wgsl.ts) against the f32 tiles and a
  * float64 reference, one kernel variant per process (`node sgmat_prefill_check.mjs <variant>`):
- * `tile` (the f32 tiles), `sgmat:<subgroups>:<keys>:<builtin|broadcast>[:shuffle|shared]` (tensor cores;
- * the twin lanes' exchange),
+ * `tile` (the f32 tiles), `sgmat:<subgroups>:<keys>[:<options joined by +>]` (tensor cores; options:
+ * `shared` twin-lane exchange, `qreload` Q in its own array, and the WGSL edits of EDITS below),
  * `emul:<subgroups>:<keys>` (the same kernel with its matrix ops in plain WGSL,
  * subgroup_matrix_emulation.ts: tells a logic bug from a device one), `emulqk:` / `emulpv:` (only
  * S = Q Kᵀ or only O += P V in plain WGSL, the other product on tensor cores). Causal masks, float16 caches:
@@ -83,15 +83,34 @@ const SMALL: Shape[] = [
 ];
 const BIG: Shape = { nH: 32, nKv: 8, D: 128, ps: 128, seqs: [[0, 4096]], rows: 8 };
 
+/** WGSL edits that bisect a device-only failure (each must find its text). */
+const need = (w: string, from: string): string => { if (!w.includes(from)) throw new Error(`edit: '${from.trim()}' not in the WGSL`); return from; };
+const EDITS: Record<string, (w: string) => string> = {
+  'no-guard': (w) => w.replace(need(w, '  if (tile >= u32(mt[0])) { return; }\n'), ''),
+  'no-requires': (w) => w.replace(need(w, '\nrequires subgroup_id;'), '').replace('diagnostic(off, subgroup_uniformity);\n', ''),
+  lets: (w) => w.replace(/(\w+) = subgroupMatrixMultiplyAccumulate\((\w+), (subgroupMatrixLoad<[^;]*?\)), (\w+)\);/g,
+    '{ let mArg = $3; $1 = subgroupMatrixMultiplyAccumulate($2, mArg, $4); }'),
+  'scalar-flag': (w) => w.replace(need(w, 'var<workgroup> rescaleFlag: array<u32, 4>;'), 'var<workgroup> rescaleFlag: u32;').replace(/rescaleFlag\[0\]/g, 'rescaleFlag'),
+  barriers: (w) => w.replace(need(w, '    {\n      var s = AccM();'), '    workgroupBarrier();\n    {\n      var s = AccM();')
+    .replace(need(w, '    {\n      let p = subgroupMatrixLoad<LeftP'), '    workgroupBarrier();\n    {\n      let p = subgroupMatrixLoad<LeftP'),
+};
+
 async function main(): Promise<void> {
   const variant = process.argv[2] ?? 'tile';
   const t = webgpuFlashTuning;
-  const [kind, nsg, bn, sgid, xchg] = variant.split(':');
+  const [kind, nsg, bn, optList] = variant.split(':');
+  const opts = (optList ?? '').split('+').filter((o) => o);
   if (kind !== 'tile') {
     process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
-    Object.assign(t, { prefillSgmat: true, prefillSgmatSubgroups: Number(nsg), prefillSgmatKeys: Number(bn), prefillSgmatEmulate: kind === 'emul' ? true : kind === 'emulqk' ? 'qk' : kind === 'emulpv' ? 'pv' : false });
-    if (sgid) t.prefillSgmatSubgroupId = sgid as 'builtin' | 'broadcast';
-    if (xchg) t.prefillSgmatExchange = xchg as 'shuffle' | 'shared';
+    Object.assign(t, {
+      prefillSgmat: true, prefillSgmatSubgroups: Number(nsg), prefillSgmatKeys: Number(bn), prefillSgmatSubgroupId: 'builtin',
+      prefillSgmatEmulate: kind === 'emul' ? true : kind === 'emulqk' ? 'qk' : kind === 'emulpv' ? 'pv' : false,
+      prefillSgmatExchange: opts.includes('shared') ? 'shared' : 'shuffle', prefillSgmatQReload: opts.includes('qreload'),
+    });
+    const edits = opts.filter((o) => o in EDITS);
+    if (edits.length) t.prefillSgmatDebugEdit = (w: string) => edits.reduce((c, e) => EDITS[e](c), w);
+    const unknown = opts.filter((o) => !(o in EDITS) && o !== 'shared' && o !== 'qreload');
+    if (unknown.length) throw new Error(`options (${unknown.join(', ')}) must be among shared, qreload, ${Object.keys(EDITS).join(', ')}`);
   } else process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'tile';
   if (!(await initWebGpuNode())) throw new Error(webGpuNodeStatus().reason);
   registerAllKernels();
@@ -100,7 +119,7 @@ async function main(): Promise<void> {
   dev.addEventListener('uncapturederror', (e) => mark(`uncaptured: ${(e as unknown as { error: { message: string } }).error.message.slice(0, 300)}`));
   const caps = { subgroupMatrix: dev.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName), shaderF16: dev.features.has('shader-f16'), subgroupSize: fixedSubgroupSize(dev) };
   const chosen = choosePrefillKind({ nHeads: 32, nKvHeads: 8, headDim: 128 } as never, caps, 'float16');
-  const bytes = sgmatPrefillSharedBytes({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin', xchg: t.prefillSgmatExchange, emulate: t.prefillSgmatEmulate },
+  const bytes = sgmatPrefillSharedBytes({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin', xchg: t.prefillSgmatExchange, emulate: t.prefillSgmatEmulate, qReload: t.prefillSgmatQReload },
     { headDim: 128, nHeads: 32, nKvHeads: 8 });
   mark(`RESULT prefill ${variant}: kernel taken ${chosen} (caps ${JSON.stringify(caps)}); d128 shared ${bytes} of ${dev.limits.maxComputeWorkgroupStorageSize} bytes`);
   const shapes = [...(process.argv.includes('--big-only') ? [] : SMALL), ...(process.argv.includes('--small-only') ? [] : [BIG])];

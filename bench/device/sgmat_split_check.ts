@@ -8,7 +8,8 @@
  *   workgroupUniformLoad gone), ovf-var (the flag in its own u32 instead of St[0]), emulated (plain
  *   WGSL), no-sgiid (lane from the invocation index, no subgroup_invocation_id), no-mma (products gone: y = 0), no-epilogue (nothing written). Progress marks are written
  *   synchronously (fs.writeSync), so the last one printed says where a crash happened.
- * - `tile:<sgM>x<sgN>:<tm>x<tn>:bk<16|32>:<M>x<N>x<K>`: a tile against float64 (max |err| / max |y|
+ * - `tile:<sgM>x<sgN>:<tm>x<tn>:bk<16|32>:<M>x<N>x<K>[:f<flush>]`: a tile (`flush`: K steps between
+ *   accumulator flushes, matmul_split_f16_wgsl.ts) against float64 (max |err| / max |y|
  *   over every element, or 16 sampled rows when M N K > 2^28), then, when `time` follows, GPU time of
  *   split-f16 and the f32 tile (matmul_nt_wgsl.ts, its vec4 bk8 config) alternating, with TFLOP/s.
  * Prints `RESULT ...` lines.
@@ -173,11 +174,11 @@ async function main(): Promise<void> {
       mark(`split ${arg}`);
       line = await splitCase(dev, base, 64, 48, 80, VARIANTS[v], false);
     } else {
-      const m = /^tile:(\d)x(\d):(\d)x(\d):bk(\d+):(\d+)x(\d+)x(\d+)$/.exec(arg);
-      if (!m) throw new Error(`case (${arg}) must be variant:<name> or tile:<sgM>x<sgN>:<tm>x<tn>:bk<n>:<M>x<N>x<K>`);
-      const [sgM, sgN, tm, tn, bk, M, N, K] = m.slice(1).map(Number);
+      const m = /^tile:(\d)x(\d):(\d)x(\d):bk(\d+):(\d+)x(\d+)x(\d+)(?::f(\d+))?$/.exec(arg);
+      if (!m) throw new Error(`case (${arg}) must be variant:<name> or tile:<sgM>x<sgN>:<tm>x<tn>:bk<n>:<M>x<N>x<K>[:f<flush>]`);
+      const [sgM, sgN, tm, tn, bk, M, N, K, flush] = m.slice(1).map((v) => Number(v ?? 0));
       mark(`split ${arg}`);
-      line = await splitCase(dev, { ...base, sgM, sgN, tm, tn, bk }, M, N, K, (c) => c, process.argv[3] === 'time');
+      line = await splitCase(dev, { ...base, sgM, sgN, tm, tn, bk, flush }, M, N, K, (c) => c, process.argv[3] === 'time');
     }
   } catch (e) {
     line = `ERROR ${(e as Error).message}`;

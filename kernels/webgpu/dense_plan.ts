@@ -50,7 +50,7 @@ if (!env.getFlags().hasOwnProperty(FLAG)) {
  */
 export const webgpuDenseTuning = {
   gemvMaxM: GEMV_MAX_M, matmulBk: 8,
-  splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
+  splitF16: { sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 16, flush: 0 } as { sgM: number; sgN: number; tm: number; tn: number; bk: number; flush?: number }, weightScale: 32,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
   emulateSplitF16: false,
 };
@@ -83,7 +83,7 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
     const { bm, bn } = splitF16Tile(c);
     const scaleBits = new Uint32Array(new Float32Array([webgpuDenseTuning.weightScale]).buffer)[0];
     const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols, scaleBits]);
-    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}${emulate ? ':emulated' : ''}`;
+    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}:f${t.flush ?? 0}${emulate ? ':emulated' : ''}`;
     return { pipeline: pipelineForKey(be.device, key, () => matmulSplitF16Wgsl(c)), buffers: [...buffers, dims, ...tail], grid: [Math.ceil(a.rows / bn), Math.ceil(a.M / bm), 1] };
   }
   const vec4 = a.K % 4 === 0;

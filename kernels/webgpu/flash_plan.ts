@@ -83,6 +83,10 @@ export const webgpuFlashTuning = {
   prefillSgmatEmulate: false as boolean | 'qk' | 'pv',
   /** How the sgmat prefill's twin lanes combine row max and sum (flash_prefill_sgmat_wgsl.ts `xchg`). */
   prefillSgmatExchange: 'shuffle' as 'shuffle' | 'shared',
+  /** The sgmat prefill's Q kept in its own workgroup array and reloaded per key tile (flash_prefill_sgmat_wgsl.ts `qReload`). */
+  prefillSgmatQReload: false,
+  /** Device diagnostics only (bench/device/sgmat_prefill_check.ts): rewrites the sgmat prefill's WGSL before it is compiled. */
+  prefillSgmatDebugEdit: null as null | ((wgsl: string) => string),
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */

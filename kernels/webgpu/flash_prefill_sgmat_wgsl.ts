@@ -47,6 +47,11 @@ export interface SgmatPrefillConfig {
    */
   xchg?: 'shuffle' | 'shared';
   /**
+   * Q in its own workgroup array, its matrices loaded again in every key tile (instead of once,
+   * before the loop, from the K/V region that the key tiles then overwrite).
+   */
+  qReload?: boolean;
+  /**
    * Specs on devices without subgroup matrices: the matrix ops in plain WGSL (subgroup_matrix_emulation.ts);
    * `qk` / `pv` (device diagnostics): only S = Q Kᵀ or only O += P V emulated, the other on the device's matrices.
    */
@@ -64,7 +69,8 @@ export function sgmatPrefillFits(c: SgmatPrefillConfig, s: PrefillShape): boolea
 
 export function sgmatPrefillSharedBytes(c: SgmatPrefillConfig, s: PrefillShape): number {
   const mr = 16 * c.nsg;
-  const scratch = (c.emulate ? 2 * 2 * 256 * c.nsg : 0) + (c.xchg === 'shared' ? 4 * 32 * c.nsg : 0); // emulation scratch, twin exchange
+  const scratch = (c.emulate ? 2 * 2 * 256 * c.nsg : 0) + (c.xchg === 'shared' ? 4 * 32 * c.nsg : 0) // emulation scratch, twin exchange
+    + (c.qReload ? 2 * mr * (s.headDim + 8) : 0);
   return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16 + scratch;
 }
 
@@ -95,6 +101,7 @@ ${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixL
   const twin = (v: string, out: string) => (shared
     ? `xch[li] = ${v};\n    workgroupBarrier();\n    let ${out} = xch[li ^ 1u];\n    workgroupBarrier();`
     : `let ${out} = subgroupShuffleXor(${v}, 1u);`);
+  const qLoads = (ind: string, arr: string) => K.map((k) => `${ind}let q${k} = subgroupMatrixLoad<LeftM, row_major>(&${arr}, sgRow * KST + ${16 * k}u, KST);`).join('\n');
   const code = /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;${c.sgid === 'builtin' ? '\nrequires subgroup_id;' : ''}
@@ -120,8 +127,12 @@ var<workgroup> KVs: array<f16, ${Math.max(c.bn, mr) * (hd + 8)}>;
 var<workgroup> Ss: array<f32, ${mr * (c.bn + 4)}>;
 var<workgroup> Ps: array<f16, ${mr * (c.bn + 8)}>;
 var<workgroup> badV: array<u32, ${c.bn}>;
-var<workgroup> rescaleFlag: u32;
+// 16 bytes, not a 4-byte scalar: every workgroup variable a multiple of 16 bytes. On the H200 a lone
+// u32 in workgroup memory left the subgroup-matrix loads reading wrong data (rel err ~2; the split-f16
+// matmul broke the same way when its flag moved to a u32: bench/device/sgmat_split_check.ts ovf-var).
+var<workgroup> rescaleFlag: array<u32, 4>;
 ${shared ? `var<workgroup> xch: array<f32, ${32 * c.nsg}>;` : ''}
+${c.qReload ? `var<workgroup> Qs: array<f16, ${mr * (hd + 8)}>;` : ''}
 
 fn put4(at: u32, v: vec4<f32>) {
   KVs[at] = f16(v.x); KVs[at + 1u] = f16(v.y); KVs[at + 2u] = f16(v.z); KVs[at + 3u] = f16(v.w);
@@ -158,10 +169,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let cc = idx % D4;
     var val = vec4<f32>(0.0);
     if (i32(r / G) < nTok) { val = q[(u32(rowOff + tq0) + r / G) * NH * D4 + (h * G + r % G) * D4 + cc] * qs; }
-    put4(r * KST + 4u * cc, val);
+    ${c.qReload ? 'let at = r * KST + 4u * cc;\n    Qs[at] = f16(val.x); Qs[at + 1u] = f16(val.y); Qs[at + 2u] = f16(val.z); Qs[at + 3u] = f16(val.w);' : 'put4(r * KST + 4u * cc, val);'}
   }
   workgroupBarrier();
-${K.map((k) => `  let q${k} = subgroupMatrixLoad<LeftM, row_major>(&KVs, sgRow * KST + ${16 * k}u, KST);`).join('\n')}
+${c.qReload ? '' : qLoads('  ', 'KVs')}
 ${K.map((k) => `  var o${k} = AccO();`).join('\n')}
   var m = ${M_INIT};
   var l = 0.0;
@@ -177,9 +188,9 @@ ${K.map((k) => `  var o${k} = AccO();`).join('\n')}
       put4(kk * KST + 4u * (idx % D4), val);
     }
     for (var x = li; x < BN; x += WG) { badV[x] = 0u; }
-    if (li == 0u) { rescaleFlag = 0u; }
+    if (li == 0u) { rescaleFlag[0] = 0u; }
     workgroupBarrier();
-${N.map((n) => `    {
+${c.qReload ? qLoads('    ', 'Qs') : ''}${N.map((n) => `    {
       var s = AccM();
 ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrixLoad<RightM, col_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), s);`).join('\n')}
       subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${16 * n}u, s, SST);
@@ -212,7 +223,7 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
     }
     ${twin('l', 'lTwin')}
     let lRow = l + lTwin;
-    if (al != 1.0 && lRow > 0.0) { rescaleFlag = 1u; }
+    if (al != 1.0 && lRow > 0.0) { rescaleFlag[0] = 1u; }
     var ls = 0.0;
     for (var x = 0u; x < ${half}u; x++) {
       let cix = hf * ${half}u + x;
@@ -221,7 +232,7 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
       Ps[row * PST + cix] = f16(p);
     }
     l = l * al + ls;
-    let need = workgroupUniformLoad(&rescaleFlag);
+    let need = workgroupUniformLoad(&rescaleFlag[0]);
     if (!full) {
       for (var x = 0u; x < ${half}u; x++) {
         let cix = hf * ${half}u + x;

@@ -3,9 +3,9 @@
  * emulation of the subgroup-matrix ops (subgroup_matrix_emulation.ts: each lane holds 8 elements of
  * a 16 x 16 matrix, as on hardware; layouts as the H200 does them, bench/device/sgmat_probe.ts), on
  * lavapipe, against a float64 reference from the cache's own decoded rows: float16 caches (the
- * kernel's case), a float32 cache narrowed on the fly, GQA 1 / 4 / 8, head dims 16 / 64 / 128,
- * masks, several key tiles and row tiles, scrambled pages, rows whose max grows past the rescale
- * threshold. Tolerance 5e-3: Q, K, V and P are rounded to f16
+ * kernel's case), a float32 cache narrowed on the fly, GQA 1 / 2 / 4 / 8, head dims 16 / 32 / 64 /
+ * 128, masks, key tiles of 32 and 64, scrambled pages, rows whose max grows past the rescale
+ * threshold, both twin-lane exchanges (shuffle, shared memory). Tolerance 5e-3: Q, K, V and P are rounded to f16
  * (half-precision flash attention's class; the f32 tiles pass at 2e-5).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -70,13 +70,13 @@ describe('sgmat prefill [webgpu, emulated subgroup matrices]', () => {
   });
 
   const seqs: [number, number][] = [[37, 21], [0, 45], [130, 3], [5, 0]];
+  const two = { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 };
   const cases: [string, Case, Partial<typeof t>][] = [
-    ['f16 GQA 4 d64 ps16 causal, 2 subgroups, 32 keys', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 16, seqs, mask: causal }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
-    ['f16 GQA 4 d64 ps7 causal, 2 subgroups, 64 keys', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 7, seqs, mask: causal }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 64 }],
-    ['f16 GQA 1 d16 ps16 sliding window 37', { dtype: 'float16', nH: 2, nKv: 2, D: 16, ps: 16, seqs, mask: { variant: 'sliding_window_causal', window: 37, chunk: 0 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
-    ['f16 GQA 8 d128 ps16 chunked 64', { dtype: 'float16', nH: 8, nKv: 1, D: 128, ps: 16, seqs: [[20, 70], [0, 33]], mask: { variant: 'chunked_causal', window: 0, chunk: 64 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
-    ['f32 cache narrowed on the fly, GQA 2 d32 non-causal', { dtype: 'float32', nH: 4, nKv: 2, D: 32, ps: 16, seqs: [[10, 40], [3, 9]], mask: { variant: 'null', window: 0, chunk: 0 } }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
-    ['f16 scores growing past the rescale threshold (q x 40)', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 16, seqs: [[90, 40]], mask: causal, qScale: 40 }, { prefillSgmatSubgroups: 2, prefillSgmatKeys: 32 }],
+    ['f16 GQA 4 d64 pages of 7, causal, 2 subgroups, 32 keys', { dtype: 'float16', nH: 8, nKv: 2, D: 64, ps: 7, seqs, mask: causal }, two],
+    ['f16 GQA 1 d16 sliding window 37, 64 keys, twin lanes through shared memory', { dtype: 'float16', nH: 2, nKv: 2, D: 16, ps: 16, seqs, mask: { variant: 'sliding_window_causal', window: 37, chunk: 0 } },
+      { ...two, prefillSgmatKeys: 64, prefillSgmatExchange: 'shared' }],
+    ['f16 GQA 8 d128 chunked 64', { dtype: 'float16', nH: 8, nKv: 1, D: 128, ps: 16, seqs: [[20, 70], [0, 33]], mask: { variant: 'chunked_causal', window: 0, chunk: 64 } }, two],
+    ['f32 cache narrowed on the fly, GQA 2 d32 no mask, scores past the rescale threshold (q x 40)', { dtype: 'float32', nH: 4, nKv: 2, D: 32, ps: 16, seqs: [[10, 40], [70, 9]], mask: { variant: 'null', window: 0, chunk: 0 }, qScale: 40 }, two],
   ];
   cases.forEach(([name, k, tune], i) => {
     it(name, async () => {
