@@ -9,7 +9,7 @@ set -uo pipefail
 source .device/env.sh
 D=$(dirname "$0")
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-BUDGET=${BUDGET:-115}
+BUDGET=${BUDGET:-95}
 end=$(( $(date +%s) + BUDGET ))
 # one case: "<timeout s> <script> <args...>"; skipped when the budget cannot hold it
 one() {
@@ -23,13 +23,10 @@ one() {
   grep -v '^Warning' "$log" | tee -a "$OUT/all.log" | grep '^RESULT'
   (( rc != 0 )) && echo "RESULT rc $rc: $* (last lines: $(grep -v '^Warning' "$log" | tail -4 | tr '\n' '|' | cut -c1-400))"
 }
-one 20 sgmat_prefill_check.mjs sgmat:4:64
-one 12 sgmat_prefill_check.mjs sgmat:4:64:scalar-flag --small-only
+# Round 3: accumulator-flush interval against speed, bk32 with and without flushes, the wide shapes.
+for c in bk32:2048x16384x2048:f16 bk32:2048x16384x2048:f8 bk16:2048x16384x2048:f32 bk32:2048x3072x2048 bk32:2048x3072x2048:f16 bk32:2048x2048x8192 bk32:2048x2048x8192:f16; do
+  one 14 sgmat_split_check.mjs "tile:4x2:2x4:$c" time
+done
+one 20 sgmat_prefill_check.mjs sgmat:4:64 --big-only
 one 15 sgmat_prefill_check.mjs tile --big-only
-for s in 2048x3072x2048 2048x2048x2048 2048x16384x2048 2048x2048x8192; do one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:$s" time; done
-for f in 8 2; do one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:2048x16384x2048:f$f" time; done
-one 14 sgmat_split_check.mjs "tile:4x2:2x4:bk16:2048x2048x8192:f8" time
-one 12 sgmat_split_check.mjs tile:4x2:2x4:bk16:150x136x96:f3
-for v in sgmat:4:64:shared sgmat:4:32 sgmat:2:64; do one 18 sgmat_prefill_check.mjs "$v"; done
-for t in 4x2:2x4:bk32 2x4:4x2:bk16; do one 14 sgmat_split_check.mjs "tile:$t:2048x16384x2048" time; done
 echo "RESULT done, $(( BUDGET - (end - $(date +%s)) )) s"
