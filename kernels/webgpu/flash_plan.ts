@@ -66,12 +66,13 @@ export const webgpuFlashTuning = {
   decodePackedWords: 4,
   /**
    * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
-   * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
-   * OFF: on the H200 (2026-12-03) it compiles and runs but its output is wrong (rel err 1.8 against
-   * float64 on every shape of bench/device/check_webgpu.mjs) and it is not faster (9.0 ms at
-   * 1x4096 vs 8.3 ms for the f32 tiles); until it passes that check it is not taken, forced or not.
+   * subgroup matrices, shader-f16, 32-lane subgroups and WGSL's `subgroup_id`; subgroups (16 rows
+   * each) and keys per tile. H200 (2026-12-03, bench/device/sgmat_prefill_check.ts): rel err
+   * 2.6e-4 .. 4.9e-4 against float64 (f16 Q and P), 1x4096 32/8 d128 causal 9.11 ms vs 9.96 ms for
+   * the f32 tiles; 4:32 10.09 ms, 2:64 29.5 ms, 1:32 39.2 ms. Versions that lost: before its
+   * rescale flag was padded to 16 bytes it was wrong on the H200 (rel err ~2). false: never taken.
    */
-  prefillSgmat: false,
+  prefillSgmat: true,
   prefillSgmatSubgroups: 4,
   prefillSgmatKeys: 64,
   /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
@@ -110,8 +111,8 @@ export function forcedPrefill(): PrefillKind | undefined {
 export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number; subgroupIdBuiltin?: boolean }
 
 /**
- * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (off: see there) the subgroup-matrix
- * one for a float16 cache where the device has subgroup matrices, shader-f16 and 32-lane subgroups
+ * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (on: see there) the subgroup-matrix
+ * one for a float16 cache where the device has subgroup matrices, shader-f16, 32-lane subgroups and `subgroup_id`
  * (the f16 rounding of Q and P is then the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
  * the device can (a float32 cache is narrowed to f16 on the fly), `scalar` (float32 caches: the
  * one-thread-per-row kernel), `tile`; a forced kernel that cannot run here falls back to the tiles.
@@ -122,7 +123,8 @@ export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: Prefi
   const t = webgpuFlashTuning;
   const force = forcedPrefill();
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
-  const hw = caps.subgroupMatrix && caps.subgroupSize === 32;
+  // the matrix offsets must be subgroup-uniform: only `@builtin(subgroup_id)` gives that (a broadcast does not compile)
+  const hw = caps.subgroupMatrix && caps.subgroupSize === 32 && caps.subgroupIdBuiltin !== false;
   const can = t.prefillSgmat && (hw || t.prefillSgmatEmulate === true) && caps.shaderF16 && t.subgroups &&
     sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
   if (force === 'sgmat' && can) return 'sgmat';
