@@ -51,6 +51,8 @@ if (!env.getFlags().hasOwnProperty(FLAG)) {
 export const webgpuDenseTuning = {
   gemvMaxM: GEMV_MAX_M, matmulBk: 8,
   splitF16: { sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 16, flush: 0 } as { sgM: number; sgN: number; tm: number; tn: number; bk: number; flush?: number }, weightScale: 32,
+  /** 'auto' takes split-f16 where the device has it (tensor_cores.ts) and K % 4 == 0. */
+  autoSplitF16: false,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
   emulateSplitF16: false,
 };
@@ -61,6 +63,7 @@ const MAXG = 65535;
 export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f16' {
   const want = tf.env().get(FLAG) as unknown as MatMulVariant;
   if (want !== 'auto' && want !== 'f32' && want !== 'split-f16') throw new Error(`[webgpu] ${FLAG} (${String(want)}) must be 'auto', 'f32' or 'split-f16'`);
+  if (want === 'auto') return webgpuDenseTuning.autoSplitF16 && K % 4 === 0 && splitF16Supported(device) ? 'split-f16' : 'f32';
   if (want !== 'split-f16') return 'f32';
   if (!webgpuDenseTuning.emulateSplitF16 && !splitF16Supported(device)) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but the device has no f16 subgroup matrices of 16x16x16 with 32-lane subgroups`);
   return K % 4 === 0 ? 'split-f16' : 'f32'; // the split kernel loads vec4 rows
