@@ -9,11 +9,12 @@
  *
  * Flag `ATTENTION_ROPE_WEBGPU_MATMUL` (tf.env(); environment switch `TFJS_ATTENTION_WEBGPU_MATMUL`):
  * 'auto' (default), 'f32' (the f32 tile) or 'split-f16' (the tensor-core kernel, an error where the
- * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile everywhere for now: the split-f16 kernel compiles
- * (spec/kernels/webgpu_split_f16.spec.ts) but has not yet been checked and timed on tensor-core
- * hardware (the first H200 run could not see the adapter's configs); once
- * bench/device/dense_sweep.ts finds it exact and faster there, 'auto' should take it where
- * `splitF16Supported`.
+ * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile unless
+ * `webgpuDenseTuning.autoSplitF16`: on the H200 split-f16 (4x2 subgroups of 2x4 matrices, bk 32) runs
+ * 1.7-2.1x faster than the f32 tile on the Llama-3.2-1B prefill shapes (56-62 TFLOP/s) but with
+ * rel err 1e-5 .. 3.7e-5 against float64 where the f32 tile has 1.3e-6 .. 3.4e-6 (the tensor cores'
+ * f32 accumulation); accumulator flushes bring it to 2e-6 and take the speed away (0.99-1.4x).
+ * README "Whole model on the H200 through WebGPU" has the table.
  */
 import * as tf from '@tensorflow/tfjs';
 import { envSwitch } from '../../core/env.js';
@@ -50,7 +51,7 @@ if (!env.getFlags().hasOwnProperty(FLAG)) {
  */
 export const webgpuDenseTuning = {
   gemvMaxM: GEMV_MAX_M, matmulBk: 8,
-  splitF16: { sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 16, flush: 0 } as { sgM: number; sgN: number; tm: number; tn: number; bk: number; flush?: number }, weightScale: 32,
+  splitF16: { sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 32, flush: 0 } as { sgM: number; sgN: number; tm: number; tn: number; bk: number; flush?: number }, weightScale: 32,
   /** 'auto' takes split-f16 where the device has it (tensor_cores.ts) and K % 4 == 0. */
   autoSplitF16: false,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
