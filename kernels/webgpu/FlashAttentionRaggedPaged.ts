@@ -71,6 +71,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
   const sgmatCfg = {
     nsg: webgpuFlashTuning.prefillSgmatSubgroups, bn: webgpuFlashTuning.prefillSgmatKeys,
     sgid: sgid === 'auto' ? (caps.subgroupIdBuiltin ? 'builtin' as const : 'broadcast' as const) : sgid,
+    emulate: webgpuFlashTuning.prefillSgmatEmulate, xchg: webgpuFlashTuning.prefillSgmatExchange, qReload: webgpuFlashTuning.prefillSgmatQReload,
   };
   if (prefillKind === 'sgmat' && sgmatPrefillSharedBytes(sgmatCfg, shape) > sharedLimit) prefillKind = 'tile';
   if (prefillKind === 'scalar') {
@@ -86,7 +87,7 @@ export const flashAttentionRaggedPagedWebGpu: KernelFunc = ({ inputs, backend, a
     const { meta, numTiles } = buildMeta(a, tq);
     if (numTiles > MAXG) throw new Error(`[${W}] ${numTiles} prefill tiles exceed the grid limit ${MAXG}`);
     dispatches.push({
-      pipeline: pipelineForKey(dev, `${W}:prefill-sgmat:${JSON.stringify([sgmatCfg, shape])}`, () => flashPrefillSgmatWgsl(sgmatCfg, shape)),
+      pipeline: pipelineForKey(dev, `${W}:prefill-sgmat:${JSON.stringify([sgmatCfg, shape])}`, () => (webgpuFlashTuning.prefillSgmatDebugEdit ?? ((w: string) => w))(flashPrefillSgmatWgsl(sgmatCfg, shape))),
       buffers: withScales([qBuf, output().buffer, ...kv, scratchBuffer(be, meta.byteLength, meta)]),
       grid: [numTiles, nKvHeads, 1],
     });

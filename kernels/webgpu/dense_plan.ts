@@ -9,11 +9,12 @@
  *
  * Flag `ATTENTION_ROPE_WEBGPU_MATMUL` (tf.env(); environment switch `TFJS_ATTENTION_WEBGPU_MATMUL`):
  * 'auto' (default), 'f32' (the f32 tile) or 'split-f16' (the tensor-core kernel, an error where the
- * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile everywhere for now: the split-f16 kernel compiles
- * (spec/kernels/webgpu_split_f16.spec.ts) but has not yet been checked and timed on tensor-core
- * hardware (the first H200 run could not see the adapter's configs); once
- * bench/device/dense_sweep.ts finds it exact and faster there, 'auto' should take it where
- * `splitF16Supported`.
+ * device lacks it; products with K % 4 != 0 still take the f32 tile). 'auto' takes the f32 tile unless
+ * `webgpuDenseTuning.autoSplitF16`: on the H200 split-f16 (4x2 subgroups of 2x4 matrices, bk 32) runs
+ * 1.7-2.1x faster than the f32 tile on the Llama-3.2-1B prefill shapes (56-62 TFLOP/s) but with
+ * rel err 1e-5 .. 3.7e-5 against float64 where the f32 tile has 1.3e-6 .. 3.4e-6 (the tensor cores'
+ * f32 accumulation); accumulator flushes bring it to 2e-6 and take the speed away (0.99-1.4x).
+ * README "Whole model on the H200 through WebGPU" has the table.
  */
 import * as tf from '@tensorflow/tfjs';
 import { envSwitch } from '../../core/env.js';
@@ -61,7 +62,14 @@ export const webgpuDenseTuning = {
     dense: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 32, double: false, pad: 1, unroll: true } as F32Tile,
     swiglu: { bm: 128, bn: 128, tm: 8, tn: 8, bk: 8, double: false, pad: 0, unroll: true } as F32Tile,
   },
-  splitF16: { sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32 }, weightScale: 32,
+  splitF16: { sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 32, flush: 0 } as { sgM: number; sgN: number; tm: number; tn: number; bk: number; flush?: number }, weightScale: 32,
+  /**
+   * 'auto' takes split-f16 where the device has it (tensor_cores.ts) and K % 4 == 0. On: the H200's whole-model
+   * prefill 2048 took 103.4 ms so against 134.6 ms on the f32 tiles (PyTorch float32 127.3 ms, same greedy tokens;
+   * bench/device/NOTES.md, session 6 integration run). Its products are within ~1e-5..4e-5 of max |y| (the tensor
+   * cores' f32 accumulation) against 1.3e-6 for the f32 tile: `TFJS_ATTENTION_WEBGPU_MATMUL=f32` for the latter.
+   */
+  autoSplitF16: true,
   /** Specs: run 'split-f16' as its plain-WGSL emulation on any device (matmul_split_f16_wgsl.ts `emulate`). */
   emulateSplitF16: false,
 };
@@ -77,6 +85,7 @@ const tileKey = (t: F32Tile) => `${t.bm}x${t.bn}:${t.tm}x${t.tn}:bk${t.bk}:${t.d
 export function matmulVariantFor(device: GPUDevice, K: number): 'f32' | 'split-f16' {
   const want = tf.env().get(FLAG) as unknown as MatMulVariant;
   if (want !== 'auto' && want !== 'f32' && want !== 'split-f16') throw new Error(`[webgpu] ${FLAG} (${String(want)}) must be 'auto', 'f32' or 'split-f16'`);
+  if (want === 'auto') return webgpuDenseTuning.autoSplitF16 && K % 4 === 0 && splitF16Supported(device) ? 'split-f16' : 'f32';
   if (want !== 'split-f16') return 'f32';
   if (!webgpuDenseTuning.emulateSplitF16 && !splitF16Supported(device)) throw new Error(`[webgpu] ${FLAG} is 'split-f16' but the device has no f16 subgroup matrices of 16x16x16 with 32-lane subgroups`);
   return K % 4 === 0 ? 'split-f16' : 'f32'; // the split kernel loads vec4 rows
@@ -99,7 +108,7 @@ export function productDispatch(be: WebGpuBackendLike, a: ProductArgs): Dispatch
     const { bm, bn } = splitF16Tile(c);
     const scaleBits = new Uint32Array(new Float32Array([webgpuDenseTuning.weightScale]).buffer)[0];
     const dims = dimsBuffer(be, [a.M, a.rows, a.K, a.outCols, scaleBits]);
-    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}${emulate ? ':emulated' : ''}`;
+    const key = `splitf16:${tag}:${t.sgM}x${t.sgN}:${t.tm}x${t.tn}:bk${t.bk}:f${t.flush ?? 0}${emulate ? ':emulated' : ''}`;
     return { pipeline: pipelineForKey(be.device, key, () => matmulSplitF16Wgsl(c)), buffers: [...buffers, dims, ...tail], grid: [Math.ceil(a.rows / bn), Math.ceil(a.M / bm), 1] };
   }
   const vec4 = a.K % 4 === 0;

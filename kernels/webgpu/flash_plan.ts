@@ -98,16 +98,28 @@ export const webgpuFlashTuning = {
   decodeStreamMinSplitKeys: 256,
   /**
    * Prefill on tensor cores (flash_prefill_sgmat_wgsl.ts) for float16 caches where the device has
-   * subgroup matrices, shader-f16 and 32-lane subgroups; subgroups (16 rows each) and keys per tile.
-   * OFF: on the H200 (2026-12-03) it compiles and runs but its output is wrong (rel err 1.8 against
-   * float64 on every shape of bench/device/check_webgpu.mjs) and it is not faster (9.0 ms at
-   * 1x4096 vs 8.3 ms for the f32 tiles); until it passes that check it is not taken, forced or not.
+   * subgroup matrices, shader-f16, 32-lane subgroups and WGSL's `subgroup_id`; subgroups (16 rows
+   * each) and keys per tile. H200 (2026-12-03, bench/device/sgmat_prefill_check.ts): rel err
+   * 2.6e-4 .. 4.9e-4 against float64 (f16 Q and P), 1x4096 32/8 d128 causal 9.11 ms vs 9.96 ms for
+   * the f32 tiles; 4:32 10.09 ms, 2:64 29.5 ms, 1:32 39.2 ms. Versions that lost: before its
+   * rescale flag was padded to 16 bytes it was wrong on the H200 (rel err ~2). false: never taken.
    */
-  prefillSgmat: false,
+  prefillSgmat: true,
   prefillSgmatSubgroups: 4,
   prefillSgmatKeys: 64,
   /** Subgroup index of the sgmat kernel: 'auto' (the builtin where WGSL offers `subgroup_id`), 'builtin', 'broadcast'. */
   prefillSgmatSubgroupId: 'auto' as 'auto' | 'builtin' | 'broadcast',
+  /**
+   * Specs: run the sgmat prefill as its plain-WGSL emulation on any device with shader-f16 and
+   * subgroups; 'qk' / 'pv' (device diagnostics) emulate one product only (flash_prefill_sgmat_wgsl.ts).
+   */
+  prefillSgmatEmulate: false as boolean | 'qk' | 'pv',
+  /** How the sgmat prefill's twin lanes combine row max and sum (flash_prefill_sgmat_wgsl.ts `xchg`). */
+  prefillSgmatExchange: 'shuffle' as 'shuffle' | 'shared',
+  /** The sgmat prefill's Q kept in its own workgroup array and reloaded per key tile (flash_prefill_sgmat_wgsl.ts `qReload`). */
+  prefillSgmatQReload: false,
+  /** Device diagnostics only (bench/device/sgmat_prefill_check.ts): rewrites the sgmat prefill's WGSL before it is compiled. */
+  prefillSgmatDebugEdit: null as null | ((wgsl: string) => string),
   /** Prefill: load K/V tiles into registers ahead of use (per-config `prefetch` overrides). */
   prefillPrefetch: true,
   /** Use subgroup shuffles when the device has them (false forces the shared-memory path). */
@@ -131,8 +143,8 @@ export function forcedPrefill(): PrefillKind | undefined {
 export interface PrefillCaps { subgroupMatrix: boolean; shaderF16: boolean; subgroupSize: number; subgroupIdBuiltin?: boolean }
 
 /**
- * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (off: see there) the subgroup-matrix
- * one for a float16 cache where the device has subgroup matrices, shader-f16 and 32-lane subgroups
+ * Which prefill kernel: with `webgpuFlashTuning.prefillSgmat` (on: see there) the subgroup-matrix
+ * one for a float16 cache where the device has subgroup matrices, shader-f16, 32-lane subgroups and `subgroup_id`
  * (the f16 rounding of Q and P is then the cache's own precision class), else the f32 tiles. Forced: `sgmat` for any cache dtype where
  * the device can (a float32 cache is narrowed to f16 on the fly), `scalar` (float32 caches: the
  * one-thread-per-row kernel), `tile`; a forced kernel that cannot run here falls back to the tiles.
@@ -143,7 +155,9 @@ export function choosePrefillKind(a: FlashAttentionRaggedPagedAttrs, caps: Prefi
   const t = webgpuFlashTuning;
   const force = forcedPrefill();
   const shape = { headDim: a.headDim, nHeads: a.nHeads, nKvHeads: a.nKvHeads };
-  const can = t.prefillSgmat && caps.subgroupMatrix && caps.shaderF16 && caps.subgroupSize === 32 && t.subgroups &&
+  // the matrix offsets must be subgroup-uniform: only `@builtin(subgroup_id)` gives that (a broadcast does not compile)
+  const hw = caps.subgroupMatrix && caps.subgroupSize === 32 && caps.subgroupIdBuiltin !== false;
+  const can = t.prefillSgmat && (hw || t.prefillSgmatEmulate === true) && caps.shaderF16 && t.subgroups &&
     sgmatPrefillFits({ nsg: t.prefillSgmatSubgroups, bn: t.prefillSgmatKeys, sgid: 'builtin' }, shape);
   if (force === 'sgmat' && can) return 'sgmat';
   if (force === 'scalar' && dtype === 'float32') return 'scalar';

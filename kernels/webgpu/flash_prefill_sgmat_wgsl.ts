@@ -2,8 +2,10 @@
  * WGSL of FlashAttentionRaggedPaged's prefill path on tensor cores: subgroup matrices
  * (`chromium-experimental-subgroup-matrix`, f16 x f16 -> f32, 16x16x16) for S = Q K^T and O += P V,
  * online softmax in f32. Needs `shader-f16`, `subgroups` and a subgroup size of 32.
- * STATUS: off (flash_plan.ts `prefillSgmat`): on the H200 it compiles (with `@builtin(subgroup_id)`)
- * but its results are wrong (rel err ~1.8 in bench/device/check_webgpu.mjs), 9.0 ms at 1x4096.
+ * Taken for float16 caches (flash_plan.ts `prefillSgmat`). H200: rel err 2.6e-4 against float64 at
+ * 1x4096 32/8 d128 causal, 9.11 ms (the f32 tiles 9.96, PyTorch f16 SDPA 0.28): correct, not yet fast.
+ * Every workgroup variable is a multiple of 16 bytes: a lone u32 (the rescale flag) made the H200's
+ * matrix loads read wrong data (bench/device/sgmat_prefill_check.ts `scalar-flag`).
  *
  * One workgroup of NSG subgroups per (tile of TQ new tokens, KV head h); its MR = 16 * NSG rows are
  * the TQ tokens x G query heads (row r = token r / G, head h * G + r % G), subgroup s owns rows
@@ -22,10 +24,11 @@
  * flagged; a row that sees a flagged key writes NaN (as the f32 kernels would), other rows never
  * see it (P = 0 times a zeroed row).
  * Precision: Q, K, V and P in f16 (11-bit mantissa), sums in f32, as half-precision flash
- * attention (PyTorch f16 SDPA) does: rel err ~1e-3 against float64 on an f16 cache.
+ * attention (PyTorch f16 SDPA) does: rel err ~5e-4 against float64 on an f16 cache.
  */
 import { flashPrelude, M_INIT, maskWgsl, NEG, rep } from './flash_common_wgsl.js';
 import type { PrefillShape } from './flash_prefill_wgsl.js';
+import { emulated } from './subgroup_matrix_emulation.js';
 
 export interface SgmatPrefillConfig {
   /** Subgroups per workgroup (16 rows each). */
@@ -38,6 +41,23 @@ export interface SgmatPrefillConfig {
    * (`subgroupBroadcastFirst(local_invocation_index / 32)`).
    */
   sgid: 'builtin' | 'broadcast';
+  /**
+   * How a lane and its twin (lane ^ 1, the other half of the row) combine row max and sum:
+   * `shuffle` (subgroupShuffleXor) or `shared` (through workgroup memory, two barriers; no subgroup
+   * operation beside the matrices: NVIDIA's driver has been seen to mishandle cooperative matrices
+   * next to GroupNonUniform* operations, kvark/blade#333).
+   */
+  xchg?: 'shuffle' | 'shared';
+  /**
+   * Q in its own workgroup array, its matrices loaded again in every key tile (instead of once,
+   * before the loop, from the K/V region that the key tiles then overwrite).
+   */
+  qReload?: boolean;
+  /**
+   * Specs on devices without subgroup matrices: the matrix ops in plain WGSL (subgroup_matrix_emulation.ts);
+   * `qk` / `pv` (device diagnostics): only S = Q Kᵀ or only O += P V emulated, the other on the device's matrices.
+   */
+  emulate?: boolean | 'qk' | 'pv';
 }
 
 /** Max growth (log2) tolerated before O is rescaled. */
@@ -51,7 +71,9 @@ export function sgmatPrefillFits(c: SgmatPrefillConfig, s: PrefillShape): boolea
 
 export function sgmatPrefillSharedBytes(c: SgmatPrefillConfig, s: PrefillShape): number {
   const mr = 16 * c.nsg;
-  return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16;
+  const scratch = (c.emulate ? 2 * 2 * 256 * c.nsg : 0) + (c.xchg === 'shared' ? 4 * 32 * c.nsg : 0) // emulation scratch, twin exchange
+    + (c.qReload ? 2 * mr * (s.headDim + 8) : 0);
+  return 2 * Math.max(c.bn, mr) * (s.headDim + 8) + 4 * mr * (c.bn + 4) + 2 * mr * (c.bn + 8) + 4 * c.bn + 16 + scratch;
 }
 
 export function flashPrefillSgmatWgsl(c: SgmatPrefillConfig, s: PrefillShape): string {
@@ -74,9 +96,15 @@ ${os.map((o, x) => `  subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${x * 16
     let col = hf * ${half}u + x;
     if (col < ${os.length * 16}u) { ${body(ch * nn * 16, 'col')} }
   }
-${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccM, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
+${reload ? `  workgroupBarrier();\n${os.map((o, x) => `  o${o} = subgroupMatrixLoad<AccO, row_major>(&Ss, sgRow * SST + ${x * 16}u, SST);`).join('\n')}` : ''}`;
   });
-  return /* wgsl */ `enable f16;
+  const shared = c.xchg === 'shared';
+  // the twin's value of v (lane ^ 1): a shuffle, or through xch (uniform control flow only)
+  const twin = (v: string, out: string) => (shared
+    ? `xch[li] = ${v};\n    workgroupBarrier();\n    let ${out} = xch[li ^ 1u];\n    workgroupBarrier();`
+    : `let ${out} = subgroupShuffleXor(${v}, 1u);`);
+  const qLoads = (ind: string, arr: string) => K.map((k) => `${ind}let q${k} = subgroupMatrixLoad<LeftM, row_major>(&${arr}, sgRow * KST + ${16 * k}u, KST);`).join('\n');
+  const code = /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;${c.sgid === 'builtin' ? '\nrequires subgroup_id;' : ''}
 diagnostic(off, subgroup_uniformity);
@@ -85,6 +113,10 @@ ${maskWgsl()}
 alias LeftM = subgroup_matrix_left<f16, 16, 16>;
 alias RightM = subgroup_matrix_right<f16, 16, 16>;
 alias AccM = subgroup_matrix_result<f32, 16, 16>;
+// P V under its own names (a diagnostic emulation may take one product to plain WGSL and not the other)
+alias LeftP = subgroup_matrix_left<f16, 16, 16>;
+alias RightV = subgroup_matrix_right<f16, 16, 16>;
+alias AccO = subgroup_matrix_result<f32, 16, 16>;
 const TQ: u32 = ${tq}u;
 const MR: u32 = ${mr}u;
 const BN: u32 = ${c.bn}u;
@@ -97,14 +129,19 @@ var<workgroup> KVs: array<f16, ${Math.max(c.bn, mr) * (hd + 8)}>;
 var<workgroup> Ss: array<f32, ${mr * (c.bn + 4)}>;
 var<workgroup> Ps: array<f16, ${mr * (c.bn + 8)}>;
 var<workgroup> badV: array<u32, ${c.bn}>;
-var<workgroup> rescaleFlag: u32;
+// 16 bytes, not a 4-byte scalar: every workgroup variable a multiple of 16 bytes. On the H200 a lone
+// u32 in workgroup memory left the subgroup-matrix loads reading wrong data (rel err ~2; the split-f16
+// matmul broke the same way when its flag moved to a u32: bench/device/sgmat_split_check.ts ovf-var).
+var<workgroup> rescaleFlag: array<u32, 4>;
+${shared ? `var<workgroup> xch: array<f32, ${32 * c.nsg}>;` : ''}
+${c.qReload ? `var<workgroup> Qs: array<f16, ${mr * (hd + 8)}>;` : ''}
 
 fn put4(at: u32, v: vec4<f32>) {
   KVs[at] = f16(v.x); KVs[at + 1u] = f16(v.y); KVs[at + 2u] = f16(v.z); KVs[at + 3u] = f16(v.w);
 }
 
 @compute @workgroup_size(${32 * c.nsg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? ', @builtin(subgroup_id) sgId: u32, @builtin(subgroup_invocation_id) sgLane: u32' : ''}) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${c.sgid === 'builtin' ? `, @builtin(subgroup_id) sgId: u32${shared ? '' : ', @builtin(subgroup_invocation_id) sgLane: u32'}` : ''}) {
   let tile = wid.x;
   let h = wid.y;
   if (tile >= u32(mt[0])) { return; }
@@ -121,7 +158,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let range = keyRange(i0, i1, start + nNew);
   let qs = bitcast<f32>(mt[8]);
   let sg = ${c.sgid === 'builtin' ? 'sgId' : 'subgroupBroadcastFirst(li / 32u)'};
-  let lane = ${c.sgid === 'builtin' ? 'sgLane' : 'li % 32u'}; // the shuffles pair lanes by subgroup invocation id
+  let lane = ${c.sgid === 'builtin' && !shared ? 'sgLane' : 'li % 32u'}; // the shuffles pair lanes by subgroup invocation id
   let sgRow = sg * 16u;
   let row = sgRow + lane / 2u; // this lane's softmax row (with its twin lane ^ 1)
   let hf = lane % 2u;
@@ -134,11 +171,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let cc = idx % D4;
     var val = vec4<f32>(0.0);
     if (i32(r / G) < nTok) { val = q[(u32(rowOff + tq0) + r / G) * NH * D4 + (h * G + r % G) * D4 + cc] * qs; }
-    put4(r * KST + 4u * cc, val);
+    ${c.qReload ? 'let at = r * KST + 4u * cc;\n    Qs[at] = f16(val.x); Qs[at + 1u] = f16(val.y); Qs[at + 2u] = f16(val.z); Qs[at + 3u] = f16(val.w);' : 'put4(r * KST + 4u * cc, val);'}
   }
   workgroupBarrier();
-${K.map((k) => `  let q${k} = subgroupMatrixLoad<LeftM, row_major>(&KVs, sgRow * KST + ${16 * k}u, KST);`).join('\n')}
-${K.map((k) => `  var o${k} = AccM();`).join('\n')}
+${c.qReload ? '' : qLoads('  ', 'KVs')}
+${K.map((k) => `  var o${k} = AccO();`).join('\n')}
   var m = ${M_INIT};
   var l = 0.0;
   var sawBad = false;
@@ -153,9 +190,9 @@ ${K.map((k) => `  var o${k} = AccM();`).join('\n')}
       put4(kk * KST + 4u * (idx % D4), val);
     }
     for (var x = li; x < BN; x += WG) { badV[x] = 0u; }
-    if (li == 0u) { rescaleFlag = 0u; }
+    if (li == 0u) { rescaleFlag[0] = 0u; }
     workgroupBarrier();
-${N.map((n) => `    {
+${c.qReload ? qLoads('    ', 'Qs') : ''}${N.map((n) => `    {
       var s = AccM();
 ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrixLoad<RightM, col_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), s);`).join('\n')}
       subgroupMatrixStore<row_major>(&Ss, sgRow * SST + ${16 * n}u, s, SST);
@@ -179,14 +216,16 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
       if (!full && !(kb + i32(cix) < range.y && visible(myPos, kb + i32(cix)))) { sv = ${NEG}; Ss[row * SST + cix] = sv; }
       mx = max(mx, sv);
     }
-    mx = max(mx, subgroupShuffleXor(mx, 1u));
+    ${twin('mx', 'mxTwin')}
+    mx = max(mx, mxTwin);
     var al = 1.0;
     if (mx > m + ${RESCALE}.0) {
       al = exp2(m - mx);
       m = mx;
     }
-    let lRow = l + subgroupShuffleXor(l, 1u);
-    if (al != 1.0 && lRow > 0.0) { rescaleFlag = 1u; }
+    ${twin('l', 'lTwin')}
+    let lRow = l + lTwin;
+    if (al != 1.0 && lRow > 0.0) { rescaleFlag[0] = 1u; }
     var ls = 0.0;
     for (var x = 0u; x < ${half}u; x++) {
       let cix = hf * ${half}u + x;
@@ -195,7 +234,7 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
       Ps[row * PST + cix] = f16(p);
     }
     l = l * al + ls;
-    let need = workgroupUniformLoad(&rescaleFlag);
+    let need = workgroupUniformLoad(&rescaleFlag[0]);
     if (!full) {
       for (var x = 0u; x < ${half}u; x++) {
         let cix = hf * ${half}u + x;
@@ -206,11 +245,12 @@ ${K.map((k) => `      s = subgroupMatrixMultiplyAccumulate(q${k}, subgroupMatrix
 ${oThroughShared((_, col) => `Ss[row * SST + ${col}] *= al;`, true, 1)}
     }
 ${N.map((n) => `    {
-      let p = subgroupMatrixLoad<LeftM, row_major>(&Ps, sgRow * PST + ${16 * n}u, PST);
-${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightM, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
+      let p = subgroupMatrixLoad<LeftP, row_major>(&Ps, sgRow * PST + ${16 * n}u, PST);
+${K.map((k) => `      o${k} = subgroupMatrixMultiplyAccumulate(p, subgroupMatrixLoad<RightV, row_major>(&KVs, ${16 * n}u * KST + ${16 * k}u, KST), o${k});`).join('\n')}
     }`).join('\n')}
   }
-  let lRow = l + subgroupShuffleXor(l, 1u);
+  ${twin('l', 'lTwin')}
+  let lRow = l + lTwin;
   let inv = select(0.0, 1.0 / lRow, lRow > 0.0);
   let outRow = (u32(rowOff + tq0) + row / G) * NH * D4 + (h * G + row % G) * D4; // vec4 index of the row
 ${oThroughShared((first, col) => `if (rowLive) {
@@ -220,4 +260,7 @@ ${oThroughShared((first, col) => `if (rowLive) {
     }`, false, 4)}
 }
 `;
+  if (c.emulate === 'qk') return emulated(code, { aliases: ['LeftM', 'RightM', 'AccM'], values: /^s$/ });
+  if (c.emulate === 'pv') return emulated(code, { aliases: ['LeftP', 'RightV', 'AccO'], values: /^o\d+$/ });
+  return c.emulate ? emulated(code) : code;
 }

@@ -184,17 +184,19 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
     }
   });
   it('prefill kernel: subgroup matrices (when enabled) for float16 caches where offered, TFJS_ATTENTION_WEBGPU_PREFILL forces one', () => {
-    expect(webgpuFlashTuning.prefillSgmat).toBe(false); // off until it passes the H200 check
+    expect(webgpuFlashTuning.prefillSgmat).toBe(true); // on since it passed the H200 check (bench/device/sgmat_prefill_check.ts)
     const a = { nHeads: 32, nKvHeads: 8, headDim: 128 } as FlashAttentionRaggedPagedAttrs;
     const h200 = { subgroupMatrix: true, shaderF16: true, subgroupSize: 32 };
     const lavapipe = { subgroupMatrix: false, shaderF16: true, subgroupSize: 8 };
     try {
+      webgpuFlashTuning.prefillSgmat = false;
       expect(choosePrefillKind(a, h200, 'float16')).toBe('tile');
       process.env.TFJS_ATTENTION_WEBGPU_PREFILL = 'sgmat';
       expect(choosePrefillKind(a, h200, 'float16')).toBe('tile'); // not even forced while off
       delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
       webgpuFlashTuning.prefillSgmat = true;
       expect(choosePrefillKind(a, h200, 'float16')).toBe('sgmat');
+      expect(choosePrefillKind(a, { ...h200, subgroupIdBuiltin: false }, 'float16')).toBe('tile'); // no subgroup_id: offsets not uniform
       expect(choosePrefillKind(a, h200, 'float32')).toBe('tile');
       expect(choosePrefillKind(a, h200, 'int8')).toBe('tile');
       expect(choosePrefillKind(a, { ...h200, shaderF16: false }, 'float16')).toBe('tile');
@@ -213,7 +215,7 @@ describe('FlashAttentionRaggedPaged [webgpu] over compact caches', () => {
       expect(() => choosePrefillKind(a, h200, 'float16')).toThrow(/TFJS_ATTENTION_WEBGPU_PREFILL \(mma\) must be one of auto, sgmat, tile, scalar/);
     } finally {
       delete process.env.TFJS_ATTENTION_WEBGPU_PREFILL;
-      webgpuFlashTuning.prefillSgmat = false;
+      webgpuFlashTuning.prefillSgmat = true;
     }
   });
 

@@ -6,7 +6,8 @@
  * and the variant choice (ATTENTION_ROPE_WEBGPU_MATMUL) takes the f32 tile on this device and
  * names the reason when split-f16 is forced; and the kernel's numbers through its plain-WGSL
  * emulation (each lane does the documented subgroup-matrix ops on a whole matrix): odd shapes,
- * bias, residual, SwiGLU pairing, weight scaling and the f16-range fallback against the f32 tile.
+ * bias, residual, SwiGLU pairing, weight scaling, accumulator flushes and the f16-range fallback
+ * against the f32 tile.
  * Its numbers on tensor cores are checked on the H200
  * (bench/device/dense_sweep.ts: against the f32 tile on odd shapes, the f16-range fallback and a
  * whole layer, before any timing).
@@ -112,13 +113,19 @@ describe('split-f16 numerics through the emulated subgroup-matrix ops (lavapipe)
 
   const t2 = (r: number, c: number, seed: number, s = 1) => tf.mul(tf.tensor2d(rand(r * c, seed), [r, c]), s) as tf.Tensor2D;
   // small tiles keep the per-lane emulation quick: 32 x 32 (dense) and 32 x 128 (SwiGLU needs 128 columns)
-  const small = { sgM: 2, sgN: 2, tm: 1, tn: 1, bk: 16 };
+  const small: typeof saved = { sgM: 2, sgN: 2, tm: 1, tn: 1, bk: 16 };
   const swi = { sgM: 2, sgN: 4, tm: 1, tn: 2, bk: 32 };
 
   test('dense: odd M, N and K with bias and residual, 2 tiles of K', async () => {
     const x = t2(45, 36, 1), w = t2(40, 36, 2, 0.05), bias = tf.tensor1d(rand(40, 3)), res = t2(45, 40, 4);
     expect(await relDiff(() => denseMatMul(x, w, { bias, residual: res }), small)).toBeLessThan(2e-6);
     tf.dispose([x, w, bias, res]);
+  });
+
+  test('dense: accumulator flushes every K step and every 2 (the last run partial)', async () => {
+    const x = t2(45, 84, 15), w = t2(40, 84, 16, 0.05), bias = tf.tensor1d(rand(40, 17));
+    for (const flush of [1, 2]) expect(await relDiff(() => denseMatMul(x, w, { bias }), { ...small, flush })).toBeLessThan(2e-6);
+    tf.dispose([x, w, bias]);
   });
 
   test('dense: an x value past the f16 range takes the f32 fallback for its tile only', async () => {
