@@ -16,11 +16,11 @@ import * as tf from '@tensorflow/tfjs';
 import { KV_CACHE_DTYPES, type KVCacheDType, encodeKvRow } from '../core/kv_dtype.js';
 import { FlashAttentionRaggedPaged } from '../kernels/kernel_names.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
-import { webgpuFlashTuning } from '../kernels/webgpu/flash_plan.js';
 import { gpuErrorText } from './gpu_error_text.js';
 import { registerAllKernels } from '../kernels/register_all.js';
 import { initWebGpuNode, webGpuNodeStatus } from '../lib/backends/webgpu_node.js';
 import { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
+import { type Variant, withVariant } from './kv_decode_harness.js';
 import { median, refRow } from './webgpu_harness.js';
 
 const small = process.argv.includes('--small');
@@ -142,7 +142,6 @@ function setup(kind: 'decode' | 'prefill', dtype: KVCacheDType): { measure: () =
 }
 
 /** A variant: env switches and tuning knobs set while it runs, restored after. */
-interface Variant { name: string; env?: Record<string, string>; tune?: Partial<typeof webgpuFlashTuning> }
 
 const decodeVariants = (dtype: KVCacheDType): Variant[] => {
   const v: Variant[] = [{ name: 'auto' }];
@@ -165,27 +164,6 @@ const prefillVariants = (dtype: KVCacheDType): Variant[] => {
   return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' ? v : v.slice(0, 2);
 };
 
-async function withVariant<T>(vr: Variant, f: () => Promise<T>): Promise<T> {
-  const savedEnv: Record<string, string | undefined> = {};
-  const t = webgpuFlashTuning as unknown as Record<string, unknown>;
-  const savedTune: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(vr.env ?? {})) { savedEnv[k] = process.env[`TFJS_ATTENTION_${k}`]; process.env[`TFJS_ATTENTION_${k}`] = v; }
-  for (const [k, v] of Object.entries(vr.tune ?? {})) { savedTune[k] = t[k]; t[k] = v; }
-  const dev = (tf.backend() as unknown as { device: GPUDevice }).device;
-  dev.pushErrorScope('validation');
-  try {
-    const r = await f();
-    const e = await dev.popErrorScope();
-    if (e) throw new Error(`GPU validation error: ${e.message}`);
-    return r;
-  } catch (err) {
-    const e = await dev.popErrorScope().catch(() => null);
-    throw e ? new Error(`${(err as Error).message}; GPU: ${e.message}`) : err;
-  } finally {
-    for (const [k, v] of Object.entries(savedEnv)) { if (v === undefined) delete process.env[`TFJS_ATTENTION_${k}`]; else process.env[`TFJS_ATTENTION_${k}`] = v; }
-    Object.assign(t, savedTune);
-  }
-}
 
 async function main(): Promise<void> {
   if (!(await initWebGpuNode(['disable-dawn-features=timestamp_quantization']))) throw new Error(`webgpu unavailable: ${webGpuNodeStatus().reason}`);

@@ -9,7 +9,7 @@ import { type KVCacheDType, encodeKvRow } from '../core/kv_dtype.js';
 import { webgpuFlashTuning } from '../kernels/webgpu/flash_plan.js';
 import { setPassTimestamps } from '../kernels/webgpu/gpu_util.js';
 import type { PagedKVCache } from '../lib/kv_cache/paged_kv_cache.js';
-import { type BenchHeads, median } from './webgpu_harness.js';
+import { type BenchHeads, median, refAttention } from './webgpu_harness.js';
 
 export function random(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
@@ -43,21 +43,9 @@ export function fillPools(cache: PagedKVCache, D: number): void {
  */
 export function refRowOfPages(q: Float32Array, k: Float32Array, v: Float32Array, row: number, ctx: number, h: number, s: BenchHeads): Float64Array {
   const { nH, nKv, D, pageSize: PS } = s;
-  const kh = Math.floor(h / (nH / nKv)), scale = 1 / Math.sqrt(D);
+  const kh = Math.floor(h / (nH / nKv));
   const addr = (j: number) => ((Math.floor(j / PS) * nKv + kh) * PS + (j % PS)) * D;
-  const sc = new Float64Array(ctx + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= ctx; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(row * nH + h) * D + d] * k[addr(j) + d];
-    sc[j] = dot * scale;
-    mx = Math.max(mx, sc[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= ctx; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= ctx; j++) for (let d = 0; d < D; d++) out[d] += (sc[j] / sum) * v[addr(j) + d];
-  return out;
+  return refAttention(q, (row * nH + h) * D, k, v, ctx, addr, D, 1 / Math.sqrt(D));
 }
 
 type Be = { device: GPUDevice; ensureCommandEncoderReady(): void; endComputePassEncoder(): void; submitQueue(): void };

@@ -67,6 +67,27 @@ export async function passTimesMs(f: () => tf.Tensor, reps: number, passes = 1):
 export interface BenchHeads { nH: number; nKv: number; D: number; pageSize: number }
 
 /**
+ * Float64 attention of the query at `q[qAt .. qAt + D)` over keys 0..last, key j's row at
+ * `addr(j)` in the pools `k` / `v` (float32 values): softmax(q·kᵀ · scale) · v.
+ */
+export function refAttention(q: Float32Array, qAt: number, k: Float32Array, v: Float32Array, last: number,
+  addr: (j: number) => number, D: number, scale: number): Float64Array {
+  const sc = new Float64Array(last + 1);
+  let mx = -Infinity;
+  for (let j = 0; j <= last; j++) {
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += q[qAt + d] * k[addr(j) + d];
+    sc[j] = dot * scale;
+    mx = Math.max(mx, sc[j]);
+  }
+  let sum = 0;
+  for (let j = 0; j <= last; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
+  const out = new Float64Array(D);
+  for (let j = 0; j <= last; j++) for (let d = 0; d < D; d++) out[d] += (sc[j] / sum) * v[addr(j) + d];
+  return out;
+}
+
+/**
  * Float64 causal attention of one query row (packed row r, head h) of sequence b over its cached
  * keys: pools `[page, nKv, pageSize, D]` as float32 values, q `[T, nH * D]`.
  */
@@ -75,17 +96,5 @@ export function refRow(q: Float32Array, k: Float32Array, v: Float32Array, c: Pag
   const { nH, nKv, D, pageSize: PS } = s;
   const i = c.startPositions[b] + r - c.rowOffsets[b], kh = Math.floor(h / (nH / nKv));
   const addr = (j: number) => ((c.pageTable[b * c.maxPagesPerSeq + Math.floor(j / PS)] * nKv + kh) * PS + (j % PS)) * D;
-  const sc = new Float64Array(i + 1);
-  let mx = -Infinity;
-  for (let j = 0; j <= i; j++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += q[(r * nH + h) * D + d] * k[addr(j) + d];
-    sc[j] = dot * scale;
-    mx = Math.max(mx, sc[j]);
-  }
-  let sum = 0;
-  for (let j = 0; j <= i; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
-  const out = new Float64Array(D);
-  for (let j = 0; j <= i; j++) for (let d = 0; d < D; d++) out[d] += (sc[j] / sum) * v[addr(j) + d];
-  return out;
+  return refAttention(q, (r * nH + h) * D, k, v, i, addr, D, scale);
 }
